@@ -1,0 +1,108 @@
+# edgevisor - the two commands are `make run` and `make test` (see README.md).
+# Everything builds into $(BUILD); `make asan-test` builds and tests with ASan+UBSan
+# in build-asan.
+
+BUILD    ?= build
+PREFIX   ?= /usr/local
+DESTDIR  ?=
+CC       ?= cc
+SAN      ?=
+CFLAGS   ?= -O2 -g
+WARN      = -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-parameter
+CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
+ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
+
+SV_LIBS  = -levent -ljansson -lcgroup -lsystemd
+WK_LIBS  = -levent -lhttp_parser -ldl -lpthread
+CTL_LIBS = -levent -ljansson
+
+COMMON_SRC = $(wildcard common/*.c)
+SV_SRC     = $(wildcard supervisor/*.c)
+WK_SRC     = $(wildcard worker/*.c)
+EX_SRC     = $(wildcard examples/*.c)
+FN_SRC     = $(wildcard tests/functions/*.c)
+UNIT_SRC   = $(wildcard tests/unit/test_*.c)
+
+obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
+
+SV_MAIN_OBJ = $(call obj,$(filter-out supervisor/ctl_main.c,$(SV_SRC)))
+SV_LIB_OBJ  = $(filter-out $(BUILD)/obj/supervisor/main.o,$(SV_MAIN_OBJ))
+COMMON_OBJ  = $(call obj,$(COMMON_SRC))
+WK_OBJ      = $(call obj,$(WK_SRC))
+WK_LIB_OBJ  = $(filter-out $(BUILD)/obj/worker/main.o,$(WK_OBJ))
+
+BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker
+EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
+TEST_FNS = $(patsubst tests/functions/%.c,$(BUILD)/tests/functions/%.so,$(FN_SRC))
+UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
+CTL = $(if $(wildcard supervisor/ctl_main.c),$(BUILD)/edgevisorctl)
+
+.PHONY: all deps run test unit asan asan-test bench soak fuzz install clean format
+
+all: $(BINS) $(CTL) $(EXAMPLES) $(TEST_FNS) $(UNIT_BINS)
+
+deps:
+	@scripts/deps.sh
+
+run: deps all
+	$(BUILD)/edgevisor -c supervisor.conf
+
+test: deps all
+	@tests/run.sh $(BUILD)
+
+asan:
+	$(MAKE) BUILD=build-asan SAN="-fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer" CFLAGS="-O1 -g" all
+
+asan-test: deps asan
+	@ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 tests/run.sh build-asan
+
+bench: deps all
+	@scripts/bench.sh $(BUILD)
+
+$(BUILD)/obj/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
+
+$(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
+
+$(BUILD)/edgevisorctl: $(call obj,supervisor/ctl_main.c) $(COMMON_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
+
+# The worker exports only the edge_* API to the function it loads.
+$(BUILD)/edgevisor-worker: $(WK_OBJ) $(COMMON_OBJ) worker/exports.list
+	$(CC) $(SAN) -Wl,--dynamic-list=worker/exports.list -o $@ $(WK_OBJ) $(COMMON_OBJ) $(WK_LIBS)
+
+# Functions leave edge_* undefined: the worker provides them at dlopen time.
+$(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
+
+$(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
+
+# Unit tests link the pieces they test (everything but the two main()s).
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(SV_LIB_OBJ) $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) $(WK_LIBS)
+
+install: all
+	install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/libexec/edgevisor \
+	    $(DESTDIR)$(PREFIX)/include $(DESTDIR)$(PREFIX)/lib/pkgconfig \
+	    $(DESTDIR)$(PREFIX)/share/edgevisor
+	install -m 755 $(BUILD)/edgevisor $(DESTDIR)$(PREFIX)/bin/edgevisor
+	install -m 755 $(BUILD)/edgevisor-worker $(DESTDIR)$(PREFIX)/libexec/edgevisor/edgevisor-worker
+	$(if $(CTL),install -m 755 $(CTL) $(DESTDIR)$(PREFIX)/bin/edgevisorctl)
+	install -m 644 worker/edgevisor.h $(DESTDIR)$(PREFIX)/include/edgevisor.h
+	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/edgevisor.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/edgevisor.pc
+	install -m 644 supervisor.conf $(DESTDIR)$(PREFIX)/share/edgevisor/supervisor.conf.example
+	$(if $(wildcard scripts/edgevisor.service),install -m 644 scripts/edgevisor.service $(DESTDIR)$(PREFIX)/share/edgevisor/edgevisor.service)
+
+format:
+	clang-format -i $(COMMON_SRC) $(SV_SRC) $(WK_SRC) common/*.h supervisor/*.h worker/*.h
+
+clean:
+	rm -rf build build-asan
+
+-include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)

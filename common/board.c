@@ -1,0 +1,71 @@
+/*
+ * board.c - creating and mapping the scoreboard shared between supervisor and worker.
+ */
+#define _GNU_SOURCE
+#include "board.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+int
+board_create(uint32_t task_slots, struct board **out)
+{
+	size_t len = board_size(task_slots);
+	struct board *b;
+	int fd, saved;
+
+	fd = memfd_create("edgevisor-board", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	if (fd < 0)
+		return -1;
+	if (ftruncate(fd, (off_t)len) < 0)
+		goto fail;
+	/* The worker may not shrink it under the supervisor's mapping (SIGBUS). */
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_SEAL) < 0)
+		goto fail;
+	b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (b == MAP_FAILED)
+		goto fail;
+	b->version = BOARD_VERSION;
+	b->task_slots = task_slots;
+	*out = b;
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+int
+board_map(int fd, struct board **out)
+{
+	struct stat st;
+	struct board *b;
+
+	if (fstat(fd, &st) < 0)
+		return -1;
+	if ((size_t)st.st_size < sizeof(struct board)) {
+		errno = EPROTO;
+		return -1;
+	}
+	b = mmap(NULL, st.st_size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (b == MAP_FAILED)
+		return -1;
+	if (b->version != BOARD_VERSION || board_size(b->task_slots) != (size_t)st.st_size) {
+		munmap(b, st.st_size);
+		errno = EPROTO;
+		return -1;
+	}
+	*out = b;
+	return 0;
+}
+
+void
+board_unmap(struct board *b)
+{
+	if (b != NULL)
+		munmap(b, board_size(b->task_slots));
+}

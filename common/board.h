@@ -1,0 +1,64 @@
+/*
+ * board.h - the per-worker scoreboard: a small shared-memory block (a memfd the
+ * supervisor creates and the worker maps on WIRE_BOARD_FD) that the worker writes and
+ * the supervisor reads. It carries what would otherwise cost a message per request:
+ * load for dispatch (connections closed), counters, and the table of pending
+ * background tasks, so that when a worker dies - even by SIGKILL - the supervisor can
+ * still name every task that was lost.
+ *
+ * Single writer: only the worker's loop thread writes. Counters are updated with
+ * relaxed atomics; a task slot's name is written before its id is published.
+ */
+#ifndef EV_BOARD_H
+#define EV_BOARD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define BOARD_VERSION 1
+#define BOARD_TASK_NAME 40
+
+struct board_task {
+	uint64_t id;          /* 0 = free slot */
+	uint64_t started_ms;  /* CLOCK_MONOTONIC ms */
+	uint32_t deadline_ms; /* task's own timeout, 0 = none */
+	uint32_t pad;
+	char name[BOARD_TASK_NAME];
+};
+
+struct board {
+	uint32_t version;
+	uint32_t task_slots;
+	uint64_t conns_closed;     /* handed-off connections the worker finished */
+	uint64_t requests;         /* requests answered */
+	uint64_t tasks_started;
+	uint64_t tasks_completed;
+	uint64_t tasks_failed;     /* failed, timed out or cut by shutdown */
+	uint64_t tasks_pending;
+	uint64_t cpu_ms;           /* worker's own CPU time, refreshed once a second */
+	uint64_t rss_kb;
+	uint32_t unload_reason;    /* last beforeunload reason fired (enum wire_reason) */
+	uint32_t pad;
+	struct board_task tasks[];
+};
+
+static inline size_t
+board_size(uint32_t task_slots)
+{
+	return sizeof(struct board) + (size_t)task_slots * sizeof(struct board_task);
+}
+
+#define BOARD_LOAD(p)     __atomic_load_n((p), __ATOMIC_ACQUIRE)
+#define BOARD_STORE(p, v) __atomic_store_n((p), (v), __ATOMIC_RELEASE)
+#define BOARD_ADD(p, v)   __atomic_add_fetch((p), (v), __ATOMIC_RELAXED)
+
+/*
+ * Creates a sealed-size memfd for TASK_SLOTS tasks and maps it; returns the fd (the
+ * caller's) and sets *OUT, or -1 with errno.
+ */
+int board_create(uint32_t task_slots, struct board **out);
+/* Maps an existing board fd read-write (worker side); checks version and size. */
+int board_map(int fd, struct board **out);
+void board_unmap(struct board *b);
+
+#endif

@@ -1,0 +1,56 @@
+/*
+ * cgroup.h - the only module that knows about cgroups (and the only user of
+ * libcgroup). The rest of the supervisor sees one tree, whatever the kernel has:
+ *   <base>/supervisor        the supervisor itself (v2: a leaf, "no internal processes")
+ *   <base>/<function>        the tenant's total caps
+ *   <base>/<function>/w<ID>  one per worker
+ * <base> is the supervisor's own cgroup plus cgroup_parent from the config. On v1
+ * the same tree is built in the cpu,cpuacct and memory hierarchies; on v2 in the
+ * unified hierarchy (a delegated subtree under systemd). Detected once, at cg_init.
+ */
+#ifndef SV_CGROUP_H
+#define SV_CGROUP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "config.h"
+
+struct cg_stats {
+	uint64_t memory_current;   /* bytes */
+	uint64_t memory_peak;      /* bytes (v1 max_usage, v2 memory.peak if present) */
+	uint64_t cpu_usage_us;
+	uint64_t nr_throttled;
+	uint64_t oom_kills;        /* v2 memory.events oom_kill; v1 oom_control oom_kill */
+};
+
+/*
+ * Detects the hierarchy, builds <base> and <base>/supervisor, moves the supervisor
+ * there and removes stale function cgroups of an earlier run. MODE off: returns 0,
+ * disabled. auto: on failure returns 0, disabled, with the reason in ERR (the caller
+ * warns once). required: on failure returns -1 with the reason in ERR.
+ */
+int cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen);
+bool cg_enabled(void);
+const char *cg_describe(void);     /* "v1", "v2" or "off" */
+
+/* Creates or updates <base>/<fn> with the function-wide caps. */
+int cg_function_setup(const struct fn_conf *fn);
+/* Removes <base>/<fn> (after its workers' cgroups). */
+int cg_function_remove(const char *fn);
+
+/* Creates <base>/<fn>/w<id> with the per-worker caps; PATH gets its relative path. */
+int cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathlen);
+/* Moves PID into the worker's cgroup (called before the worker execs). */
+int cg_worker_attach(const char *fn, uint32_t id, pid_t pid);
+int cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out);
+/* Kills every process left in the worker's cgroup (a tenant's stray children). */
+int cg_worker_kill(const char *fn, uint32_t id);
+int cg_worker_remove(const char *fn, uint32_t id);
+
+/* Removes everything below <base> this run created (at exit). */
+void cg_shutdown(void);
+
+#endif

@@ -1,0 +1,77 @@
+/*
+ * config.h - supervisor.conf: loaded with jansson, validated whole before use.
+ *
+ * Every error names FILE:LINE:COL and the key path (functions[1].limits.memory_mb).
+ * A loaded config is immutable; a reload builds a new one and swaps it.
+ */
+#ifndef SV_CONFIG_H
+#define SV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/queue.h>
+#include <sys/types.h>
+
+enum fn_policy { POLICY_PER_WORKER = 0, POLICY_PER_REQUEST, POLICY_ONESHOT };
+enum cg_mode { CG_MODE_AUTO = 0, CG_MODE_REQUIRED, CG_MODE_OFF };
+
+/* Every limit; 0 means "none" where the key's doc says so. */
+struct fn_limits {
+	uint32_t memory_mb;           /* cgroup memory cap per worker, 0 = none */
+	uint32_t function_memory_mb;  /* cgroup cap for the whole function, 0 = none */
+	uint32_t cpu_percent;         /* per worker, % of one core, 0 = none */
+	uint32_t function_cpu_percent;/* whole function, 0 = none */
+	uint32_t cpu_time_ms;         /* CPU budget per worker, 0 = none */
+	uint32_t wall_clock_ms;       /* lifetime per worker, 0 = none */
+	uint32_t request_timeout_ms;  /* 504 after it */
+	uint32_t idle_timeout_ms;     /* keep-alive idle close */
+	uint32_t idle_worker_ms;      /* retire an idle worker (early_drop), 0 = never */
+	uint32_t max_requests;        /* recycle after N requests, 0 = never */
+	uint32_t drain_timeout_ms;    /* draining -> terminating after it */
+	uint32_t beforeunload_grace_ms; /* SIGTERM -> SIGKILL */
+	uint32_t max_header_bytes;
+	uint32_t max_body_bytes;
+	uint32_t soft_limit_percent;  /* retire at this % of cpu/memory/wall clock */
+	uint32_t max_pending_tasks;   /* per worker */
+	uint32_t task_threads;        /* blocking-task pool size per worker */
+	uint32_t nofile;              /* worker RLIMIT_NOFILE */
+	uint32_t max_connections;     /* per worker; 503 beyond it */
+};
+
+struct fn_conf {
+	char *name;
+	char *library;                /* path to the .so */
+	char **listen;                /* "host:port", "[v6]:port", "unix:/path" */
+	size_t nlisten;
+	enum fn_policy policy;
+	uint32_t workers;             /* pool size (ready spares for per_request/oneshot) */
+	char *user;                   /* NULL = do not change */
+	char *group;                  /* NULL = user's primary group */
+	uid_t uid;                    /* resolved at load; (uid_t)-1 when user is NULL */
+	gid_t gid;
+	struct fn_limits limits;
+	TAILQ_ENTRY(fn_conf) entry;
+};
+TAILQ_HEAD(fn_conf_list, fn_conf);
+
+struct sv_conf {
+	char *path;                   /* the file it came from */
+	char *admin;                  /* "unix:/path" or "host:port"; NULL = none */
+	char *cgroup_parent;          /* below the supervisor's own cgroup */
+	enum cg_mode cgroups;
+	char *log_level;              /* "info" ... */
+	char *log_file;               /* NULL = stderr */
+	size_t nfunctions;
+	struct fn_conf_list functions;
+};
+
+/*
+ * Loads and validates PATH. Returns the config, or NULL with a one-line message in
+ * ERR ("FILE:LINE:COL: KEYPATH: what is wrong").
+ */
+struct sv_conf *config_load(const char *path, char *err, size_t errlen);
+void config_free(struct sv_conf *conf);
+const char *config_policy_name(enum fn_policy p);
+struct fn_conf *config_find(struct sv_conf *conf, const char *name);
+
+#endif

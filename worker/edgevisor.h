@@ -1,0 +1,129 @@
+/*
+ * edgevisor.h - the only header a function author includes.
+ *
+ * A function is a shared object that ends with EDGE_FUNCTION(init, handle). The
+ * worker dlopen()s it, checks EDGE_API_VERSION, calls init once (like a module's top
+ * level) and handle once per request, all on the worker's single event-loop thread.
+ *
+ * Background tasks are the C twin of EdgeRuntime.waitUntil(promise): a blocking task
+ * runs on the worker's task thread pool; an async task is a handle that code on the
+ * loop ends later. The worker stays alive until every task has ended (or it is shut
+ * down, and then the beforeunload hooks are told why).
+ *
+ * Strings returned by the request accessors stay valid until the response is sent.
+ * Every call here must be made on the loop thread, except from inside a blocking task
+ * function, which may call nothing but edge_log().
+ */
+#ifndef EDGEVISOR_H
+#define EDGEVISOR_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define EDGE_API_VERSION 1
+
+typedef struct edge_ctx edge_ctx;   /* the worker: one per process */
+typedef struct edge_req edge_req;   /* one request */
+typedef struct edge_res edge_res;   /* its response */
+typedef struct edge_task edge_task; /* an async background task */
+struct event_base;
+
+typedef int (*edge_init_fn)(edge_ctx *ctx);
+typedef void (*edge_handler_fn)(edge_req *req, edge_res *res);
+
+struct edge_function {
+	uint32_t api_version;
+	edge_init_fn init;       /* may be NULL */
+	edge_handler_fn handle;
+};
+
+/* Declares the function's entry point; exactly one per shared object. */
+#define EDGE_FUNCTION(init_fn, handle_fn)                                     \
+	__attribute__((visibility("default"))) const struct edge_function        \
+	    edge_function_entry = { EDGE_API_VERSION, (init_fn), (handle_fn) }
+
+/* ---- request ---------------------------------------------------------------- */
+const char *edge_req_method(const edge_req *req);  /* "GET", "POST", ... */
+const char *edge_req_path(const edge_req *req);    /* "/a/b", decoded no further */
+const char *edge_req_query(const edge_req *req);   /* after '?', or "" */
+/* Header by name (case-insensitive), or NULL. */
+const char *edge_req_header(const edge_req *req, const char *name);
+size_t edge_req_header_count(const edge_req *req);
+/* The I-th header; returns 0, or -1 when I is out of range. */
+int edge_req_header_at(const edge_req *req, size_t i, const char **name, const char **value);
+/* The body (de-chunked), capped at the function's max_body_bytes; *LEN its size. */
+const void *edge_req_body(const edge_req *req, size_t *len);
+const char *edge_req_peer(const edge_req *req);    /* "127.0.0.1:54321", "unix" */
+edge_ctx *edge_req_ctx(const edge_req *req);
+
+/* ---- response --------------------------------------------------------------- */
+/* Adds a header to the response; returns 0, or -1 if sent already or too large. */
+int edge_res_header(edge_res *res, const char *name, const char *value);
+/*
+ * Sends the response now: STATUS, CONTENT_TYPE (NULL for none) and LEN bytes of BODY
+ * (copied). Call it from the handler, or later from the loop (an async response):
+ * the request stays valid until then. Returns 0, or -1 if it was sent already or the
+ * request timed out (the client got 504).
+ */
+int edge_res_send(edge_res *res, int status, const char *content_type,
+    const void *body, size_t len);
+
+/* ---- background tasks --------------------------------------------------------- */
+typedef int (*edge_task_fn)(void *arg); /* 0 = success, non-zero = failed */
+
+/*
+ * Runs FN(ARG) on the task thread pool, after the current response if called from a
+ * handler. Never blocks. Returns the task id (> 0), or -1 if the worker is shutting
+ * down or holds its maximum of pending tasks (then FN is not called).
+ */
+int64_t edge_wait_until(edge_ctx *ctx, edge_task_fn fn, void *arg);
+/* The same with a NAME (for logs and status) and its own TIMEOUT_MS (0 = none). */
+int64_t edge_wait_until_named(edge_ctx *ctx, const char *name, uint32_t timeout_ms,
+    edge_task_fn fn, void *arg);
+
+/*
+ * An async task: begins now and is pending until edge_task_end() is called on the
+ * loop thread with STATUS 0 (success) or non-zero and a REASON (failure). Returns the
+ * handle, or NULL like edge_wait_until. The handle is invalid after edge_task_end().
+ */
+edge_task *edge_task_begin(edge_ctx *ctx, const char *name, uint32_t timeout_ms);
+void edge_task_end(edge_task *task, int status, const char *reason);
+int64_t edge_task_id(const edge_task *task);
+/* The worker's libevent base, to drive async work from the loop. */
+struct event_base *edge_ctx_base(edge_ctx *ctx);
+
+/* ---- events: beforeunload and task errors ------------------------------------ */
+/*
+ * REASON is one of "cpu", "memory", "wall_clock", "early_drop", "termination";
+ * DEADLINE_MS is how long the worker has left before it is killed.
+ */
+typedef void (*edge_unload_fn)(edge_ctx *ctx, const char *reason, int64_t deadline_ms,
+    void *arg);
+int edge_on_beforeunload(edge_ctx *ctx, edge_unload_fn fn, void *arg);
+
+/* What the task-error hook is told: the twin of 'unhandledrejection'. */
+struct edge_task_error {
+	int64_t id;
+	const char *name;
+	const char *reason;  /* "failed", "timeout", "cut", or the async task's reason */
+	int code;            /* the task function's return value, 0 when not returned */
+	int handled;         /* set by edge_task_error_prevent_default() */
+};
+typedef void (*edge_task_error_fn)(edge_ctx *ctx, struct edge_task_error *err, void *arg);
+int edge_on_task_error(edge_ctx *ctx, edge_task_error_fn fn, void *arg);
+/* Marks the error handled: the worker does not log it (preventDefault). */
+void edge_task_error_prevent_default(struct edge_task_error *err);
+
+/* ---- misc --------------------------------------------------------------------- */
+const char *edge_ctx_function(const edge_ctx *ctx); /* the function's name */
+/* A log line from the function, tagged with the worker; safe from any thread. */
+void edge_log(edge_ctx *ctx, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+#ifdef __cplusplus
+}
+#endif
+#endif
