@@ -26,10 +26,8 @@ UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
 SV_MAIN_OBJ = $(call obj,$(filter-out supervisor/ctl_main.c,$(SV_SRC)))
-SV_LIB_OBJ  = $(filter-out $(BUILD)/obj/supervisor/main.o,$(SV_MAIN_OBJ))
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
-WK_LIB_OBJ  = $(filter-out $(BUILD)/obj/worker/main.o,$(WK_OBJ))
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
@@ -82,8 +80,13 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
 
-# Unit tests link the pieces they test (everything but the two main()s).
-$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(SV_LIB_OBJ) $(COMMON_OBJ)
+# A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
+UNIT_DEPS_test_config = supervisor/config.c
+UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/config.c
+UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
+
+.SECONDEXPANSION:
+$(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_OBJ) $$(call obj,$$(UNIT_DEPS_$$*))
 	@mkdir -p $(dir $@)
 	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) $(WK_LIBS)
 
