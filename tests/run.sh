@@ -1,0 +1,96 @@
+#!/usr/bin/env bash
+# run.sh - runs every test of the suite against one build dir and sums them up.
+#
+# Usage: tests/run.sh [BUILD_DIR] [FILTER]
+# Runs each unit test binary in BUILD_DIR/tests/unit/ and each
+# tests/integration/test_*.py (FILTER: an extended regex on the file name selects a
+# subset). Every file prints `ok - NAME` / `not ok - NAME: why` lines; a file that
+# crashes, times out (TEST_TIMEOUT seconds, default 300) or reports nothing counts
+# as one more failure. The output of failing files is shown; the last line is
+# exactly `N passed, N failed` and the exit status is non-zero on any failure.
+set -uo pipefail
+
+top=$(cd "$(dirname "$0")/.." && pwd)
+build=${1:-build}
+filter=${2:-}
+timeout_s=${TEST_TIMEOUT:-300}
+case "$build" in
+/*) ;;
+*) build="$top/$build" ;;
+esac
+export EDGEVISOR_BUILD="$build"
+py=/usr/bin/python3
+[ -x "$py" ] || py=python3
+
+cd "$top" || exit 1
+passed=0
+failed=0
+failing=()
+out=$(mktemp -d "${TMPDIR:-/tmp}/ev-run.XXXXXX")
+trap 'rm -rf "$out"' EXIT
+
+# run_one LABEL CMD...: runs one test file with a timeout and tallies its lines.
+run_one() {
+	local label=$1 log rc ok nok t0 t1 why=""
+	shift
+	log="$out/$(echo "$label" | tr '/' '_').log"
+	t0=$(date +%s%N)
+	timeout -k 10 "$timeout_s" "$@" >"$log" 2>&1 </dev/null
+	rc=$?
+	t1=$(date +%s%N)
+	ok=$(grep -c '^ok - ' "$log")
+	nok=$(grep -c '^not ok - ' "$log")
+	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+		why="timed out after ${timeout_s}s"
+	elif [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
+		if [ "$rc" -gt 128 ]; then
+			why="killed by signal $((rc - 128))"
+		else
+			why="exited $rc without reporting a failure"
+		fi
+	elif [ "$rc" -eq 0 ] && [ "$ok" -eq 0 ] && [ "$nok" -eq 0 ]; then
+		why="reported no test"
+	fi
+	if [ -n "$why" ]; then
+		echo "not ok - $label: $why" >>"$log"
+		nok=$((nok + 1))
+	fi
+	passed=$((passed + ok))
+	failed=$((failed + nok))
+	printf '%-44s %3d ok %3d failed  %5.1fs\n' "$label" "$ok" "$nok" \
+	    "$(awk -v a="$t0" -v b="$t1" 'BEGIN { print (b - a) / 1e9 }')"
+	if [ "$nok" -gt 0 ]; then
+		failing+=("$label")
+		echo "---- output of $label"
+		sed -e 's/^/    /' "$log" | tail -n 300
+		echo "----"
+	fi
+}
+
+selected() {
+	[ -z "$filter" ] || echo "$1" | grep -Eq -- "$filter"
+}
+
+if [ ! -x "$build/edgevisor" ]; then
+	echo "warning: $build/edgevisor is not built" >&2
+fi
+
+if [ -d "$build/tests/unit" ]; then
+	for t in "$build"/tests/unit/*; do
+		[ -f "$t" ] && [ -x "$t" ] || continue
+		selected "$(basename "$t")" || continue
+		run_one "unit/$(basename "$t")" "$t"
+	done
+fi
+
+for t in "$top"/tests/integration/test_*.py; do
+	[ -f "$t" ] || continue
+	selected "$(basename "$t")" || continue
+	run_one "integration/$(basename "$t")" "$py" -u "$t"
+done
+
+if [ ${#failing[@]} -gt 0 ]; then
+	echo "failing: ${failing[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]
