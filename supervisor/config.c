@@ -1,0 +1,871 @@
+/*
+ * config.c - loading supervisor.conf with jansson and validating all of it before use.
+ *
+ * Validation stops at the first error and reports it as FILE:LINE:COL: KEYPATH: what.
+ * jansson keeps no positions for values, so on error the key path is walked again
+ * in the file text (locate()); jansson measures every token, we only skip blanks
+ * and punctuation between them.
+ */
+#include "config.h"
+
+#include <arpa/inet.h>
+#include <ctype.h>
+#include <errno.h>
+#include <grp.h>
+#include <jansson.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define CONF_MAXDEPTH 8
+#define CONF_NAME_MAX 32
+
+/* Where in the text an error points. */
+enum conf_loc {
+	LOC_VALUE,   /* the value at the key path */
+	LOC_KEY,     /* the key string of the last path element */
+	LOC_PARENT,  /* the object holding the (missing) last element */
+};
+
+/* One listen address seen so far, canonical form, for the duplicate check. */
+struct conf_addr {
+	char *canon;
+	char *where;                 /* key path of its first use */
+	SLIST_ENTRY(conf_addr) entry;
+};
+SLIST_HEAD(conf_addr_list, conf_addr);
+
+struct loader {
+	const char *path;
+	char *err;
+	size_t errlen;
+	/* The key path of what is being checked: a key, or an index when key is NULL. */
+	const char *key[CONF_MAXDEPTH];
+	size_t idx[CONF_MAXDEPTH];
+	int depth;
+	struct conf_addr_list addrs;
+};
+
+static const char *const policy_names[] = {
+	[POLICY_PER_WORKER] = "per_worker",
+	[POLICY_PER_REQUEST] = "per_request",
+	[POLICY_ONESHOT] = "oneshot",
+};
+static const char *const cg_mode_names[] = {
+	[CG_MODE_AUTO] = "auto",
+	[CG_MODE_REQUIRED] = "required",
+	[CG_MODE_OFF] = "off",
+};
+static const char *const log_level_names[] = { "error", "warn", "info", "debug" };
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+static const char *const top_keys[] = {
+	"admin", "cgroup_parent", "cgroups", "log_level", "log_file", "functions", NULL
+};
+static const char *const fn_keys[] = {
+	"name", "library", "listen", "policy", "workers", "user", "group", "limits", NULL
+};
+
+/* Every limit: key, field, range and default, so checking them is one loop. */
+struct limit_def {
+	const char *key;
+	size_t off;
+	uint32_t min, max, def;
+};
+#define LIM(k, lo, hi, d) { #k, offsetof(struct fn_limits, k), lo, hi, d }
+static const struct limit_def limit_defs[] = {
+	LIM(memory_mb, 0, 1048576, 0),
+	LIM(function_memory_mb, 0, 1048576, 0),
+	LIM(cpu_percent, 0, 6400, 0),
+	LIM(function_cpu_percent, 0, 6400, 0),
+	LIM(cpu_time_ms, 0, 86400000, 0),
+	LIM(wall_clock_ms, 0, 2147483647, 0),
+	LIM(request_timeout_ms, 1, 3600000, 30000),
+	LIM(idle_timeout_ms, 1, 3600000, 60000),
+	LIM(idle_worker_ms, 0, 2147483647, 0),
+	LIM(max_requests, 0, 2147483647, 0),
+	LIM(drain_timeout_ms, 0, 3600000, 30000),
+	LIM(beforeunload_grace_ms, 0, 600000, 2000),
+	LIM(max_header_bytes, 1024, 1048576, 16384),
+	LIM(max_body_bytes, 0, 1073741824, 1048576),
+	LIM(soft_limit_percent, 1, 100, 90),
+	LIM(max_pending_tasks, 1, 1048576, 16384),
+	LIM(task_threads, 1, 256, 4),
+	LIM(nofile, 64, 1048576, 4096),
+	LIM(max_connections, 1, 1000000, 10000),
+};
+#undef LIM
+
+/* Skips blanks and the separators ',' and ':'; containers are entered explicitly. */
+static size_t
+skip_blank(const char *t, size_t len, size_t off)
+{
+	while (off < len && (isspace((unsigned char)t[off]) || t[off] == ',' ||
+	    t[off] == ':'))
+		off++;
+	return off;
+}
+
+/* Lets jansson measure the token (or whole container) at OFF; returns its end. */
+static int
+skip_token(const char *t, size_t len, size_t *off, json_t **out)
+{
+	json_error_t e;
+	json_t *v;
+
+	v = json_loadb(t + *off, len - *off, JSON_DECODE_ANY | JSON_DISABLE_EOF_CHECK, &e);
+	if (v == NULL)
+		return -1;
+	*off += (size_t)e.position;
+	if (out != NULL)
+		*out = v;
+	else
+		json_decref(v);
+	return 0;
+}
+
+/* Byte offset of the value (or key) at the first DEPTH path elements, or -1. */
+static long
+locate(const struct loader *ld, const char *t, size_t len, int depth, int want_key)
+{
+	size_t off = skip_blank(t, len, 0), at;
+	json_t *k;
+	int match;
+
+	for (int d = 0; d < depth; d++) {
+		if (ld->key[d] != NULL) {
+			if (off >= len || t[off] != '{')
+				return -1;
+			off++;
+			for (;;) {
+				off = skip_blank(t, len, off);
+				if (off >= len || t[off] == '}')
+					return -1;
+				at = off;
+				if (skip_token(t, len, &off, &k) < 0)
+					return -1;
+				match = json_is_string(k) &&
+				    strcmp(json_string_value(k), ld->key[d]) == 0;
+				json_decref(k);
+				off = skip_blank(t, len, off);
+				if (match) {
+					if (want_key && d == depth - 1)
+						return (long)at;
+					break;
+				}
+				if (skip_token(t, len, &off, NULL) < 0)
+					return -1;
+			}
+		} else {
+			if (off >= len || t[off] != '[')
+				return -1;
+			off++;
+			for (size_t i = 0;; i++) {
+				off = skip_blank(t, len, off);
+				if (off >= len || t[off] == ']')
+					return -1;
+				if (i == ld->idx[d])
+					break;
+				if (skip_token(t, len, &off, NULL) < 0)
+					return -1;
+			}
+		}
+	}
+	return (long)off;
+}
+
+/* Finds LINE:COL (1-based, columns in characters as jansson counts them). */
+static void
+position(const struct loader *ld, enum conf_loc where, int *line, int *col)
+{
+	FILE *f;
+	char *t = NULL;
+	size_t len = 0;
+	long off;
+
+	*line = 1;
+	*col = 1;
+	if ((f = fopen(ld->path, "r")) == NULL)
+		return;
+	/* getdelim with NUL reads a text file whole. */
+	if (getdelim(&t, &len, '\0', f) < 0) {
+		fclose(f);
+		free(t);
+		return;
+	}
+	len = strlen(t);
+	fclose(f);
+	if (where == LOC_PARENT)
+		off = locate(ld, t, len, ld->depth - 1, 0);
+	else
+		off = locate(ld, t, len, ld->depth, where == LOC_KEY);
+	for (long i = 0; i < off; i++) {
+		if (t[i] == '\n') {
+			(*line)++;
+			*col = 1;
+		} else if (((unsigned char)t[i] & 0xc0) != 0x80)
+			(*col)++;
+	}
+	free(t);
+}
+
+/* Writes the key path, e.g. functions[1].limits.memory_mb. */
+static void
+keypath(const struct loader *ld, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	buf[0] = '\0';
+	for (int d = 0; d < ld->depth && n < len; d++) {
+		if (ld->key[d] != NULL)
+			n += snprintf(buf + n, len - n, "%s%s", d > 0 ? "." : "", ld->key[d]);
+		else
+			n += snprintf(buf + n, len - n, "[%zu]", ld->idx[d]);
+	}
+}
+
+/* Records the error at the current key path; always returns -1. */
+static int __attribute__((format(printf, 3, 4)))
+conf_error(struct loader *ld, enum conf_loc where, const char *fmt, ...)
+{
+	char kp[256], msg[256];
+	int line, col;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	keypath(ld, kp, sizeof(kp));
+	position(ld, where, &line, &col);
+	snprintf(ld->err, ld->errlen, "%s:%d:%d: %s%s%s", ld->path, line, col, kp,
+	    kp[0] != '\0' ? ": " : "", msg);
+	return -1;
+}
+
+static void
+push_key(struct loader *ld, const char *key)
+{
+	ld->key[ld->depth] = key;
+	ld->depth++;
+}
+
+static void
+push_idx(struct loader *ld, size_t idx)
+{
+	ld->key[ld->depth] = NULL;
+	ld->idx[ld->depth] = idx;
+	ld->depth++;
+}
+
+static void
+pop(struct loader *ld)
+{
+	ld->depth--;
+}
+
+/* Refuses any key of OBJ not in KNOWN (NULL-terminated). */
+static int
+check_keys(struct loader *ld, json_t *obj, const char *const *known)
+{
+	const char *key;
+	json_t *v;
+	int ok;
+
+	json_object_foreach(obj, key, v) {
+		ok = 0;
+		for (const char *const *k = known; *k != NULL && !ok; k++)
+			ok = strcmp(*k, key) == 0;
+		if (!ok) {
+			push_key(ld, key);
+			return conf_error(ld, LOC_KEY, "unknown key");
+		}
+	}
+	return 0;
+}
+
+/* The object at the current path: KEY of it must be present. */
+static int
+require(struct loader *ld, json_t *obj, const char *key)
+{
+	int rc = 0;
+
+	if (json_object_get(obj, key) == NULL) {
+		push_key(ld, key);
+		rc = conf_error(ld, LOC_PARENT, "missing required key");
+		pop(ld);
+	}
+	return rc;
+}
+
+/*
+ * The getters below push the key they check and pop it again; on an error the path
+ * is left where the error was, since the loader is then thrown away.
+ *
+ * Copies string KEY of OBJ into *OUT (absent: left as is). NONEMPTY refuses "".
+ * Returns 0, or -1 with the error recorded.
+ */
+static int
+get_string(struct loader *ld, json_t *obj, const char *key, int nonempty, char **out)
+{
+	json_t *v = json_object_get(obj, key);
+	char *s;
+	int rc = 0;
+
+	if (v == NULL)
+		return 0;
+	push_key(ld, key);
+	if (!json_is_string(v) || (nonempty && json_string_length(v) == 0)) {
+		rc = conf_error(ld, LOC_VALUE, "must be a%s string",
+		    nonempty ? " non-empty" : "");
+		goto out;
+	}
+	if ((s = strdup(json_string_value(v))) == NULL) {
+		rc = conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+		goto out;
+	}
+	free(*out);
+	*out = s;
+out:
+	pop(ld);
+	return rc;
+}
+
+/* Reads integer KEY of OBJ into *OUT if present, within MIN..MAX. */
+static int
+get_uint(struct loader *ld, json_t *obj, const char *key, uint32_t min, uint32_t max,
+    uint32_t *out)
+{
+	json_t *v = json_object_get(obj, key);
+	json_int_t n;
+	int rc = 0;
+
+	if (v == NULL)
+		return 0;
+	push_key(ld, key);
+	n = json_is_integer(v) ? json_integer_value(v) : -1;
+	if (!json_is_integer(v) || n < (json_int_t)min || n > (json_int_t)max)
+		rc = conf_error(ld, LOC_VALUE, "must be an integer between %u and %u",
+		    min, max);
+	else
+		*out = (uint32_t)n;
+	pop(ld);
+	return rc;
+}
+
+/* Maps string KEY of OBJ to its index in NAMES (absent: *OUT unchanged). */
+static int
+get_enum(struct loader *ld, json_t *obj, const char *key, const char *const *names,
+    size_t n, int *out)
+{
+	json_t *v = json_object_get(obj, key);
+	char list[128];
+	size_t len = 0;
+
+	if (v == NULL)
+		return 0;
+	push_key(ld, key);
+	for (size_t i = 0; json_is_string(v) && i < n; i++) {
+		if (strcmp(json_string_value(v), names[i]) == 0) {
+			*out = (int)i;
+			pop(ld);
+			return 0;
+		}
+	}
+	list[0] = '\0';
+	for (size_t i = 0; i < n && len < sizeof(list); i++)
+		len += snprintf(list + len, sizeof(list) - len, "%s\"%s\"",
+		    i > 0 ? ", " : "", names[i]);
+	conf_error(ld, LOC_VALUE, "must be one of %s", list);
+	pop(ld);
+	return -1;
+}
+
+/*
+ * Checks an address: "unix:/absolute/path", "[v6]:port", or "host:port" with an
+ * IPv4 address or a host name. Fills CANON (for the duplicate check) and returns 0,
+ * or returns -1 with a short reason in *WHY.
+ */
+static int
+parse_addr(const char *s, char *canon, size_t len, const char **why)
+{
+	struct sockaddr_un sun;
+	char host[256], ip[INET6_ADDRSTRLEN];
+	struct in6_addr a6;
+	struct in_addr a4;
+	const char *colon, *p;
+	unsigned long port = 0;
+	size_t hlen;
+
+	if (strncmp(s, "unix:", 5) == 0) {
+		if (s[5] != '/') {
+			*why = "unix socket path must be absolute";
+			return -1;
+		}
+		if (strlen(s + 5) >= sizeof(sun.sun_path)) {
+			*why = "unix socket path too long";
+			return -1;
+		}
+		snprintf(canon, len, "%s", s);
+		return 0;
+	}
+	if ((colon = strrchr(s, ':')) == NULL) {
+		*why = "must be \"host:port\", \"[v6]:port\" or \"unix:/path\"";
+		return -1;
+	}
+	for (p = colon + 1; *p != '\0' && port <= 65535; p++) {
+		if (!isdigit((unsigned char)*p))
+			break;
+		port = port * 10 + (unsigned long)(*p - '0');
+	}
+	if (colon[1] == '\0' || *p != '\0' || port < 1 || port > 65535) {
+		*why = "port must be a number between 1 and 65535";
+		return -1;
+	}
+	hlen = (size_t)(colon - s);
+	if (s[0] == '[') {
+		if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof(host)) {
+			*why = "bad IPv6 address";
+			return -1;
+		}
+		memcpy(host, s + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+		if (inet_pton(AF_INET6, host, &a6) != 1) {
+			*why = "bad IPv6 address";
+			return -1;
+		}
+		inet_ntop(AF_INET6, &a6, ip, sizeof(ip));
+		snprintf(canon, len, "[%s]:%lu", ip, port);
+		return 0;
+	}
+	if (hlen == 0 || hlen > 253) {
+		*why = "missing or too long host";
+		return -1;
+	}
+	memcpy(host, s, hlen);
+	host[hlen] = '\0';
+	if (strspn(host, "0123456789.") == hlen) {
+		if (inet_pton(AF_INET, host, &a4) != 1) {
+			*why = "bad IPv4 address";
+			return -1;
+		}
+		inet_ntop(AF_INET, &a4, ip, sizeof(ip));
+		snprintf(canon, len, "%s:%lu", ip, port);
+		return 0;
+	}
+	/* A host name: dot-separated labels of letters, digits and inner hyphens. */
+	for (char *label = host, *end;; label = end + 1) {
+		if ((end = strchr(label, '.')) == NULL)
+			end = label + strlen(label);
+		size_t l = (size_t)(end - label);
+		if (l == 0 || l > 63 || label[0] == '-' || label[l - 1] == '-' ||
+		    strspn(label, "abcdefghijklmnopqrstuvwxyz"
+		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < l) {
+			*why = "bad host name";
+			return -1;
+		}
+		if (*end == '\0')
+			break;
+	}
+	for (char *c = host; *c != '\0'; c++)
+		*c = (char)tolower((unsigned char)*c);
+	snprintf(canon, len, "%s:%lu", host, port);
+	return 0;
+}
+
+/* Checks the string at the current path as an address, and that it is unused so far. */
+static int
+check_addr(struct loader *ld, const char *s, int remember)
+{
+	char canon[512], where[256];
+	struct conf_addr *a;
+	const char *why;
+
+	if (parse_addr(s, canon, sizeof(canon), &why) < 0)
+		return conf_error(ld, LOC_VALUE, "%s", why);
+	SLIST_FOREACH(a, &ld->addrs, entry)
+		if (strcmp(a->canon, canon) == 0)
+			return conf_error(ld, LOC_VALUE, "address \"%s\" already used at %s",
+			    s, a->where);
+	if (!remember)
+		return 0;
+	keypath(ld, where, sizeof(where));
+	if ((a = calloc(1, sizeof(*a))) == NULL || (a->canon = strdup(canon)) == NULL ||
+	    (a->where = strdup(where)) == NULL) {
+		if (a != NULL) {
+			free(a->canon);
+			free(a);
+		}
+		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+	}
+	SLIST_INSERT_HEAD(&ld->addrs, a, entry);
+	return 0;
+}
+
+/* cgroup_parent: a relative path of plain names, so nothing escapes the base. */
+static int
+check_cgroup_parent(const char *s)
+{
+	size_t l;
+
+	if (*s == '\0' || *s == '/')
+		return -1;
+	for (const char *c = s;; c += l + 1) {
+		l = strcspn(c, "/");
+		if (l == 0 || (l == 1 && c[0] == '.') ||
+		    (l == 2 && c[0] == '.' && c[1] == '.'))
+			return -1;
+		for (size_t i = 0; i < l; i++)
+			if (!isalnum((unsigned char)c[i]) && strchr("_-.@", c[i]) == NULL)
+				return -1;
+		if (c[l] == '\0')
+			return 0;
+	}
+}
+
+static int
+load_limits(struct loader *ld, json_t *fn, struct fn_limits *lim)
+{
+	json_t *obj = json_object_get(fn, "limits");
+	int rc = -1;
+
+	for (size_t i = 0; i < NELEM(limit_defs); i++)
+		*(uint32_t *)((char *)lim + limit_defs[i].off) = limit_defs[i].def;
+	if (obj == NULL)
+		return 0;
+	push_key(ld, "limits");
+	if (!json_is_object(obj)) {
+		conf_error(ld, LOC_VALUE, "must be an object");
+		goto out;
+	}
+	{
+		const char *known[NELEM(limit_defs) + 1];
+
+		for (size_t i = 0; i < NELEM(limit_defs); i++)
+			known[i] = limit_defs[i].key;
+		known[NELEM(limit_defs)] = NULL;
+		if (check_keys(ld, obj, known) < 0)
+			goto out;
+	}
+	for (size_t i = 0; i < NELEM(limit_defs); i++) {
+		const struct limit_def *d = &limit_defs[i];
+
+		if (get_uint(ld, obj, d->key, d->min, d->max,
+		    (uint32_t *)((char *)lim + d->off)) < 0)
+			goto out;
+	}
+	rc = 0;
+out:
+	pop(ld);
+	return rc;
+}
+
+static int
+load_listen(struct loader *ld, json_t *fn, struct fn_conf *fc)
+{
+	json_t *arr = json_object_get(fn, "listen"), *v;
+	size_t i;
+	int rc = -1;
+
+	push_key(ld, "listen");
+	if (!json_is_array(arr) || json_array_size(arr) == 0) {
+		conf_error(ld, LOC_VALUE, "must be a non-empty array of addresses");
+		goto out;
+	}
+	if ((fc->listen = calloc(json_array_size(arr), sizeof(char *))) == NULL) {
+		conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+		goto out;
+	}
+	json_array_foreach(arr, i, v) {
+		push_idx(ld, i);
+		if (!json_is_string(v)) {
+			conf_error(ld, LOC_VALUE, "must be a string");
+			pop(ld);
+			goto out;
+		}
+		if (check_addr(ld, json_string_value(v), 1) < 0) {
+			pop(ld);
+			goto out;
+		}
+		if ((fc->listen[i] = strdup(json_string_value(v))) == NULL) {
+			conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+			pop(ld);
+			goto out;
+		}
+		fc->nlisten++;
+		pop(ld);
+	}
+	rc = 0;
+out:
+	pop(ld);
+	return rc;
+}
+
+/* Resolves user and group to ids now, so a typo fails the load, not a spawn. */
+static int
+load_identity(struct loader *ld, struct fn_conf *fc)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	fc->uid = (uid_t)-1;
+	fc->gid = (gid_t)-1;
+	if (fc->user != NULL) {
+		push_key(ld, "user");
+		if ((pw = getpwnam(fc->user)) == NULL)
+			return conf_error(ld, LOC_VALUE, "unknown user \"%s\"", fc->user);
+		pop(ld);
+		fc->uid = pw->pw_uid;
+		fc->gid = pw->pw_gid;
+	}
+	if (fc->group != NULL) {
+		push_key(ld, "group");
+		if ((gr = getgrnam(fc->group)) == NULL)
+			return conf_error(ld, LOC_VALUE, "unknown group \"%s\"", fc->group);
+		pop(ld);
+		fc->gid = gr->gr_gid;
+	}
+	return 0;
+}
+
+/* A relative library path is taken from the cwd at load time, as operators expect. */
+static int
+absolute_library(struct loader *ld, struct fn_conf *fc)
+{
+	char cwd[4096], *abs;
+	int rc = 0;
+
+	if (fc->library[0] == '/')
+		return 0;
+	push_key(ld, "library");
+	if (getcwd(cwd, sizeof(cwd)) == NULL ||
+	    asprintf(&abs, "%s/%s", cwd, fc->library) < 0) {
+		rc = conf_error(ld, LOC_VALUE, "cannot resolve: %s", strerror(errno));
+		goto out;
+	}
+	free(fc->library);
+	fc->library = abs;
+out:
+	pop(ld);
+	return rc;
+}
+
+static void
+addrs_free(struct conf_addr_list *addrs)
+{
+	struct conf_addr *a;
+
+	while ((a = SLIST_FIRST(addrs)) != NULL) {
+		SLIST_REMOVE_HEAD(addrs, entry);
+		free(a->canon);
+		free(a->where);
+		free(a);
+	}
+}
+
+static void
+fn_free(struct fn_conf *fc)
+{
+	if (fc == NULL)
+		return;
+	free(fc->name);
+	free(fc->library);
+	for (size_t i = 0; i < fc->nlisten; i++)
+		free(fc->listen[i]);
+	free(fc->listen);
+	free(fc->user);
+	free(fc->group);
+	free(fc);
+}
+
+static int
+load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
+{
+	struct fn_conf *fc, *other;
+	int policy = POLICY_PER_WORKER;
+	const char *name;
+	size_t nlen;
+
+	if (!json_is_object(fn))
+		return conf_error(ld, LOC_VALUE, "must be an object");
+	if (check_keys(ld, fn, fn_keys) < 0 || require(ld, fn, "name") < 0 ||
+	    require(ld, fn, "library") < 0 || require(ld, fn, "listen") < 0)
+		return -1;
+	if ((fc = calloc(1, sizeof(*fc))) == NULL)
+		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+	fc->workers = 2;
+	/* Linked at once so config_free owns it on every error path below. */
+	TAILQ_INSERT_TAIL(&conf->functions, fc, entry);
+	conf->nfunctions++;
+
+	if (get_string(ld, fn, "name", 1, &fc->name) < 0)
+		return -1;
+	name = fc->name;
+	nlen = strlen(name);
+	push_key(ld, "name");
+	if (nlen > CONF_NAME_MAX || strspn(name, "abcdefghijklmnopqrstuvwxyz"
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != nlen)
+		return conf_error(ld, LOC_VALUE, "must match [A-Za-z0-9_-]{1,%d}",
+		    CONF_NAME_MAX);
+	TAILQ_FOREACH(other, &conf->functions, entry)
+		if (other != fc && strcmp(other->name, name) == 0)
+			return conf_error(ld, LOC_VALUE, "duplicate function name \"%s\"",
+			    name);
+	pop(ld);
+
+	if (get_string(ld, fn, "library", 1, &fc->library) < 0 ||
+	    load_listen(ld, fn, fc) < 0 ||
+	    get_enum(ld, fn, "policy", policy_names, NELEM(policy_names), &policy) < 0 ||
+	    get_uint(ld, fn, "workers", 1, 256, &fc->workers) < 0 ||
+	    get_string(ld, fn, "user", 1, &fc->user) < 0 ||
+	    get_string(ld, fn, "group", 1, &fc->group) < 0 ||
+	    load_limits(ld, fn, &fc->limits) < 0 ||
+	    load_identity(ld, fc) < 0 ||
+	    absolute_library(ld, fc) < 0)
+		return -1;
+	fc->policy = (enum fn_policy)policy;
+	return 0;
+}
+
+static int
+load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
+{
+	json_t *fns, *fn, *admin;
+	int mode = CG_MODE_AUTO, level = 2;
+	size_t i;
+
+	if (!json_is_object(root))
+		return conf_error(ld, LOC_VALUE, "the top level must be an object");
+	if (check_keys(ld, root, top_keys) < 0 || require(ld, root, "functions") < 0)
+		return -1;
+
+	/* "admin": null turns the admin endpoint off. */
+	admin = json_object_get(root, "admin");
+	if (json_is_null(admin)) {
+		free(conf->admin);
+		conf->admin = NULL;
+	} else if (get_string(ld, root, "admin", 1, &conf->admin) < 0)
+		return -1;
+	if (get_string(ld, root, "cgroup_parent", 1, &conf->cgroup_parent) < 0 ||
+	    get_enum(ld, root, "cgroups", cg_mode_names, NELEM(cg_mode_names), &mode) < 0 ||
+	    get_enum(ld, root, "log_level", log_level_names, NELEM(log_level_names),
+	    &level) < 0 ||
+	    get_string(ld, root, "log_file", 1, &conf->log_file) < 0)
+		return -1;
+	conf->cgroups = (enum cg_mode)mode;
+	if ((conf->log_level = strdup(log_level_names[level])) == NULL)
+		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+
+	push_key(ld, "cgroup_parent");
+	if (check_cgroup_parent(conf->cgroup_parent) < 0)
+		return conf_error(ld, LOC_VALUE, "must be a relative path of names "
+		    "([A-Za-z0-9_.@-], no \".\" or \"..\")");
+	pop(ld);
+
+	fns = json_object_get(root, "functions");
+	push_key(ld, "functions");
+	if (!json_is_array(fns) || json_array_size(fns) == 0)
+		return conf_error(ld, LOC_VALUE, "must be a non-empty array of functions");
+	json_array_foreach(fns, i, fn) {
+		push_idx(ld, i);
+		if (load_function(ld, conf, fn) < 0)
+			return -1;
+		pop(ld);
+	}
+	pop(ld);
+
+	/* Checked last so a clash names the listen address it collides with. */
+	if (conf->admin != NULL) {
+		push_key(ld, "admin");
+		if (check_addr(ld, conf->admin, 0) < 0)
+			return -1;
+		pop(ld);
+	}
+	return 0;
+}
+
+struct sv_conf *
+config_load(const char *path, char *err, size_t errlen)
+{
+	struct loader ld = { .path = path, .err = err, .errlen = errlen };
+	struct sv_conf *conf = NULL;
+	json_error_t je;
+	json_t *root;
+	int saved = 0;
+
+	SLIST_INIT(&ld.addrs);
+	if ((root = json_load_file(path, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		if (je.line < 0)
+			snprintf(err, errlen, "%s: %s", path, je.text);
+		else
+			snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column,
+			    je.text);
+		errno = EINVAL;
+		return NULL;
+	}
+	if ((conf = calloc(1, sizeof(*conf))) == NULL)
+		goto fail;
+	TAILQ_INIT(&conf->functions);
+	if ((conf->path = strdup(path)) == NULL ||
+	    (conf->admin = strdup("unix:/run/edgevisor/admin.sock")) == NULL ||
+	    (conf->cgroup_parent = strdup("edgevisor")) == NULL)
+		goto fail;
+	if (load_root(&ld, conf, root) < 0) {
+		saved = EINVAL;
+		goto fail;
+	}
+	json_decref(root);
+	addrs_free(&ld.addrs);
+	return conf;
+fail:
+	if (saved == 0) {
+		saved = errno;
+		snprintf(err, errlen, "%s: %s", path, strerror(saved));
+	}
+	addrs_free(&ld.addrs);
+	json_decref(root);
+	config_free(conf);
+	errno = saved;
+	return NULL;
+}
+
+void
+config_free(struct sv_conf *conf)
+{
+	struct fn_conf *fc;
+
+	if (conf == NULL)
+		return;
+	while ((fc = TAILQ_FIRST(&conf->functions)) != NULL) {
+		TAILQ_REMOVE(&conf->functions, fc, entry);
+		fn_free(fc);
+	}
+	free(conf->path);
+	free(conf->admin);
+	free(conf->cgroup_parent);
+	free(conf->log_level);
+	free(conf->log_file);
+	free(conf);
+}
+
+const char *
+config_policy_name(enum fn_policy p)
+{
+	return (unsigned)p < NELEM(policy_names) ? policy_names[p] : "unknown";
+}
+
+struct fn_conf *
+config_find(struct sv_conf *conf, const char *name)
+{
+	struct fn_conf *fc;
+
+	TAILQ_FOREACH(fc, &conf->functions, entry)
+		if (strcmp(fc->name, name) == 0)
+			return fc;
+	return NULL;
+}

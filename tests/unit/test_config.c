@@ -1,0 +1,344 @@
+/*
+ * test_config.c - supervisor.conf loading: every tests/unit/config/valid/<case> must
+ * load, every tests/unit/config/invalid/<case> must fail with a message holding each
+ * line of its "expected" file; then direct checks of defaults and values read.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <pwd.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../../supervisor/config.h"
+#include "unit.h"
+
+#define VALID_DIR   "tests/unit/config/valid"
+#define INVALID_DIR "tests/unit/config/invalid"
+
+static int nvalid, ninvalid;
+
+/* Reads a whole small file into a NUL-terminated buffer (the caller frees it). */
+static char *
+slurp(const char *path)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = NULL;
+	size_t len = 0;
+
+	if (f == NULL)
+		return NULL;
+	if (getdelim(&buf, &len, '\0', f) < 0) {
+		free(buf);
+		buf = NULL;
+	}
+	fclose(f);
+	return buf;
+}
+
+/* Case directories under DIR, sorted so the output is stable. */
+static int
+list_cases(const char *dir, struct dirent ***out)
+{
+	return scandir(dir, out, NULL, alphasort);
+}
+
+static void
+run_valid(void)
+{
+	struct dirent **de;
+	char path[PATH_MAX], name[300], err[512];
+	struct sv_conf *conf;
+	int n;
+
+	if ((n = list_cases(VALID_DIR, &de)) < 0) {
+		unit_result("valid cases", strerror(errno));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		if (de[i]->d_name[0] != '.') {
+			snprintf(path, sizeof(path), VALID_DIR "/%s/supervisor.conf", de[i]->d_name);
+			snprintf(name, sizeof(name), "valid/%s", de[i]->d_name);
+			err[0] = '\0';
+			conf = config_load(path, err, sizeof(err));
+			unit_result(name, conf != NULL ? NULL : err);
+			config_free(conf);
+			nvalid++;
+		}
+		free(de[i]);
+	}
+	free(de);
+}
+
+/* Checks one invalid case; returns NULL if it failed as expected, else why not. */
+static const char *
+check_invalid(const char *name, char *why, size_t whylen)
+{
+	char path[PATH_MAX], err[512];
+	struct sv_conf *conf;
+	char *expected, *line, *save;
+
+	snprintf(path, sizeof(path), INVALID_DIR "/%s/expected", name);
+	if ((expected = slurp(path)) == NULL) {
+		snprintf(why, whylen, "cannot read expected: %s", strerror(errno));
+		return why;
+	}
+	snprintf(path, sizeof(path), INVALID_DIR "/%s/supervisor.conf", name);
+	err[0] = '\0';
+	if ((conf = config_load(path, err, sizeof(err))) != NULL) {
+		config_free(conf);
+		snprintf(why, whylen, "loaded, but must fail");
+		goto out;
+	}
+	if (strchr(err, '\n') != NULL) {
+		snprintf(why, whylen, "message is more than one line: %s", err);
+		goto out;
+	}
+	for (line = strtok_r(expected, "\n", &save); line != NULL;
+	    line = strtok_r(NULL, "\n", &save)) {
+		if (strstr(err, line) == NULL) {
+			snprintf(why, whylen, "message \"%s\" lacks \"%s\"", err, line);
+			goto out;
+		}
+	}
+	why = NULL;
+out:
+	free(expected);
+	return why;
+}
+
+static void
+run_invalid(void)
+{
+	struct dirent **de;
+	char name[300], why[1200];
+	int n;
+
+	if ((n = list_cases(INVALID_DIR, &de)) < 0) {
+		unit_result("invalid cases", strerror(errno));
+		return;
+	}
+	for (int i = 0; i < n; i++) {
+		if (de[i]->d_name[0] != '.') {
+			snprintf(name, sizeof(name), "invalid/%s", de[i]->d_name);
+			unit_result(name, check_invalid(de[i]->d_name, why, sizeof(why)));
+			ninvalid++;
+		}
+		free(de[i]);
+	}
+	free(de);
+}
+
+/* A file with only the required keys gets every documented default. */
+static void
+case_defaults(void)
+{
+	char err[512], cwd[PATH_MAX], lib[PATH_MAX + 16];
+	struct sv_conf *conf;
+	struct fn_conf *fc = NULL;
+	struct fn_limits *l;
+
+	conf = config_load(VALID_DIR "/minimal/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK(strcmp(conf->path, VALID_DIR "/minimal/supervisor.conf") == 0);
+	UNIT_CHECK(conf->admin != NULL &&
+	    strcmp(conf->admin, "unix:/run/edgevisor/admin.sock") == 0);
+	UNIT_CHECK(strcmp(conf->cgroup_parent, "edgevisor") == 0);
+	UNIT_CHECK(conf->cgroups == CG_MODE_AUTO);
+	UNIT_CHECK(strcmp(conf->log_level, "info") == 0);
+	UNIT_CHECK(conf->log_file == NULL);
+	UNIT_CHECK(conf->nfunctions == 1);
+	fc = TAILQ_FIRST(&conf->functions);
+	UNIT_CHECK(fc != NULL && TAILQ_NEXT(fc, entry) == NULL);
+	UNIT_CHECK(strcmp(fc->name, "a") == 0);
+	/* A relative library is resolved against the cwd at load time. */
+	UNIT_CHECK(getcwd(cwd, sizeof(cwd)) != NULL);
+	snprintf(lib, sizeof(lib), "%s/a.so", cwd);
+	UNIT_CHECKF(strcmp(fc->library, lib) == 0, "library %s", fc->library);
+	UNIT_CHECK(fc->nlisten == 1 && strcmp(fc->listen[0], "127.0.0.1:9000") == 0);
+	UNIT_CHECK(fc->policy == POLICY_PER_WORKER);
+	UNIT_CHECK(fc->workers == 2);
+	UNIT_CHECK(fc->user == NULL && fc->group == NULL);
+	UNIT_CHECK(fc->uid == (uid_t)-1 && fc->gid == (gid_t)-1);
+	l = &fc->limits;
+	UNIT_CHECK(l->memory_mb == 0 && l->function_memory_mb == 0);
+	UNIT_CHECK(l->cpu_percent == 0 && l->function_cpu_percent == 0);
+	UNIT_CHECK(l->cpu_time_ms == 0 && l->wall_clock_ms == 0);
+	UNIT_CHECK(l->request_timeout_ms == 30000 && l->idle_timeout_ms == 60000);
+	UNIT_CHECK(l->idle_worker_ms == 0 && l->max_requests == 0);
+	UNIT_CHECK(l->drain_timeout_ms == 30000 && l->beforeunload_grace_ms == 2000);
+	UNIT_CHECK(l->max_header_bytes == 16384 && l->max_body_bytes == 1048576);
+	UNIT_CHECK(l->soft_limit_percent == 90 && l->max_pending_tasks == 16384);
+	UNIT_CHECK(l->task_threads == 4 && l->nofile == 4096);
+	UNIT_CHECK(l->max_connections == 10000);
+	UNIT_CHECK(config_find(conf, "a") == fc);
+	UNIT_CHECK(config_find(conf, "b") == NULL);
+out:
+	config_free(conf);
+}
+
+/* Every key of the full example is read into its field. */
+static void
+case_full(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+	struct fn_conf *fc = NULL;
+	struct fn_limits *l;
+	struct passwd *pw;
+
+	conf = config_load(VALID_DIR "/full/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK(strcmp(conf->admin, "127.0.0.1:9900") == 0);
+	UNIT_CHECK(strcmp(conf->cgroup_parent, "tenants/edge-1") == 0);
+	UNIT_CHECK(conf->cgroups == CG_MODE_REQUIRED);
+	UNIT_CHECK(strcmp(conf->log_level, "debug") == 0);
+	UNIT_CHECK(conf->log_file != NULL &&
+	    strcmp(conf->log_file, "/var/log/edgevisor.log") == 0);
+	UNIT_CHECK((fc = config_find(conf, "hello_1")) != NULL);
+	UNIT_CHECK(strcmp(fc->library, "/opt/fn/hello.so") == 0);
+	UNIT_CHECK(fc->nlisten == 3);
+	UNIT_CHECK(strcmp(fc->listen[1], "[::1]:8080") == 0);
+	UNIT_CHECK(strcmp(fc->listen[2], "unix:/run/edgevisor/hello.sock") == 0);
+	UNIT_CHECK(fc->policy == POLICY_PER_REQUEST && fc->workers == 7);
+	UNIT_CHECK((pw = getpwnam("nobody")) != NULL);
+	UNIT_CHECK(strcmp(fc->user, "nobody") == 0 && fc->uid == pw->pw_uid);
+	UNIT_CHECK(strcmp(fc->group, "root") == 0 && fc->gid == 0);
+	l = &fc->limits;
+	UNIT_CHECK(l->memory_mb == 64 && l->function_memory_mb == 512);
+	UNIT_CHECK(l->cpu_percent == 50 && l->function_cpu_percent == 150);
+	UNIT_CHECK(l->cpu_time_ms == 2000 && l->wall_clock_ms == 150000);
+	UNIT_CHECK(l->request_timeout_ms == 1000 && l->idle_timeout_ms == 2000);
+	UNIT_CHECK(l->idle_worker_ms == 3000 && l->max_requests == 100);
+	UNIT_CHECK(l->drain_timeout_ms == 0 && l->beforeunload_grace_ms == 500);
+	UNIT_CHECK(l->max_header_bytes == 1024 && l->max_body_bytes == 0);
+	UNIT_CHECK(l->soft_limit_percent == 80 && l->max_pending_tasks == 10);
+	UNIT_CHECK(l->task_threads == 1 && l->nofile == 64 && l->max_connections == 3);
+out:
+	config_free(conf);
+}
+
+/* A user without a group runs with the user's primary group. */
+static void
+case_user_primary_group(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+	struct fn_conf *fc;
+	struct passwd *pw;
+
+	conf = config_load(VALID_DIR "/user_nobody/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK((pw = getpwnam("nobody")) != NULL);
+	fc = TAILQ_FIRST(&conf->functions);
+	UNIT_CHECK(fc->uid == pw->pw_uid && fc->gid == pw->pw_gid && fc->group == NULL);
+out:
+	config_free(conf);
+}
+
+static void
+case_policies(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+	struct fn_conf *w, *r, *o;
+
+	conf = config_load(VALID_DIR "/all_policies/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK(conf->nfunctions == 3);
+	UNIT_CHECK((w = config_find(conf, "w")) != NULL && w->policy == POLICY_PER_WORKER);
+	UNIT_CHECK((r = config_find(conf, "r")) != NULL && r->policy == POLICY_PER_REQUEST);
+	UNIT_CHECK((o = config_find(conf, "o")) != NULL && o->policy == POLICY_ONESHOT);
+	UNIT_CHECK(w->workers == 1 && r->workers == 256 && o->workers == 2);
+	/* Kept in file order. */
+	UNIT_CHECK(TAILQ_FIRST(&conf->functions) == w && TAILQ_NEXT(w, entry) == r);
+	UNIT_CHECK(strcmp(config_policy_name(POLICY_PER_WORKER), "per_worker") == 0);
+	UNIT_CHECK(strcmp(config_policy_name(POLICY_PER_REQUEST), "per_request") == 0);
+	UNIT_CHECK(strcmp(config_policy_name(POLICY_ONESHOT), "oneshot") == 0);
+	UNIT_CHECK(strcmp(config_policy_name((enum fn_policy)9), "unknown") == 0);
+out:
+	config_free(conf);
+}
+
+static void
+case_admin_null(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+
+	conf = config_load(VALID_DIR "/admin_null/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK(conf->admin == NULL);
+out:
+	config_free(conf);
+}
+
+static void
+case_missing_file(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+
+	conf = config_load("tests/unit/config/no-such-file.conf", err, sizeof(err));
+	UNIT_CHECK(conf == NULL);
+	UNIT_CHECKF(strstr(err, "tests/unit/config/no-such-file.conf") != NULL &&
+	    strstr(err, "No such file") != NULL, "message: %s", err);
+	config_free(NULL);
+out:
+	;
+}
+
+/* The default config that `make run` serves. */
+static void
+case_default_conf(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+	struct fn_conf *fc;
+	static const char *const want[][2] = {
+		{ "hello", "127.0.0.1:8080" },
+		{ "echo", "127.0.0.1:8081" },
+		{ "background", "127.0.0.1:8082" },
+	};
+
+	conf = config_load("supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK(conf->nfunctions == 3 && conf->cgroups == CG_MODE_AUTO);
+	for (size_t i = 0; i < 3; i++) {
+		UNIT_CHECKF((fc = config_find(conf, want[i][0])) != NULL, "no %s", want[i][0]);
+		UNIT_CHECK(fc->nlisten == 1 && strcmp(fc->listen[0], want[i][1]) == 0);
+		UNIT_CHECK(fc->workers == 2 && fc->limits.memory_mb > 0);
+	}
+out:
+	config_free(conf);
+}
+
+/* Guards against a suite that passes because it found nothing to run. */
+static void
+case_counts(void)
+{
+	UNIT_CHECKF(nvalid >= 6 && ninvalid >= 25, "found %d valid, %d invalid cases",
+	    nvalid, ninvalid);
+out:
+	;
+}
+
+int
+main(int argc, char **argv)
+{
+	if (unit_chdir_root(argc, argv) < 0)
+		return 1;
+	run_valid();
+	run_invalid();
+	unit_run("case_counts", case_counts);
+	unit_run("defaults", case_defaults);
+	unit_run("full_values", case_full);
+	unit_run("user_primary_group", case_user_primary_group);
+	unit_run("policies", case_policies);
+	unit_run("admin_null", case_admin_null);
+	unit_run("missing_file", case_missing_file);
+	unit_run("default_supervisor_conf", case_default_conf);
+	return unit_exit();
+}

@@ -1,0 +1,390 @@
+/*
+ * test_wire.c - the supervisor <-> worker records (wire.h) and the scoreboard
+ * (board.h) over real socketpairs, pipes and memfds.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "board.h"
+#include "unit.h"
+#include "wire.h"
+
+static void
+close_all(int *fds, unsigned n)
+{
+	for (unsigned i = 0; i < n; i++) {
+		if (fds[i] >= 0)
+			close(fds[i]);
+		fds[i] = -1;
+	}
+}
+
+static int
+same_object(int a, int b)
+{
+	struct stat sa, sb;
+
+	if (fstat(a, &sa) < 0 || fstat(b, &sb) < 0)
+		return 0;
+	return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+/* A CONN message carries several descriptors that arrive as new CLOEXEC copies. */
+static void
+case_conn_fds(void)
+{
+	int sp[2] = { -1, -1 }, p1[2] = { -1, -1 }, p2[2] = { -1, -1 };
+	int sent[5] = { -1, -1, -1, -1, -1 }, got[WIRE_MAX_FDS];
+	struct wire_ctl msg = { .version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 5 };
+	struct wire_ctl in;
+	unsigned n = WIRE_MAX_FDS, i, j;
+	char c = 0;
+
+	for (i = 0; i < WIRE_MAX_FDS; i++)
+		got[i] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p1, O_CLOEXEC) == 0 && pipe2(p2, O_CLOEXEC) == 0);
+	sent[0] = p1[0];
+	sent[1] = p1[1];
+	sent[2] = p2[1];
+	UNIT_CHECK((sent[3] = eventfd(0, EFD_CLOEXEC)) >= 0);
+	UNIT_CHECK((sent[4] = eventfd(0, EFD_CLOEXEC)) >= 0);
+	UNIT_CHECK(wire_send_ctl(sp[0], &msg, sent, 5) == 0);
+	memset(&in, 0, sizeof(in));
+	UNIT_CHECKF(wire_recv_ctl(sp[1], &in, got, &n) == 1, "recv: %s", strerror(errno));
+	UNIT_CHECKF(n == 5, "got %u fds, want 5", n);
+	UNIT_CHECK(in.version == WIRE_VERSION && in.type == WIRE_CTL_CONN && in.nfds == 5);
+	for (i = 0; i < n; i++) {
+		UNIT_CHECKF(got[i] >= 0, "fd %u is %d", i, got[i]);
+		UNIT_CHECKF(fcntl(got[i], F_GETFD) == FD_CLOEXEC, "fd %d not CLOEXEC", got[i]);
+		UNIT_CHECKF(same_object(got[i], sent[i]), "fd %u is another object", i);
+		for (j = 0; j < 5; j++)
+			UNIT_CHECKF(got[i] != sent[j], "received fd %d reuses a sent one", got[i]);
+		for (j = 0; j < i; j++)
+			UNIT_CHECKF(got[i] != got[j], "fd %d received twice", got[i]);
+	}
+	/* The copies work: a byte written on the sent write end reads on the received read end. */
+	UNIT_CHECK(write(sent[1], "x", 1) == 1);
+	UNIT_CHECK(read(got[0], &c, 1) == 1 && c == 'x');
+out:
+	close_all(got, WIRE_MAX_FDS);
+	close_all(sent, 5);
+	close(p2[0]);
+	close_all(sp, 2);
+}
+
+/* The most fds one message may carry goes through; one more is refused. */
+static void
+case_conn_max(void)
+{
+	int sp[2] = { -1, -1 }, fds[WIRE_MAX_FDS + 1], got[WIRE_MAX_FDS];
+	struct wire_ctl msg = { .version = WIRE_VERSION, .type = WIRE_CTL_CONN,
+	    .nfds = WIRE_MAX_FDS };
+	unsigned n = WIRE_MAX_FDS, i;
+	int before;
+
+	for (i = 0; i <= WIRE_MAX_FDS; i++)
+		fds[i] = -1;
+	for (i = 0; i < WIRE_MAX_FDS; i++)
+		got[i] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	for (i = 0; i <= WIRE_MAX_FDS; i++)
+		UNIT_CHECK((fds[i] = eventfd(0, EFD_CLOEXEC)) >= 0);
+	before = unit_fd_count();
+	UNIT_CHECK(wire_send_ctl(sp[0], &msg, fds, WIRE_MAX_FDS) == 0);
+	UNIT_CHECK(wire_recv_ctl(sp[1], &msg, got, &n) == 1);
+	UNIT_CHECKF(n == WIRE_MAX_FDS, "got %u fds", n);
+	UNIT_CHECK(same_object(got[WIRE_MAX_FDS - 1], fds[WIRE_MAX_FDS - 1]));
+	close_all(got, WIRE_MAX_FDS);
+	UNIT_CHECK(unit_fd_count() == before);
+	msg.nfds = WIRE_MAX_FDS + 1;
+	errno = 0;
+	UNIT_CHECK(wire_send_ctl(sp[0], &msg, fds, WIRE_MAX_FDS + 1) == -1 &&
+	    errno == EINVAL);
+	/* The header must agree with the fds handed to send. */
+	msg.nfds = 2;
+	errno = 0;
+	UNIT_CHECK(wire_send_ctl(sp[0], &msg, fds, 1) == -1 && errno == EINVAL);
+out:
+	close_all(got, WIRE_MAX_FDS);
+	close_all(fds, WIRE_MAX_FDS + 1);
+	close_all(sp, 2);
+}
+
+/* RETIRE carries the reason and deadline; EOF and an empty queue are told apart. */
+static void
+case_retire(void)
+{
+	int sp[2] = { -1, -1 }, got[4] = { -1, -1, -1, -1 };
+	struct wire_ctl msg = { .version = WIRE_VERSION, .type = WIRE_CTL_RETIRE,
+	    .arg = WIRE_REASON_MEMORY, .deadline_ms = 1234 };
+	struct wire_ctl in;
+	unsigned n = 4;
+
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	errno = 0;
+	UNIT_CHECK(wire_recv_ctl(sp[1], &in, got, &n) == -1 && errno == EAGAIN);
+	n = 4;
+	UNIT_CHECK(wire_send_ctl(sp[0], &msg, NULL, 0) == 0);
+	memset(&in, 0xff, sizeof(in));
+	UNIT_CHECK(wire_recv_ctl(sp[1], &in, got, &n) == 1);
+	UNIT_CHECKF(n == 0, "RETIRE came with %u fds", n);
+	UNIT_CHECK(in.version == WIRE_VERSION && in.type == WIRE_CTL_RETIRE);
+	UNIT_CHECKF(in.arg == WIRE_REASON_MEMORY && in.deadline_ms == 1234 && in.nfds == 0,
+	    "arg %u deadline %u nfds %u", in.arg, in.deadline_ms, in.nfds);
+	close(sp[0]);
+	sp[0] = -1;
+	n = 4;
+	UNIT_CHECKF(wire_recv_ctl(sp[1], &in, got, &n) == 0, "no EOF after peer closed");
+out:
+	close_all(got, 4);
+	close_all(sp, 2);
+}
+
+/* Sends MSG with NSEND fds, receives with room for CAP: must be EPROTO, no fd kept. */
+static void
+expect_rejected(const struct wire_ctl *msg, unsigned nsend, unsigned cap)
+{
+	int sp[2] = { -1, -1 }, fds[4] = { -1, -1, -1, -1 }, got[4] = { -1, -1, -1, -1 };
+	struct wire_ctl in;
+	unsigned n = cap, i;
+	int before, after, rc;
+
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	for (i = 0; i < nsend; i++)
+		UNIT_CHECK((fds[i] = eventfd(0, EFD_CLOEXEC)) >= 0);
+	before = unit_fd_count();
+	UNIT_CHECK(wire_send_ctl(sp[0], msg, fds, nsend) == 0);
+	errno = 0;
+	rc = wire_recv_ctl(sp[1], &in, got, &n);
+	UNIT_CHECKF(rc == -1 && errno == EPROTO, "recv returned %d (%s)", rc,
+	    strerror(errno));
+	UNIT_CHECKF(n == 0, "reported %u fds on failure", n);
+	after = unit_fd_count();
+	UNIT_CHECKF(after == before, "fd count %d before, %d after: leak", before, after);
+out:
+	close_all(fds, 4);
+	close_all(sp, 2);
+}
+
+static void
+case_bad_version(void)
+{
+	struct wire_ctl msg = { .version = WIRE_VERSION + 1, .type = WIRE_CTL_CONN, .nfds = 3 };
+
+	expect_rejected(&msg, 3, 4);
+}
+
+static void
+case_bad_type(void)
+{
+	struct wire_ctl msg = { .version = WIRE_VERSION, .type = 77, .nfds = 2 };
+
+	expect_rejected(&msg, 2, 4);
+}
+
+static void
+case_retire_with_fds(void)
+{
+	struct wire_ctl msg = { .version = WIRE_VERSION, .type = WIRE_CTL_RETIRE, .nfds = 1 };
+
+	expect_rejected(&msg, 1, 4);
+}
+
+/* More fds than the receiver has room for: refused whole, the extra ones closed too. */
+static void
+case_too_many_fds(void)
+{
+	struct wire_ctl msg = { .version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 3 };
+
+	expect_rejected(&msg, 3, 1);
+}
+
+/* A datagram shorter than the header, sent raw: EPROTO. */
+static void
+case_short_ctl(void)
+{
+	int sp[2] = { -1, -1 }, got[2] = { -1, -1 };
+	struct wire_ctl in;
+	uint16_t v = WIRE_VERSION;
+	unsigned n = 2;
+
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	UNIT_CHECK(send(sp[0], &v, sizeof(v), 0) == (ssize_t)sizeof(v));
+	errno = 0;
+	UNIT_CHECK(wire_recv_ctl(sp[1], &in, got, &n) == -1 && errno == EPROTO);
+out:
+	close_all(got, 2);
+	close_all(sp, 2);
+}
+
+/* Status records cross a pipe intact; EOF reads as 0. */
+static void
+case_status(void)
+{
+	int p[2] = { -1, -1 };
+	struct wire_status st, in;
+
+	UNIT_CHECK(pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0);
+	memset(&st, 0, sizeof(st));
+	st.version = WIRE_VERSION;
+	st.type = WIRE_ST_DRAINED;
+	st.counts.requests = 1000000007ull;
+	st.counts.tasks_started = 12;
+	st.counts.tasks_completed = 10;
+	st.counts.tasks_failed = 2;
+	snprintf(st.text, sizeof(st.text), "all done");
+	UNIT_CHECK(wire_send_status(p[1], &st) == 0);
+	st.type = WIRE_ST_LIMIT;
+	st.reason = WIRE_REASON_CPU;
+	st.hard = 1;
+	UNIT_CHECK(wire_send_status(p[1], &st) == 0);
+
+	memset(&in, 0, sizeof(in));
+	UNIT_CHECK(wire_recv_status(p[0], &in) == 1);
+	UNIT_CHECK(in.version == WIRE_VERSION && in.type == WIRE_ST_DRAINED);
+	UNIT_CHECKF(in.counts.requests == 1000000007ull && in.counts.tasks_started == 12 &&
+	    in.counts.tasks_completed == 10 && in.counts.tasks_failed == 2,
+	    "counts differ");
+	UNIT_CHECK(strcmp(in.text, "all done") == 0);
+	UNIT_CHECK(wire_recv_status(p[0], &in) == 1);
+	UNIT_CHECK(in.type == WIRE_ST_LIMIT && in.reason == WIRE_REASON_CPU && in.hard == 1);
+	errno = 0;
+	UNIT_CHECK(wire_recv_status(p[0], &in) == -1 && errno == EAGAIN);
+	close(p[1]);
+	p[1] = -1;
+	UNIT_CHECK(wire_recv_status(p[0], &in) == 0);
+out:
+	close_all(p, 2);
+}
+
+/* A record cut short, or from another version, is EPROTO. */
+static void
+case_status_bad(void)
+{
+	int p[2] = { -1, -1 };
+	struct wire_status st, in;
+
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	memset(&st, 0, sizeof(st));
+	st.version = WIRE_VERSION;
+	st.type = WIRE_ST_READY;
+	UNIT_CHECK(write(p[1], &st, sizeof(st) / 2) == (ssize_t)(sizeof(st) / 2));
+	errno = 0;
+	UNIT_CHECK(wire_recv_status(p[0], &in) == -1 && errno == EPROTO);
+	st.version = WIRE_VERSION + 1;
+	UNIT_CHECK(wire_send_status(p[1], &st) == 0);
+	errno = 0;
+	UNIT_CHECK(wire_recv_status(p[0], &in) == -1 && errno == EPROTO);
+out:
+	close_all(p, 2);
+}
+
+static void
+case_reason_names(void)
+{
+	for (int i = 0; i < WIRE_REASON_MAX; i++) {
+		const char *name = wire_reason_name((uint32_t)i);
+
+		UNIT_CHECKF(name != NULL && strcmp(name, "unknown") != 0, "reason %d unnamed", i);
+		UNIT_CHECKF(wire_reason_parse(name) == i, "%s does not parse back to %d", name, i);
+	}
+	UNIT_CHECK(strcmp(wire_reason_name(WIRE_REASON_WALL_CLOCK), "wall_clock") == 0);
+	UNIT_CHECK(strcmp(wire_reason_name(WIRE_REASON_EARLY_DROP), "early_drop") == 0);
+	UNIT_CHECK(strcmp(wire_reason_name(WIRE_REASON_MAX), "unknown") == 0);
+	UNIT_CHECK(strcmp(wire_reason_name(0xffffffffu), "unknown") == 0);
+	UNIT_CHECK(wire_reason_parse("bogus") == -1);
+	UNIT_CHECK(wire_reason_parse("") == -1);
+out:
+	;
+}
+
+/* Two mappings of one board see each other's writes; its size is sealed. */
+static void
+case_board(void)
+{
+	struct board *a = NULL, *b = NULL;
+	int fd = -1;
+
+	UNIT_CHECK((fd = board_create(8, &a)) >= 0);
+	UNIT_CHECK(fcntl(fd, F_GETFD) == FD_CLOEXEC);
+	UNIT_CHECK(board_map(fd, &b) == 0);
+	UNIT_CHECK(a != b);
+	UNIT_CHECK(b->version == BOARD_VERSION && b->task_slots == 8);
+	BOARD_ADD(&b->requests, 5);
+	BOARD_ADD(&b->requests, 2);
+	UNIT_CHECKF(BOARD_LOAD(&a->requests) == 7, "requests %llu",
+	    (unsigned long long)BOARD_LOAD(&a->requests));
+	snprintf(b->tasks[7].name, BOARD_TASK_NAME, "save_log");
+	BOARD_STORE(&b->tasks[7].id, 42);
+	UNIT_CHECK(BOARD_LOAD(&a->tasks[7].id) == 42);
+	UNIT_CHECK(strcmp(a->tasks[7].name, "save_log") == 0);
+	errno = 0;
+	UNIT_CHECK(ftruncate(fd, 4096 * 16) == -1 && errno == EPERM);
+out:
+	board_unmap(b);
+	board_unmap(a);
+	if (fd >= 0)
+		close(fd);
+}
+
+/* board_map refuses a file too small for its header, or of another version. */
+static void
+case_board_bad(void)
+{
+	struct board *b = NULL, *a = NULL;
+	int fd = -1, fd2 = -1;
+
+	UNIT_CHECK((fd = memfd_create("t", MFD_CLOEXEC)) >= 0);
+	UNIT_CHECK(ftruncate(fd, 8) == 0);
+	errno = 0;
+	UNIT_CHECK(board_map(fd, &b) == -1 && errno == EPROTO);
+	UNIT_CHECK((fd2 = board_create(2, &a)) >= 0);
+	a->version = BOARD_VERSION + 1;
+	errno = 0;
+	UNIT_CHECK(board_map(fd2, &b) == -1 && errno == EPROTO);
+	a->version = BOARD_VERSION;
+	a->task_slots = 3;   /* now disagrees with the file size */
+	errno = 0;
+	UNIT_CHECK(board_map(fd2, &b) == -1 && errno == EPROTO);
+	a->task_slots = 2;
+out:
+	board_unmap(a);
+	if (fd >= 0)
+		close(fd);
+	if (fd2 >= 0)
+		close(fd2);
+}
+
+int
+main(int argc, char **argv)
+{
+	int before, after;
+
+	if (unit_chdir_root(argc, argv) < 0)
+		return 1;
+	before = unit_fd_count();
+	unit_run("conn_fds", case_conn_fds);
+	unit_run("conn_max_fds", case_conn_max);
+	unit_run("retire_round_trip", case_retire);
+	unit_run("bad_version_rejected", case_bad_version);
+	unit_run("bad_type_rejected", case_bad_type);
+	unit_run("retire_with_fds_rejected", case_retire_with_fds);
+	unit_run("too_many_fds_rejected", case_too_many_fds);
+	unit_run("short_ctl_rejected", case_short_ctl);
+	unit_run("status_round_trip", case_status);
+	unit_run("status_short_or_foreign", case_status_bad);
+	unit_run("reason_names", case_reason_names);
+	unit_run("board_shared", case_board);
+	unit_run("board_map_checks", case_board_bad);
+	after = unit_fd_count();
+	unit_result("no_fd_leak", before == after ? NULL : "fd count changed across the cases");
+	return unit_exit();
+}
