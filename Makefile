@@ -85,6 +85,7 @@ UNIT_DEPS_test_config = supervisor/config.c
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/config.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 
+.SECONDARY:
 .SECONDEXPANSION:
 $(BUILD)/tests/unit/%: $(BUILD)/obj/tests/unit/%.o $(COMMON_OBJ) $$(call obj,$$(UNIT_DEPS_$$*))
 	@mkdir -p $(dir $@)

@@ -1,7 +1,6 @@
 /*
  * board.c - creating and mapping the scoreboard shared between supervisor and worker.
  */
-#define _GNU_SOURCE
 #include "board.h"
 
 #include <errno.h>

@@ -1,7 +1,6 @@
 /*
  * log.c - structured logfmt lines on stderr (journald keeps one line per event).
  */
-#define _GNU_SOURCE
 #include "log.h"
 
 #include <errno.h>

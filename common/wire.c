@@ -1,7 +1,6 @@
 /*
  * wire.c - sending and checking the supervisor <-> worker records of wire.h.
  */
-#define _GNU_SOURCE
 #include "wire.h"
 
 #include <errno.h>

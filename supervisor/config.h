@@ -9,7 +9,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
-#include <sys/queue.h>
+#include "../common/list.h"
 #include <sys/types.h>
 
 enum fn_policy { POLICY_PER_WORKER = 0, POLICY_PER_REQUEST, POLICY_ONESHOT };

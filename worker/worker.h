@@ -11,7 +11,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
-#include <sys/queue.h>
+#include "../common/list.h"
 
 #include "../common/board.h"
 #include "edgevisor.h"

@@ -1,0 +1,366 @@
+/*
+ * dispatch.c - the listeners and the hot path: accept4 a burst of connections, give
+ * each to the least-loaded ready worker of its function, and hand them over in one
+ * sendmsg per worker (SCM_RIGHTS), then close our copies. No allocation, no JSON:
+ * a worker's load is what we sent minus what its scoreboard says it closed.
+ *
+ * Listeners outlive config generations: a reload keeps the socket of an address that
+ * stays, so no connection is refused while pools are swapped.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../common/log.h"
+#include "supervisor.h"
+
+#define ACCEPT_BURST 64
+#define LISTEN_BACKLOG 4096
+
+struct listener {
+	TAILQ_ENTRY(listener) l_entry;
+	char l_addr[256];
+	char l_fn[64];
+	int l_fd;
+	bool l_seen;                 /* named by the newest config */
+	bool l_fresh;                /* created by the config being applied */
+	struct event *l_ev;
+	struct event *l_pause_ev;    /* EMFILE: accept again a little later */
+};
+
+static TAILQ_HEAD(, listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
+
+static const char busy_response[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    "Content-Length: 20\r\nConnection: close\r\n\r\nno worker available\n";
+
+static void accept_cb(evutil_socket_t fd, short what, void *arg);
+static void resume_cb(evutil_socket_t fd, short what, void *arg);
+
+/* The pool cannot take this connection: tell the client, never leave it hanging. */
+static void
+reject(int fd)
+{
+	(void)!send(fd, busy_response, sizeof(busy_response) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+}
+
+uint64_t
+worker_load(const struct worker *w)
+{
+	return w->w_sent - BOARD_LOAD(&w->w_board->conns_closed);
+}
+
+/* The ready worker with the fewest open connections, or NULL. */
+static struct worker *
+pick(struct pool *p)
+{
+	struct worker *w, *best = NULL;
+	uint64_t best_load = UINT64_MAX, load;
+	uint32_t cap = p->p_conf->limits.max_connections;
+
+	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
+		if (w->w_state != WS_READY || w->w_used)
+			continue;
+		load = worker_load(w) + w->w_nbatch;
+		if (load >= cap)
+			continue;
+		/* On a tie, the one given fewer so far: idle workers share a burst. */
+		if (load < best_load || (load == best_load && w->w_sent < best->w_sent)) {
+			best = w;
+			best_load = load;
+		}
+	}
+	return best;
+}
+
+/* Sends W's batch; on failure the clients hear 503 (the worker is gone or full). */
+static void
+flush(struct worker *w)
+{
+	struct wire_ctl msg = {
+		.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = w->w_nbatch,
+	};
+	unsigned n = w->w_nbatch;
+
+	if (n == 0)
+		return;
+	w->w_nbatch = 0;
+	if (wire_send_ctl(w->w_ctl, &msg, w->w_batch, n) == 0) {
+		/* Sent: the worker owns them now; our copies go. */
+		for (unsigned i = 0; i < n; i++)
+			close(w->w_batch[i]);
+		return;
+	}
+	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=\"%s\"",
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, strerror(errno));
+	w->w_sent -= n;
+	for (unsigned i = 0; i < n; i++)
+		reject(w->w_batch[i]);
+}
+
+/* Gives FD to a worker of P (batched), holds it while none is ready, or rejects it. */
+static void
+assign(struct pool *p, int fd)
+{
+	struct worker *w = (p != NULL) ? pick(p) : NULL;
+
+	if (w == NULL) {
+		/* A worker is on its way: hold the client for it rather than refuse. */
+		if (p != NULL && !p->p_failed && p->p_npending < POOL_PENDING_MAX && pool_starting(p)) {
+			p->p_pending[p->p_npending++] = fd;
+			return;
+		}
+		reject(fd);
+		return;
+	}
+	w->w_batch[w->w_nbatch++] = fd;
+	w->w_sent++;
+	if (p->p_conf->policy != POLICY_PER_WORKER) {
+		/* One connection per worker: it retires after it, a fresh one takes its place. */
+		w->w_used = true;
+		flush(w);
+		worker_retire(w, WIRE_REASON_NONE);
+		pool_fill(p);
+		return;
+	}
+	if (w->w_nbatch == WIRE_MAX_FDS)
+		flush(w);
+}
+
+static void
+flush_pool(struct pool *p)
+{
+	struct worker *w;
+
+	TAILQ_FOREACH(w, &p->p_workers, w_entry)
+		if (w->w_nbatch)
+			flush(w);
+}
+
+void
+dispatch_flush_pending(struct pool *p)
+{
+	unsigned n = p->p_npending, i;
+	int fds[POOL_PENDING_MAX];
+
+	memcpy(fds, p->p_pending, n * sizeof(int));
+	p->p_npending = 0;
+	for (i = 0; i < n; i++)
+		assign(p, fds[i]);
+	flush_pool(p);
+}
+
+static void
+accept_cb(evutil_socket_t lfd, short what, void *arg)
+{
+	struct listener *l = arg;
+	struct pool *p = pool_current(l->l_fn);
+	int one = 1;
+
+	for (int i = 0; i < ACCEPT_BURST; i++) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of fds: stop accepting for a moment instead of spinning. */
+				struct timeval tv = { 0, 100000 };
+				log_warn("accept_paused", "addr=%s err=\"%s\" ms=100", l->l_addr,
+				    strerror(errno));
+				event_del(l->l_ev);
+				evtimer_add(l->l_pause_ev, &tv);
+			} else if (errno != EAGAIN) {
+				log_warn("accept_failed", "addr=%s err=\"%s\"", l->l_addr, strerror(errno));
+			}
+			break;
+		}
+		if (l->l_addr[0] != 'u')
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		assign(p, fd);
+	}
+	if (p != NULL)
+		flush_pool(p);
+}
+
+static void
+resume_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct listener *l = arg;
+
+	log_info("accept_resumed", "addr=%s", l->l_addr);
+	event_add(l->l_ev, NULL);
+}
+
+/* Opens a listening socket for ADDR ("unix:/p", "host:port", "[v6]:port"). */
+static int
+open_listener(const char *addr, char *err, size_t errlen)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
+	struct addrinfo *res = NULL;
+	char host[256], port[16];
+	const char *colon;
+	int fd = -1, one = 1, r;
+
+	if (strncmp(addr, "unix:", 5) == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+		struct stat st;
+		const char *path = addr + 5;
+
+		if (strlen(path) >= sizeof(sun.sun_path)) {
+			snprintf(err, errlen, "listen %s: path too long", addr);
+			return -1;
+		}
+		strcpy(sun.sun_path, path);
+		/* A socket file left by an earlier run is ours to replace; anything else is not. */
+		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
+			unlink(path);
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
+		    listen(fd, LISTEN_BACKLOG) < 0)
+			goto fail;
+		return fd;
+	}
+	if (addr[0] == '[') {
+		const char *end = strchr(addr, ']');
+		if (end == NULL || end[1] != ':')
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(end - addr - 1), addr + 1);
+		colon = end + 1;
+	} else {
+		colon = strrchr(addr, ':');
+		if (colon == NULL)
+			goto bad;
+		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
+	}
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
+	if (r != 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(r));
+		return -1;
+	}
+	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		goto fail;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (res->ai_family == AF_INET6)
+		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
+		goto fail;
+	freeaddrinfo(res);
+	return fd;
+bad:
+	snprintf(err, errlen, "listen %s: not host:port, [v6]:port or unix:/path", addr);
+	return -1;
+fail:
+	snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	if (res)
+		freeaddrinfo(res);
+	return -1;
+}
+
+static void
+listener_free(struct listener *l)
+{
+	TAILQ_REMOVE(&listeners, l, l_entry);
+	event_free(l->l_ev);
+	event_free(l->l_pause_ev);
+	close(l->l_fd);
+	if (strncmp(l->l_addr, "unix:", 5) == 0)
+		unlink(l->l_addr + 5);
+	free(l);
+}
+
+static struct listener *
+listener_find(const char *addr)
+{
+	struct listener *l;
+
+	TAILQ_FOREACH(l, &listeners, l_entry)
+		if (strcmp(l->l_addr, addr) == 0)
+			return l;
+	return NULL;
+}
+
+int
+dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
+{
+	struct listener *l, *tmp;
+	struct fn_conf *fc;
+
+	TAILQ_FOREACH(l, &listeners, l_entry)
+		l->l_seen = l->l_fresh = false;
+	TAILQ_FOREACH(fc, &conf->functions, entry) {
+		for (size_t i = 0; i < fc->nlisten; i++) {
+			const char *addr = fc->listen[i];
+
+			if ((l = listener_find(addr)) != NULL) {
+				l->l_seen = true;
+				snprintf(l->l_fn, sizeof(l->l_fn), "%s", fc->name);
+				continue;
+			}
+			l = calloc(1, sizeof(*l));
+			if (l == NULL) {
+				snprintf(err, errlen, "listen %s: out of memory", addr);
+				goto rollback;
+			}
+			snprintf(l->l_addr, sizeof(l->l_addr), "%s", addr);
+			snprintf(l->l_fn, sizeof(l->l_fn), "%s", fc->name);
+			l->l_fd = open_listener(addr, err, errlen);
+			if (l->l_fd < 0) {
+				free(l);
+				goto rollback;
+			}
+			l->l_ev = event_new(sv.base, l->l_fd, EV_READ | EV_PERSIST, accept_cb, l);
+			l->l_pause_ev = evtimer_new(sv.base, resume_cb, l);
+			l->l_seen = l->l_fresh = true;
+			TAILQ_INSERT_TAIL(&listeners, l, l_entry);
+			log_info("listen", "fn=%s addr=%s", fc->name, addr);
+		}
+	}
+	return 0;
+rollback:
+	/* A config that cannot listen changes nothing: drop what it opened. */
+	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp)
+		if (l->l_fresh)
+			listener_free(l);
+	return -1;
+}
+
+void
+dispatch_bind_pools(void)
+{
+	struct listener *l, *tmp;
+
+	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp) {
+		if (!l->l_seen) {
+			log_info("unlisten", "fn=%s addr=%s", l->l_fn, l->l_addr);
+			listener_free(l);
+			continue;
+		}
+		if (!event_pending(l->l_ev, EV_READ, NULL) && !evtimer_pending(l->l_pause_ev, NULL))
+			event_add(l->l_ev, NULL);
+	}
+}
+
+void
+dispatch_close_all(void)
+{
+	struct listener *l;
+
+	while ((l = TAILQ_FIRST(&listeners)) != NULL)
+		listener_free(l);
+}

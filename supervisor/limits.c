@@ -1,0 +1,151 @@
+/*
+ * limits.c - four times a second, every live worker's CPU time, memory and age are
+ * compared with its function's limits. Crossing soft_limit_percent (90% by default)
+ * retires it with that reason (a replacement starts first); crossing the limit
+ * terminates it. Measured here, from outside, so a worker whose loop is stuck in a
+ * hog still meets its limit.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "cgroup.h"
+#include "supervisor.h"
+
+#define LIMITS_PERIOD_MS 250
+
+static struct event *limits_ev;
+static long clk_tck;
+static long page_kb;
+
+/* utime+stime of PID in ms and its RSS in KiB, from /proc/PID/stat. */
+static int
+proc_usage(pid_t pid, uint64_t *cpu_ms, uint64_t *rss_kb)
+{
+	char path[64], buf[1024], *p;
+	unsigned long utime, stime;
+	long rss;
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	/* The command name may hold spaces: fields are counted after its ')'. */
+	p = strrchr(buf, ')');
+	if (p == NULL || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu %*d %*d %*d %*d %*d %*d %*u %*u %ld",
+	    &utime, &stime, &rss) != 3)
+		return -1;
+	*cpu_ms = (uint64_t)(utime + stime) * 1000 / (uint64_t)clk_tck;
+	*rss_kb = (uint64_t)rss * (uint64_t)page_kb;
+	return 0;
+}
+
+/* Soft: retire with REASON (once); hard: terminate with REASON. */
+static void
+act(struct worker *w, uint32_t reason, uint64_t used, uint64_t limit, const char *unit)
+{
+	uint32_t soft_pct = w->w_pool->p_conf->limits.soft_limit_percent;
+
+	if (used >= limit) {
+		if (w->w_state != WS_TERMINATING) {
+			log_info("limit_hard", "fn=%s wid=%u pid=%d reason=%s used=%llu limit=%llu unit=%s",
+			    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, wire_reason_name(reason),
+			    (unsigned long long)used, (unsigned long long)limit, unit);
+			if (!w->w_replaced) {
+				w->w_replaced = true;
+				pool_fill(w->w_pool);
+			}
+			worker_terminate(w, reason);
+		}
+	} else if (used * 100 >= limit * soft_pct && w->w_state == WS_READY) {
+		log_info("limit_soft", "fn=%s wid=%u pid=%d reason=%s used=%llu limit=%llu unit=%s",
+		    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, wire_reason_name(reason),
+		    (unsigned long long)used, (unsigned long long)limit, unit);
+		/* Capacity first: the replacement starts before this one drains. */
+		w->w_replaced = true;
+		worker_retire(w, reason);
+		pool_fill(w->w_pool);
+	}
+}
+
+static void
+check_worker(struct worker *w, uint64_t now)
+{
+	const struct fn_limits *l = &w->w_pool->p_conf->limits;
+	uint64_t cpu_ms = 0, rss_kb = 0, mem;
+	struct cg_stats cs;
+
+	if (w->w_state != WS_READY && w->w_state != WS_DRAINING)
+		return;
+	if (proc_usage(w->w_pid, &cpu_ms, &rss_kb) < 0)
+		return;
+	BOARD_STORE(&w->w_board->cpu_ms, cpu_ms);
+	BOARD_STORE(&w->w_board->rss_kb, rss_kb);
+	if (l->wall_clock_ms)
+		act(w, WIRE_REASON_WALL_CLOCK, now - w->w_spawned_ms, l->wall_clock_ms, "ms");
+	if (l->cpu_time_ms && worker_is_live(w))
+		act(w, WIRE_REASON_CPU, cpu_ms, l->cpu_time_ms, "ms");
+	if (l->memory_mb && worker_is_live(w)) {
+		/* The cgroup's count includes what the kernel charges the tenant (page cache,
+		 * its children); without cgroups RSS is the best we have. The hard limit with
+		 * cgroups is the kernel's OOM kill, detected at exit. */
+		mem = rss_kb * 1024;
+		if (w->w_cgroup[0] && cg_worker_stats(w->w_pool->p_conf->name, w->w_id, &cs) == 0)
+			mem = cs.memory_current;
+		if (w->w_cgroup[0] && mem >= (uint64_t)l->memory_mb << 20)
+			mem = ((uint64_t)l->memory_mb << 20) - 1;
+		act(w, WIRE_REASON_MEMORY, mem >> 10, (uint64_t)l->memory_mb << 10, "KiB");
+	}
+	if (l->idle_worker_ms && w->w_state == WS_READY && worker_load(w) == 0 &&
+	    BOARD_LOAD(&w->w_board->tasks_pending) == 0 &&
+	    now - w->w_spawned_ms >= l->idle_worker_ms) {
+		/* Idle and past its idle time: drop it early (a fresh one keeps the pool). */
+		w->w_replaced = true;
+		worker_retire(w, WIRE_REASON_EARLY_DROP);
+		pool_fill(w->w_pool);
+	}
+}
+
+static void
+limits_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct pool *p;
+	struct worker *w, *tmp;
+	uint64_t now = clock_ms();
+
+	TAILQ_FOREACH(p, &sv.pools, p_entry)
+		TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp)
+			check_worker(w, now);
+}
+
+void
+limits_start(void)
+{
+	struct timeval tv = { 0, LIMITS_PERIOD_MS * 1000 };
+
+	clk_tck = sysconf(_SC_CLK_TCK);
+	page_kb = sysconf(_SC_PAGESIZE) / 1024;
+	limits_ev = event_new(sv.base, -1, EV_PERSIST, limits_cb, NULL);
+	if (limits_ev != NULL)
+		event_add(limits_ev, &tv);
+}
+
+void
+limits_stop(void)
+{
+	if (limits_ev != NULL)
+		event_free(limits_ev);
+	limits_ev = NULL;
+}

@@ -1,0 +1,320 @@
+/*
+ * pool.c - a function's pool of workers for one config generation: starting it,
+ * keeping it at size (with respawn backoff), knowing when it is ready, and the
+ * function's totals that outlive workers and generations.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../common/clock.h"
+#include "../common/log.h"
+#include "cgroup.h"
+#include "supervisor.h"
+
+/* Crashes before ready in a row after which the function is marked failed. */
+#define POOL_FAIL_STREAK 8
+
+static TAILQ_HEAD(, fn_totals) totals_list = TAILQ_HEAD_INITIALIZER(totals_list);
+
+static void spawn_later_cb(evutil_socket_t fd, short what, void *arg);
+
+struct fn_totals *
+pool_totals(const char *name)
+{
+	struct fn_totals *t;
+
+	TAILQ_FOREACH(t, &totals_list, t_entry)
+		if (strcmp(t->name, name) == 0)
+			return t;
+	t = calloc(1, sizeof(*t));
+	if (t == NULL)
+		return NULL;
+	snprintf(t->name, sizeof(t->name), "%s", name);
+	t->next_wid = 1;
+	TAILQ_INSERT_TAIL(&totals_list, t, t_entry);
+	return t;
+}
+
+struct pool *
+pool_new(struct sv_conf *owner, struct fn_conf *conf, uint32_t gen)
+{
+	struct pool *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->p_owner = owner;
+	p->p_conf = conf;
+	p->p_gen = gen;
+	p->p_totals = pool_totals(conf->name);
+	p->p_pending = calloc(POOL_PENDING_MAX, sizeof(int));
+	p->p_spawn_ev = evtimer_new(sv.base, spawn_later_cb, p);
+	if (p->p_totals == NULL || p->p_pending == NULL || p->p_spawn_ev == NULL) {
+		if (p->p_spawn_ev)
+			event_free(p->p_spawn_ev);
+		free(p->p_pending);
+		free(p);
+		return NULL;
+	}
+	TAILQ_INIT(&p->p_workers);
+	TAILQ_INSERT_TAIL(&sv.pools, p, p_entry);
+	return p;
+}
+
+int
+pool_start(struct pool *p)
+{
+	if (cg_enabled() && cg_function_setup(p->p_conf) < 0)
+		log_warn("cgroup_function_failed", "fn=%s err=\"%s\"", p->p_conf->name,
+		    strerror(errno));
+	pool_fill(p);
+	return 0;
+}
+
+struct worker *
+pool_spawn(struct pool *p)
+{
+	struct worker *w = calloc(1, sizeof(*w));
+
+	if (w == NULL)
+		return NULL;
+	w->w_pool = p;
+	w->w_gen = p->p_gen;
+	w->w_id = p->p_totals->next_wid++;
+	w->w_ctl = w->w_status = -1;
+	if (spawn_worker(w) < 0) {
+		log_error("spawn_failed", "fn=%s wid=%u err=\"%s\"", p->p_conf->name, w->w_id,
+		    strerror(errno));
+		free(w);
+		return NULL;
+	}
+	TAILQ_INSERT_TAIL(&p->p_workers, w, w_entry);
+	return w;
+}
+
+/* Workers that count towards the pool's size: starting, or ready and still free. */
+static unsigned
+pool_capacity(const struct pool *p)
+{
+	const struct worker *w;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(w, &p->p_workers, w_entry)
+		if ((w->w_state == WS_STARTING || w->w_state == WS_READY) && !w->w_used &&
+		    !w->w_replaced)
+			n++;
+	return n;
+}
+
+/* Backoff after crashes before ready: 100 ms, 200, 400, ... capped at 1 s a spawn. */
+static uint64_t
+backoff_ms(uint32_t streak)
+{
+	uint64_t ms = 100;
+
+	for (uint32_t i = 1; i < streak && ms < 1000; i++)
+		ms *= 2;
+	return ms < 1000 ? ms : 1000;
+}
+
+void
+pool_fill(struct pool *p)
+{
+	uint64_t now = clock_ms();
+	unsigned have, want = p->p_conf->workers;
+
+	if (p->p_retiring || p->p_failed || sv.stopping)
+		return;
+	have = pool_capacity(p);
+	if (have >= want)
+		return;
+	if (p->p_crash_streak > 0) {
+		/* After a crash: one spawn at a time, spaced by the backoff. */
+		if (now < p->p_next_spawn_ms) {
+			uint64_t d = p->p_next_spawn_ms - now;
+			struct timeval tv = { .tv_sec = d / 1000, .tv_usec = (d % 1000) * 1000 };
+			if (!evtimer_pending(p->p_spawn_ev, NULL))
+				evtimer_add(p->p_spawn_ev, &tv);
+			return;
+		}
+		p->p_next_spawn_ms = now + backoff_ms(p->p_crash_streak);
+		pool_spawn(p);
+		return;
+	}
+	while (have++ < want)
+		if (pool_spawn(p) == NULL)
+			break;
+}
+
+static void
+spawn_later_cb(evutil_socket_t fd, short what, void *arg)
+{
+	pool_fill(arg);
+}
+
+void
+pool_worker_ready(struct worker *w)
+{
+	struct pool *p = w->w_pool;
+
+	if (p->p_retiring || sv.stopping) {
+		worker_retire(w, WIRE_REASON_TERMINATION);
+		return;
+	}
+	dispatch_flush_pending(p);
+	sv_check_ready();
+}
+
+void
+pool_worker_gone(struct worker *w, bool crashed_before_ready)
+{
+	struct pool *p = w->w_pool;
+
+	if (crashed_before_ready) {
+		p->p_crash_streak++;
+		if (p->p_crash_streak >= POOL_FAIL_STREAK && !p->p_failed) {
+			p->p_failed = true;
+			log_error("function_failed", "fn=%s crashes=%u msg=\"workers die before ready; not respawning until reload\"",
+			    p->p_conf->name, p->p_crash_streak);
+			sv_check_ready();
+		}
+	}
+	pool_fill(p);
+}
+
+void
+pool_retire(struct pool *p, uint32_t reason)
+{
+	struct worker *w, *tmp;
+
+	p->p_retiring = true;
+	evtimer_del(p->p_spawn_ev);
+	TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp) {
+		if (sv.fast)
+			worker_terminate(w, reason);
+		else
+			worker_retire(w, reason);
+	}
+	pool_maybe_free(p);
+}
+
+void
+pool_maybe_free(struct pool *p)
+{
+	if (!p->p_retiring || !TAILQ_EMPTY(&p->p_workers))
+		return;
+	/* Connections that never found a worker: say so rather than drop them. */
+	for (unsigned i = 0; i < p->p_npending; i++)
+		close(p->p_pending[i]);
+	if (p->p_npending)
+		log_warn("pending_dropped", "fn=%s count=%u", p->p_conf->name, p->p_npending);
+	TAILQ_REMOVE(&sv.pools, p, p_entry);
+	if (cg_enabled() && pool_current(p->p_conf->name) == NULL)
+		cg_function_remove(p->p_conf->name);
+	event_free(p->p_spawn_ev);
+	free(p->p_pending);
+	free(p);
+	sv_check_stopped();
+}
+
+struct pool *
+pool_current(const char *fn)
+{
+	struct pool *p, *best = NULL;
+
+	TAILQ_FOREACH(p, &sv.pools, p_entry)
+		if (!p->p_retiring && strcmp(p->p_conf->name, fn) == 0 &&
+		    (best == NULL || p->p_gen > best->p_gen))
+			best = p;
+	return best;
+}
+
+struct worker *
+pool_find_pid(pid_t pid)
+{
+	struct pool *p;
+	struct worker *w;
+
+	TAILQ_FOREACH(p, &sv.pools, p_entry)
+		TAILQ_FOREACH(w, &p->p_workers, w_entry)
+			if (w->w_pid == pid)
+				return w;
+	return NULL;
+}
+
+bool
+pool_starting(const struct pool *p)
+{
+	const struct worker *w;
+
+	TAILQ_FOREACH(w, &p->p_workers, w_entry)
+		if (w->w_state == WS_STARTING)
+			return true;
+	return false;
+}
+
+static unsigned
+pool_ready_count(const struct pool *p)
+{
+	const struct worker *w;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(w, &p->p_workers, w_entry)
+		if (w->w_state == WS_READY)
+			n++;
+	return n;
+}
+
+/* Every pool of generation GEN has its full size ready (failed ones excepted). */
+bool
+pools_all_ready(void)
+{
+	struct pool *p;
+
+	TAILQ_FOREACH(p, &sv.pools, p_entry)
+		if (!p->p_retiring && !p->p_failed && pool_ready_count(p) < p->p_conf->workers)
+			return false;
+	return true;
+}
+
+unsigned
+pools_live_workers(void)
+{
+	struct pool *p;
+	struct worker *w;
+	unsigned n = 0;
+
+	TAILQ_FOREACH(p, &sv.pools, p_entry)
+		TAILQ_FOREACH(w, &p->p_workers, w_entry)
+			n++;
+	return n;
+}
+
+void
+pools_log_summary(void)
+{
+	struct fn_totals *t, *tmp;
+	struct fn_totals all = { 0 };
+
+	TAILQ_FOREACH_SAFE(t, &totals_list, t_entry, tmp) {
+		log_info("function_summary", "fn=%s requests=%llu tasks_started=%llu tasks_completed=%llu tasks_failed=%llu tasks_lost=%llu crashes=%llu",
+		    t->name, (unsigned long long)t->requests,
+		    (unsigned long long)t->tasks_started, (unsigned long long)t->tasks_completed,
+		    (unsigned long long)t->tasks_failed, (unsigned long long)t->tasks_lost,
+		    (unsigned long long)t->crashes);
+		all.requests += t->requests;
+		all.tasks_started += t->tasks_started;
+		all.tasks_completed += t->tasks_completed;
+		all.tasks_failed += t->tasks_failed;
+		all.tasks_lost += t->tasks_lost;
+		TAILQ_REMOVE(&totals_list, t, t_entry);
+		free(t);
+	}
+	log_info("summary", "requests=%llu tasks_started=%llu tasks_completed=%llu tasks_failed=%llu tasks_lost=%llu",
+	    (unsigned long long)all.requests, (unsigned long long)all.tasks_started,
+	    (unsigned long long)all.tasks_completed, (unsigned long long)all.tasks_failed,
+	    (unsigned long long)all.tasks_lost);
+}
