@@ -1,0 +1,296 @@
+/*
+ * main.c - the worker process: one function, one event loop. It finds its channels
+ * on fixed fds (wire.h), loads the function, reports ready, takes the connections
+ * the supervisor hands over, and leaves in one of two ways only:
+ *   retire (RETIRE message): no new work; when no connection and no task is left it
+ *     reports DRAINED and exits 0;
+ *   SIGTERM (the beforeunload signal): the hooks run with the reason the supervisor
+ *     queued with the signal and the grace left, pending tasks are cut, exit.
+ */
+#include <dlfcn.h>
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+#include <event2/event.h>
+
+#include "../common/log.h"
+#include "../common/wire.h"
+#include "worker.h"
+
+struct edge_ctx wk;
+
+static struct event *ctl_ev, *sig_ev;
+static bool limit_sent[2];
+static void *lib_handle;
+
+/* argv is "key=value" pairs: the table says where each number goes. */
+static const struct {
+	const char *key;
+	size_t off;
+} num_args[] = {
+#define N(k) { #k, offsetof(struct wk_conf, k) }
+	N(index), N(request_timeout_ms), N(idle_timeout_ms), N(max_header_bytes),
+	N(max_body_bytes), N(max_requests), N(max_pending_tasks), N(task_threads),
+	N(drain_timeout_ms), N(max_connections), N(memory_mb),
+	{ "grace_ms", offsetof(struct wk_conf, grace_ms) },
+#undef N
+};
+
+static int
+parse_args(int argc, char **argv, struct wk_conf *c)
+{
+	/* Defaults match the config's, so a hand-started worker behaves. */
+	*c = (struct wk_conf){
+		.name = "function", .request_timeout_ms = 30000, .idle_timeout_ms = 60000,
+		.max_header_bytes = 16384, .max_body_bytes = 1048576, .max_pending_tasks = 16384,
+		.task_threads = 4, .grace_ms = 2000, .drain_timeout_ms = 30000,
+		.max_connections = 10000, .soft_limit_percent = 90,
+	};
+	for (int i = 1; i < argc; i++) {
+		char *eq = strchr(argv[i], '=');
+		const char *v;
+		size_t klen;
+		bool known = false;
+
+		if (eq == NULL)
+			return -1;
+		klen = (size_t)(eq - argv[i]);
+		v = eq + 1;
+		if (klen == 4 && strncmp(argv[i], "name", 4) == 0) {
+			c->name = v;
+			continue;
+		}
+		if (klen == 7 && strncmp(argv[i], "library", 7) == 0) {
+			c->library = v;
+			continue;
+		}
+		if (klen == 6 && strncmp(argv[i], "policy", 6) == 0) {
+			c->policy = strcmp(v, "oneshot") == 0 ? WK_ONESHOT :
+			    strcmp(v, "per_request") == 0 ? WK_PER_REQUEST : WK_PER_WORKER;
+			continue;
+		}
+		if (klen == 9 && strncmp(argv[i], "log_level", 9) == 0) {
+			log_level = atoi(v);
+			continue;
+		}
+		for (size_t k = 0; k < sizeof(num_args) / sizeof(num_args[0]); k++) {
+			if (strlen(num_args[k].key) == klen && strncmp(argv[i], num_args[k].key, klen) == 0) {
+				*(uint32_t *)((char *)c + num_args[k].off) = (uint32_t)strtoul(v, NULL, 10);
+				known = true;
+			}
+		}
+		if (!known)
+			return -1;
+	}
+	return c->library != NULL ? 0 : -1;
+}
+
+static void
+send_status(struct wire_status *st)
+{
+	st->version = WIRE_VERSION;
+	if (wire_send_status(WIRE_STATUS_FD, st) < 0)
+		log_warn("status_write_failed", "type=%u err=\"%s\"", st->type, strerror(errno));
+}
+
+static void __attribute__((noreturn))
+init_failed(const char *fmt, const char *detail)
+{
+	struct wire_status st = { .type = WIRE_ST_INIT_FAILED };
+
+	snprintf(st.text, sizeof(st.text), fmt, detail);
+	log_error("init_failed", "msg=\"%s\"", st.text);
+	send_status(&st);
+	_exit(3);
+}
+
+void
+worker_report_limit(uint32_t reason, bool hard)
+{
+	struct wire_status st = { .type = WIRE_ST_LIMIT, .reason = reason, .hard = hard };
+
+	if (limit_sent[hard])
+		return;
+	limit_sent[hard] = true;
+	send_status(&st);
+}
+
+static void __attribute__((noreturn))
+leave(int code)
+{
+	/* _exit: task threads may still run function code; no atexit or destructors. */
+	_exit(code);
+}
+
+void
+worker_check_drained(void)
+{
+	struct wire_status st = { .type = WIRE_ST_DRAINED };
+	struct board *b = wk.board;
+
+	if (!wk.retiring || wk.terminating || http_conn_count() > 0 || tasks_pending() > 0)
+		return;
+	st.counts.requests = BOARD_LOAD(&b->requests);
+	st.counts.tasks_started = BOARD_LOAD(&b->tasks_started);
+	st.counts.tasks_completed = BOARD_LOAD(&b->tasks_completed);
+	st.counts.tasks_failed = BOARD_LOAD(&b->tasks_failed);
+	st.counts.tasks_pending = BOARD_LOAD(&b->tasks_pending);
+	log_info("drained", "requests=%llu tasks_completed=%llu tasks_failed=%llu",
+	    (unsigned long long)st.counts.requests, (unsigned long long)st.counts.tasks_completed,
+	    (unsigned long long)st.counts.tasks_failed);
+	send_status(&st);
+	leave(0);
+}
+
+static void
+retire(uint32_t reason, uint32_t deadline_ms)
+{
+	if (wk.retiring)
+		return;
+	wk.retiring = true;
+	/* Not on a plain per_request retirement: the worker is not being cut short. */
+	if (reason != WIRE_REASON_NONE)
+		hooks_fire_beforeunload(reason, deadline_ms);
+	http_retire();
+	worker_check_drained();
+}
+
+static void __attribute__((noreturn))
+terminate(uint32_t reason)
+{
+	wk.terminating = true;
+	/* A hook that hangs must not keep us past the grace: the kernel ends it. */
+	alarm(wk.conf.grace_ms / 1000 + 1);
+	hooks_fire_beforeunload(reason, wk.conf.grace_ms);
+	tasks_cut_all();
+	http_shutdown();
+	log_info("terminated", "reason=%s pending=%llu", wire_reason_name(reason),
+	    (unsigned long long)tasks_pending());
+	leave(0);
+}
+
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct wire_ctl msg;
+	int fds[WIRE_MAX_FDS];
+
+	for (int round = 0; round < 64; round++) {
+		unsigned nfds = WIRE_MAX_FDS;
+		int r = wire_recv_ctl(fd, &msg, fds, &nfds);
+
+		if (r == 1) {
+			if (msg.type == WIRE_CTL_CONN) {
+				/* The fds are ours now; http_adopt owns (or closes) each. */
+				for (unsigned i = 0; i < nfds; i++)
+					http_adopt(fds[i]);
+			} else {
+				retire(msg.arg, msg.deadline_ms);
+			}
+			continue;
+		}
+		if (r < 0 && errno == EAGAIN)
+			return;
+		if (r < 0 && errno == EPROTO) {
+			log_error("ctl_bad_message", "msg=\"dropped a malformed control message\"");
+			continue;
+		}
+		/* EOF: the supervisor is gone; behave as if told to terminate. */
+		log_warn("ctl_closed", "err=\"%s\"", r < 0 ? strerror(errno) : "eof");
+		terminate(WIRE_REASON_TERMINATION);
+	}
+}
+
+static void
+signal_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct signalfd_siginfo si;
+	uint32_t reason = WIRE_REASON_TERMINATION;
+
+	if (read(fd, &si, sizeof(si)) != sizeof(si))
+		return;
+	/* The supervisor queues the reason with the signal; a plain kill means termination. */
+	if (si.ssi_code == SI_QUEUE && (pid_t)si.ssi_pid == getppid() &&
+	    (uint32_t)si.ssi_int < WIRE_REASON_MAX && si.ssi_int != WIRE_REASON_NONE)
+		reason = (uint32_t)si.ssi_int;
+	terminate(reason);
+}
+
+static void
+load_function(void)
+{
+	const struct edge_function *fn;
+	char *err;
+
+	lib_handle = dlopen(wk.conf.library, RTLD_NOW | RTLD_LOCAL);
+	if (lib_handle == NULL)
+		init_failed("dlopen: %s", dlerror());
+	dlerror();
+	fn = dlsym(lib_handle, "edge_function_entry");
+	err = dlerror();
+	if (fn == NULL || err != NULL)
+		init_failed("%s: no EDGE_FUNCTION() entry point", wk.conf.library);
+	if (fn->api_version != EDGE_API_VERSION) {
+		char v[64];
+		snprintf(v, sizeof(v), "%u, worker has %u", fn->api_version, EDGE_API_VERSION);
+		init_failed("API version mismatch: function built for %s", v);
+	}
+	if (fn->handle == NULL)
+		init_failed("%s: no request handler", wk.conf.library);
+	wk.fn = fn;
+	if (fn->init != NULL && fn->init(&wk) != 0)
+		init_failed("%s: init returned an error", wk.conf.name);
+}
+
+int
+main(int argc, char **argv)
+{
+	struct wire_status ready = { .type = WIRE_ST_READY };
+	sigset_t set;
+	int sfd;
+
+	if (parse_args(argc, argv, &wk.conf) < 0) {
+		fprintf(stderr, "edgevisor-worker: started by the supervisor with key=value arguments\n");
+		return 2;
+	}
+	log_set_proc("worker[%s/%u]", wk.conf.name, wk.conf.index);
+	/* Ctrl-C in a terminal reaches the whole group: only the supervisor decides. */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGQUIT, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+	/* Blocked before any thread starts, so only the loop's signalfd sees SIGTERM. */
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	sfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (board_map(WIRE_BOARD_FD, &wk.board) < 0)
+		init_failed("scoreboard: %s", strerror(errno));
+	close(WIRE_BOARD_FD);
+	wk.base = event_base_new();
+	if (wk.base == NULL || sfd < 0)
+		init_failed("event loop: %s", strerror(errno));
+	TAILQ_INIT(&wk.unload_hooks);
+	TAILQ_INIT(&wk.error_hooks);
+	hooks_init(&wk);
+	if (tasks_init(&wk) < 0 || http_init(&wk) < 0)
+		init_failed("runtime: %s", strerror(errno));
+	sig_ev = event_new(wk.base, sfd, EV_READ | EV_PERSIST, signal_cb, NULL);
+	ctl_ev = event_new(wk.base, WIRE_CTL_FD, EV_READ | EV_PERSIST, ctl_cb, NULL);
+	if (sig_ev == NULL || ctl_ev == NULL || event_add(sig_ev, NULL) < 0 ||
+	    event_add(ctl_ev, NULL) < 0)
+		init_failed("event loop: %s", strerror(errno));
+	load_function();
+	log_debug("ready", "library=%s", wk.conf.library);
+	send_status(&ready);
+	event_base_dispatch(wk.base);
+	log_error("loop_exit", "msg=\"event loop ended unexpectedly\"");
+	leave(1);
+}
