@@ -167,8 +167,8 @@ sv_check_stopped(void)
 		event_base_loopexit(sv.base, NULL);
 }
 
-static void
-begin_stop(bool fast)
+void
+sv_stop(bool fast)
 {
 	struct pool *p, *tmp;
 
@@ -193,8 +193,8 @@ begin_stop(bool fast)
 	sv_check_stopped();
 }
 
-static void
-begin_reload(void)
+void
+sv_reload(void)
 {
 	char err[1024];
 	struct sv_conf *conf;
@@ -227,20 +227,39 @@ begin_reload(void)
 	sv_check_ready();
 }
 
+int
+sv_drain_function(const char *name)
+{
+	struct pool *p = pool_current(name);
+	struct worker *w, *tmp;
+
+	if (p == NULL)
+		return -1;
+	log_info("drain_function", "fn=%s", name);
+	TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp) {
+		if (w->w_state != WS_READY)
+			continue;
+		w->w_replaced = true;
+		worker_retire(w, WIRE_REASON_EARLY_DROP);
+	}
+	pool_fill(p);
+	return 0;
+}
+
 static void
 signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
 	case SIGTERM:
 		/* A second SIGTERM during a graceful stop means: now. */
-		begin_stop(sv.stopping);
+		sv_stop(sv.stopping);
 		break;
 	case SIGINT:
 	case SIGQUIT:
-		begin_stop(true);
+		sv_stop(true);
 		break;
 	case SIGHUP:
-		begin_reload();
+		sv_reload();
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)

@@ -158,6 +158,12 @@ void pools_log_summary(void);
  * stop can move on. */
 void sv_check_ready(void);
 void sv_check_stopped(void);
+/* What the admin endpoint and signals ask for (main.c). */
+void sv_reload(void);
+void sv_stop(bool fast);
+/* Replaces every worker of function NAME: fresh ones start, the old ones drain.
+ * Returns 0, or -1 when there is no such function. */
+int sv_drain_function(const char *name);
 
 /* dispatch.c */
 int dispatch_listen(struct sv_conf *conf, char *err, size_t errlen);
