@@ -33,7 +33,7 @@ struct board {
 	uint64_t requests;         /* requests answered */
 	uint64_t tasks_started;
 	uint64_t tasks_completed;
-	uint64_t tasks_failed;     /* failed, timed out or cut by shutdown */
+	uint64_t tasks_failed;     /* failed or timed out (cut ones stay pending: lost) */
 	uint64_t tasks_pending;
 	uint64_t cpu_ms;           /* worker's own CPU time, refreshed once a second */
 	uint64_t rss_kb;

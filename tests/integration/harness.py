@@ -170,6 +170,24 @@ def fd_count(pid):
     return len(os.listdir("/proc/%d/fd" % pid))
 
 
+def settled_fd_count(pid, timeout=3.0):
+    """PID's fd count once it reads the same twice 50 ms apart (closes have landed)."""
+    last = [fd_count(pid)]
+
+    def same():
+        time.sleep(0.05)
+        n = fd_count(pid)
+        if n == last[0]:
+            return True
+        last[0] = n
+        return False
+    try:
+        wait_until(same, timeout, "fd count of %d to settle" % pid, interval=0)
+    except Failure:
+        pass
+    return last[0]
+
+
 def cmdline(pid):
     try:
         with open("/proc/%d/cmdline" % pid, "rb") as f:
@@ -182,6 +200,7 @@ def cmdline(pid):
 
 _live = []          # every Supervisor started and not yet cleaned up
 _dirs = []          # their temp dirs, removed at the end of main()
+_started = []       # every Supervisor started, for the logs of a failed test
 
 
 def tmpdir(name="t"):
@@ -236,6 +255,7 @@ class Supervisor:
             logf.close()
         self.pid = self.proc.pid
         _live.append(self)
+        _started.append(self)
         if wait:
             self.wait_ready(timeout=timeout)
         return self
@@ -269,7 +289,7 @@ class Supervisor:
             return len(self.events("ready")) >= n
         wait_until(ready, timeout, "ev=ready #%d from the supervisor" % n)
 
-    def signal(self, sig):
+    def send(self, sig):
         os.kill(self.pid, sig)
 
     def stop(self, sig=signal.SIGTERM, timeout=30):
@@ -596,7 +616,7 @@ def main():
     for fn in _tests:
         if names and fn.__name__ not in names:
             continue
-        started = len(_live)
+        started = len(_started)
         t0 = time.monotonic()
         try:
             fn()
@@ -614,7 +634,7 @@ def main():
             for fr in tb[-4:]:
                 print("#   at %s:%d in %s: %s" % (os.path.basename(fr.filename),
                                               fr.lineno, fr.name, fr.line))
-            for sv in _live[started:]:
+            for sv in _started[started:]:
                 print("#   --- log of the supervisor started in %s (%s):" % (fn.__name__, sv.dir))
                 for line in sv.tail(25).splitlines():
                     print("#   " + line)
