@@ -1,0 +1,1199 @@
+/*
+ * cgroup.c - the supervisor's cgroup tree (<base>/supervisor, <base>/<fn>,
+ * <base>/<fn>/w<ID>) on cgroup v1 or v2; the only user of libcgroup.
+ *
+ * libcgroup creates, sets, reads, attaches the supervisor and (v1) deletes. Where it
+ * has no call or misbehaves (cgroup.subtree_control, cgroup.kill, cgroup.procs,
+ * v2 deletion, the pre-exec attach of a forked child) the file is used directly,
+ * and every libcgroup call falls back to the file when it fails, so the errno we
+ * report is the kernel's. With EDGEVISOR_CGROUP_ROOT set (tests, VMs) libcgroup is
+ * bypassed: it only knows the mounts in /proc/mounts.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <libcgroup.h>
+#include <linux/magic.h>
+
+#include "cgroup.h"
+#include "log.h"
+
+#define CG_DEFAULT_ROOT	"/sys/fs/cgroup"
+#define CG_LEAF		"supervisor"
+#define CG_PERIOD_US	100000
+#define CG_KILL_ROUNDS	100		/* x 10 ms: how long a kill or rmdir may take */
+
+enum { H_CPU = 0, H_CPUACCT, H_MEM, H_MAX };
+
+/* One hierarchy (v2: the unified one only) and where <base> is inside it. */
+struct cg_hier {
+	const char	*h_ctrl;		/* libcgroup controller name */
+	bool		 h_on;
+	bool		 h_moved;		/* the supervisor sits in <base>/supervisor */
+	char		 h_mount[PATH_MAX];	/* mount point */
+	char		 h_own[PATH_MAX];	/* our cgroup at start, "" = root */
+	char		 h_base[PATH_MAX];	/* <base> relative to the mount */
+};
+
+static struct {
+	int		 version;		/* 0 = off, 1, 2 */
+	bool		 lib;			/* libcgroup drives the real mounts */
+	bool		 fake;			/* root is no cgroupfs (tests only) */
+	bool		 own_enabled;		/* v2: we enabled +cpu +memory in h_own */
+	bool		 quiet;			/* undoing a failed cg_init: no warnings */
+	struct cg_hier	 h[H_MAX];
+} cg = {
+	.h = { { .h_ctrl = "cpu" }, { .h_ctrl = "cpuacct" }, { .h_ctrl = "memory" } },
+};
+
+static char cg_errbuf[512];
+
+static void	set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
+static void
+set_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(cg_errbuf, sizeof(cg_errbuf), fmt, ap);
+	va_end(ap);
+}
+
+/* snprintf for paths: -1 (ENAMETOOLONG) instead of a silently cut path. */
+static int	pathf(char *buf, size_t len, const char *fmt, ...)
+		    __attribute__((format(printf, 3, 4)));
+
+static int
+pathf(char *buf, size_t len, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(buf, len, fmt, ap);
+	va_end(ap);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* Builds MOUNT/BASE[/SUB][/FILE] of hierarchy H; -1 (ENAMETOOLONG) if it does not fit. */
+static int
+cg_path(char *buf, size_t len, const struct cg_hier *h, const char *sub,
+    const char *file)
+{
+	int n;
+
+	n = snprintf(buf, len, "%s/%s%s%s%s%s", h->h_mount, h->h_base,
+	    sub ? "/" : "", sub ? sub : "", file ? "/" : "", file ? file : "");
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+/* BASE[/SUB] relative to the mount: the name libcgroup wants. */
+static int
+cg_rel(char *buf, size_t len, const struct cg_hier *h, const char *sub)
+{
+	int n;
+
+	n = snprintf(buf, len, "%s%s%s", h->h_base, sub ? "/" : "", sub ? sub : "");
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+static int
+file_read(const char *path, char *buf, size_t len)
+{
+	ssize_t n;
+	size_t off = 0;
+	int fd, saved;
+
+	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+		return -1;
+	while (off + 1 < len) {
+		n = read(fd, buf + off, len - off - 1);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0) {
+			saved = errno;
+			close(fd);
+			errno = saved;
+			return -1;
+		}
+		if (n == 0)
+			break;
+		off += (size_t)n;
+	}
+	buf[off] = '\0';
+	close(fd);
+	return 0;
+}
+
+/*
+ * Writes VAL in one write(2), as cgroupfs wants. No allocation: the forked child
+ * uses it before exec. A fake tree gets its files created.
+ */
+static int
+file_write(const char *path, const char *val, size_t len)
+{
+	ssize_t n;
+	int fd, saved, flags = O_WRONLY | O_CLOEXEC;
+
+	if (cg.fake)
+		flags |= O_CREAT | O_TRUNC;
+	if ((fd = open(path, flags, 0644)) < 0)
+		return -1;
+	do
+		n = write(fd, val, len);
+	while (n < 0 && errno == EINTR);
+	saved = errno;
+	close(fd);
+	if (n < 0) {
+		errno = saved;
+		return -1;
+	}
+	return 0;
+}
+
+static bool
+file_exists(const char *path)
+{
+	return access(path, F_OK) == 0;
+}
+
+/* Writes PID (decimal, no stdio) to PATH: the attach of a process. */
+static int
+pid_write(const char *path, pid_t pid)
+{
+	char num[24];
+	size_t i = sizeof(num);
+	unsigned long v = (unsigned long)pid;
+
+	do {
+		num[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0 && i > 0);
+	return file_write(path, num + i, sizeof(num) - i);
+}
+
+/* The value after "KEY " on a line of a flat-keyed file, or 0. */
+static uint64_t
+kv_get(const char *buf, const char *key)
+{
+	size_t klen = strlen(key);
+	const char *p = buf;
+
+	while (p != NULL && *p != '\0') {
+		if (strncmp(p, key, klen) == 0 && p[klen] == ' ')
+			return strtoull(p + klen + 1, NULL, 10);
+		if ((p = strchr(p, '\n')) != NULL)
+			p++;
+	}
+	return 0;
+}
+
+/* True if the space-separated list LIST holds WORD (a leading '+' ignored). */
+static bool
+has_word(const char *list, const char *word)
+{
+	size_t wlen = strlen(word);
+	const char *p = list;
+
+	while (*p != '\0') {
+		while (*p == ' ' || *p == '\n' || *p == '+')
+			p++;
+		if (strncmp(p, word, wlen) == 0 &&
+		    (p[wlen] == ' ' || p[wlen] == '\n' || p[wlen] == '\0'))
+			return true;
+		while (*p != '\0' && *p != ' ' && *p != '\n')
+			p++;
+	}
+	return false;
+}
+
+static void
+sleep_ms(long ms)
+{
+	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+}
+
+/* The libcgroup controller that owns FILE: v2 has one hierarchy for both. */
+static const char *
+lib_ctrl(const struct cg_hier *h, const char *file)
+{
+	if (cg.version == 2)
+		return strncmp(file, "cpu.", 4) == 0 ? "cpu" : "memory";
+	return h->h_ctrl;
+}
+
+/* Creates <base>[/SUB] in H: libcgroup first, mkdir(2) if it fails. */
+static int
+cgx_create(struct cg_hier *h, const char *sub)
+{
+	char path[PATH_MAX], rel[PATH_MAX];
+	struct cgroup *c;
+	int r = ECGFAIL;
+
+	if (cg_path(path, sizeof(path), h, sub, NULL) < 0 ||
+	    cg_rel(rel, sizeof(rel), h, sub) < 0)
+		return -1;
+	if (cg.lib && cg.version == 1 && (c = cgroup_new_cgroup(rel)) != NULL) {
+		if (cgroup_add_controller(c, h->h_ctrl) != NULL)
+			r = cgroup_create_cgroup(c, 0);
+		cgroup_free(&c);
+		if (r == 0 && file_exists(path))
+			return 0;
+		log_debug("cgroup_lib_fallback", "op=create path=%s err=\"%s\"",
+		    path, cgroup_strerror(r));
+	}
+	/* v2: libcgroup 2.0.2 would enable controllers up from the mount root. */
+	if (mkdir(path, 0755) < 0 && errno != EEXIST)
+		return -1;
+	return 0;
+}
+
+/* Writes VAL to FILE of <base>[/SUB]: libcgroup first, the file if it fails. */
+static int
+cgx_set(struct cg_hier *h, const char *sub, const char *file, const char *val)
+{
+	char path[PATH_MAX], rel[PATH_MAX];
+	struct cgroup_controller *ctl;
+	struct cgroup *c;
+	int r = ECGFAIL;
+
+	if (cg_path(path, sizeof(path), h, sub, file) < 0 ||
+	    cg_rel(rel, sizeof(rel), h, sub) < 0)
+		return -1;
+	if (cg.lib && (c = cgroup_new_cgroup(rel)) != NULL) {
+		if ((ctl = cgroup_add_controller(c, lib_ctrl(h, file))) != NULL &&
+		    cgroup_add_value_string(ctl, file, val) == 0)
+			r = cgroup_modify_cgroup(c);
+		cgroup_free(&c);
+		if (r == 0)
+			return 0;
+		log_debug("cgroup_lib_fallback", "op=set path=%s err=\"%s\"",
+		    path, cgroup_strerror(r));
+	}
+	return file_write(path, val, strlen(val));
+}
+
+/* Reads FILE of <base>[/SUB] into BUF: libcgroup first, the file if it fails. */
+static int
+cgx_get(struct cg_hier *h, const char *sub, const char *file, char *buf, size_t len)
+{
+	char path[PATH_MAX], rel[PATH_MAX], line[256];
+	void *handle = NULL;
+	size_t off = 0, n;
+	int r;
+
+	if (cg_path(path, sizeof(path), h, sub, file) < 0 ||
+	    cg_rel(rel, sizeof(rel), h, sub) < 0)
+		return -1;
+	if (cg.lib && file_exists(path)) {
+		buf[0] = '\0';
+		r = cgroup_read_value_begin(lib_ctrl(h, file), rel, (char *)file,
+		    &handle, line, sizeof(line));
+		while (r == 0) {
+			n = strlen(line);
+			if (off + n >= len)
+				break;
+			memcpy(buf + off, line, n + 1);
+			off += n;
+			r = cgroup_read_value_next(&handle, line, sizeof(line));
+		}
+		if (handle != NULL)
+			cgroup_read_value_end(&handle);
+		if (r == 0 || r == ECGEOF)
+			return 0;
+		log_debug("cgroup_lib_fallback", "op=get path=%s err=\"%s\"",
+		    path, cgroup_strerror(r));
+	}
+	return file_read(path, buf, len);
+}
+
+static int
+cgx_get_u64(struct cg_hier *h, const char *sub, const char *file, uint64_t *out)
+{
+	char buf[64];
+
+	*out = 0;
+	if (cgx_get(h, sub, file, buf, sizeof(buf)) < 0)
+		return -1;
+	*out = strtoull(buf, NULL, 10);
+	return 0;
+}
+
+/* A fake tree holds plain files that rmdir(2) would refuse; a cgroupfs does not. */
+static void
+fake_unlink_files(const char *dir)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (!cg.fake || (d = opendir(dir)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL) {
+		if (de->d_type != DT_REG)
+			continue;
+		if (pathf(path, sizeof(path), "%s/%s", dir, de->d_name) == 0)
+			unlink(path);
+	}
+	closedir(d);
+}
+
+/*
+ * Removes <base>[/SUB] of H once it is empty. v1: libcgroup, empty-only (its
+ * default would migrate strays to the parent); v2: rmdir (libcgroup 2.0.2 fails
+ * there). Retries while the kernel still counts exiting tasks. ENOENT is success.
+ */
+static int
+cgx_remove(struct cg_hier *h, const char *sub)
+{
+	char path[PATH_MAX], rel[PATH_MAX];
+	struct cgroup *c;
+	int i, r;
+
+	if (cg_path(path, sizeof(path), h, sub, NULL) < 0 ||
+	    cg_rel(rel, sizeof(rel), h, sub) < 0)
+		return -1;
+	if (cg.lib && cg.version == 1 && file_exists(path) &&
+	    (c = cgroup_new_cgroup(rel)) != NULL) {
+		r = ECGFAIL;
+		if (cgroup_add_controller(c, h->h_ctrl) != NULL)
+			r = cgroup_delete_cgroup_ext(c, CGFLAG_DELETE_EMPTY_ONLY);
+		cgroup_free(&c);
+		if (r != 0)
+			log_debug("cgroup_lib_fallback", "op=delete path=%s err=\"%s\"",
+			    path, cgroup_strerror(r));
+	}
+	fake_unlink_files(path);
+	for (i = 0; i < CG_KILL_ROUNDS; i++) {
+		if (rmdir(path) == 0 || errno == ENOENT)
+			return 0;
+		if (errno != EBUSY)
+			break;
+		sleep_ms(10);
+	}
+	return -1;
+}
+
+/* Kills every process in <base>/SUB of H until it is empty (bounded). */
+static int
+procs_kill(struct cg_hier *h, const char *sub)
+{
+	char path[PATH_MAX], kpath[PATH_MAX];
+	pid_t self = getpid();
+	bool any;
+	FILE *f;
+	int i, pid;
+
+	/* A fake tree's cgroup.procs is only text: nothing lives there. */
+	if (cg.fake)
+		return 0;
+	if (cg_path(path, sizeof(path), h, sub, "cgroup.procs") < 0 ||
+	    cg_path(kpath, sizeof(kpath), h, sub, "cgroup.kill") < 0)
+		return -1;
+	if (cg.version == 2 && file_exists(kpath) && file_write(kpath, "1", 1) < 0)
+		log_warn("cgroup_kill_failed", "path=%s err=\"%s\"", kpath,
+		    strerror(errno));
+	for (i = 0; i < CG_KILL_ROUNDS; i++) {
+		if ((f = fopen(path, "re")) == NULL)
+			return errno == ENOENT ? 0 : -1;
+		any = false;
+		while (fscanf(f, "%d", &pid) == 1) {
+			if (pid <= 0 || pid == self)
+				continue;
+			any = true;
+			if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
+				log_warn("cgroup_kill_failed", "path=%s pid=%d err=\"%s\"",
+				    path, pid, strerror(errno));
+		}
+		fclose(f);
+		if (!any)
+			return 0;
+		sleep_ms(10);
+	}
+	errno = EBUSY;
+	return -1;
+}
+
+/* Kills and removes <base>/SUB of H and everything below it (depth-first). */
+static int
+tree_remove(struct cg_hier *h, const char *sub, int depth)
+{
+	char path[PATH_MAX], child[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+	int rc = 0;
+
+	if (cg_path(path, sizeof(path), h, sub, NULL) < 0)
+		return -1;
+	if (depth < 3 && (d = opendir(path)) != NULL) {
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_type != DT_DIR || de->d_name[0] == '.')
+				continue;
+			if (pathf(child, sizeof(child), "%s/%s", sub,
+			    de->d_name) < 0)
+				continue;
+			if (tree_remove(h, child, depth + 1) < 0)
+				rc = -1;
+		}
+		closedir(d);
+	}
+	if ((procs_kill(h, sub) < 0 || cgx_remove(h, sub) < 0) && !cg.quiet) {
+		log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", path,
+		    strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
+/* Function cgroups left under <base> by an earlier run that did not shut down. */
+static void
+stale_cleanup(void)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	for (int i = 0; i < H_MAX; i++) {
+		if (!cg.h[i].h_on || cg_path(path, sizeof(path), &cg.h[i], NULL,
+		    NULL) < 0 || (d = opendir(path)) == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL) {
+			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
+			    strcmp(de->d_name, CG_LEAF) == 0)
+				continue;
+			log_info("cgroup_stale", "path=%s/%s", path, de->d_name);
+			tree_remove(&cg.h[i], de->d_name, 1);
+		}
+		closedir(d);
+	}
+}
+
+/*
+ * Our own cgroup in each hierarchy from /proc/self/cgroup: the "0::" line on v2,
+ * the line naming the controller on v1. Stored without the leading '/'.
+ */
+static int
+read_own(void)
+{
+	char line[PATH_MAX + 64], *ctrls, *path, *tok, *save;
+	bool found = false;
+	FILE *f;
+
+	if ((f = fopen("/proc/self/cgroup", "re")) == NULL)
+		return -1;
+	while (fgets(line, sizeof(line), f) != NULL) {
+		line[strcspn(line, "\n")] = '\0';
+		if ((ctrls = strchr(line, ':')) == NULL ||
+		    (path = strchr(++ctrls, ':')) == NULL)
+			continue;
+		*path++ = '\0';
+		while (*path == '/')
+			path++;
+		if (cg.version == 2) {
+			if (*ctrls == '\0') {
+				snprintf(cg.h[0].h_own, sizeof(cg.h[0].h_own), "%s", path);
+				found = true;
+			}
+			continue;
+		}
+		for (tok = strtok_r(ctrls, ",", &save); tok != NULL;
+		    tok = strtok_r(NULL, ",", &save))
+			for (int i = 0; i < H_MAX; i++)
+				if (strcmp(tok, cg.h[i].h_ctrl) == 0) {
+					snprintf(cg.h[i].h_own, sizeof(cg.h[i].h_own),
+					    "%s", path);
+					found = true;
+				}
+	}
+	fclose(f);
+	if (!found)
+		errno = ENOENT;
+	return found ? 0 : -1;
+}
+
+static long
+fs_magic(const char *path)
+{
+	struct statfs sfs;
+
+	return statfs(path, &sfs) < 0 ? -1 : (long)sfs.f_type;
+}
+
+/* True if DIR/cgroup.controllers lists cpu and memory. */
+static bool
+v2_has_controllers(const char *dir)
+{
+	char path[PATH_MAX], buf[512];
+
+	if (pathf(path, sizeof(path), "%s/cgroup.controllers", dir) < 0 ||
+	    file_read(path, buf, sizeof(buf)) < 0)
+		return false;
+	return has_word(buf, "cpu") && has_word(buf, "memory");
+}
+
+/* Finds the hierarchies under ROOT: which version, which mounts. */
+static int
+detect(const char *root, bool override)
+{
+	char path[PATH_MAX], *mp;
+	long magic = fs_magic(root);
+
+	if (pathf(path, sizeof(path), "%s/cgroup.controllers", root) < 0)
+		return -1;
+	if (magic == CGROUP2_SUPER_MAGIC || (override && file_exists(path))) {
+		cg.version = 2;
+		snprintf(cg.h[0].h_mount, sizeof(cg.h[0].h_mount), "%s", root);
+		goto found;
+	}
+	/* Hybrid: the unified mount counts only if cpu and memory live there. */
+	if (!override && pathf(path, sizeof(path), "%s/unified", root) == 0 &&
+	    fs_magic(path) == CGROUP2_SUPER_MAGIC && v2_has_controllers(path)) {
+		cg.version = 2;
+		snprintf(cg.h[0].h_mount, sizeof(cg.h[0].h_mount), "%s", path);
+		goto found;
+	}
+	cg.version = 1;
+	for (int i = 0; i < H_MAX; i++) {
+		mp = NULL;
+		if (!override && cg.lib &&
+		    cgroup_get_subsys_mount_point(cg.h[i].h_ctrl, &mp) == 0) {
+			snprintf(cg.h[i].h_mount, sizeof(cg.h[i].h_mount), "%s", mp);
+			free(mp);
+		} else {
+			free(mp);
+			if (pathf(cg.h[i].h_mount, sizeof(cg.h[i].h_mount), "%s/%s",
+			    root, cg.h[i].h_ctrl) < 0)
+				cg.h[i].h_mount[0] = '\0';
+			else if (!override &&
+			    fs_magic(cg.h[i].h_mount) != CGROUP_SUPER_MAGIC)
+				cg.h[i].h_mount[0] = '\0';
+		}
+		cg.h[i].h_on = cg.h[i].h_mount[0] != '\0' &&
+		    access(cg.h[i].h_mount, F_OK) == 0;
+	}
+	/* cpu,cpuacct co-mounted: one hierarchy serves both. */
+	if (cg.h[H_CPUACCT].h_on && cg.h[H_CPU].h_on) {
+		char a[PATH_MAX], b[PATH_MAX];
+
+		if (realpath(cg.h[H_CPU].h_mount, a) != NULL &&
+		    realpath(cg.h[H_CPUACCT].h_mount, b) != NULL && strcmp(a, b) == 0)
+			cg.h[H_CPUACCT].h_on = false;
+	}
+	if (!cg.h[H_CPU].h_on || !cg.h[H_MEM].h_on) {
+		set_err("no cgroup v2 with cpu and memory and no v1 %s hierarchy under %s",
+		    !cg.h[H_CPU].h_on ? "cpu" : "memory", root);
+		errno = ENOENT;
+		return -1;
+	}
+found:
+	if (cg.version == 2)
+		cg.h[H_CPUACCT].h_on = cg.h[H_MEM].h_on = false;
+	cg.fake = override && fs_magic(cg.h[0].h_mount) != CGROUP2_SUPER_MAGIC &&
+	    fs_magic(cg.h[0].h_mount) != CGROUP_SUPER_MAGIC;
+	cg.h[0].h_on = true;
+	return 0;
+}
+
+/* Explains a failed mkdir/write under DIR in the words SPEC §5 asks for. */
+static void
+explain(const char *what, const char *path, int e)
+{
+	const char *why = "";
+
+	if (e == EACCES || e == EPERM)
+		why = geteuid() == 0 ? " (cgroup not delegated to us)" :
+		    " (not root and the cgroup is not delegated to this user)";
+	else if (e == EROFS)
+		why = " (cgroup filesystem is read-only)";
+	else if (e == EBUSY)
+		why = " (the parent cgroup still holds other processes)";
+	set_err("%s %s: %s%s", what, path, strerror(e), why);
+}
+
+/* v2: the supervisor into its leaf, then +cpu +memory for the tree (no internal processes). */
+static int
+v2_build(void)
+{
+	struct cg_hier *h = &cg.h[0];
+	char path[PATH_MAX], own[PATH_MAX], buf[512];
+	static const char ctrls[] = "+cpu +memory";
+
+	if (pathf(own, sizeof(own), "%s%s%s", h->h_mount, h->h_own[0] ? "/" : "",
+	    h->h_own) < 0 ||
+	    pathf(path, sizeof(path), "%s/cgroup.controllers", own) < 0)
+		return -1;
+	if (file_read(path, buf, sizeof(buf)) < 0) {
+		explain("cannot read", path, errno);
+		return -1;
+	}
+	if (!has_word(buf, "cpu") || !has_word(buf, "memory")) {
+		set_err("controller %s not available in %s (cgroup.controllers: %.*s)",
+		    !has_word(buf, "cpu") ? "cpu" : "memory", own,
+		    (int)strcspn(buf, "\n"), buf);
+		errno = ENOTSUP;
+		return -1;
+	}
+	if (cgx_create(h, NULL) < 0) {
+		cg_path(path, sizeof(path), h, NULL, NULL);
+		explain("cannot create", path, errno);
+		return -1;
+	}
+	if (cgx_create(h, CG_LEAF) < 0 ||
+	    cg_path(path, sizeof(path), h, CG_LEAF, "cgroup.procs") < 0 ||
+	    pid_write(path, getpid()) < 0) {
+		explain("cannot move the supervisor into", path, errno);
+		return -1;
+	}
+	h->h_moved = true;
+	/* The parent of <base> must pass the controllers down too. */
+	if (pathf(path, sizeof(path), "%s/cgroup.subtree_control", own) < 0)
+		return -1;
+	if (file_read(path, buf, sizeof(buf)) == 0 && has_word(buf, "cpu") &&
+	    has_word(buf, "memory"))
+		;
+	else if (file_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
+		explain("cannot enable +cpu +memory in", path, errno);
+		return -1;
+	} else
+		cg.own_enabled = h->h_own[0] != '\0';
+	if (cg_path(path, sizeof(path), h, NULL, "cgroup.subtree_control") < 0 ||
+	    file_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
+		explain("cannot enable +cpu +memory in", path, errno);
+		return -1;
+	}
+	if (file_read(path, buf, sizeof(buf)) < 0 || !has_word(buf, "cpu") ||
+	    !has_word(buf, "memory")) {
+		set_err("%s does not list cpu and memory after enabling them", path);
+		errno = ENOTSUP;
+		return -1;
+	}
+	return 0;
+}
+
+/* v1: the same tree in every hierarchy; the supervisor into its leaf in each. */
+static int
+v1_build(void)
+{
+	char path[PATH_MAX], rel[PATH_MAX];
+	struct cgroup *c;
+	uint64_t hier;
+	int r;
+
+	for (int i = 0; i < H_MAX; i++) {
+		struct cg_hier *h = &cg.h[i];
+
+		if (!h->h_on)
+			continue;
+		if (cgx_create(h, NULL) < 0) {
+			cg_path(path, sizeof(path), h, NULL, NULL);
+			explain("cannot create", path, errno);
+			return -1;
+		}
+		/*
+		 * Without use_hierarchy a function cap would not bound its workers;
+		 * it can only be switched on while <base> has no children.
+		 */
+		if (i == H_MEM && cgx_get_u64(h, NULL, "memory.use_hierarchy",
+		    &hier) == 0 && hier == 0 &&
+		    cgx_set(h, NULL, "memory.use_hierarchy", "1") < 0)
+			log_warn("cgroup_use_hierarchy", "path=%s/%s err=\"%s\"",
+			    h->h_mount, h->h_base, strerror(errno));
+		if (cgx_create(h, CG_LEAF) < 0) {
+			cg_path(path, sizeof(path), h, CG_LEAF, NULL);
+			explain("cannot create", path, errno);
+			return -1;
+		}
+		r = ECGFAIL;
+		if (cg.lib && cg_rel(rel, sizeof(rel), h, CG_LEAF) == 0 &&
+		    (c = cgroup_new_cgroup(rel)) != NULL) {
+			if (cgroup_add_controller(c, h->h_ctrl) != NULL)
+				r = cgroup_attach_task_pid(c, getpid());
+			cgroup_free(&c);
+		}
+		if (cg_path(path, sizeof(path), h, CG_LEAF, "cgroup.procs") < 0)
+			return -1;
+		if (r != 0 && pid_write(path, getpid()) < 0) {
+			explain("cannot move the supervisor into", path, errno);
+			return -1;
+		}
+		h->h_moved = true;
+	}
+	return 0;
+}
+
+/* Parent must stay below our cgroup: no "..", no empty or absolute path. */
+static bool
+parent_ok(const char *parent)
+{
+	const char *p = parent;
+
+	if (parent == NULL || *parent == '\0' || *parent == '/')
+		return false;
+	while (*p != '\0') {
+		if (p[0] == '.' && (p[1] == '.' || p[1] == '/' || p[1] == '\0'))
+			return false;
+		if ((p = strchr(p, '/')) == NULL)
+			break;
+		p++;
+	}
+	return strlen(parent) < 256;
+}
+
+int
+cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
+{
+	const char *root = getenv("EDGEVISOR_CGROUP_ROOT");
+	char path[PATH_MAX];
+	bool override = root != NULL && *root != '\0';
+	int r;
+
+	if (cg.version != 0)
+		cg_shutdown();
+	cg_errbuf[0] = '\0';
+	if (err != NULL && errlen > 0)
+		err[0] = '\0';
+	if (mode == CG_MODE_OFF)
+		return 0;
+	if (!override)
+		root = CG_DEFAULT_ROOT;
+	if (!parent_ok(parent)) {
+		set_err("cgroup_parent \"%s\" is not a relative path below our cgroup",
+		    parent ? parent : "");
+		errno = EINVAL;
+		goto fail;
+	}
+	cg.lib = false;
+	if (!override) {
+		if ((r = cgroup_init()) == 0)
+			cg.lib = true;
+		else
+			log_debug("cgroup_lib_init", "err=\"%s\"", cgroup_strerror(r));
+	}
+	if (detect(root, override) < 0)
+		goto fail;
+	if (cg.lib && cg.version == 2) {
+		char *mp = NULL;
+
+		/* libcgroup must see the same unified mount, or we keep to files. */
+		if (cgroup_get_subsys_mount_point("memory", &mp) != 0 || mp == NULL ||
+		    strcmp(mp, cg.h[0].h_mount) != 0)
+			cg.lib = false;
+		free(mp);
+	}
+	if (read_own() < 0) {
+		set_err("cannot find our cgroup in /proc/self/cgroup: %s",
+		    strerror(errno));
+		goto fail;
+	}
+	for (int i = 0; i < H_MAX; i++) {
+		struct cg_hier *h = &cg.h[i];
+
+		if (!h->h_on)
+			continue;
+		/* A test root does not mirror the real tree: build at its top. */
+		if (override && pathf(path, sizeof(path), "%s/%s", h->h_mount,
+		    h->h_own) == 0 && !file_exists(path))
+			h->h_own[0] = '\0';
+		if (pathf(h->h_base, sizeof(h->h_base), "%s%s%s", h->h_own,
+		    h->h_own[0] ? "/" : "", parent) < 0) {
+			set_err("cgroup path too long: %s/%s", h->h_own, parent);
+			goto fail;
+		}
+	}
+	if ((cg.version == 2 ? v2_build() : v1_build()) < 0)
+		goto fail;
+	stale_cleanup();
+	cg_path(path, sizeof(path), &cg.h[cg.version == 2 ? 0 : H_MEM], NULL, NULL);
+	log_info("cgroup_init", "version=v%d base=%s lib=%s%s", cg.version, path,
+	    cg.lib ? "libcgroup" : "files", cg.fake ? " fake=1" : "");
+	return 0;
+
+fail:
+	if (cg_errbuf[0] == '\0')
+		set_err("%s", strerror(errno));
+	/* Undo what was built; ENOENT and the cause of the failure stay silent. */
+	cg.quiet = true;
+	cg_shutdown();
+	cg.quiet = false;
+	if (err != NULL && errlen > 0)
+		snprintf(err, errlen, "cgroups: %s", cg_errbuf);
+	return mode == CG_MODE_REQUIRED ? -1 : 0;
+}
+
+bool
+cg_enabled(void)
+{
+	return cg.version != 0;
+}
+
+const char *
+cg_describe(void)
+{
+	return cg.version == 2 ? "v2" : cg.version == 1 ? "v1" : "off";
+}
+
+/* A function name becomes a directory: no separators, no dot names, not our leaf. */
+static bool
+name_ok(const char *fn)
+{
+	return fn != NULL && *fn != '\0' && *fn != '.' && strchr(fn, '/') == NULL &&
+	    strcmp(fn, CG_LEAF) != 0 && strlen(fn) < 200;
+}
+
+/* Memory cap on <base>/SUB: MB == 0 lifts it. Swap is capped at zero on top. */
+static int
+set_memory(const char *sub, uint32_t mb)
+{
+	char val[32], path[PATH_MAX];
+	struct cg_hier *h = &cg.h[cg.version == 2 ? 0 : H_MEM];
+
+	if (mb == 0)
+		snprintf(val, sizeof(val), "%s", cg.version == 2 ? "max" : "-1");
+	else
+		snprintf(val, sizeof(val), "%llu", (unsigned long long)mb << 20);
+	if (cg.version == 2) {
+		if (cgx_set(h, sub, "memory.max", val) < 0)
+			goto fail;
+		if (cg_path(path, sizeof(path), h, sub, "memory.swap.max") == 0 &&
+		    file_exists(path) && cgx_set(h, sub, "memory.swap.max",
+		    mb ? "0" : "max") < 0)
+			goto fail;
+		return 0;
+	}
+	/* memsw must stay >= limit: raise it first when the limit goes up. */
+	cg_path(path, sizeof(path), h, sub, "memory.memsw.limit_in_bytes");
+	if (!file_exists(path))
+		return cgx_set(h, sub, "memory.limit_in_bytes", val) < 0 ? -1 : 0;
+	if (cgx_set(h, sub, "memory.limit_in_bytes", val) < 0 &&
+	    (cgx_set(h, sub, "memory.memsw.limit_in_bytes", val) < 0 ||
+	    cgx_set(h, sub, "memory.limit_in_bytes", val) < 0))
+		goto fail;
+	if (cgx_set(h, sub, "memory.memsw.limit_in_bytes", val) < 0)
+		goto fail;
+	return 0;
+fail:
+	log_warn("cgroup_set_failed", "path=%s/%s/%s memory=%s err=\"%s\"",
+	    h->h_mount, h->h_base, sub, val, strerror(errno));
+	return -1;
+}
+
+/* CPU cap on <base>/SUB in percent of one core: PCT == 0 lifts it. */
+static int
+set_cpu(const char *sub, uint32_t pct)
+{
+	char val[48];
+	unsigned long long quota = (unsigned long long)pct * (CG_PERIOD_US / 100);
+	struct cg_hier *h = &cg.h[cg.version == 2 ? 0 : H_CPU];
+
+	if (cg.version == 2) {
+		if (pct == 0)
+			snprintf(val, sizeof(val), "max %d", CG_PERIOD_US);
+		else
+			snprintf(val, sizeof(val), "%llu %d", quota, CG_PERIOD_US);
+		if (cgx_set(h, sub, "cpu.max", val) < 0)
+			goto fail;
+		return 0;
+	}
+	snprintf(val, sizeof(val), "%d", CG_PERIOD_US);
+	if (cgx_set(h, sub, "cpu.cfs_period_us", val) < 0)
+		goto fail;
+	if (pct == 0)
+		snprintf(val, sizeof(val), "-1");
+	else
+		snprintf(val, sizeof(val), "%llu", quota);
+	if (cgx_set(h, sub, "cpu.cfs_quota_us", val) < 0)
+		goto fail;
+	return 0;
+fail:
+	log_warn("cgroup_set_failed", "path=%s/%s/%s cpu=%s err=\"%s\"",
+	    h->h_mount, h->h_base, sub, val, strerror(errno));
+	return -1;
+}
+
+int
+cg_function_setup(const struct fn_conf *fn)
+{
+	static const char ctrls[] = "+cpu +memory";
+	char path[PATH_MAX];
+
+	if (cg.version == 0)
+		return 0;
+	if (!name_ok(fn->name)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (int i = 0; i < H_MAX; i++) {
+		if (cg.h[i].h_on && cgx_create(&cg.h[i], fn->name) < 0) {
+			cg_path(path, sizeof(path), &cg.h[i], fn->name, NULL);
+			log_warn("cgroup_create_failed", "path=%s err=\"%s\"", path,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	/* v2: the workers below get cpu and memory only if the function passes them on. */
+	if (cg.version == 2 && (cg_path(path, sizeof(path), &cg.h[0], fn->name,
+	    "cgroup.subtree_control") < 0 ||
+	    file_write(path, ctrls, sizeof(ctrls) - 1) < 0)) {
+		log_warn("cgroup_set_failed", "path=%s err=\"%s\"", path,
+		    strerror(errno));
+		return -1;
+	}
+	if (set_memory(fn->name, fn->limits.function_memory_mb) < 0 ||
+	    set_cpu(fn->name, fn->limits.function_cpu_percent) < 0)
+		return -1;
+	return 0;
+}
+
+int
+cg_function_remove(const char *fn)
+{
+	int rc = 0;
+
+	if (cg.version == 0)
+		return 0;
+	if (!name_ok(fn)) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (int i = 0; i < H_MAX; i++)
+		if (cg.h[i].h_on && tree_remove(&cg.h[i], fn, 1) < 0)
+			rc = -1;
+	return rc;
+}
+
+static int
+worker_sub(char *buf, size_t len, const char *fn, uint32_t id)
+{
+	int n;
+
+	if (!name_ok(fn)) {
+		errno = EINVAL;
+		return -1;
+	}
+	n = snprintf(buf, len, "%s/w%u", fn, (unsigned)id);
+	if (n < 0 || (size_t)n >= len) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
+
+int
+cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathlen)
+{
+	char sub[256], dir[PATH_MAX];
+	uint32_t cpu = fn->limits.cpu_percent;
+	struct cg_hier *h;
+
+	if (path != NULL && pathlen > 0)
+		path[0] = '\0';
+	if (cg.version == 0)
+		return 0;
+	if (worker_sub(sub, sizeof(sub), fn->name, id) < 0)
+		return -1;
+	for (int i = 0; i < H_MAX; i++) {
+		if (cg.h[i].h_on && cgx_create(&cg.h[i], sub) < 0) {
+			cg_path(dir, sizeof(dir), &cg.h[i], sub, NULL);
+			log_warn("cgroup_create_failed", "path=%s err=\"%s\"", dir,
+			    strerror(errno));
+			return -1;
+		}
+	}
+	/* v1 refuses a child quota above its parent's (EINVAL): clamp to it. */
+	if (cg.version == 1 && fn->limits.function_cpu_percent != 0 &&
+	    (cpu == 0 || cpu > fn->limits.function_cpu_percent))
+		cpu = fn->limits.function_cpu_percent;
+	if (set_memory(sub, fn->limits.memory_mb) < 0 || set_cpu(sub, cpu) < 0)
+		return -1;
+	h = &cg.h[cg.version == 2 ? 0 : H_MEM];
+	if (path != NULL && pathlen > 0)
+		snprintf(path, pathlen, "/%s/%s", h->h_base, sub);
+	return 0;
+}
+
+/*
+ * Runs in the forked child before exec: only snprintf, open and write, no
+ * allocation and no logging. cgroup.procs moves the whole (single-threaded) child.
+ */
+int
+cg_worker_attach(const char *fn, uint32_t id, pid_t pid)
+{
+	char sub[256], path[PATH_MAX];
+
+	if (cg.version == 0)
+		return 0;
+	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	for (int i = 0; i < H_MAX; i++) {
+		if (!cg.h[i].h_on)
+			continue;
+		if (cg_path(path, sizeof(path), &cg.h[i], sub, "cgroup.procs") < 0 ||
+		    pid_write(path, pid) < 0)
+			return -1;
+	}
+	return 0;
+}
+
+int
+cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out)
+{
+	char sub[256], buf[1024];
+	struct cg_hier *h;
+
+	memset(out, 0, sizeof(*out));
+	if (cg.version == 0) {
+		errno = ENOTSUP;
+		return -1;
+	}
+	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	if (cg.version == 2) {
+		h = &cg.h[0];
+		if (cgx_get_u64(h, sub, "memory.current", &out->memory_current) < 0)
+			return -1;
+		(void)cgx_get_u64(h, sub, "memory.peak", &out->memory_peak);
+		if (cgx_get(h, sub, "cpu.stat", buf, sizeof(buf)) == 0) {
+			out->cpu_usage_us = kv_get(buf, "usage_usec");
+			out->nr_throttled = kv_get(buf, "nr_throttled");
+		}
+		if (cgx_get(h, sub, "memory.events", buf, sizeof(buf)) == 0)
+			out->oom_kills = kv_get(buf, "oom_kill");
+		return 0;
+	}
+	h = &cg.h[H_MEM];
+	if (cgx_get_u64(h, sub, "memory.usage_in_bytes", &out->memory_current) < 0)
+		return -1;
+	(void)cgx_get_u64(h, sub, "memory.max_usage_in_bytes", &out->memory_peak);
+	if (cgx_get(h, sub, "memory.oom_control", buf, sizeof(buf)) == 0)
+		out->oom_kills = kv_get(buf, "oom_kill");
+	h = &cg.h[cg.h[H_CPUACCT].h_on ? H_CPUACCT : H_CPU];
+	if (cgx_get_u64(h, sub, "cpuacct.usage", &out->cpu_usage_us) == 0)
+		out->cpu_usage_us /= 1000;
+	if (cgx_get(&cg.h[H_CPU], sub, "cpu.stat", buf, sizeof(buf)) == 0)
+		out->nr_throttled = kv_get(buf, "nr_throttled");
+	return 0;
+}
+
+int
+cg_worker_kill(const char *fn, uint32_t id)
+{
+	char sub[256];
+	int rc = 0;
+
+	if (cg.version == 0)
+		return 0;
+	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	for (int i = 0; i < H_MAX; i++)
+		if (cg.h[i].h_on && procs_kill(&cg.h[i], sub) < 0)
+			rc = -1;
+	return rc;
+}
+
+int
+cg_worker_remove(const char *fn, uint32_t id)
+{
+	char sub[256], path[PATH_MAX];
+	int rc = 0;
+
+	if (cg.version == 0)
+		return 0;
+	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	for (int i = 0; i < H_MAX; i++) {
+		if (!cg.h[i].h_on || cgx_remove(&cg.h[i], sub) == 0)
+			continue;
+		cg_path(path, sizeof(path), &cg.h[i], sub, NULL);
+		log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", path,
+		    strerror(errno));
+		rc = -1;
+	}
+	return rc;
+}
+
+/*
+ * Removes every function cgroup, moves the supervisor back to the cgroup it
+ * started in and removes <base>. v2: the controllers we enabled are switched off
+ * first, or the start cgroup would refuse a process (no internal processes).
+ */
+void
+cg_shutdown(void)
+{
+	static const char off[] = "-cpu -memory";
+	char path[PATH_MAX], dir[PATH_MAX];
+	struct dirent *de;
+	DIR *d;
+
+	if (cg.version == 0)
+		return;
+	for (int i = 0; i < H_MAX; i++) {
+		struct cg_hier *h = &cg.h[i];
+
+		if (!h->h_on)
+			continue;
+		if (cg_path(dir, sizeof(dir), h, NULL, NULL) == 0 &&
+		    (d = opendir(dir)) != NULL) {
+			while ((de = readdir(d)) != NULL)
+				if (de->d_type == DT_DIR && de->d_name[0] != '.' &&
+				    strcmp(de->d_name, CG_LEAF) != 0)
+					tree_remove(h, de->d_name, 1);
+			closedir(d);
+		}
+		if (cg.version == 2 && !cg.fake) {
+			cg_path(path, sizeof(path), h, NULL, "cgroup.subtree_control");
+			(void)file_write(path, off, sizeof(off) - 1);
+			if (cg.own_enabled) {
+				if (pathf(path, sizeof(path),
+				    "%s/%s/cgroup.subtree_control", h->h_mount,
+				    h->h_own) < 0 ||
+				    file_write(path, off, sizeof(off) - 1) < 0)
+					log_warn("cgroup_restore_failed", "path=%s err=\"%s\"",
+					    path, strerror(errno));
+			}
+		}
+		if (h->h_moved && (pathf(path, sizeof(path), "%s%s%s/cgroup.procs",
+		    h->h_mount, h->h_own[0] ? "/" : "", h->h_own) < 0 ||
+		    pid_write(path, getpid()) < 0) && !cg.quiet)
+			log_warn("cgroup_restore_failed", "path=%s err=\"%s\"", path,
+			    strerror(errno));
+		h->h_moved = false;
+		if ((cgx_remove(h, CG_LEAF) < 0 || cgx_remove(h, NULL) < 0) &&
+		    !cg.quiet)
+			log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", dir,
+			    strerror(errno));
+	}
+	if (!cg.quiet)
+		log_info("cgroup_shutdown", "version=v%d base=%s/%s", cg.version,
+		    cg.h[cg.version == 2 ? 0 : H_MEM].h_mount,
+		    cg.h[cg.version == 2 ? 0 : H_MEM].h_base);
+	cg.own_enabled = false;
+	cg.version = 0;
+	for (int i = 0; i < H_MAX; i++)
+		cg.h[i].h_on = false;
+}
