@@ -467,12 +467,26 @@ def connect(port, timeout=5, host="127.0.0.1"):
     return s
 
 
+class _KeepOpen:
+    """F, except that close() does nothing: http.client closes its reader after
+    each response, and pipelined responses must all come from the same buffer."""
+
+    def __init__(self, f):
+        self._f = f
+
+    def __getattr__(self, name):
+        return getattr(self._f, name)
+
+    def close(self):
+        pass
+
+
 class _FileSock:
     """Lets http.client parse responses from one buffered reader, so several
     pipelined responses can be read from the same stream."""
 
     def __init__(self, f):
-        self.f = f
+        self.f = _KeepOpen(f)
 
     def makefile(self, *a, **k):
         return self.f
