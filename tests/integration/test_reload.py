@@ -21,11 +21,12 @@ def rewrite(sv, mutate):
 
 @test
 def five_reloads_under_wrk():
-    # A background task per request (10 ms) so drain has real work to finish.
-    fn = h.function("slow", workers=2, limits={"task_threads": 32, "drain_timeout_ms": 30000})
+    # A background task per request (wrk does not pace itself: a short task keeps the
+    # pool from filling up) so every drain has tasks to finish.
+    fn = h.function("slow", workers=2, limits={"task_threads": 64, "max_pending_tasks": 1000000, "drain_timeout_ms": 30000})
     with h.Supervisor([fn], name="reload-load") as sv:
         p = subprocess.Popen(h.wrk_cmd(sv.port(), threads=2, conns=32, duration=10,
-                                       path="/?ms=10"),
+                                       path="/?ms=1"),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
             for i, n in enumerate((3, 1, 4, 2, 3)):
