@@ -1,0 +1,1094 @@
+/*
+ * http.c - the worker's HTTP/1.1 connections: the client sockets handed over by the
+ * supervisor, read, parsed (http_parse.c), answered by the function's handler and
+ * written back, with keep-alive, pipelining, timeouts and the request/response API
+ * of edgevisor.h (edge_req_*, edge_res_*).
+ *
+ * Hot path: one read buffer per connection (the request's strings are offsets into
+ * it, NUL-terminated in place), one body buffer, one output buffer that collects the
+ * responses of a pipelined batch and is written with one send(). Connection structs
+ * and their buffers are recycled through a free list, so a request costs no malloc.
+ * Timers use libevent common timeouts (O(1)); the idle timer is re-armed lazily.
+ *
+ * One request per connection is in flight: the parser pauses after each request, the
+ * handler runs outside the parser, and if it answers later (async) the connection
+ * reads nothing more until edge_res_send().
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/queue.h>
+#include <sys/socket.h>
+
+#include <event2/event.h>
+#include <event2/event_struct.h>
+
+#include "clock.h"
+#include "http_parse.h"
+#include "log.h"
+#include "wire.h"
+#include "worker.h"
+
+#define IN_INITIAL      4096        /* first read buffer: a typical request fits */
+#define IN_MIN_FREE     1024        /* read only with at least this much room */
+#define IN_SLACK        8192        /* read buffer cap beyond max_header_bytes */
+#define OUT_KEEP        (256 * 1024) /* larger output buffers are freed after use */
+#define BODY_KEEP       (64 * 1024)  /* larger body buffers are freed on release */
+#define RES_HDRS_MAX    8192        /* user response headers, total */
+#define LINGER_MS       2000        /* read-and-discard after an error response */
+#define FREE_CONNS_MAX  256
+
+struct buf {
+	char *b_data;
+	size_t b_len;
+	size_t b_cap;
+};
+
+enum conn_timer {
+	CT_NONE = 0,
+	CT_IDLE,        /* keep-alive, between requests */
+	CT_READ,        /* first byte of a request seen, waiting for the rest: 408 */
+	CT_HANDLER,     /* the handler answers later: 504 */
+	CT_WRITE,       /* the client does not read our output: close */
+	CT_LINGER,      /* discarding input after an error response */
+	CT_RESUME,      /* zero timeout: an async answer arrived, carry on */
+};
+
+struct conn;
+
+struct edge_req {
+	struct conn *rq_conn;
+	const char *rq_method;
+	const char *rq_path;
+	const char *rq_query;
+};
+
+struct edge_res {
+	struct conn *rs_conn;
+};
+
+struct conn {
+	int c_fd;
+	short c_want;                 /* EV_READ / EV_WRITE registered on c_ev */
+	enum conn_timer c_tkind;
+	struct event c_ev;
+	struct event c_timer;
+	uint64_t c_active_ms;         /* last activity, for the lazy idle timer */
+	struct hp c_hp;
+	struct buf c_in;              /* raw input; the request's strings live here */
+	size_t c_parsed;              /* c_in bytes the parser has consumed */
+	struct buf c_body;            /* the de-chunked body of the current request */
+	struct buf c_out;             /* responses not yet written */
+	size_t c_out_off;
+	struct buf c_hdrs;            /* user headers of the response being built */
+	struct edge_req c_req;
+	struct edge_res c_res;
+	uint32_t c_nreq;              /* requests dispatched on this connection */
+	int c_status;                 /* refusal chosen by a parser callback */
+	bool c_keepalive;             /* the current request allows keep-alive */
+	bool c_http10;
+	bool c_head;
+	bool c_res_close;             /* the handler asked for Connection: close */
+	bool c_held;                  /* the handler holds c_res: not sent yet */
+	bool c_dispatching;           /* inside the handler call */
+	bool c_expired;               /* 504 sent: a late edge_res_send gets -1 */
+	bool c_closing;               /* close once c_out is written */
+	bool c_linger;                /* on close, discard input first */
+	bool c_lingering;
+	bool c_eof;
+	bool c_zombie;                /* closed while the handler held c_res */
+	bool c_oneshot_due;
+	bool c_peer_done;
+	socklen_t c_salen;
+	struct sockaddr_storage c_sa;
+	char c_peer[INET6_ADDRSTRLEN + 10];
+	TAILQ_ENTRY(conn) c_entry;
+};
+
+TAILQ_HEAD(conn_list, conn);
+
+static void conn_io_cb(evutil_socket_t, short, void *);
+static void conn_timer_cb(evutil_socket_t, short, void *);
+static int conn_head_cb(void *, struct hp_msg *);
+static int conn_body_cb(void *, const char *, size_t);
+
+static const struct hp_ops conn_hp_ops = { conn_head_cb, conn_body_cb };
+
+static struct conn_list conns = TAILQ_HEAD_INITIALIZER(conns);
+static struct conn_list free_conns = TAILQ_HEAD_INITIALIZER(free_conns);
+static unsigned nconns, nfree;
+static const struct timeval *tv_request, *tv_idle, *tv_linger;
+static bool limit_reported, oneshot_reported, quiet_close;
+static char date_buf[40];
+static time_t date_sec = -1;
+
+/* ---- buffers ------------------------------------------------------------------ */
+
+/* Makes room for EXTRA more bytes, growing by doubling up to MAX bytes in all. */
+static int
+buf_reserve(struct buf *b, size_t extra, size_t max, size_t initial)
+{
+	size_t cap;
+	char *p;
+
+	if (b->b_cap - b->b_len >= extra)
+		return 0;
+	if (extra > max || b->b_len > max - extra) {
+		errno = ENOBUFS;
+		return -1;
+	}
+	cap = b->b_cap ? b->b_cap : initial;
+	while (cap - b->b_len < extra)
+		cap *= 2;
+	if (cap > max)
+		cap = max;
+	if ((p = realloc(b->b_data, cap)) == NULL)
+		return -1;
+	b->b_data = p;
+	b->b_cap = cap;
+	return 0;
+}
+
+static void
+buf_free(struct buf *b)
+{
+	free(b->b_data);
+	b->b_data = NULL;
+	b->b_len = b->b_cap = 0;
+}
+
+static char *
+put(char *p, const char *s, size_t n)
+{
+	memcpy(p, s, n);
+	return p + n;
+}
+
+#define PUTS(p, lit) put((p), (lit), sizeof(lit) - 1)
+
+static char *
+put_uint(char *p, uint64_t v)
+{
+	char tmp[24];
+	size_t n = 0;
+
+	do {
+		tmp[n++] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v != 0);
+	while (n > 0)
+		*p++ = tmp[--n];
+	return p;
+}
+
+/* ---- small helpers -------------------------------------------------------------- */
+
+/* The Date header value, formatted at most once a second. */
+static const char *
+http_date(void)
+{
+	struct timeval tv;
+	struct tm tm;
+
+	event_base_gettimeofday_cached(wk.base, &tv);
+	if (tv.tv_sec != date_sec) {
+		date_sec = tv.tv_sec;
+		gmtime_r(&date_sec, &tm);
+		strftime(date_buf, sizeof(date_buf), "%a, %d %b %Y %H:%M:%S GMT", &tm);
+	}
+	return date_buf;
+}
+
+static const char *
+status_text(int status)
+{
+	const char *s = http_status_str((enum http_status)status);
+
+	return s[0] == '<' ? "Unknown" : s;
+}
+
+/* "ip:port" or "unix", formatted on first use. */
+static const char *
+conn_peer(struct conn *c)
+{
+	struct sockaddr_in *sin = (struct sockaddr_in *)&c->c_sa;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&c->c_sa;
+	char ip[INET6_ADDRSTRLEN];
+
+	if (c->c_peer_done)
+		return c->c_peer;
+	c->c_peer_done = true;
+	switch (c->c_salen > 0 ? c->c_sa.ss_family : AF_UNSPEC) {
+	case AF_INET:
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+		snprintf(c->c_peer, sizeof(c->c_peer), "%s:%u", ip, ntohs(sin->sin_port));
+		break;
+	case AF_INET6:
+		inet_ntop(AF_INET6, &sin6->sin6_addr, ip, sizeof(ip));
+		snprintf(c->c_peer, sizeof(c->c_peer), "[%s]:%u", ip, ntohs(sin6->sin6_port));
+		break;
+	case AF_UNIX:
+		strcpy(c->c_peer, "unix");
+		break;
+	default:
+		strcpy(c->c_peer, "unknown");
+		break;
+	}
+	return c->c_peer;
+}
+
+static const struct timeval *
+timer_tv(enum conn_timer kind)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	switch (kind) {
+	case CT_IDLE:
+		return tv_idle;
+	case CT_READ:
+	case CT_HANDLER:
+	case CT_WRITE:
+		return tv_request;
+	case CT_LINGER:
+		return tv_linger;
+	case CT_RESUME:
+		return &zero;
+	default:
+		return NULL;
+	}
+}
+
+/* Arms the connection's one timer for KIND (a limit of 0 means no timer). */
+static void
+conn_timer(struct conn *c, enum conn_timer kind)
+{
+	const struct timeval *tv = timer_tv(kind);
+
+	if (c->c_tkind != CT_NONE)
+		event_del(&c->c_timer);
+	c->c_tkind = kind;
+	if (tv == NULL) {
+		c->c_tkind = CT_NONE;
+		return;
+	}
+	event_add(&c->c_timer, tv);
+}
+
+/* Registers interest in MASK (EV_READ / EV_WRITE / 0) on the socket. */
+static void
+conn_want(struct conn *c, short mask)
+{
+	if (c->c_want == mask)
+		return;
+	if (c->c_want != 0)
+		event_del(&c->c_ev);
+	c->c_want = mask;
+	if (mask == 0)
+		return;
+	event_assign(&c->c_ev, wk.base, c->c_fd, mask | EV_PERSIST, conn_io_cb, c);
+	event_add(&c->c_ev, NULL);
+}
+
+static void
+count_request(void)
+{
+	uint64_t n;
+
+	if (wk.board == NULL)
+		return;
+	n = BOARD_ADD(&wk.board->requests, 1);
+	if (wk.conf.max_requests > 0 && n >= wk.conf.max_requests && !limit_reported) {
+		limit_reported = true;
+		log_info("max_requests", "requests=%llu", (unsigned long long)n);
+		worker_report_limit(WIRE_REASON_EARLY_DROP, false);
+	}
+}
+
+/* ---- connection life ------------------------------------------------------------ */
+
+static struct conn *
+conn_get(void)
+{
+	struct conn *c;
+
+	if ((c = TAILQ_FIRST(&free_conns)) != NULL) {
+		TAILQ_REMOVE(&free_conns, c, c_entry);
+		nfree--;
+	} else if ((c = calloc(1, sizeof(*c))) == NULL)
+		return NULL;
+	c->c_in.b_len = c->c_body.b_len = c->c_out.b_len = c->c_hdrs.b_len = 0;
+	c->c_parsed = c->c_out_off = 0;
+	c->c_want = 0;
+	c->c_tkind = CT_NONE;
+	c->c_nreq = 0;
+	c->c_status = 0;
+	c->c_keepalive = c->c_http10 = c->c_head = c->c_res_close = false;
+	c->c_held = c->c_dispatching = c->c_expired = c->c_closing = false;
+	c->c_linger = c->c_lingering = c->c_eof = c->c_zombie = false;
+	c->c_oneshot_due = c->c_peer_done = false;
+	c->c_req.rq_conn = c;
+	c->c_res.rs_conn = c;
+	hp_init(&c->c_hp, &conn_hp_ops, c);
+	return c;
+}
+
+/* Returns a closed connection's struct to the free list (buffers kept if small). */
+static void
+conn_release(struct conn *c)
+{
+	if (nfree >= FREE_CONNS_MAX) {
+		buf_free(&c->c_in);
+		buf_free(&c->c_body);
+		buf_free(&c->c_out);
+		buf_free(&c->c_hdrs);
+		free(c);
+		return;
+	}
+	if (c->c_body.b_cap > BODY_KEEP)
+		buf_free(&c->c_body);
+	if (c->c_out.b_cap > OUT_KEEP)
+		buf_free(&c->c_out);
+	if (c->c_in.b_cap > IN_INITIAL * 4)
+		buf_free(&c->c_in);
+	TAILQ_INSERT_HEAD(&free_conns, c, c_entry);
+	nfree++;
+}
+
+/*
+ * Closes the connection. With LINGER (an error answer, or input we did not read),
+ * first half-closes and discards input for a while, so the peer reads our answer
+ * instead of a reset.
+ */
+static void
+conn_close(struct conn *c, bool linger)
+{
+	if (linger && !c->c_eof && !c->c_lingering && tv_linger != NULL) {
+		if (shutdown(c->c_fd, SHUT_WR) == 0) {
+			c->c_lingering = true;
+			conn_want(c, EV_READ);
+			conn_timer(c, CT_LINGER);
+			return;
+		}
+	}
+	conn_want(c, 0);
+	if (c->c_tkind != CT_NONE)
+		event_del(&c->c_timer);
+	c->c_tkind = CT_NONE;
+	close(c->c_fd);
+	c->c_fd = -1;
+	TAILQ_REMOVE(&conns, c, c_entry);
+	nconns--;
+	if (wk.board != NULL)
+		BOARD_ADD(&wk.board->conns_closed, 1);
+	log_debug("http_close", "peer=%s requests=%u", conn_peer(c), c->c_nreq);
+	/* The handler still holds the response: keep the struct until it lets go. */
+	if (c->c_held)
+		c->c_zombie = true;
+	else
+		conn_release(c);
+	if (wk.retiring && !quiet_close)
+		worker_check_drained();
+}
+
+/*
+ * Appends one response to the output buffer. The user headers in c_hdrs are
+ * included (and consumed). Returns 0, or -1 if memory ran out.
+ */
+static int
+conn_respond(struct conn *c, int status, const char *ctype, const void *body,
+    size_t len, bool close, bool head)
+{
+	const char *reason = status_text(status), *date = http_date();
+	bool nobody = status == 204 || status == 304;
+	size_t need;
+	char *p;
+
+	need = 160 + strlen(reason) + strlen(date) + (ctype ? strlen(ctype) : 0) +
+	    c->c_hdrs.b_len + len;
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+		return -1;
+	p = c->c_out.b_data + c->c_out.b_len;
+	p = PUTS(p, "HTTP/1.1 ");
+	p = put_uint(p, (uint64_t)status);
+	*p++ = ' ';
+	p = put(p, reason, strlen(reason));
+	p = PUTS(p, "\r\nServer: edgevisor\r\nDate: ");
+	p = put(p, date, strlen(date));
+	p = PUTS(p, "\r\n");
+	if (ctype != NULL) {
+		p = PUTS(p, "Content-Type: ");
+		p = put(p, ctype, strlen(ctype));
+		p = PUTS(p, "\r\n");
+	}
+	if (status != 204) {
+		p = PUTS(p, "Content-Length: ");
+		p = put_uint(p, nobody ? 0 : len);
+		p = PUTS(p, "\r\n");
+	}
+	if (c->c_hdrs.b_len > 0) {
+		p = put(p, c->c_hdrs.b_data, c->c_hdrs.b_len);
+		c->c_hdrs.b_len = 0;
+	}
+	if (close)
+		p = PUTS(p, "Connection: close\r\n");
+	else if (c->c_http10)
+		p = PUTS(p, "Connection: keep-alive\r\n");
+	p = PUTS(p, "\r\n");
+	if (!head && !nobody && len > 0)
+		p = put(p, body, len);
+	c->c_out.b_len = (size_t)(p - c->c_out.b_data);
+	if (close)
+		c->c_closing = true;
+	if (wk.conf.policy == WK_ONESHOT)
+		c->c_oneshot_due = true;
+	return 0;
+}
+
+/* The runtime's own answer to bad input or a timeout; the connection then closes. */
+static void
+conn_error(struct conn *c, int status, const char *reason, bool head)
+{
+	char body[64];
+	int n;
+
+	log_info("http_error", "status=%d reason=%s peer=%s", status, reason, conn_peer(c));
+	n = snprintf(body, sizeof(body), "%d %s\n", status, status_text(status));
+	c->c_hdrs.b_len = 0;
+	if (conn_respond(c, status, "text/plain", body, (size_t)n, true, head) < 0)
+		c->c_out.b_len = c->c_out_off; /* nothing useful to say: just close */
+	c->c_closing = true;
+	c->c_linger = true;
+}
+
+static const char *
+refusal_reason(int status)
+{
+	switch (status) {
+	case 413:
+		return "body_too_large";
+	case 417:
+		return "expectation_failed";
+	case 431:
+		return "headers_too_large";
+	case 501:
+		return "upgrade_not_supported";
+	default:
+		return "bad_request";
+	}
+}
+
+/* ---- parser callbacks ----------------------------------------------------------- */
+
+static int
+conn_head_cb(void *arg, struct hp_msg *m)
+{
+	struct conn *c = arg;
+	const char *base = c->c_in.b_data, *v;
+	uint32_t i;
+	bool body;
+
+	c->c_body.b_len = 0;
+	c->c_keepalive = m->keep_alive;
+	c->c_http10 = m->version_major == 1 && m->version_minor == 0;
+	c->c_head = m->is_head;
+	/* We speak HTTP/1.1 only: WebSocket, h2c and CONNECT are not implemented. */
+	if (m->upgrade)
+		return 501;
+	if (m->has_length && m->content_length > wk.conf.max_body_bytes)
+		return 413;
+	for (i = 0; i < m->nfields; i++) {
+		if (m->fields[i].name_len != 6 ||
+		    strncasecmp(base + m->fields[i].name_off, "expect", 6) != 0)
+			continue;
+		v = base + m->fields[i].value_off;
+		if (m->fields[i].value_len != 12 || strncasecmp(v, "100-continue", 12) != 0)
+			return 417;
+		body = m->chunked || (m->has_length && m->content_length > 0);
+		if (body && m->version_minor >= 1) {
+			if (buf_reserve(&c->c_out, 32, SIZE_MAX, IN_INITIAL) < 0)
+				return 500;
+			memcpy(c->c_out.b_data + c->c_out.b_len,
+			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			c->c_out.b_len += 25;
+		}
+	}
+	return 0;
+}
+
+static int
+conn_body_cb(void *arg, const char *data, size_t len)
+{
+	struct conn *c = arg;
+
+	if (len > wk.conf.max_body_bytes - c->c_body.b_len)
+		return 413;
+	/* One spare byte: the body is NUL-terminated for handlers that want a string. */
+	if (buf_reserve(&c->c_body, len + 1, (size_t)wk.conf.max_body_bytes + 1, 4096) < 0)
+		return 500;
+	memcpy(c->c_body.b_data + c->c_body.b_len, data, len);
+	c->c_body.b_len += len;
+	return 0;
+}
+
+/* ---- reading, parsing, dispatching, writing ----------------------------------- */
+
+/*
+ * Drops consumed input before a read, keeping only the bytes the request in progress
+ * still refers to (its head) and moving them to the front.
+ */
+static void
+conn_compact(struct conn *c)
+{
+	size_t start, end, keep, tail;
+
+	hp_keep(&c->c_hp, c->c_parsed, &start, &end);
+	if (start == 0 && end == c->c_parsed)
+		return;
+	keep = end - start;
+	tail = c->c_in.b_len - c->c_parsed;
+	if (keep > 0)
+		memmove(c->c_in.b_data, c->c_in.b_data + start, keep);
+	if (tail > 0)
+		memmove(c->c_in.b_data + keep, c->c_in.b_data + c->c_parsed, tail);
+	hp_shift(&c->c_hp, start);
+	c->c_parsed = keep;
+	c->c_in.b_len = keep + tail;
+}
+
+/* One recv into the read buffer. Returns 0 (data, EOF or nothing), -1 on error. */
+static int
+conn_read(struct conn *c)
+{
+	size_t max = (size_t)wk.conf.max_header_bytes + IN_SLACK;
+	ssize_t n;
+
+	conn_compact(c);
+	if (buf_reserve(&c->c_in, IN_MIN_FREE, max, IN_INITIAL) < 0) {
+		/* Only a head that outgrew max_header_bytes can fill the buffer. */
+		conn_error(c, 431, "headers_too_large", false);
+		return 0;
+	}
+	for (;;) {
+		n = recv(c->c_fd, c->c_in.b_data + c->c_in.b_len,
+		    c->c_in.b_cap - c->c_in.b_len, MSG_DONTWAIT);
+		if (n > 0) {
+			c->c_in.b_len += (size_t)n;
+			return 0;
+		}
+		if (n == 0) {
+			c->c_eof = true;
+			return 0;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 0;
+		log_debug("http_read_error", "peer=%s err=%s", conn_peer(c), strerror(errno));
+		return -1;
+	}
+}
+
+/* Runs the handler for the request the parser just completed. */
+static void
+conn_dispatch(struct conn *c)
+{
+	if (hp_finish(&c->c_hp, c->c_in.b_data, &c->c_req.rq_path, &c->c_req.rq_query) < 0) {
+		conn_error(c, 400, "bad_url", false);
+		return;
+	}
+	c->c_req.rq_method = c->c_hp.hp_msg.method;
+	if (c->c_body.b_data != NULL)
+		c->c_body.b_data[c->c_body.b_len] = '\0';
+	c->c_nreq++;
+	c->c_held = true;
+	c->c_expired = false;
+	c->c_res_close = false;
+	c->c_hdrs.b_len = 0;
+	log_debug("http_request", "peer=%s method=%s path=%s", conn_peer(c),
+	    c->c_req.rq_method, c->c_req.rq_path);
+	c->c_dispatching = true;
+	wk.fn->handle(&c->c_req, &c->c_res);
+	c->c_dispatching = false;
+	/* Answered later (async): read nothing more until then, at most request_timeout. */
+	if (c->c_held)
+		conn_timer(c, CT_HANDLER);
+}
+
+/* Parses and answers every complete request in the buffer, in order. */
+static void
+conn_process(struct conn *c)
+{
+	enum hp_result r;
+
+	while (!c->c_closing && !c->c_held && c->c_parsed < c->c_in.b_len) {
+		/* Retiring: no new request after the current one. */
+		if (wk.retiring && c->c_nreq > 0 && !hp_in_message(&c->c_hp)) {
+			c->c_closing = true;
+			break;
+		}
+		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
+		if (r == HP_AGAIN)
+			break;
+		if (r == HP_ERROR) {
+			conn_error(c, c->c_hp.hp_status, c->c_hp.hp_reason ? c->c_hp.hp_reason :
+			    refusal_reason(c->c_hp.hp_status), false);
+			break;
+		}
+		conn_dispatch(c);
+	}
+	/* The peer is done sending: answer what was complete, then close. */
+	if (c->c_eof && !c->c_held && (c->c_parsed >= c->c_in.b_len || c->c_closing))
+		c->c_closing = true;
+}
+
+/* Writes pending output. Returns 0 when all is written, 1 if it would block, -1. */
+static int
+conn_flush(struct conn *c)
+{
+	ssize_t n;
+
+	while (c->c_out_off < c->c_out.b_len) {
+		n = send(c->c_fd, c->c_out.b_data + c->c_out_off,
+		    c->c_out.b_len - c->c_out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
+		if (n >= 0) {
+			c->c_out_off += (size_t)n;
+			continue;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK)
+			return 1;
+		log_debug("http_write_error", "peer=%s err=%s", conn_peer(c), strerror(errno));
+		return -1;
+	}
+	c->c_out.b_len = c->c_out_off = 0;
+	if (c->c_out.b_cap > OUT_KEEP)
+		buf_free(&c->c_out);
+	if (c->c_oneshot_due) {
+		c->c_oneshot_due = false;
+		if (!oneshot_reported) {
+			oneshot_reported = true;
+			worker_report_limit(WIRE_REASON_EARLY_DROP, true);
+		}
+	}
+	return 0;
+}
+
+/*
+ * After any event: writes what is pending, then decides what the connection waits
+ * for next (read, write, the handler, nothing: close) and which timer runs.
+ */
+static void
+conn_settle(struct conn *c)
+{
+	int r = 0;
+
+	if (c->c_out_off < c->c_out.b_len && (r = conn_flush(c)) < 0) {
+		conn_close(c, false);
+		return;
+	}
+	if (r == 1) {
+		/* Back-pressure: read nothing while the client does not read. */
+		conn_want(c, EV_WRITE);
+		if (c->c_tkind != CT_WRITE && !(c->c_tkind == CT_HANDLER && c->c_held &&
+		    !c->c_expired))
+			conn_timer(c, CT_WRITE);
+		return;
+	}
+	if (c->c_closing) {
+		conn_close(c, c->c_linger || c->c_parsed < c->c_in.b_len ||
+		    hp_in_message(&c->c_hp));
+		return;
+	}
+	if (c->c_held) {
+		conn_want(c, 0);
+		if (c->c_tkind != CT_HANDLER && c->c_tkind != CT_RESUME)
+			conn_timer(c, CT_HANDLER);
+		return;
+	}
+	if (c->c_eof || (wk.retiring && c->c_nreq > 0 && !hp_in_message(&c->c_hp))) {
+		conn_close(c, false);
+		return;
+	}
+	conn_want(c, EV_READ);
+	if (hp_in_message(&c->c_hp)) {
+		if (c->c_tkind != CT_READ)
+			conn_timer(c, CT_READ);
+	} else {
+		c->c_active_ms = clock_ms();
+		if (c->c_tkind != CT_IDLE)
+			conn_timer(c, CT_IDLE);
+	}
+}
+
+/* Reads and throws away input until EOF, after our final answer. */
+static void
+conn_linger_read(struct conn *c)
+{
+	char scratch[4096];
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->c_fd, scratch, sizeof(scratch), MSG_DONTWAIT);
+		if (n > 0)
+			continue;
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return;
+		c->c_eof = true;
+		conn_close(c, false);
+		return;
+	}
+}
+
+static void
+conn_io_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+
+	if (c->c_lingering) {
+		conn_linger_read(c);
+		return;
+	}
+	if ((what & EV_READ) && !c->c_held && !c->c_closing && !c->c_eof &&
+	    c->c_out_off == c->c_out.b_len && conn_read(c) < 0) {
+		conn_close(c, false);
+		return;
+	}
+	conn_process(c);
+	conn_settle(c);
+}
+
+static void
+conn_timer_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct conn *c = arg;
+	enum conn_timer kind = c->c_tkind;
+	uint64_t idle, now;
+	struct timeval tv;
+
+	c->c_tkind = CT_NONE;
+	switch (kind) {
+	case CT_IDLE:
+		/* Re-armed lazily: activity since it was set only moved c_active_ms. */
+		now = clock_ms();
+		idle = wk.conf.idle_timeout_ms;
+		if (now - c->c_active_ms < idle) {
+			tv.tv_sec = (time_t)((idle - (now - c->c_active_ms)) / 1000);
+			tv.tv_usec = (suseconds_t)((idle - (now - c->c_active_ms)) % 1000 * 1000);
+			c->c_tkind = CT_IDLE;
+			event_add(&c->c_timer, &tv);
+			return;
+		}
+		log_debug("http_idle", "peer=%s", conn_peer(c));
+		conn_close(c, false);
+		return;
+	case CT_READ:
+		conn_error(c, 408, "request_timeout", false);
+		break;
+	case CT_HANDLER:
+		if (!c->c_held || c->c_expired)
+			break;
+		c->c_expired = true;
+		count_request();
+		conn_error(c, 504, "handler_timeout", c->c_head);
+		break;
+	case CT_WRITE:
+		log_debug("http_write_timeout", "peer=%s", conn_peer(c));
+		conn_close(c, false);
+		return;
+	case CT_LINGER:
+		c->c_eof = true;
+		conn_close(c, false);
+		return;
+	case CT_RESUME:
+	case CT_NONE:
+		break;
+	}
+	conn_process(c);
+	conn_settle(c);
+}
+
+/* ---- module interface (worker.h) ------------------------------------------------ */
+
+int
+http_init(struct edge_ctx *ctx)
+{
+	struct timeval tv;
+
+	if (ctx->conf.request_timeout_ms > 0) {
+		tv.tv_sec = ctx->conf.request_timeout_ms / 1000;
+		tv.tv_usec = (suseconds_t)(ctx->conf.request_timeout_ms % 1000) * 1000;
+		if ((tv_request = event_base_init_common_timeout(ctx->base, &tv)) == NULL)
+			return -1;
+	}
+	if (ctx->conf.idle_timeout_ms > 0) {
+		tv.tv_sec = ctx->conf.idle_timeout_ms / 1000;
+		tv.tv_usec = (suseconds_t)(ctx->conf.idle_timeout_ms % 1000) * 1000;
+		if ((tv_idle = event_base_init_common_timeout(ctx->base, &tv)) == NULL)
+			return -1;
+	}
+	tv.tv_sec = LINGER_MS / 1000;
+	tv.tv_usec = (LINGER_MS % 1000) * 1000;
+	if ((tv_linger = event_base_init_common_timeout(ctx->base, &tv)) == NULL)
+		return -1;
+	hp_setup(ctx->conf.max_header_bytes);
+	return 0;
+}
+
+void
+http_adopt(int fd)
+{
+	struct conn *c;
+	int one = 1;
+
+	if ((c = conn_get()) == NULL) {
+		log_error("http_adopt", "fd=%d err=%s", fd, strerror(errno));
+		close(fd);
+		if (wk.board != NULL)
+			BOARD_ADD(&wk.board->conns_closed, 1);
+		return;
+	}
+	c->c_fd = fd;
+	c->c_salen = sizeof(c->c_sa);
+	if (getpeername(fd, (struct sockaddr *)&c->c_sa, &c->c_salen) < 0)
+		c->c_salen = 0;
+	/* Each batch of responses goes out in one send: do not let Nagle hold it. */
+	if (c->c_salen > 0 && (c->c_sa.ss_family == AF_INET || c->c_sa.ss_family == AF_INET6))
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	evtimer_assign(&c->c_timer, wk.base, conn_timer_cb, c);
+	TAILQ_INSERT_TAIL(&conns, c, c_entry);
+	nconns++;
+	/*
+	 * The request has often arrived already: try it now, skip a loop round. Not
+	 * while retiring: a close here could report drained (and exit) before the
+	 * rest of the supervisor's batch of fds is adopted.
+	 */
+	if (wk.retiring)
+		conn_settle(c);
+	else
+		conn_io_cb(fd, EV_READ, c);
+}
+
+void
+http_retire(void)
+{
+	struct conn *c, *next;
+
+	quiet_close = true;
+	TAILQ_FOREACH_SAFE(c, &conns, c_entry, next) {
+		/* Idle keep-alive connections go now; the others after their response. */
+		if (c->c_nreq > 0 && !c->c_held && !c->c_closing && !c->c_lingering &&
+		    !hp_in_message(&c->c_hp) && c->c_out_off == c->c_out.b_len &&
+		    c->c_parsed == c->c_in.b_len)
+			conn_close(c, false);
+	}
+	quiet_close = false;
+}
+
+unsigned
+http_conn_count(void)
+{
+	return nconns;
+}
+
+void
+http_shutdown(void)
+{
+	struct conn *c;
+
+	quiet_close = true;
+	while ((c = TAILQ_FIRST(&conns)) != NULL)
+		conn_close(c, false);
+	quiet_close = false;
+	while ((c = TAILQ_FIRST(&free_conns)) != NULL) {
+		TAILQ_REMOVE(&free_conns, c, c_entry);
+		buf_free(&c->c_in);
+		buf_free(&c->c_body);
+		buf_free(&c->c_out);
+		buf_free(&c->c_hdrs);
+		free(c);
+	}
+	nfree = 0;
+}
+
+/* ---- request API (edgevisor.h) -------------------------------------------------- */
+
+const char *
+edge_req_method(const edge_req *req)
+{
+	return req->rq_method;
+}
+
+const char *
+edge_req_path(const edge_req *req)
+{
+	return req->rq_path;
+}
+
+const char *
+edge_req_query(const edge_req *req)
+{
+	return req->rq_query;
+}
+
+const char *
+edge_req_header(const edge_req *req, const char *name)
+{
+	const struct conn *c = req->rq_conn;
+	const struct hp_msg *m = &c->c_hp.hp_msg;
+	const char *base = c->c_in.b_data;
+	uint32_t i;
+
+	if (name == NULL)
+		return NULL;
+	for (i = 0; i < m->nfields; i++)
+		if (strcasecmp(base + m->fields[i].name_off, name) == 0)
+			return base + m->fields[i].value_off;
+	return NULL;
+}
+
+size_t
+edge_req_header_count(const edge_req *req)
+{
+	return req->rq_conn->c_hp.hp_msg.nfields;
+}
+
+int
+edge_req_header_at(const edge_req *req, size_t i, const char **name, const char **value)
+{
+	const struct conn *c = req->rq_conn;
+	const struct hp_msg *m = &c->c_hp.hp_msg;
+
+	if (i >= m->nfields)
+		return -1;
+	if (name != NULL)
+		*name = c->c_in.b_data + m->fields[i].name_off;
+	if (value != NULL)
+		*value = c->c_in.b_data + m->fields[i].value_off;
+	return 0;
+}
+
+const void *
+edge_req_body(const edge_req *req, size_t *len)
+{
+	const struct conn *c = req->rq_conn;
+
+	if (len != NULL)
+		*len = c->c_body.b_len;
+	return c->c_body.b_data != NULL ? c->c_body.b_data : "";
+}
+
+const char *
+edge_req_peer(const edge_req *req)
+{
+	return conn_peer(req->rq_conn);
+}
+
+edge_ctx *
+edge_req_ctx(const edge_req *req)
+{
+	return &wk;
+}
+
+/* ---- response API (edgevisor.h) ------------------------------------------------- */
+
+/* A header name is a token: no separators, controls or spaces. */
+static bool
+valid_name(const char *s)
+{
+	if (*s == '\0')
+		return false;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s <= ' ' || (unsigned char)*s >= 0x7f ||
+		    strchr("()<>@,;:\\\"/[]?={}", *s) != NULL)
+			return false;
+	return true;
+}
+
+static bool
+valid_value(const char *s)
+{
+	return strpbrk(s, "\r\n") == NULL;
+}
+
+int
+edge_res_header(edge_res *res, const char *name, const char *value)
+{
+	struct conn *c = res->rs_conn;
+	size_t nlen, vlen;
+	char *p;
+
+	if (!c->c_held || c->c_expired || c->c_zombie || name == NULL || value == NULL)
+		return -1;
+	if (!valid_name(name) || !valid_value(value))
+		return -1;
+	/* The runtime owns framing: the body length and the connection's fate. */
+	if (strcasecmp(name, "content-length") == 0 ||
+	    strcasecmp(name, "transfer-encoding") == 0)
+		return -1;
+	if (strcasecmp(name, "connection") == 0) {
+		if (strcasecmp(value, "close") != 0)
+			return -1;
+		c->c_res_close = true;
+		return 0;
+	}
+	nlen = strlen(name);
+	vlen = strlen(value);
+	if (nlen + vlen + 4 > RES_HDRS_MAX - c->c_hdrs.b_len)
+		return -1;
+	if (buf_reserve(&c->c_hdrs, nlen + vlen + 4, RES_HDRS_MAX, 512) < 0)
+		return -1;
+	p = c->c_hdrs.b_data + c->c_hdrs.b_len;
+	p = put(p, name, nlen);
+	p = PUTS(p, ": ");
+	p = put(p, value, vlen);
+	p = PUTS(p, "\r\n");
+	c->c_hdrs.b_len = (size_t)(p - c->c_hdrs.b_data);
+	return 0;
+}
+
+int
+edge_res_send(edge_res *res, int status, const char *content_type,
+    const void *body, size_t len)
+{
+	struct conn *c = res->rs_conn;
+	bool close;
+
+	if (!c->c_held)
+		return -1;
+	if (c->c_zombie) {
+		/* The connection is gone (timed out or reset): let the struct go. */
+		c->c_held = false;
+		conn_release(c);
+		return -1;
+	}
+	if (c->c_expired) {
+		c->c_held = false;
+		return -1;
+	}
+	if (status < 200 || status > 599 || (len > 0 && body == NULL) ||
+	    (content_type != NULL && !valid_value(content_type)))
+		return -1;
+	close = !c->c_keepalive || c->c_res_close || wk.retiring ||
+	    wk.conf.policy == WK_ONESHOT;
+	if (conn_respond(c, status, content_type, body, len, close, c->c_head) < 0)
+		return -1;
+	c->c_held = false;
+	count_request();
+	/* An async answer: resume this connection from the loop, not from here. */
+	if (!c->c_dispatching)
+		conn_timer(c, CT_RESUME);
+	return 0;
+}
