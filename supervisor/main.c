@@ -23,6 +23,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "admin.h"
 #include "cgroup.h"
 #include "notify.h"
 #include "supervisor.h"
@@ -363,6 +364,11 @@ main(int argc, char **argv)
 		cg_shutdown();
 		return 1;
 	}
+	if (sv.conf->admin && admin_start(sv.conf->admin, err, sizeof(err)) < 0) {
+		log_error("admin_failed", "msg=\"%s\"", err);
+		cg_shutdown();
+		return 1;
+	}
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++) {
 		sig_ev[i] = evsignal_new(sv.base, sigs[i], signal_cb, NULL);
 		event_add(sig_ev[i], NULL);
@@ -376,6 +382,7 @@ main(int argc, char **argv)
 	dispatch_bind_pools();
 	limits_start();
 	event_base_dispatch(sv.base);
+	admin_stop();
 
 	limits_stop();
 	dispatch_close_all();

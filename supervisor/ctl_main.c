@@ -1,0 +1,526 @@
+/*
+ * ctl_main.c - edgevisorctl, the operator's client of the admin endpoint (admin.c):
+ *
+ *   edgevisorctl [-s ADDR | -c CONFIG] status [--json] | metrics | reload | stop | drain NAME
+ *
+ * ADDR is "unix:/path" or "host:port"; it comes from -s, else the "admin" key of
+ * CONFIG, else $EDGEVISOR_ADMIN, else unix:/run/edgevisor/admin.sock. Exit status:
+ * 0 done, 1 error (message on stderr), 2 usage.
+ *
+ * One blocking HTTP/1.1 request with "Connection: close" per run. libevent 2.1's
+ * evhttp client cannot use a unix socket (its connect step always replaces the
+ * bufferevent's fd with a new TCP socket), so the request is written by hand and the
+ * reply - always Content-Length framed by evhttp_send_reply - is split into status
+ * line, headers and body with evbuffer_readln; the JSON is parsed with jansson.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <netdb.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <jansson.h>
+
+#define DEFAULT_ADMIN "unix:/run/edgevisor/admin.sock"
+#define IO_TIMEOUT_S  15
+
+struct reply {
+	int code;
+	char *body;     /* NUL-terminated */
+	size_t len;
+};
+
+static const char *addr;
+
+static void
+usage(void)
+{
+	fprintf(stderr,
+	    "usage: edgevisorctl [-s ADDR | -c CONFIG] COMMAND\n"
+	    "  status [--json]  workers and per-function totals (--json: the raw document)\n"
+	    "  metrics          the Prometheus text of GET /metrics\n"
+	    "  reload           new config, new workers; the old ones drain (like SIGHUP)\n"
+	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
+	    "  drain NAME       replace every worker of function NAME\n"
+	    "ADDR: unix:/path or host:port; default $EDGEVISOR_ADMIN or %s\n", DEFAULT_ADMIN);
+}
+
+static void __attribute__((format(printf, 1, 2)))
+fail(const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "edgevisorctl: ");
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+/* The "admin" key of a supervisor config; NULL (and a message) if unusable. */
+static const char *
+admin_from_config(const char *path)
+{
+	static char buf[512];
+	json_error_t je;
+	json_t *root, *a;
+
+	if ((root = json_load_file(path, 0, &je)) == NULL) {
+		fail("%s:%d:%d: %s", path, je.line, je.column, je.text);
+		return NULL;
+	}
+	a = json_object_get(root, "admin");
+	if (a == NULL) {
+		snprintf(buf, sizeof(buf), "%s", DEFAULT_ADMIN);
+	} else if (json_is_string(a)) {
+		snprintf(buf, sizeof(buf), "%s", json_string_value(a));
+	} else {
+		fail("%s: \"admin\" is %s: the admin endpoint is off", path,
+		    json_is_null(a) ? "null" : "not a string");
+		json_decref(root);
+		return NULL;
+	}
+	json_decref(root);
+	return buf;
+}
+
+/* A connected, blocking socket to ADDR, or -1 with errno. */
+static int
+dial(const char *a)
+{
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
+	struct timeval tv = { IO_TIMEOUT_S, 0 };
+	char host[256];
+	const char *colon;
+	size_t hlen;
+	int fd = -1, saved = ECONNREFUSED, rc;
+
+	if (strncmp(a, "unix:", 5) == 0) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+		if (strlen(a + 5) >= sizeof(sun.sun_path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+		strcpy(sun.sun_path, a + 5);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
+			return -1;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
+			goto fail;
+		goto done;
+	}
+	if ((colon = strrchr(a, ':')) == NULL || colon[1] == '\0') {
+		errno = EINVAL;
+		return -1;
+	}
+	hlen = (size_t)(colon - a);
+	if (hlen >= 2 && a[0] == '[' && a[hlen - 1] == ']') {
+		a++;
+		hlen -= 2;
+	}
+	if (hlen == 0 || hlen >= sizeof(host)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memcpy(host, a, hlen);
+	host[hlen] = '\0';
+	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
+		errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
+		return -1;
+	}
+	for (ai = res; ai != NULL; ai = ai->ai_next) {
+		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
+		if (fd < 0)
+			continue;
+		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
+			break;
+		saved = errno;
+		close(fd);
+		fd = -1;
+	}
+	freeaddrinfo(res);
+	if (fd < 0) {
+		errno = saved;
+		return -1;
+	}
+done:
+	/* A wedged supervisor must not hang the operator's shell. */
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	return fd;
+fail:
+	saved = errno;
+	close(fd);
+	errno = saved;
+	return -1;
+}
+
+/* Splits a Connection: close response held in BUF. Returns 0 or -1 (message given). */
+static int
+parse_reply(struct evbuffer *buf, struct reply *r)
+{
+	char *line;
+	long clen = -1;
+	int minor;
+	size_t n;
+
+	if ((line = evbuffer_readln(buf, &n, EVBUFFER_EOL_CRLF)) == NULL ||
+	    sscanf(line, "HTTP/1.%d %d", &minor, &r->code) != 2) {
+		fail("%s: not an HTTP reply", addr);
+		free(line);
+		return -1;
+	}
+	free(line);
+	for (;;) {
+		if ((line = evbuffer_readln(buf, &n, EVBUFFER_EOL_CRLF)) == NULL) {
+			fail("%s: truncated reply headers", addr);
+			return -1;
+		}
+		if (n == 0) {
+			free(line);
+			break;
+		}
+		if (strncasecmp(line, "Content-Length:", 15) == 0)
+			clen = strtol(line + 15, NULL, 10);
+		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
+			fail("%s: unexpected chunked reply", addr);
+			free(line);
+			return -1;
+		}
+		free(line);
+	}
+	r->len = evbuffer_get_length(buf);
+	if (clen >= 0 && (size_t)clen != r->len) {
+		fail("%s: reply body is %zu bytes, Content-Length says %ld", addr, r->len, clen);
+		return -1;
+	}
+	if ((r->body = malloc(r->len + 1)) == NULL) {
+		fail("out of memory");
+		return -1;
+	}
+	evbuffer_remove(buf, r->body, r->len);
+	r->body[r->len] = '\0';
+	return 0;
+}
+
+/* One request; R gets the reply. Returns 0 or -1 (message given). */
+static int
+http(const char *method, const char *path, struct reply *r)
+{
+	struct evbuffer *buf = NULL;
+	char req[1024];
+	int fd, len, rc = -1;
+	ssize_t got;
+
+	memset(r, 0, sizeof(*r));
+	if ((fd = dial(addr)) < 0) {
+		fail("cannot connect to %s: %s", addr, strerror(errno));
+		return -1;
+	}
+	len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: edgevisor\r\n"
+	    "User-Agent: edgevisorctl\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
+	    method, path);
+	if (len < 0 || (size_t)len >= sizeof(req)) {
+		fail("request too long");
+		goto out;
+	}
+	for (int off = 0; off < len; off += (int)got) {
+		got = write(fd, req + off, (size_t)(len - off));
+		if (got < 0) {
+			if (errno == EINTR) {
+				got = 0;
+				continue;
+			}
+			fail("%s: write: %s", addr, strerror(errno));
+			goto out;
+		}
+	}
+	if ((buf = evbuffer_new()) == NULL) {
+		fail("out of memory");
+		goto out;
+	}
+	while ((got = evbuffer_read(buf, fd, 65536)) != 0) {
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got < 0) {
+			fail("%s: read: %s", addr, errno == EAGAIN ? "timed out" : strerror(errno));
+			goto out;
+		}
+	}
+	rc = parse_reply(buf, r);
+out:
+	if (buf)
+		evbuffer_free(buf);
+	close(fd);
+	return rc;
+}
+
+/* The "error" member of a JSON error reply, else the raw body. */
+static void
+fail_reply(const char *what, const struct reply *r)
+{
+	json_t *o = json_loads(r->body, 0, NULL);
+	const char *msg = json_string_value(json_object_get(o, "error"));
+
+	fail("%s: %s (HTTP %d)", what, msg ? msg : r->body, r->code);
+	json_decref(o);
+}
+
+/* ---- status table ----------------------------------------------------------------- */
+
+static json_int_t
+num(json_t *o, const char *key)
+{
+	return json_integer_value(json_object_get(o, key));
+}
+
+static const char *
+str(json_t *o, const char *key, const char *dflt)
+{
+	const char *s = json_string_value(json_object_get(o, key));
+	return s ? s : dflt;
+}
+
+static const char *
+fmt_bytes(uint64_t b, char *buf, size_t len)
+{
+	static const char unit[] = "BKMGT";
+	double v = (double)b;
+	int u = 0;
+
+	while (v >= 1024 && u < 4) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%lluB", (unsigned long long)b);
+	else
+		snprintf(buf, len, "%.1f%c", v, unit[u]);
+	return buf;
+}
+
+static const char *
+fmt_ms(uint64_t ms, char *buf, size_t len)
+{
+	uint64_t s = ms / 1000;
+
+	if (ms < 10000)
+		snprintf(buf, len, "%.2fs", ms / 1000.0);
+	else if (s < 3600)
+		snprintf(buf, len, "%llum%02llus", (unsigned long long)(s / 60),
+		    (unsigned long long)(s % 60));
+	else if (s < 86400)
+		snprintf(buf, len, "%lluh%02llum", (unsigned long long)(s / 3600),
+		    (unsigned long long)(s / 60 % 60));
+	else
+		snprintf(buf, len, "%llud%02lluh", (unsigned long long)(s / 86400),
+		    (unsigned long long)(s / 3600 % 24));
+	return buf;
+}
+
+static void
+print_status(json_t *st)
+{
+	json_t *s = json_object_get(st, "supervisor"), *fns = json_object_get(st, "functions");
+	json_t *ws = json_object_get(st, "workers"), *o;
+	char b1[32], b2[32], b3[32], oldest[96];
+	size_t i;
+
+	printf("edgevisor pid %lld  generation %lld  up %s  cgroups %s  config %s%s\n\n",
+	    num(s, "pid"), num(s, "generation"), fmt_ms(num(s, "uptime_ms"), b1, sizeof(b1)),
+	    str(s, "cgroups", "?"), str(s, "config", "?"),
+	    json_is_true(json_object_get(s, "stopping")) ? "  (stopping)" : "");
+	printf("%-16s %4s %7s %-11s %3s %8s %8s %7s %8s %5s %19s %-11s %s\n", "FUNCTION", "ID",
+	    "PID", "STATE", "GEN", "UPTIME", "MEM", "CPU", "REQS", "CONNS",
+	    "TASKS PEND/STA/OK/F", "LAST", "OLDEST PENDING");
+	json_array_foreach(ws, i, o) {
+		json_t *t = json_object_get(o, "tasks"), *old = json_object_get(t, "oldest_pending");
+		char tasks[64];
+
+		snprintf(tasks, sizeof(tasks), "%lld/%lld/%lld/%lld", num(t, "pending"),
+		    num(t, "started"), num(t, "completed"), num(t, "failed"));
+		if (json_is_object(old))
+			snprintf(oldest, sizeof(oldest), "%s (%s)", str(old, "name", "?"),
+			    fmt_ms(num(old, "age_ms"), b3, sizeof(b3)));
+		else
+			snprintf(oldest, sizeof(oldest), "-");
+		printf("%-16s %4lld %7lld %-11s %3lld %8s %8s %7s %8lld %5lld %19s %-11s %s\n",
+		    str(o, "function", "?"), num(o, "id"), num(o, "pid"), str(o, "state", "?"),
+		    num(o, "generation"), fmt_ms(num(o, "uptime_ms"), b1, sizeof(b1)),
+		    fmt_bytes(num(o, "memory_current"), b2, sizeof(b2)),
+		    fmt_ms(num(o, "cpu_ms"), b3, sizeof(b3)), num(o, "requests"),
+		    num(o, "connections"), tasks, str(o, "last_unload_reason", "-"), oldest);
+	}
+	if (json_array_size(ws) == 0)
+		printf("(no workers)\n");
+	printf("\n%-16s %-11s %7s %10s %9s %9s %7s %6s %7s %7s  %s\n", "FUNCTION", "POLICY",
+	    "WORKERS", "REQUESTS", "STARTED", "COMPLETED", "FAILED", "LOST", "PENDING",
+	    "CRASHES", "UNLOADS");
+	json_array_foreach(fns, i, o) {
+		json_t *t = json_object_get(o, "totals"), *u = json_object_get(t, "unloads"), *v;
+		char unloads[256] = "", ws_s[32];
+		const char *k;
+		size_t off = 0;
+
+		json_object_foreach(u, k, v)
+			if (json_integer_value(v) > 0 && off < sizeof(unloads))
+				off += (size_t)snprintf(unloads + off, sizeof(unloads) - off, "%s%s=%lld",
+				    off ? "," : "", k, json_integer_value(v));
+		snprintf(ws_s, sizeof(ws_s), "%lld/%lld", num(o, "live_workers"), num(o, "workers"));
+		printf("%-16s %-11s %7s %10lld %9lld %9lld %7lld %6lld %7lld %7lld  %s%s%s\n",
+		    str(o, "name", "?"), str(o, "policy", "?"), ws_s, num(t, "requests"),
+		    num(t, "tasks_started"), num(t, "tasks_completed"), num(t, "tasks_failed"),
+		    num(t, "tasks_lost"), num(t, "tasks_pending"), num(t, "crashes"),
+		    off ? unloads : "-",
+		    json_is_true(json_object_get(o, "failed")) ? "  FAILED" : "",
+		    json_is_true(json_object_get(o, "current")) ? "" : "  (removed, draining)");
+	}
+}
+
+/* ---- commands ------------------------------------------------------------------- */
+
+static int
+cmd_status(bool raw)
+{
+	struct reply r;
+	json_error_t je;
+	json_t *st;
+	int rc = 1;
+
+	if (http("GET", "/status", &r) < 0)
+		return 1;
+	if (r.code != 200) {
+		fail_reply("status", &r);
+		goto out;
+	}
+	if (raw) {
+		fwrite(r.body, 1, r.len, stdout);
+		rc = 0;
+		goto out;
+	}
+	if ((st = json_loads(r.body, 0, &je)) == NULL) {
+		fail("%s: bad JSON in /status: %s", addr, je.text);
+		goto out;
+	}
+	print_status(st);
+	json_decref(st);
+	rc = 0;
+out:
+	free(r.body);
+	return rc;
+}
+
+static int
+cmd_metrics(void)
+{
+	struct reply r;
+	int rc = 1;
+
+	if (http("GET", "/metrics", &r) < 0)
+		return 1;
+	if (r.code == 200) {
+		fwrite(r.body, 1, r.len, stdout);
+		rc = 0;
+	} else
+		fail_reply("metrics", &r);
+	free(r.body);
+	return rc;
+}
+
+/* POST PATH; prints a one-line summary of the JSON reply. */
+static int
+cmd_post(const char *what, const char *path)
+{
+	struct reply r;
+	json_t *o;
+	int rc = 1;
+
+	if (http("POST", path, &r) < 0)
+		return 1;
+	if (r.code / 100 != 2) {
+		fail_reply(what, &r);
+		free(r.body);
+		return 1;
+	}
+	o = json_loads(r.body, 0, NULL);
+	if (json_object_get(o, "generation"))
+		printf("%s: %s, generation %lld\n", what, str(o, "result", "ok"),
+		    num(o, "generation"));
+	else
+		printf("%s: %s\n", what, str(o, "result", "ok"));
+	json_decref(o);
+	rc = 0;
+	free(r.body);
+	return rc;
+}
+
+int
+main(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	const char *config = NULL, *cmd;
+	char path[600];
+	bool json = false;
+	int c;
+
+	while ((c = getopt_long(argc, argv, "+s:c:jh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 's': addr = optarg; break;
+		case 'c': config = optarg; break;
+		case 'j': json = true; break;
+		case 'h': usage(); return 0;
+		default: usage(); return 2;
+		}
+	}
+	if (optind >= argc) {
+		usage();
+		return 2;
+	}
+	cmd = argv[optind++];
+	/* Options may also follow the command: "status --json". */
+	for (; optind < argc && strcmp(argv[optind], "--json") == 0; optind++)
+		json = true;
+	if (addr == NULL && config != NULL && (addr = admin_from_config(config)) == NULL)
+		return 1;
+	if (addr == NULL && (addr = getenv("EDGEVISOR_ADMIN")) != NULL && *addr == '\0')
+		addr = NULL;
+	if (addr == NULL)
+		addr = DEFAULT_ADMIN;
+
+	if (strcmp(cmd, "status") == 0 && optind == argc)
+		return cmd_status(json);
+	if (strcmp(cmd, "metrics") == 0 && optind == argc)
+		return cmd_metrics();
+	if (strcmp(cmd, "reload") == 0 && optind == argc)
+		return cmd_post("reload", "/reload");
+	if (strcmp(cmd, "stop") == 0 && optind == argc)
+		return cmd_post("stop", "/stop");
+	if (strcmp(cmd, "drain") == 0 && optind + 1 == argc) {
+		const char *name = argv[optind];
+
+		/* Function names are plain ([A-Za-z0-9_-]); anything else cannot exist. */
+		if (*name == '\0' || strlen(name) > 64 ||
+		    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+		    "0123456789_-") != strlen(name)) {
+			fail("drain: bad function name \"%s\"", name);
+			return 1;
+		}
+		snprintf(path, sizeof(path), "/drain/%s", name);
+		return cmd_post("drain", path);
+	}
+	usage();
+	return 2;
+}
