@@ -59,6 +59,8 @@ static struct {
 static char cg_errbuf[512];
 
 static void	set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void	teardown(bool functions);
+static void	reset(void);
 
 static void
 set_err(const char *fmt, ...)
@@ -747,6 +749,35 @@ v1_build(void)
 	return 0;
 }
 
+/*
+ * A live process in <base>/supervisor is another supervisor with the same base:
+ * its workers would look stale to us, so refuse rather than kill them.
+ */
+static int
+in_use(void)
+{
+	char path[PATH_MAX];
+	struct cg_hier *h = &cg.h[cg.version == 2 ? 0 : H_MEM];
+	FILE *f;
+	int pid;
+
+	if (cg.fake || cg_path(path, sizeof(path), h, CG_LEAF, "cgroup.procs") < 0 ||
+	    (f = fopen(path, "re")) == NULL)
+		return 0;
+	while (fscanf(f, "%d", &pid) == 1) {
+		if (pid > 0 && pid != getpid()) {
+			fclose(f);
+			cg_path(path, sizeof(path), h, NULL, NULL);
+			set_err("cgroup %s is in use by another supervisor (pid %d)",
+			    path, pid);
+			errno = EBUSY;
+			return -1;
+		}
+	}
+	fclose(f);
+	return 0;
+}
+
 /* Parent must stay below our cgroup: no "..", no empty or absolute path. */
 static bool
 parent_ok(const char *parent)
@@ -770,7 +801,7 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 {
 	const char *root = getenv("EDGEVISOR_CGROUP_ROOT");
 	char path[PATH_MAX];
-	bool override = root != NULL && *root != '\0';
+	bool override = root != NULL && *root != '\0', built = false;
 	int r;
 
 	if (cg.version != 0)
@@ -826,6 +857,9 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 			goto fail;
 		}
 	}
+	if (in_use() < 0)
+		goto fail;
+	built = true;
 	if ((cg.version == 2 ? v2_build() : v1_build()) < 0)
 		goto fail;
 	stale_cleanup();
@@ -837,9 +871,14 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 fail:
 	if (cg_errbuf[0] == '\0')
 		set_err("%s", strerror(errno));
-	/* Undo what was built; ENOENT and the cause of the failure stay silent. */
+	/*
+	 * Undo only what this call built (never function cgroups: before in_use()
+	 * passed they may be a live supervisor's); ENOENT and the cause stay silent.
+	 */
 	cg.quiet = true;
-	cg_shutdown();
+	if (built)
+		teardown(false);
+	reset();
 	cg.quiet = false;
 	if (err != NULL && errlen > 0)
 		snprintf(err, errlen, "cgroups: %s", cg_errbuf);
@@ -1137,13 +1176,22 @@ cg_worker_remove(const char *fn, uint32_t id)
 	return rc;
 }
 
+static void
+reset(void)
+{
+	cg.own_enabled = false;
+	cg.version = 0;
+	for (int i = 0; i < H_MAX; i++)
+		cg.h[i].h_on = cg.h[i].h_moved = false;
+}
+
 /*
- * Removes every function cgroup, moves the supervisor back to the cgroup it
- * started in and removes <base>. v2: the controllers we enabled are switched off
- * first, or the start cgroup would refuse a process (no internal processes).
+ * Removes the function cgroups (if FUNCTIONS), moves the supervisor back to the
+ * cgroup it started in and removes <base>. v2: the controllers we enabled are
+ * switched off first, or the start cgroup would refuse a process.
  */
-void
-cg_shutdown(void)
+static void
+teardown(bool functions)
 {
 	static const char off[] = "-cpu -memory";
 	char path[PATH_MAX], dir[PATH_MAX];
@@ -1157,8 +1205,9 @@ cg_shutdown(void)
 
 		if (!h->h_on)
 			continue;
-		if (cg_path(dir, sizeof(dir), h, NULL, NULL) == 0 &&
-		    (d = opendir(dir)) != NULL) {
+		if (cg_path(dir, sizeof(dir), h, NULL, NULL) < 0)
+			continue;
+		if (functions && (d = opendir(dir)) != NULL) {
 			while ((de = readdir(d)) != NULL)
 				if (de->d_type == DT_DIR && de->d_name[0] != '.' &&
 				    strcmp(de->d_name, CG_LEAF) != 0)
@@ -1188,12 +1237,17 @@ cg_shutdown(void)
 			log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", dir,
 			    strerror(errno));
 	}
-	if (!cg.quiet)
-		log_info("cgroup_shutdown", "version=v%d base=%s/%s", cg.version,
-		    cg.h[cg.version == 2 ? 0 : H_MEM].h_mount,
-		    cg.h[cg.version == 2 ? 0 : H_MEM].h_base);
-	cg.own_enabled = false;
-	cg.version = 0;
-	for (int i = 0; i < H_MAX; i++)
-		cg.h[i].h_on = false;
+}
+
+void
+cg_shutdown(void)
+{
+	struct cg_hier *h = &cg.h[cg.version == 2 ? 0 : H_MEM];
+
+	if (cg.version == 0)
+		return;
+	teardown(true);
+	log_info("cgroup_shutdown", "version=v%d base=%s/%s", cg.version,
+	    h->h_mount, h->h_base);
+	reset();
 }

@@ -51,6 +51,15 @@ now_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static uint64_t
+cpu_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
 static void
 nap(long ms)
 {
@@ -431,7 +440,7 @@ case_v1_attach_stats(void)
 	struct cg_stats s = { 0 };
 	char path[1024], c;
 	int p[2] = { -1, -1 };
-	uint64_t end;
+	uint64_t end, wall = 0;
 
 	UNIT_CHECK(pipe(p) == 0);
 	if ((worker_pid = spawn()) == 0) {
@@ -447,10 +456,11 @@ case_v1_attach_stats(void)
 		if (mem == MAP_FAILED)
 			_exit(3);
 		memset(mem, 1, 8 << 20);
-		/* 500 ms of wall clock at a 20% quota is throttled several times. */
-		for (t = now_ms(); now_ms() - t < 500;)
+		/* 150 ms of CPU at a 20% quota takes >= ~650 ms of wall clock. */
+		for (t = now_ms(); cpu_ms() < 150;)
 			;
-		(void)!write(p[1], "b", 1);
+		t = now_ms() - t;
+		(void)!write(p[1], &t, sizeof(t));
 		for (;;)
 			pause();
 	}
@@ -464,16 +474,18 @@ case_v1_attach_stats(void)
 		v1_path(path, sizeof(path), h, "fnA/w1/tasks");
 		UNIT_CHECKF(pid_in(path, worker_pid), "%d not in %s", worker_pid, path);
 	}
-	UNIT_CHECKF(read(p[0], &c, 1) == 1 && c == 'b', "child did not spin");
+	UNIT_CHECKF(read(p[0], &wall, sizeof(wall)) == sizeof(wall),
+	    "child did not spin");
 	end = now_ms() + 5000;
 	do {
 		UNIT_CHECK(cg_worker_stats("fnA", 1, &s) == 0);
-		if (s.memory_current >= (8 << 20) && s.cpu_usage_us > 0 &&
+		if (s.memory_current >= (8 << 20) && s.cpu_usage_us >= 140000 &&
 		    s.nr_throttled > 0)
 			break;
 		nap(20);
 	} while (now_ms() < end);
-	printf("# stats: memory_current=%llu peak=%llu cpu_us=%llu throttled=%llu oom=%llu\n",
+	printf("# stats: wall_ms=%llu memory_current=%llu peak=%llu cpu_us=%llu "
+	    "throttled=%llu oom=%llu\n", (unsigned long long)wall,
 	    (unsigned long long)s.memory_current, (unsigned long long)s.memory_peak,
 	    (unsigned long long)s.cpu_usage_us, (unsigned long long)s.nr_throttled,
 	    (unsigned long long)s.oom_kills);
@@ -481,11 +493,11 @@ case_v1_attach_stats(void)
 	    (unsigned long long)s.memory_current);
 	UNIT_CHECKF(s.memory_peak >= s.memory_current, "peak %llu",
 	    (unsigned long long)s.memory_peak);
-	UNIT_CHECKF(s.cpu_usage_us > 50000, "cpu_usage_us %llu",
+	UNIT_CHECKF(s.cpu_usage_us >= 140000, "cpu_usage_us %llu",
 	    (unsigned long long)s.cpu_usage_us);
-	/* 500 ms at 20% can use at most ~100 ms + a period: the cap held. */
-	UNIT_CHECKF(s.cpu_usage_us < 250000, "cpu_usage_us %llu: not capped",
-	    (unsigned long long)s.cpu_usage_us);
+	/* Uncapped it would take 150 ms; at 20% at least ~650 ms: the cap held. */
+	UNIT_CHECKF(wall >= 500, "150 ms of CPU in %llu ms: not capped",
+	    (unsigned long long)wall);
 	UNIT_CHECKF(s.nr_throttled > 0, "nr_throttled 0");
 	UNIT_CHECK(s.oom_kills == 0);
 out:
@@ -611,6 +623,76 @@ case_v1_shutdown(void)
 	UNIT_CHECKF(strcmp(now, own_line) == 0, "not back home: %s", now);
 out:
 	;
+}
+
+/* A second supervisor on a live base is refused; once the first dies, it takes over. */
+static void
+case_v1_in_use(void)
+{
+	struct fn_conf fn;
+	char err[256] = "", path[1024];
+	int p[2] = { -1, -1 }, st;
+	pid_t pid, gpid = -1;
+
+	UNIT_CHECK(pipe(p) == 0);
+	/* The first supervisor, with one live worker in fnD/w4. */
+	if ((pid = spawn()) == 0) {
+		close(p[0]);
+		fn_init(&fn, "fnD", 16, 10, 0, 0);
+		if (cg_init(CG_MODE_REQUIRED, parent, err, sizeof(err)) < 0 ||
+		    cg_function_setup(&fn) < 0 || cg_worker_create(&fn, 4, NULL, 0) < 0)
+			_exit(2);
+		if ((gpid = fork()) == 0) {
+			if (cg_worker_attach("fnD", 4, getpid()) < 0)
+				_exit(3);
+			for (;;)
+				pause();
+		}
+		(void)!write(p[1], &gpid, sizeof(gpid));
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	p[1] = -1;
+	UNIT_CHECK(pid > 0);
+	UNIT_CHECKF(read(p[0], &gpid, sizeof(gpid)) == sizeof(gpid),
+	    "first supervisor did not start");
+	stale_grandchild = gpid;
+	v1_path(path, sizeof(path), 2, "fnD/w4/cgroup.procs");
+	for (uint64_t end = now_ms() + 5000; !pid_in(path, gpid) && now_ms() < end;)
+		nap(5);
+	UNIT_CHECKF(pid_in(path, gpid), "worker %d never joined", gpid);
+	UNIT_CHECK(cg_init(CG_MODE_REQUIRED, parent, err, sizeof(err)) == -1);
+	printf("# required, base in use: %s\n", err);
+	UNIT_CHECKF(strstr(err, "in use") != NULL, "unclear: %s", err);
+	/* The refused init touched nothing of the live one. */
+	UNIT_CHECKF(pid_in(path, gpid) && kill(gpid, 0) == 0, "worker harmed");
+	v1_path(path, sizeof(path), 2, "supervisor/cgroup.procs");
+	UNIT_CHECKF(pid_in(path, pid), "first supervisor was moved out");
+	kill(pid, SIGKILL);
+	st = wait_deadline(pid, 5000);
+	UNIT_CHECK(st >= 0);
+	/* Its orphan comes to us (subreaper); the next init kills it as stale. */
+	UNIT_CHECKF(cg_init(CG_MODE_REQUIRED, parent, err, sizeof(err)) == 0,
+	    "cg_init after the first died: %s", err);
+	for (uint64_t end = now_ms() + 5000; now_ms() < end;) {
+		if (waitpid(gpid, &st, WNOHANG) == gpid) {
+			stale_grandchild = -1;
+			break;
+		}
+		nap(5);
+	}
+	UNIT_CHECKF(stale_grandchild == -1, "orphaned worker %d survived", gpid);
+	cg_shutdown();
+	for (int h = 0; h < NHIER; h++) {
+		v1_path(path, sizeof(path), h, NULL);
+		UNIT_CHECKF(!exists(path), "%s still there", path);
+	}
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
 }
 
 /* Not root and nothing delegated: required names the cause, auto turns off. */
@@ -915,6 +997,7 @@ main(int argc, char **argv)
 		unit_run("v1_oom_kill", case_v1_oom);
 		unit_run("v1_function_remove", case_v1_function_remove);
 		unit_run("v1_shutdown", case_v1_shutdown);
+		unit_run("v1_in_use", case_v1_in_use);
 		unit_run("v1_not_root", case_v1_not_root);
 	} else {
 		printf("ok - v1_live # SKIP needs root and v1 cpu, cpuacct, memory\n");
