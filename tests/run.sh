@@ -3,8 +3,8 @@
 #
 # Usage: tests/run.sh [BUILD_DIR] [FILTER]
 # Runs each unit test binary in BUILD_DIR/tests/unit/ and each
-# tests/integration/test_*.py (FILTER: an extended regex on the file name selects a
-# subset). Every file prints `ok - NAME` / `not ok - NAME: why` lines; a file that
+# tests/integration/test_*.py (FILTER: an extended regex on "unit/NAME" or
+# "integration/NAME.py" selects a subset). Every file prints `ok - NAME` / `not ok - NAME: why` lines; a file that
 # crashes, times out (TEST_TIMEOUT seconds, default 300) or reports nothing counts
 # as one more failure. The output of failing files is shown; the last line is
 # exactly `N passed, N failed` and the exit status is non-zero on any failure.
@@ -78,14 +78,14 @@ fi
 if [ -d "$build/tests/unit" ]; then
 	for t in "$build"/tests/unit/*; do
 		[ -f "$t" ] && [ -x "$t" ] || continue
-		selected "$(basename "$t")" || continue
+		selected "unit/$(basename "$t")" || continue
 		run_one "unit/$(basename "$t")" "$t"
 	done
 fi
 
 for t in "$top"/tests/integration/test_*.py; do
 	[ -f "$t" ] || continue
-	selected "$(basename "$t")" || continue
+	selected "integration/$(basename "$t")" || continue
 	run_one "integration/$(basename "$t")" "$py" -u "$t"
 done
 

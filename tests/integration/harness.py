@@ -226,13 +226,18 @@ class Supervisor:
         if raw_config is not None:
             text = raw_config
         else:
-            conf = {"cgroups": "off", "log_level": "info"}
+            # The admin socket defaults to a system path: keep each test's in its dir.
+            conf = {"cgroups": "off", "log_level": "info",
+                    "admin": "unix:" + os.path.join(self.dir, "admin.sock")}
             conf.update(top)
+            if conf["admin"] is None:
+                del conf["admin"]
             conf["functions"] = [{k: v for k, v in f.items() if k != "port"}
                                  for f in functions]
             text = json.dumps(conf, indent=2) + "\n"
         with open(self.conf_path, "w") as f:
             f.write(text)
+        self.admin = top.get("admin", "unix:" + os.path.join(self.dir, "admin.sock"))
         self.proc = None
         self.pid = None
         self._log_off = 0
