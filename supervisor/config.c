@@ -712,6 +712,9 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-") != nlen)
 		return conf_error(ld, LOC_VALUE, "must match [A-Za-z0-9_-]{1,%d}",
 		    CONF_NAME_MAX);
+	/* The supervisor's own cgroup leaf sits beside the functions' cgroups. */
+	if (strcmp(name, "supervisor") == 0)
+		return conf_error(ld, LOC_VALUE, "\"supervisor\" is reserved");
 	TAILQ_FOREACH(other, &conf->functions, entry)
 		if (other != fc && strcmp(other->name, name) == 0)
 			return conf_error(ld, LOC_VALUE, "duplicate function name \"%s\"",
