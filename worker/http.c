@@ -607,6 +607,11 @@ conn_dispatch(struct conn *c)
 		return;
 	}
 	c->c_req.rq_method = c->c_hp.hp_msg.method;
+	/* The 408 deadline belonged to this request; the next one starts its own. */
+	if (c->c_tkind == CT_READ) {
+		event_del(&c->c_timer);
+		c->c_tkind = CT_NONE;
+	}
 	if (c->c_body.b_data != NULL)
 		c->c_body.b_data[c->c_body.b_len] = '\0';
 	c->c_nreq++;
