@@ -35,7 +35,8 @@ run_one() {
 	shift
 	log="$out/$(echo "$label" | tr '/' '_').log"
 	t0=$(date +%s%N)
-	timeout -k 10 "$timeout_s" "$@" >"$log" 2>&1 </dev/null
+	# (braces: the shell's own "Segmentation fault" notice goes to /dev/null)
+	{ timeout -k 10 "$timeout_s" "$@" >"$log" 2>&1 </dev/null; } 2>/dev/null
 	rc=$?
 	t1=$(date +%s%N)
 	ok=$(grep -c '^ok - ' "$log")
