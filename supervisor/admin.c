@@ -72,6 +72,7 @@ struct worker_view {
 };
 
 static void request_cb(struct evhttp_request *req, void *arg);
+static void proc_rss(pid_t pid, uint64_t *bytes);
 
 /* ---- snapshot ---------------------------------------------------------------- */
 
@@ -95,6 +96,7 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 	v->cpu_ms = BOARD_LOAD(&b->cpu_ms);
 	v->mem_current = BOARD_LOAD(&b->rss_kb) * 1024;
 	v->mem_source = "rss";
+	proc_rss(w->w_pid, &v->mem_current);
 	if (w->w_cgroup[0] && cg_worker_stats(w->w_pool->p_conf->name, w->w_id, &cs) == 0) {
 		/* The cgroup also counts the tenant's children and page cache: what the cap sees. */
 		v->mem_current = cs.memory_current;
@@ -122,6 +124,22 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 		memcpy(v->oldest_name, t->name, BOARD_TASK_NAME);
 		v->oldest_name[BOARD_TASK_NAME] = '\0';
 	}
+}
+
+/* The worker's resident set now (its board copy is refreshed once a second). */
+static void
+proc_rss(pid_t pid, uint64_t *bytes)
+{
+	char path[64];
+	unsigned long long size, resident;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
+	if ((f = fopen(path, "re")) == NULL)
+		return;
+	if (fscanf(f, "%llu %llu", &size, &resident) == 2 && resident > 0)
+		*bytes = resident * (uint64_t)sysconf(_SC_PAGESIZE);
+	fclose(f);
 }
 
 static struct fn_view *
