@@ -43,6 +43,13 @@ trap 'exit 143' TERM
 	echo 'stty -F /dev/ttyS1 raw -echo 2>/dev/null'
 	echo 'export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin'
 	echo "export HOME=/root LANG=C.UTF-8 TERM=dumb EDGEVISOR_VM=$mode"
+	# The suite's own settings (EDGEVISOR_BUILD, ...) pass through.
+	while IFS= read -r name; do
+		case $name in
+		EDGEVISOR_VM*)	;;
+		EDGEVISOR_*)	printf 'export %s=%q\n' "$name" "${!name}" ;;
+		esac
+	done < <(compgen -e)
 	printf 'if cd %q 2>/dev/null; then\n\t' "$PWD"
 	printf '%q ' "$@"
 	echo '</dev/null'
