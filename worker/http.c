@@ -109,8 +109,8 @@ struct conn {
 	bool c_zombie;                /* closed while the handler held c_res */
 	bool c_oneshot_due;
 	bool c_peer_done;
-	socklen_t c_salen;
-	struct sockaddr_storage c_sa;
+	bool c_sent;                  /* something was written already */
+	bool c_nodelay;               /* TCP_NODELAY set (or not a TCP socket) */
 	char c_peer[INET6_ADDRSTRLEN + 10];
 	TAILQ_ENTRY(conn) c_entry;
 };
@@ -217,18 +217,25 @@ status_text(int status)
 	return s[0] == '<' ? "Unknown" : s;
 }
 
-/* "ip:port" or "unix", formatted on first use. */
+/*
+ * "ip:port" or "unix", looked up and formatted on first use only: most requests
+ * never ask, and a getpeername per connection shows on the Connection: close path.
+ */
 static const char *
 conn_peer(struct conn *c)
 {
-	struct sockaddr_in *sin = (struct sockaddr_in *)&c->c_sa;
-	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&c->c_sa;
+	struct sockaddr_storage sa;
+	struct sockaddr_in *sin = (struct sockaddr_in *)&sa;
+	struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&sa;
+	socklen_t salen = sizeof(sa);
 	char ip[INET6_ADDRSTRLEN];
 
 	if (c->c_peer_done)
 		return c->c_peer;
 	c->c_peer_done = true;
-	switch (c->c_salen > 0 ? c->c_sa.ss_family : AF_UNSPEC) {
+	if (c->c_fd < 0 || getpeername(c->c_fd, (struct sockaddr *)&sa, &salen) < 0)
+		salen = 0;
+	switch (salen > 0 ? sa.ss_family : AF_UNSPEC) {
 	case AF_INET:
 		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
 		snprintf(c->c_peer, sizeof(c->c_peer), "%s:%u", ip, ntohs(sin->sin_port));
@@ -335,7 +342,7 @@ conn_get(void)
 	c->c_keepalive = c->c_http10 = c->c_head = c->c_res_close = false;
 	c->c_held = c->c_dispatching = c->c_expired = c->c_closing = false;
 	c->c_linger = c->c_lingering = c->c_eof = c->c_zombie = false;
-	c->c_oneshot_due = c->c_peer_done = false;
+	c->c_oneshot_due = c->c_peer_done = c->c_sent = c->c_nodelay = false;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -384,13 +391,16 @@ conn_close(struct conn *c, bool linger)
 	if (c->c_tkind != CT_NONE)
 		event_del(&c->c_timer);
 	c->c_tkind = CT_NONE;
+	/* A handler answering later may still ask for the peer: look it up while we can. */
+	if (c->c_held)
+		conn_peer(c);
+	log_debug("http_close", "peer=%s requests=%u", conn_peer(c), c->c_nreq);
 	close(c->c_fd);
 	c->c_fd = -1;
 	TAILQ_REMOVE(&conns, c, c_entry);
 	nconns--;
 	if (wk.board != NULL)
 		BOARD_ADD(&wk.board->conns_closed, 1);
-	log_debug("http_close", "peer=%s requests=%u", conn_peer(c), c->c_nreq);
 	/* The handler still holds the response: keep the struct until it lets go. */
 	if (c->c_held)
 		c->c_zombie = true;
@@ -661,7 +671,18 @@ static int
 conn_flush(struct conn *c)
 {
 	ssize_t n;
+	int one = 1;
 
+	/*
+	 * Each batch goes out in one send, but a later small batch must not wait for the
+	 * ACK of the previous one (Nagle): from the second write on, no delay. The one
+	 * answer of a Connection: close exchange skips the syscall.
+	 */
+	if (c->c_sent && !c->c_nodelay) {
+		c->c_nodelay = true;
+		setsockopt(c->c_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	}
+	c->c_sent = true;
 	while (c->c_out_off < c->c_out.b_len) {
 		n = send(c->c_fd, c->c_out.b_data + c->c_out_off,
 		    c->c_out.b_len - c->c_out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
@@ -856,7 +877,6 @@ void
 http_adopt(int fd)
 {
 	struct conn *c;
-	int one = 1;
 
 	if ((c = conn_get()) == NULL) {
 		log_error("http_adopt", "fd=%d err=%s", fd, strerror(errno));
@@ -866,12 +886,6 @@ http_adopt(int fd)
 		return;
 	}
 	c->c_fd = fd;
-	c->c_salen = sizeof(c->c_sa);
-	if (getpeername(fd, (struct sockaddr *)&c->c_sa, &c->c_salen) < 0)
-		c->c_salen = 0;
-	/* Each batch of responses goes out in one send: do not let Nagle hold it. */
-	if (c->c_salen > 0 && (c->c_sa.ss_family == AF_INET || c->c_sa.ss_family == AF_INET6))
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	evtimer_assign(&c->c_timer, wk.base, conn_timer_cb, c);
 	TAILQ_INSERT_TAIL(&conns, c, c_entry);
 	nconns++;
