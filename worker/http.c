@@ -402,9 +402,13 @@ conn_close(struct conn *c, bool linger)
 	if (wk.board != NULL)
 		BOARD_ADD(&wk.board->conns_closed, 1);
 	/* The handler still holds the response: keep the struct until it lets go. */
-	if (c->c_held)
+	if (c->c_held) {
+		/* Only the request's strings stay: output has nowhere to go now. */
 		c->c_zombie = true;
-	else
+		buf_free(&c->c_out);
+		buf_free(&c->c_hdrs);
+		c->c_out_off = 0;
+	} else
 		conn_release(c);
 	if (wk.retiring && !quiet_close)
 		worker_check_drained();
