@@ -109,12 +109,14 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 		v->reason = BOARD_LOAD(&b->unload_reason);
 	if (v->pending == 0)
 		return;
-	for (uint32_t i = 0; i < b->task_slots; i++) {
+	/* Stop at the last pending task: the table can be large and mostly empty. */
+	for (uint32_t i = 0, seen = 0; i < b->task_slots && seen < v->pending; i++) {
 		const struct board_task *t = &b->tasks[i];
 		uint64_t started;
 
 		if (BOARD_LOAD(&t->id) == 0)
 			continue;
+		seen++;
 		started = BOARD_LOAD(&t->started_ms);
 		if (v->has_oldest && now - started <= v->oldest_age_ms)
 			continue;

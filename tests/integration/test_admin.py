@@ -304,6 +304,18 @@ def admin_errors_and_methods():
         check(code == 404, "POST /drain/nosuch: %d %s" % (code, body))
         rc, out, err = ctl("-s", sv.admin, "drain", "nosuch")
         check(rc == 1 and "no such function" in err, "ctl drain nosuch: %d %r %r" % (rc, out, err))
+        # A reload with a broken file fails loudly and changes nothing.
+        with open(sv.conf_path) as f:
+            good = f.read()
+        with open(sv.conf_path, "w") as f:
+            f.write(good.replace('"workers": 1', '"workers": "many"'))
+        pids = set(sv.workers("hello").values())
+        rc, out, err = ctl("-s", sv.admin, "reload")
+        check(rc == 1 and "invalid" in err, "reload of a broken file: %d %r %r" % (rc, out, err))
+        sv.wait_event("reload_failed")
+        st = status(sv)
+        check(st["supervisor"]["generation"] == 1, "generation after a failed reload")
+        check({w["pid"] for w in st["workers"]} == pids, "workers changed on a failed reload")
         check(h.request(sv.port("hello")).status == 200, "hello after the admin errors")
 
 
@@ -452,9 +464,13 @@ def ctl_stop_exits_0_and_removes_the_socket():
     sv = h.Supervisor([h.function("bg", library="background", workers=1)], name="adm-stop")
     try:
         sv.start()
-        h.request(sv.port("bg"), "/?ms=700")
+        h.request(sv.port("bg"), "/?ms=1500")
         rc, out, err = ctl("-s", sv.admin, "stop")
         check(rc == 0 and "stopping" in out, "ctl stop: %d %r %r" % (rc, out, err))
+        # The admin keeps serving while the workers drain; it closes only at exit.
+        st = status(sv)
+        check(st["supervisor"]["stopping"] is True, "stopping %r" % st["supervisor"])
+        check([w["state"] for w in st["workers"]] == ["draining"], "workers %r" % st["workers"])
         code = sv.proc.wait(30)
         check(code == 0, "exit code %r after ctl stop" % code)
         check(sv.events("stop", mode="graceful"), "no graceful stop in the log")
