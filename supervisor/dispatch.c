@@ -70,7 +70,7 @@ pick(struct pool *p)
 	uint32_t cap = p->p_conf->limits.max_connections;
 
 	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
-		if (w->w_state != WS_READY || w->w_used)
+		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full)
 			continue;
 		load = worker_load(w) + w->w_nbatch;
 		if (load >= cap)
@@ -84,7 +84,13 @@ pick(struct pool *p)
 	return best;
 }
 
-/* Sends W's batch; on failure the clients hear 503 (the worker is gone or full). */
+static void assign(struct pool *p, int fd);
+
+/*
+ * Sends W's batch. If the worker cannot take it (gone: EPIPE/ECONNRESET; full:
+ * EAGAIN), it gets no more this round and the connections go to another worker, are
+ * held for one that is starting, or hear 503 - they never reached W.
+ */
 static void
 flush(struct worker *w)
 {
@@ -92,6 +98,7 @@ flush(struct worker *w)
 		.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = w->w_nbatch,
 	};
 	unsigned n = w->w_nbatch;
+	int fds[WIRE_MAX_FDS];
 
 	if (n == 0)
 		return;
@@ -104,9 +111,14 @@ flush(struct worker *w)
 	}
 	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=\"%s\"",
 	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, strerror(errno));
+	if (errno == EAGAIN)
+		w->w_full = true;
+	else
+		w->w_unreachable = true;
 	w->w_sent -= n;
+	memcpy(fds, w->w_batch, n * sizeof(int));
 	for (unsigned i = 0; i < n; i++)
-		reject(w->w_batch[i]);
+		assign(w->w_pool, fds[i]);
 }
 
 /* Gives FD to a worker of P (batched), holds it while none is ready, or rejects it. */
@@ -138,14 +150,23 @@ assign(struct pool *p, int fd)
 		flush(w);
 }
 
+/* Flushes every batch; a failed one moves its fds to others, so go until none is left
+ * (each failure takes a worker out of the round: this ends). */
 static void
 flush_pool(struct pool *p)
 {
 	struct worker *w;
+	bool again;
 
-	TAILQ_FOREACH(w, &p->p_workers, w_entry)
-		if (w->w_nbatch)
-			flush(w);
+	do {
+		again = false;
+		TAILQ_FOREACH(w, &p->p_workers, w_entry) {
+			if (w->w_nbatch) {
+				flush(w);
+				again = true;
+			}
+		}
+	} while (again);
 }
 
 void
@@ -166,7 +187,13 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
 	struct pool *p = pool_current(l->l_fn);
+	struct worker *w;
 	int one = 1;
+
+	/* A worker whose queue was full gets another chance each round. */
+	if (p != NULL)
+		TAILQ_FOREACH(w, &p->p_workers, w_entry)
+			w->w_full = false;
 
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

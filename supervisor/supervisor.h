@@ -59,6 +59,8 @@ struct worker {
 	bool w_drained;             /* it reported DRAINED */
 	bool w_used;                /* per_request/oneshot: took its connection */
 	bool w_replaced;            /* a replacement was started for it */
+	bool w_unreachable;         /* a hand-off failed for good: it is dying */
+	bool w_full;                /* its hand-off queue was full this round */
 	int w_exit_status;          /* from waitpid */
 	unsigned w_nbatch;          /* fds waiting to be sent in one message */
 	int w_batch[WIRE_MAX_FDS];
