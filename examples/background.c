@@ -8,6 +8,8 @@
  * GET /?ms=N starts a task that sleeps N ms (default 100) then logs a line; the
  * response does not wait for it. GET /fail starts a task that fails.
  */
+#define _POSIX_C_SOURCE 200809L /* nanosleep, whatever flags the author builds with */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

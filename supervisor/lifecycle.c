@@ -250,10 +250,17 @@ worker_on_exit(struct worker *w, int status)
 	struct pool *p = w->w_pool;
 	struct fn_totals *t = p->p_totals;
 	struct board *b = w->w_board;
-	bool clean = w->w_state == WS_DRAINED || w->w_state == WS_TERMINATING;
-	bool before_ready = w->w_state == WS_STARTING;
+	struct wire_status st;
+	bool clean, before_ready;
 	char how[32];
 	uint64_t lost;
+
+	/* SIGCHLD can overtake the worker's last records (DRAINED just before it
+	 * exited): read what is left in the pipe before judging how it ended. */
+	while (wire_recv_status(w->w_status, &st) == 1)
+		worker_on_status(w, &st);
+	clean = w->w_state == WS_DRAINED || w->w_state == WS_TERMINATING;
+	before_ready = w->w_state == WS_STARTING;
 
 	w->w_exit_status = status;
 	if (WIFSIGNALED(status))

@@ -114,6 +114,7 @@ collect_confs(void)
 static void
 finish_reload(void)
 {
+	char err[512];
 	struct pool *p;
 
 	dispatch_bind_pools();
@@ -126,6 +127,11 @@ finish_reload(void)
 		log_warn("reload_conf_leak", "msg=\"too many generations draining\"");
 	sv.conf = pending_conf;
 	pending_conf = NULL;
+	/* The admin endpoint follows the file too (same address: nothing happens). */
+	if (sv.conf->admin == NULL)
+		admin_stop();
+	else if (admin_start(sv.conf->admin, err, sizeof(err)) < 0)
+		log_error("admin_failed", "msg=\"%s\"", err);
 	log_info("reload_done", "gen=%u", sv.gen);
 	collect_confs();
 }

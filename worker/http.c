@@ -47,6 +47,7 @@
 #define RES_HDRS_MAX    8192        /* user response headers, total */
 #define LINGER_MS       2000        /* read-and-discard after an error response */
 #define FREE_CONNS_MAX  256
+#define RETIRE_IDLE_MS  1000        /* idle keep-alive wait once retiring */
 
 struct buf {
 	char *b_data;
@@ -128,6 +129,8 @@ static struct conn_list conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct conn_list free_conns = TAILQ_HEAD_INITIALIZER(free_conns);
 static unsigned nconns, nfree;
 static const struct timeval *tv_request, *tv_idle, *tv_linger;
+/* While retiring, an idle keep-alive connection waits this long, not idle_timeout. */
+static const struct timeval *tv_retire_idle;
 static bool limit_reported, oneshot_reported, quiet_close;
 static char date_buf[40];
 static time_t date_sec = -1;
@@ -261,7 +264,7 @@ timer_tv(enum conn_timer kind)
 
 	switch (kind) {
 	case CT_IDLE:
-		return tv_idle;
+		return wk.retiring && tv_retire_idle != NULL ? tv_retire_idle : tv_idle;
 	case CT_READ:
 	case CT_HANDLER:
 	case CT_WRITE:
@@ -650,11 +653,6 @@ conn_process(struct conn *c)
 	enum hp_result r;
 
 	while (!c->c_closing && !c->c_held && c->c_parsed < c->c_in.b_len) {
-		/* Retiring: no new request after the current one. */
-		if (wk.retiring && c->c_nreq > 0 && !hp_in_message(&c->c_hp)) {
-			c->c_closing = true;
-			break;
-		}
 		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
 		if (r == HP_AGAIN)
 			break;
@@ -746,7 +744,7 @@ conn_settle(struct conn *c)
 			conn_timer(c, CT_HANDLER);
 		return;
 	}
-	if (c->c_eof || (wk.retiring && c->c_nreq > 0 && !hp_in_message(&c->c_hp))) {
+	if (c->c_eof) {
 		conn_close(c, false);
 		return;
 	}
@@ -813,7 +811,8 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	case CT_IDLE:
 		/* Re-armed lazily: activity since it was set only moved c_active_ms. */
 		now = clock_ms();
-		idle = wk.conf.idle_timeout_ms;
+		idle = wk.retiring && wk.conf.idle_timeout_ms > RETIRE_IDLE_MS ?
+		    RETIRE_IDLE_MS : wk.conf.idle_timeout_ms;
 		if (now - c->c_active_ms < idle) {
 			tv.tv_sec = (time_t)((idle - (now - c->c_active_ms)) / 1000);
 			tv.tv_usec = (suseconds_t)((idle - (now - c->c_active_ms)) % 1000 * 1000);
@@ -869,6 +868,12 @@ http_init(struct edge_ctx *ctx)
 		if ((tv_idle = event_base_init_common_timeout(ctx->base, &tv)) == NULL)
 			return -1;
 	}
+	if (ctx->conf.idle_timeout_ms > RETIRE_IDLE_MS) {
+		tv.tv_sec = RETIRE_IDLE_MS / 1000;
+		tv.tv_usec = (suseconds_t)(RETIRE_IDLE_MS % 1000) * 1000;
+		if ((tv_retire_idle = event_base_init_common_timeout(ctx->base, &tv)) == NULL)
+			return -1;
+	}
 	tv.tv_sec = LINGER_MS / 1000;
 	tv.tv_usec = (LINGER_MS % 1000) * 1000;
 	if ((tv_linger = event_base_init_common_timeout(ctx->base, &tv)) == NULL)
@@ -909,15 +914,16 @@ http_retire(void)
 {
 	struct conn *c, *next;
 
-	quiet_close = true;
+	/*
+	 * Every response from now on says Connection: close and ends its connection.
+	 * An idle keep-alive connection is not closed at once: its client may be sending
+	 * the next request right now, and a close would turn that into a reset. It gets
+	 * that request answered (with close), or goes after RETIRE_IDLE_MS of silence.
+	 */
 	TAILQ_FOREACH_SAFE(c, &conns, c_entry, next) {
-		/* Idle keep-alive connections go now; the others after their response. */
-		if (c->c_nreq > 0 && !c->c_held && !c->c_closing && !c->c_lingering &&
-		    !hp_in_message(&c->c_hp) && c->c_out_off == c->c_out.b_len &&
-		    c->c_parsed == c->c_in.b_len)
-			conn_close(c, false);
+		if (c->c_tkind == CT_IDLE)
+			conn_timer(c, CT_IDLE);
 	}
-	quiet_close = false;
 }
 
 unsigned
