@@ -41,7 +41,11 @@ run_one() {
 	t1=$(date +%s%N)
 	ok=$(grep -c '^ok - ' "$log")
 	nok=$(grep -c '^not ok - ' "$log")
-	if [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
+	if [ "$rc" -eq 77 ] && [ "$nok" -eq 0 ]; then
+		# 77: the file could not run here at all (e.g. no QEMU); it says why.
+		echo "skip - $label: $(grep -m1 -i 'skip' "$log")"
+		return
+	elif [ "$rc" -eq 124 ] || [ "$rc" -eq 137 ]; then
 		why="timed out after ${timeout_s}s"
 	elif [ "$rc" -ne 0 ] && [ "$nok" -eq 0 ]; then
 		if [ "$rc" -gt 128 ]; then
