@@ -8,6 +8,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <limits.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +17,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -79,7 +82,7 @@ child_fail(const char *what)
 
 /* In the child, between fork and exec. Only async-signal-safe work and syscalls. */
 static void __attribute__((noreturn))
-child_exec(struct worker *w, int ctl, int status, int board, char **argv)
+child_exec(struct worker *w, pid_t parent, int ctl, int status, int board, char **argv)
 {
 	const struct fn_conf *fc = w->w_pool->p_conf;
 	struct rlimit rl;
@@ -90,7 +93,8 @@ child_exec(struct worker *w, int ctl, int status, int board, char **argv)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* The worker must not outlive us; SIGTERM lets it run its beforeunload hooks. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
-	if (getppid() == 1)
+	/* The supervisor died before the line above: nobody would ever signal us. */
+	if (getppid() != parent)
 		_exit(0);
 	/* Move the three channels above any target number, then onto 3, 4, 5. */
 	hi[0] = fcntl(ctl, F_DUPFD_CLOEXEC, 10);
@@ -134,7 +138,7 @@ spawn_worker(struct worker *w)
 	const struct fn_conf *fc = w->w_pool->p_conf;
 	char *argv[SPAWN_MAX_ARGS], argbuf[8192];
 	int sp[2] = { -1, -1 }, pp[2] = { -1, -1 }, bfd = -1, sndbuf = 1 << 20;
-	pid_t pid;
+	pid_t pid, parent;
 	int saved;
 
 	if (build_argv(w, argv, argbuf, sizeof(argbuf)) < 0) {
@@ -159,11 +163,12 @@ spawn_worker(struct worker *w)
 		    strerror(errno));
 		w->w_cgroup[0] = '\0';
 	}
+	parent = getpid();
 	pid = fork();
 	if (pid < 0)
 		goto fail;
 	if (pid == 0)
-		child_exec(w, sp[1], pp[1], bfd, argv);
+		child_exec(w, parent, sp[1], pp[1], bfd, argv);
 
 	/* Parent: the child's ends and the board fd are its own now. */
 	close(sp[1]);
@@ -220,4 +225,98 @@ status_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		return;
 	}
+}
+
+/*
+ * Loads FC's library in a throw-away worker ("check=1": dlopen, entry point, API
+ * version; init is not called), as the tenant's uid with no_new_privs like a real
+ * worker, so a missing or wrong .so is an error of the config (-t, start, reload)
+ * rather than a respawn loop. Returns 0, or -1 with the reason in ERR.
+ */
+int
+spawn_check_library(const struct fn_conf *fc, const char *worker_path, char *err,
+    size_t errlen)
+{
+	char name[80], library[PATH_MAX + 16], out[512];
+	char *argv[] = { "edgevisor-worker", "check=1", name, library, NULL };
+	int pp[2], status, null;
+	size_t len = 0;
+	ssize_t n;
+	uint64_t deadline;
+	pid_t pid;
+
+	if (snprintf(name, sizeof(name), "name=%s", fc->name) >= (int)sizeof(name) ||
+	    snprintf(library, sizeof(library), "library=%s", fc->library) >= (int)sizeof(library)) {
+		snprintf(err, errlen, "function %s: library path too long", fc->name);
+		return -1;
+	}
+	if (access(fc->library, F_OK) < 0) {
+		snprintf(err, errlen, "function %s: library %s: %s", fc->name, fc->library,
+		    strerror(errno));
+		return -1;
+	}
+	if (pipe2(pp, O_CLOEXEC) < 0) {
+		snprintf(err, errlen, "function %s: check: pipe: %s", fc->name, strerror(errno));
+		return -1;
+	}
+	pid = fork();
+	if (pid < 0) {
+		snprintf(err, errlen, "function %s: check: fork: %s", fc->name, strerror(errno));
+		close(pp[0]);
+		close(pp[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		null = open("/dev/null", O_RDONLY | O_CLOEXEC);
+		if (null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(pp[1], STDOUT_FILENO) < 0 ||
+		    dup2(pp[1], STDERR_FILENO) < 0)
+			_exit(126);
+		close_range(3, ~0U, 0);
+		if (fc->uid != (uid_t)-1 &&
+		    (setgroups(1, &fc->gid) < 0 || setresgid(fc->gid, fc->gid, fc->gid) < 0 ||
+		    setresuid(fc->uid, fc->uid, fc->uid) < 0)) {
+			printf("cannot drop privileges: %s\n", strerror(errno));
+			_exit(1);
+		}
+		prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+		execv(worker_path, argv);
+		printf("exec %s: %s\n", worker_path, strerror(errno));
+		_exit(1);
+	}
+	close(pp[1]);
+	/* A constructor that hangs must not hang -t or a reload: 5 s, then SIGKILL. */
+	deadline = clock_ms() + 5000;
+	for (;;) {
+		struct pollfd pfd = { .fd = pp[0], .events = POLLIN };
+		uint64_t now = clock_ms();
+
+		if (now >= deadline || poll(&pfd, 1, (int)(deadline - now)) == 0) {
+			kill(pid, SIGKILL);
+			snprintf(out, sizeof(out), "timed out loading it");
+			len = strlen(out);
+			break;
+		}
+		n = read(pp[0], out + len, sizeof(out) - 1 - len);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == sizeof(out) - 1)
+			break;
+	}
+	close(pp[0]);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	out[len] = '\0';
+	/* The worker's own log lines may come first: its verdict is the last line. */
+	while (len > 0 && (out[len - 1] == '\n' || out[len - 1] == ' '))
+		out[--len] = '\0';
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && strcmp(strrchr(out, '\n') ?
+	    strrchr(out, '\n') + 1 : out, "ok") == 0)
+		return 0;
+	snprintf(err, errlen, "function %s: library %s: %s", fc->name, fc->library,
+	    len ? (strrchr(out, '\n') ? strrchr(out, '\n') + 1 : out) : "check failed");
+	return -1;
 }
