@@ -129,8 +129,12 @@ hp_value_cb(http_parser *p, const char *at, size_t len)
 	if (h->hp_msg.nfields == 0)
 		return 0;
 	f = &h->hp_msg.fields[h->hp_msg.nfields - 1];
+	/* A piece not adjacent to the last one: obs-fold, which RFC 7230 lets us refuse. */
+	if (h->hp_last == HP_CB_VALUE && off != f->value_off + f->value_len)
+		return hp_fail(h, 400, "obs_fold"), -1;
 	if (h->hp_last != HP_CB_VALUE) {
-		f->value_off = off;
+		/* An empty value comes at the next line's start: point it at the name's NUL. */
+		f->value_off = len > 0 ? off : f->name_off + f->name_len;
 		f->value_len = 0;
 	}
 	f->value_len += (uint32_t)len;
