@@ -230,6 +230,18 @@ keypath(const struct loader *ld, char *buf, size_t len)
 	}
 }
 
+/*
+ * Keys and values quoted in a message come from the file and may hold any escaped
+ * byte: a control character (a "\n" in a key) would split the one log line.
+ */
+static void
+one_line(char *s)
+{
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
+
 /* Records the error at the current key path; always returns -1. */
 static int __attribute__((format(printf, 3, 4)))
 conf_error(struct loader *ld, enum conf_loc where, const char *fmt, ...)
@@ -245,6 +257,7 @@ conf_error(struct loader *ld, enum conf_loc where, const char *fmt, ...)
 	position(ld, where, &line, &col);
 	snprintf(ld->err, ld->errlen, "%s:%d:%d: %s%s%s", ld->path, line, col, kp,
 	    kp[0] != '\0' ? ": " : "", msg);
+	one_line(ld->err);
 	return -1;
 }
 
@@ -808,6 +821,7 @@ config_load(const char *path, char *err, size_t errlen)
 		else
 			snprintf(err, errlen, "%s:%d:%d: %s", path, je.line, je.column,
 			    je.text);
+		one_line(err);
 		errno = EINVAL;
 		return NULL;
 	}
