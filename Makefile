@@ -57,6 +57,27 @@ asan-test: deps asan
 bench: deps all
 	@scripts/bench.sh $(BUILD)
 
+# libFuzzer targets (clang, ASan+UBSan): `make fuzz` runs each for FUZZ_SECONDS
+# from the seed corpora in tests/fuzz/corpus/ (tests/fuzz/run.sh).
+FUZZ_CC      ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
+		-fno-omit-frame-pointer -O1 -g
+FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c $(COMMON_SRC)
+FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c $(COMMON_SRC)
+FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
+
+fuzz: deps $(FUZZ_BINS)
+	@tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS)
+
+$(BUILD)/fuzz/fuzz_http: $(FUZZ_HTTP_SRC) $(wildcard worker/*.h common/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_HTTP_SRC) -levent -lhttp_parser
+
+$(BUILD)/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) $(wildcard supervisor/*.h common/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson
+
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
