@@ -1,0 +1,84 @@
+"""test_vm_cgroup_v2.py - the isolation tests (test_isolation.py) again, live on cgroup
+v2: tests/vm/run.sh boots a QEMU VM whose /sys/fs/cgroup is cgroup2 with +cpu +memory
+and runs the file there, unchanged, against the same build dir. Each of its results
+comes back as `ok - vm_cgroup_v2/NAME` or `not ok - vm_cgroup_v2/NAME: why`.
+
+Exit 77 (`ok - vm_cgroup_v2 # SKIP reason`) only when tests/vm says QEMU, busybox or
+the kernel cannot be had here; anything else that keeps the file from reporting
+(timeout, a VM that died, a run that was not on v2) is a failure.
+"""
+
+import os
+import re
+import subprocess
+import sys
+
+import harness as h
+
+RUN = os.path.join(h.ROOT, "tests", "vm", "run.sh")
+INNER = os.path.join("tests", "integration", "test_isolation.py")
+VM_TIMEOUT = int(os.environ.get("EDGEVISOR_VM_TIMEOUT", "240"))
+
+
+def main():
+    if not os.access(RUN, os.X_OK):
+        print("not ok - vm_cgroup_v2: %s is missing" % RUN)
+        return 1
+    if h.BUILD.startswith("/tmp/") or not os.access(h.EDGEVISOR, os.X_OK):
+        # The guest gets a fresh /tmp: a build there is not what it would run.
+        print("not ok - vm_cgroup_v2: build %s is not built or lies under /tmp" % h.BUILD)
+        return 1
+    cmd = [RUN, "env", "EDGEVISOR_BUILD=" + h.BUILD, "python3", INNER] + sys.argv[1:]
+    env = dict(os.environ, EDGEVISOR_VM_TIMEOUT=str(VM_TIMEOUT))
+    try:
+        p = subprocess.run(cmd, cwd=h.ROOT, stdin=subprocess.DEVNULL, capture_output=True,
+                           env=env, timeout=VM_TIMEOUT + 60)
+    except subprocess.TimeoutExpired:
+        print("not ok - vm_cgroup_v2: tests/vm/run.sh still running after %d s"
+              % (VM_TIMEOUT + 60))
+        return 1
+    out = p.stdout.decode(errors="replace")
+    err = p.stderr.decode(errors="replace")
+    skip = re.search(r"^tests/vm: SKIP: (.*)$", out + "\n" + err, re.M)
+    if p.returncode == 77 and skip:
+        print("ok - vm_cgroup_v2 # SKIP %s" % skip.group(1).strip())
+        return 77
+
+    results = re.findall(r"^(ok|not ok) - (\S+)(.*)$", out, re.M)
+    failed = 0
+    for status, name, rest in results:
+        print("%s - vm_cgroup_v2/%s%s" % (status, name, rest))
+        failed += status != "ok"
+    # Everything else the inner file said (timings, logs of a failure) as comments.
+    for line in out.splitlines():
+        if line.startswith("#"):
+            print("#   vm: " + line.lstrip("# "))
+
+    why = None
+    if p.returncode == 124:
+        why = "the VM was killed at its %d s timeout" % VM_TIMEOUT
+    elif p.returncode == 125:
+        why = "the VM failed before the tests could report"
+    elif p.returncode == 77:
+        why = "exit 77 without a tests/vm SKIP line"
+    elif not results:
+        why = "no test reported (exit %d)" % p.returncode
+    elif p.returncode != 0 and not failed:
+        why = "the run exited %d without a failed test" % p.returncode
+    elif not re.search(r"^#\s+cgroup v2 ", out, re.M):
+        why = "the tests did not run on cgroup v2"
+    if why:
+        failed += 1
+        print("not ok - vm_cgroup_v2: %s" % why)
+        for line in (out.splitlines() + err.splitlines())[-20:]:
+            print("#   " + line)
+    else:
+        print("ok - vm_cgroup_v2")
+    for line in err.splitlines():
+        if line.startswith("tests/vm:"):
+            print("#   " + line)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
