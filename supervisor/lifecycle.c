@@ -275,18 +275,19 @@ worker_on_exit(struct worker *w, int status)
 		t->tasks_failed += BOARD_LOAD(&b->tasks_failed);
 	}
 	t->tasks_lost += lost;
-	if (w->w_reason < WIRE_REASON_MAX && w->w_reason != WIRE_REASON_NONE)
-		t->unloads[w->w_reason]++;
 	/* An OOM kill arrives as SIGKILL we did not send: the reason is memory. */
 	if (!clean && WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL && w->w_cgroup[0]) {
 		struct cg_stats cs;
 		if (cg_worker_stats(p->p_conf->name, w->w_id, &cs) == 0 && cs.oom_kills > 0) {
 			w->w_reason = WIRE_REASON_MEMORY;
-			t->unloads[WIRE_REASON_MEMORY]++;
 			log_warn("worker_oom", "fn=%s wid=%u pid=%d oom_kills=%llu", p->p_conf->name,
 			    w->w_id, (int)w->w_pid, (unsigned long long)cs.oom_kills);
 		}
 	}
+	/* Counted once, after the OOM check: a worker retired at the soft memory limit
+	 * and then OOM-killed is one memory unload, not two. */
+	if (w->w_reason < WIRE_REASON_MAX && w->w_reason != WIRE_REASON_NONE)
+		t->unloads[w->w_reason]++;
 	if (clean) {
 		worker_set_state(w, WS_EXITED, how);
 	} else {
