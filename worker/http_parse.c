@@ -100,6 +100,9 @@ hp_field_cb(http_parser *p, const char *at, size_t len)
 	struct hp_field *f;
 	uint32_t off = (uint32_t)(at - h->hp_base);
 
+	/* "Name : v" passes the space on; RFC 7230 3.2.4: a MUST-400 (a smuggling vector). */
+	if (memchr(at, ' ', len) != NULL || memchr(at, '\t', len) != NULL)
+		return hp_fail(h, 400, "space_in_field_name"), -1;
 	if (h->hp_last != HP_CB_FIELD) {
 		if (h->hp_msg.nfields == HP_MAX_FIELDS) {
 			hp_fail(h, 431, "too_many_headers");
