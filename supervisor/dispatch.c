@@ -26,6 +26,7 @@
 
 #define ACCEPT_BURST 64
 #define LISTEN_BACKLOG 4096
+#define DEFER_ACCEPT_S 1	/* a silent connection is accepted after about this */
 
 struct listener {
 	TAILQ_ENTRY(listener) l_entry;
@@ -87,6 +88,39 @@ pick(struct pool *p)
 static void assign(struct pool *p, int fd);
 
 /*
+ * Our copies of the fds sent in this accept round, closed together at its end.
+ * accept4 hands out the lowest free numbers, so a round's fds are mostly one run of
+ * consecutive numbers - even when they went to several workers - and each run
+ * costs one close_range instead of a close per connection.
+ */
+static int sent_fds[ACCEPT_BURST + POOL_PENDING_MAX];
+static unsigned nsent;
+
+static void
+close_sent(void)
+{
+	unsigned i, j, n = nsent;
+	int fd;
+
+	nsent = 0;
+	/* Insertion sort: a round holds at most a few dozen fds. */
+	for (i = 1; i < n; i++) {
+		fd = sent_fds[i];
+		for (j = i; j > 0 && sent_fds[j - 1] > fd; j--)
+			sent_fds[j] = sent_fds[j - 1];
+		sent_fds[j] = fd;
+	}
+	for (i = 0; i < n; i = j) {
+		/* A run of consecutive numbers, all of them ours to close. */
+		for (j = i + 1; j < n && sent_fds[j] == sent_fds[j - 1] + 1; j++)
+			;
+		if (j - i == 1 || close_range((unsigned)sent_fds[i], (unsigned)sent_fds[j - 1], 0) < 0)
+			for (unsigned k = i; k < j; k++)
+				close(sent_fds[k]);
+	}
+}
+
+/*
  * Sends W's batch. If the worker cannot take it (gone: EPIPE/ECONNRESET; full:
  * EAGAIN), it gets no more this round and the connections go to another worker, are
  * held for one that is starting, or hear 503 - they never reached W.
@@ -104,9 +138,11 @@ flush(struct worker *w)
 		return;
 	w->w_nbatch = 0;
 	if (wire_send_ctl(w->w_ctl, &msg, w->w_batch, n) == 0) {
-		/* Sent: the worker owns them now; our copies go. */
-		for (unsigned i = 0; i < n; i++)
-			close(w->w_batch[i]);
+		/* Sent: the worker owns them now; our copies go at the round's end. */
+		if (nsent + n > sizeof(sent_fds) / sizeof(sent_fds[0]))
+			close_sent();
+		memcpy(sent_fds + nsent, w->w_batch, n * sizeof(int));
+		nsent += n;
 		return;
 	}
 	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=\"%s\"",
@@ -180,6 +216,7 @@ dispatch_flush_pending(struct pool *p)
 	for (i = 0; i < n; i++)
 		assign(p, fds[i]);
 	flush_pool(p);
+	close_sent();
 }
 
 static void
@@ -188,7 +225,6 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct listener *l = arg;
 	struct pool *p = pool_current(l->l_fn);
 	struct worker *w;
-	int one = 1;
 
 	/* A worker whose queue was full gets another chance each round. */
 	if (p != NULL)
@@ -213,12 +249,11 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			}
 			break;
 		}
-		if (l->l_addr[0] != 'u')
-			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		assign(p, fd);
 	}
 	if (p != NULL)
 		flush_pool(p);
+	close_sent();
 }
 
 static void
@@ -238,7 +273,7 @@ open_listener(const char *addr, char *err, size_t errlen)
 	struct addrinfo *res = NULL;
 	char host[256], port[16];
 	const char *colon;
-	int fd = -1, one = 1, r;
+	int fd = -1, one = 1, defer_s = DEFER_ACCEPT_S, r;
 
 	if (strncmp(addr, "unix:", 5) == 0) {
 		struct sockaddr_un sun = { .sun_family = AF_UNIX };
@@ -281,6 +316,14 @@ open_listener(const char *addr, char *err, size_t errlen)
 	if (fd < 0)
 		goto fail;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/*
+	 * Accepted sockets inherit TCP_NODELAY from the listener: set once here, not
+	 * once per connection on the hand-off path. TCP_DEFER_ACCEPT: a connection is
+	 * accepted when its first bytes are there, so the worker's first read finds
+	 * the request instead of registering for it (no EAGAIN, no epoll_ctl pair).
+	 */
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
 	if (res->ai_family == AF_INET6)
 		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
