@@ -1,13 +1,27 @@
 #!/usr/bin/env bash
-# bench.sh - measures edgevisor's hello function under wrk against nginx's `return 200`.
+# bench.sh - the performance suite: edgevisor against nginx's `return 200 "hello\n"`
+# under wrk, plus the background-task, memory, start-up and reload figures.
 #
-# Usage: scripts/bench.sh [BUILD_DIR]   (env: ROUNDS=3 DURATION=5 THREADS=2 CONNS=64)
-# Starts the supervisor (hello, 2 workers, cgroups off) and, when nginx is installed,
-# an nginx with 2 workers answering "hello\n", each on a free loopback port, in a
-# temp dir. Rounds alternate the two, keep-alive and `Connection: close`, with
-# `wrk --latency`. Prints each run, a table of min/median/max and ours/nginx ratios,
-# and one `bench name=... value=... unit=...` line per figure. Everything it starts
-# is stopped on exit.
+# Usage: scripts/bench.sh [BUILD_DIR]
+#   env: ROUNDS=3 DURATION=5 THREADS=2 CONNS=64 TASKS=10000
+# Phases (every server on a free loopback port, in a temp dir, cgroups off):
+#   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
+#      supervisor, nginx's for reference;
+#   2. ROUNDS rounds, each alternating the two servers (order flipped every round):
+#      keep-alive hello, `Connection: close` hello (with the supervisor's CPU from
+#      /proc/PID/stat), and keep-alive requests that each start a 200 ms async
+#      background task (tests/functions/timer_task.so); then tasks completed must
+#      equal tasks started;
+#   3. one worker holding TASKS pending tasks: RSS growth per task, less what the
+#      task itself allocates;
+#   4. start-up of 16 workers (supervisor's `start` log line to its `ready` line,
+#      and launch to ready), ROUNDS times;
+#   5. two reloads of those 16 workers under wrk: SIGHUP to `reload_done` (the new
+#      generation takes the listeners), and wrk's errors meanwhile.
+# Prints every run, one table (ours, nginx, ratio, target) and one
+# `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
+# target is missed (the table says which): it is a benchmark, not a test. Non-zero
+# only when a figure could not be measured. Everything it starts is stopped on exit.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -17,20 +31,42 @@ rounds=${ROUNDS:-3}
 duration=${DURATION:-5}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
+ntasks=${TASKS:-10000}
+hz=$(getconf CLK_TCK)
 
-command -v wrk >/dev/null || { echo "bench.sh: wrk is not installed" >&2; exit 1; }
-[ -x "$build/edgevisor" ] || { echo "bench.sh: $build/edgevisor is not built" >&2; exit 1; }
-[ -f "$build/examples/hello.so" ] || { echo "bench.sh: $build/examples/hello.so is not built" >&2; exit 1; }
+die() { echo "bench.sh: $*" >&2; exit 1; }
+
+command -v wrk >/dev/null || die "wrk is not installed (make deps)"
+for f in edgevisor edgevisor-worker examples/hello.so tests/functions/timer_task.so; do
+	[ -e "$build/$f" ] || die "$build/$f is not built (make BUILD=$build all)"
+done
+
+# ---- nginx, the baseline: installed from Debian when missing ---------------------
+find_nginx() {
+	command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true
+}
+nginx_bin=$(find_nginx)
+if [ -z "$nginx_bin" ]; then
+	[ "$(id -u)" -eq 0 ] || die "nginx is missing and only root can install it"
+	echo "bench.sh: installing nginx-light from Debian" >&2
+	export DEBIAN_FRONTEND=noninteractive
+	apt-get update -q >&2 && apt-get install -y -q --no-install-recommends nginx-light >&2
+	# The package may start its own service: it is not ours to keep running.
+	if pidof nginx >/dev/null 2>&1; then
+		(service nginx stop || systemctl stop nginx) >/dev/null 2>&1 || true
+	fi
+	nginx_bin=$(find_nginx)
+	[ -n "$nginx_bin" ] || die "nginx could not be installed"
+fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ev-bench.XXXXXX")
-ev_pid=""
-ngx_pid=""
+pids=()	# process-group leaders we started (setsid)
 
-# stop_pid PID: SIGTERM, wait up to 10 s, then SIGKILL its whole process group.
+# stop_pid PID [SIG]: signal, wait up to 10 s, then SIGKILL its whole group.
 stop_pid() {
-	local pid=$1 i
+	local pid=$1 sig=${2:-INT} i
 	[ -n "$pid" ] || return 0
-	kill -TERM "$pid" 2>/dev/null || return 0
+	kill "-$sig" "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null || true; return 0; }
 	for i in $(seq 100); do
 		kill -0 "$pid" 2>/dev/null || break
 		sleep 0.1
@@ -40,11 +76,11 @@ stop_pid() {
 }
 
 cleanup() {
-	stop_pid "$ev_pid"
-	if [ -n "$ngx_pid" ]; then
-		kill -QUIT "$ngx_pid" 2>/dev/null || true
-		stop_pid "$ngx_pid"
-	fi
+	local p
+	trap - EXIT INT TERM
+	for p in "${pids[@]}"; do
+		stop_pid "$p"
+	done
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -54,45 +90,119 @@ free_port() {
 	python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
-# wait_http PORT WHAT: until GET / answers 200, for at most 20 s.
+# wait_http URL WHAT: until it answers 200, for at most 20 s.
 wait_http() {
 	local i
 	for i in $(seq 200); do
-		if curl -fsS -o /dev/null "http://127.0.0.1:$1/" 2>/dev/null; then
-			return 0
-		fi
+		curl -fsS -o /dev/null "$1" 2>/dev/null && return 0
 		sleep 0.1
 	done
-	echo "bench.sh: $2 did not answer on port $1" >&2
+	echo "bench.sh: $2 did not answer at $1" >&2
 	return 1
 }
 
-# ---- edgevisor -----------------------------------------------------------------
-ev_port=$(free_port)
-cat >"$tmp/edgevisor.conf" <<EOF
-{
-  "cgroups": "off",
-  "log_level": "warn",
-  "functions": [
-    { "name": "hello", "library": "$build/examples/hello.so",
-      "listen": ["127.0.0.1:$ev_port"], "policy": "per_worker", "workers": 2 }
-  ]
+# ev_conf FILE ADMIN LOGLEVEL NAME LIB PORT WORKERS [NAME LIB PORT WORKERS]...
+ev_conf() {
+	local file=$1 admin=$2 level=$3 sep=""
+	shift 3
+	{
+		printf '{ "cgroups": "off", "log_level": "%s", "admin": "unix:%s",\n  "functions": [\n' \
+		    "$level" "$admin"
+		while [ $# -ge 4 ]; do
+			printf '%s    { "name": "%s", "library": "%s", "listen": ["127.0.0.1:%s"],\n' \
+			    "$sep" "$1" "$2" "$3"
+			printf '      "policy": "per_worker", "workers": %s }\n' "$4"
+			sep=","
+			shift 4
+		done
+		printf '  ] }\n'
+	} >"$file"
 }
-EOF
-setsid "$build/edgevisor" -c "$tmp/edgevisor.conf" </dev/null >"$tmp/edgevisor.log" 2>&1 &
-ev_pid=$!
-wait_http "$ev_port" edgevisor || { tail -n 20 "$tmp/edgevisor.log" >&2; exit 1; }
 
-# ---- nginx (the baseline, when installed) --------------------------------------------
-nginx_bin=$(command -v nginx || true)
-[ -n "$nginx_bin" ] || nginx_bin=$( [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx || true)
-ngx_port=""
-if [ -n "$nginx_bin" ]; then
-	ngx_port=$(free_port)
-	mkdir -p "$tmp/nginx"
-	# keepalive_requests is raised so nginx does not close a keep-alive connection
-	# every 1000 requests, which edgevisor does not do either.
-	cat >"$tmp/nginx/nginx.conf" <<EOF
+# start_ev CONF LOG: starts a supervisor in its own process group; echoes its pid.
+start_ev() {
+	setsid "$build/edgevisor" -c "$1" </dev/null >"$2" 2>&1 &
+	echo $!
+}
+
+# status SOCK PYEXPR: evaluates PYEXPR over the admin /status JSON (as d).
+status() {
+	curl -fsS --unix-socket "$1" http://localhost/status |
+	    python3 -c "import json, sys; d = json.load(sys.stdin); print($2)"
+}
+
+# Worker pids of function FN (current generation), space-separated.
+worker_pids() {
+	status "$1" "' '.join(str(w['pid']) for w in d['workers'] if w['function'] == '$2' and w['state'] == 'ready')"
+}
+
+# smaps KEY... PID: sum of those smaps_rollup fields, in kB.
+smaps() {
+	local pid=${*: -1}
+	local keys=("${@:1:$#-1}")
+	awk -v k="${keys[*]}" 'BEGIN { n = split(k, a, " "); for (i = 1; i <= n; i++) want[a[i] ":"] = 1 }
+	    want[$1] { s += $2 } END { print s + 0 }' "/proc/$pid/smaps_rollup"
+}
+uss_kb() { smaps Private_Clean Private_Dirty "$1"; }
+rss_kb() { smaps Rss "$1"; }
+
+# cpu_ticks PID...: utime + stime summed (fields 14, 15 after the comm).
+cpu_ticks() {
+	local p s=0 f
+	for p in "$@"; do
+		f=$(sed 's/^.*) //' "/proc/$p/stat" 2>/dev/null) || continue
+		s=$((s + $(echo "$f" | awk '{ print $12 + $13 }')))
+	done
+	echo "$s"
+}
+
+# log_ms FILE EVENT [FIELD=VALUE]: epoch ms of the first log line with ev=EVENT.
+log_ms() {
+	local line
+	line=$(grep -m1 "ev=$2${3:+ .*$3}" "$1" || true)
+	[ -n "$line" ] || { echo ""; return; }
+	date -d "$(echo "$line" | sed 's/^ts=\([^ ]*\) .*/\1/')" +%s%3N
+}
+
+# wait_log FILE PATTERN SECONDS: until a line matches.
+wait_log() {
+	local i
+	for i in $(seq $(($3 * 100))); do
+		grep -q -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.01
+	done
+	return 1
+}
+
+calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
+
+# ---- what we measure on --------------------------------------------------------------
+echo "== edgevisor bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
+echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)," \
+    "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
+echo "software: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $("$nginx_bin" -v 2>&1 | sed 's/.*: //')," \
+    "edgevisor $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?') ($build)"
+load_before=$(cut -d' ' -f1-3 /proc/loadavg)
+echo "load before: $load_before (other work on this machine shows as noise)"
+echo "wrk -t$threads -c$conns -d${duration}s --latency; $rounds rounds; servers alternated"
+
+# ---- servers ---------------------------------------------------------------------------
+hello_port=$(free_port)
+timer_port=$(free_port)
+admin="$tmp/admin.sock"
+ev_conf "$tmp/main.conf" "$admin" warn \
+    hello "$build/examples/hello.so" "$hello_port" 2 \
+    timer "$build/tests/functions/timer_task.so" "$timer_port" 2
+ev_pid=$(start_ev "$tmp/main.conf" "$tmp/main.log")
+pids+=("$ev_pid")
+wait_http "http://127.0.0.1:$hello_port/" edgevisor || { tail -n 20 "$tmp/main.log" >&2; exit 1; }
+wait_http "http://127.0.0.1:$timer_port/?ms=1" "edgevisor timer" || exit 1
+
+ngx_port=$(free_port)
+mkdir -p "$tmp/nginx"
+# keepalive_requests raised: edgevisor does not close a keep-alive connection every
+# 1000 requests either. Logging off on both sides.
+cat >"$tmp/nginx/nginx.conf" <<EOF
 worker_processes 2;
 daemon off;
 pid $tmp/nginx/nginx.pid;
@@ -112,25 +222,55 @@ http {
 	}
 }
 EOF
-	setsid "$nginx_bin" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
-	    </dev/null >"$tmp/nginx/out.log" 2>&1 &
-	ngx_pid=$!
-	wait_http "$ngx_port" nginx || { cat "$tmp/nginx/error.log" >&2; exit 1; }
-else
-	echo "bench.sh: nginx not installed; measuring edgevisor alone" >&2
-fi
+setsid "$nginx_bin" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
+    </dev/null >"$tmp/nginx/out.log" 2>&1 &
+ngx_pid=$!
+pids+=("$ngx_pid")
+wait_http "http://127.0.0.1:$ngx_port/" nginx || { cat "$tmp/nginx/error.log" >&2; exit 1; }
 
-# ---- runs ------------------------------------------------------------------------
-# run_wrk TARGET PORT MODE ROUND: one wrk run; appends
-# "TARGET MODE ROUND rps p50_ms p99_ms errors" to results.
-results="$tmp/results"
+# ---- figures ---------------------------------------------------------------------------
+# figures file: "name unit ours nginx ratio target pass [min max]"; "-" for none.
+figs="$tmp/figures"
+: >"$figs"
+# fig NAME UNIT OURS NGINX RATIO TARGET PASS [MIN MAX]
+fig() {
+	echo "$1 $2 $3 $4 $5 $6 $7 ${8:--} ${9:--}" >>"$figs"
+}
+# meets VALUE OP LIMIT: "yes" or "no" (OP is <= or >=).
+meets() {
+	awk -v v="$1" -v l="$3" -v op="$2" 'BEGIN {
+		if (v == "-" || v == "") { print "-"; exit }
+		ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0)
+		print ok ? "yes" : "no" }'
+}
+
+# ---- 1. idle memory -------------------------------------------------------------------
+read -r -a hello_pids <<<"$(worker_pids "$admin" hello)"
+[ "${#hello_pids[@]}" -eq 2 ] || die "expected 2 hello workers, /status shows: ${hello_pids[*]}"
+w_uss=0
+for p in "${hello_pids[@]}"; do
+	u=$(uss_kb "$p")
+	[ "$u" -gt "$w_uss" ] && w_uss=$u
+done
+sv_uss=$(uss_kb "$ev_pid")
+ngx_master_uss=$(uss_kb "$ngx_pid")
+ngx_w_uss=0
+for p in $(pgrep -P "$ngx_pid"); do
+	u=$(uss_kb "$p")
+	[ "$u" -gt "$ngx_w_uss" ] && ngx_w_uss=$u
+done
+
+# ---- 2. wrk rounds ---------------------------------------------------------------------
+results="$tmp/results"	# "target mode round rps p50 p99 errors"
 : >"$results"
+svcpu="$tmp/svcpu"	# "round sv_pct share_pct"
+: >"$svcpu"
+
+# run_wrk TARGET MODE ROUND URL [HEADER]
 run_wrk() {
-	local target=$1 port=$2 mode=$3 round=$4 out line
-	local hdr=()
-	[ "$mode" = close ] && hdr=(-H 'Connection: close')
-	out=$(wrk --latency -t"$threads" -c"$conns" -d"${duration}s" "${hdr[@]}" \
-	    "http://127.0.0.1:$port/" 2>&1)
+	local target=$1 mode=$2 round=$3 url=$4 hdr=() out line
+	[ $# -ge 5 ] && hdr=(-H "$5")
+	out=$(wrk --latency -t"$threads" -c"$conns" -d"${duration}s" "${hdr[@]}" "$url" 2>&1)
 	line=$(printf '%s\n' "$out" | awk -v t="$target" -v m="$mode" -v r="$round" '
 		function ms(v) {
 			if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
@@ -146,28 +286,55 @@ run_wrk() {
 		/Non-2xx or 3xx responses:/ { err += $NF }
 		END { printf "%s %s %s %.0f %.3f %.3f %d\n", t, m, r, rps, p50, p99, err }')
 	echo "$line" >>"$results"
-	printf '  round %s %-6s %-9s %9s req/s  p50 %8s ms  p99 %8s ms  errors %s\n' \
+	printf '  round %s %-6s %-10s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' \
 	    "$round" "$target" "$mode" $(echo "$line" | cut -d' ' -f4-7)
 }
 
-targets="ours"
-[ -n "$ngx_port" ] && targets="ours nginx"
-echo "wrk -t$threads -c$conns -d${duration}s --latency, $rounds rounds ($(nproc) cores)"
+# ours_close ROUND: the Connection: close run, with the supervisor's CPU around it.
+ours_close() {
+	local sv0 w0 t0 sv1 w1 t1
+	sv0=$(cpu_ticks "$ev_pid"); w0=$(cpu_ticks "${hello_pids[@]}"); t0=$(date +%s%N)
+	run_wrk ours close "$1" "http://127.0.0.1:$hello_port/" 'Connection: close'
+	sv1=$(cpu_ticks "$ev_pid"); w1=$(cpu_ticks "${hello_pids[@]}"); t1=$(date +%s%N)
+	echo "$1 $(calc "($sv1 - $sv0) / $hz / (($t1 - $t0) / 1e9) * 100" 1)" \
+	    "$(calc "($sv1 - $sv0) / (($sv1 - $sv0) + ($w1 - $w0) + 1e-9) * 100" 1)" >>"$svcpu"
+}
+
 for round in $(seq "$rounds"); do
+	if [ $((round % 2)) -eq 1 ]; then order="ours nginx"; else order="nginx ours"; fi
 	for mode in keepalive close; do
-		for target in $targets; do
-			if [ "$target" = ours ]; then
-				run_wrk ours "$ev_port" "$mode" "$round"
-			else
-				run_wrk nginx "$ngx_port" "$mode" "$round"
-			fi
+		for t in $order; do
+			case "$t/$mode" in
+			ours/keepalive) run_wrk ours keepalive "$round" "http://127.0.0.1:$hello_port/" ;;
+			nginx/keepalive) run_wrk nginx keepalive "$round" "http://127.0.0.1:$ngx_port/" ;;
+			ours/close) ours_close "$round" ;;
+			nginx/close) run_wrk nginx close "$round" "http://127.0.0.1:$ngx_port/" 'Connection: close' ;;
+			esac
 		done
 	done
+	run_wrk ours task200ms "$round" "http://127.0.0.1:$timer_port/?ms=200"
 done
-kill -0 "$ev_pid" 2>/dev/null || { echo "bench.sh: edgevisor died during the runs" >&2; exit 1; }
+kill -0 "$ev_pid" 2>/dev/null || die "edgevisor died during the runs"
 
-# ---- summary -----------------------------------------------------------------------
-# stats TARGET MODE COLUMN: "min median max" of one figure over the rounds.
+# Tasks: every one started must have completed once the last 200 ms have passed.
+tasks_line=""
+for i in $(seq 100); do
+	tasks_line=$(status "$admin" "' '.join(str(f['totals'][k]) for f in d['functions'] if f['name'] == 'timer' for k in ('tasks_started', 'tasks_completed', 'tasks_failed', 'tasks_pending'))")
+	[ "$(echo "$tasks_line" | cut -d' ' -f4)" = 0 ] && break
+	sleep 0.1
+done
+read -r t_started t_completed t_failed t_pending <<<"$tasks_line"
+# Idle again after all that traffic: what the buffers and free lists kept.
+w_uss_after=0
+for p in "${hello_pids[@]}"; do
+	u=$(uss_kb "$p")
+	[ "$u" -gt "$w_uss_after" ] && w_uss_after=$u
+done
+sv_uss_after=$(uss_kb "$ev_pid")
+stop_pid "$ngx_pid" QUIT
+stop_pid "$ev_pid"
+
+# stats TARGET MODE COLUMN: "min median max" over the rounds.
 stats() {
 	awk -v t="$1" -v m="$2" -v c="$3" '$1 == t && $2 == m { print $c }' "$results" |
 	    sort -g | awk '{ v[NR] = $1 } END {
@@ -175,28 +342,185 @@ stats() {
 		med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
 		printf "%g %g %g\n", v[1], med, v[NR] }'
 }
+col_stats() {	# FILE COLUMN
+	awk -v c="$2" '{ print $c }' "$1" | sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "- - -"; exit }
+		med = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+		printf "%g %g %g\n", v[1], med, v[NR] }'
+}
+ratio() { awk -v o="$1" -v n="$2" 'BEGIN { if (n == "-" || n + 0 == 0) print "-"; else printf "%.2f", o / n }'; }
 
-echo
-printf '%-10s %-10s %-8s %28s %28s %8s\n' mode figure unit "ours min/median/max" \
-    "nginx min/median/max" ours/ngx
-machine=()
 for mode in keepalive close; do
-	for fig in rps:4:req/s p50:5:ms p99:6:ms errors:7:count; do
-		name=${fig%%:*}
-		col=$(echo "$fig" | cut -d: -f2)
-		unit=${fig##*:}
-		read -r omin omed omax <<<"$(stats ours "$mode" "$col")"
-		read -r nmin nmed nmax <<<"$(stats nginx "$mode" "$col")"
-		ratio=-
-		if [ "$nmed" != - ] && awk -v n="$nmed" 'BEGIN { exit !(n > 0) }'; then
-			ratio=$(awk -v o="$omed" -v n="$nmed" 'BEGIN { printf "%.2f", o / n }')
+	read -r omin orps omax <<<"$(stats ours "$mode" 4)"
+	read -r _ nrps _ <<<"$(stats nginx "$mode" 4)"
+	r=$(ratio "$orps" "$nrps")
+	lim=0.95; [ "$mode" = close ] && lim=0.9
+	fig "${mode}_rps" req/s "$orps" "$nrps" "$r" ">=${lim}x" "$(meets "$r" '>=' "$lim")" "$omin" "$omax"
+	for c in 5:p50 6:p99; do
+		read -r omin o omax <<<"$(stats ours "$mode" "${c%%:*}")"
+		read -r _ n _ <<<"$(stats nginx "$mode" "${c%%:*}")"
+		r=$(ratio "$o" "$n")
+		if [ "$mode/${c#*:}" = keepalive/p99 ]; then
+			fig "${mode}_${c#*:}" ms "$o" "$n" "$r" "<=1.2x" "$(meets "$r" '<=' 1.2)" "$omin" "$omax"
+		else
+			fig "${mode}_${c#*:}" ms "$o" "$n" "$r" - - "$omin" "$omax"
 		fi
-		printf '%-10s %-10s %-8s %28s %28s %8s\n' "$mode" "$name" "$unit" \
-		    "$omin/$omed/$omax" "$nmin/$nmed/$nmax" "$ratio"
-		machine+=("bench name=ours_${mode}_${name} value=$omed unit=$unit")
-		[ "$nmed" != - ] && machine+=("bench name=nginx_${mode}_${name} value=$nmed unit=$unit")
-		[ "$ratio" != - ] && machine+=("bench name=ratio_${mode}_${name} value=$ratio unit=ratio")
 	done
+	read -r omin o omax <<<"$(stats ours "$mode" 7)"
+	read -r _ n _ <<<"$(stats nginx "$mode" 7)"
+	fig "${mode}_errors" count "$o" "$n" - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
 done
+read -r _ ka_rps _ <<<"$(stats ours keepalive 4)"
+read -r _ ka_p99 _ <<<"$(stats ours keepalive 6)"
+read -r omin o omax <<<"$(stats ours task200ms 4)"
+r=$(ratio "$o" "$ka_rps")
+fig task200ms_rps req/s "$o" - "$r" ">=0.8x_hello" "$(meets "$r" '>=' 0.8)" "$omin" "$omax"
+read -r omin o omax <<<"$(stats ours task200ms 6)"
+r=$(ratio "$o" "$ka_p99")
+fig task200ms_p99 ms "$o" - "$r" "<=1.5x_hello" "$(meets "$r" '<=' 1.5)" "$omin" "$omax"
+read -r omin o omax <<<"$(stats ours task200ms 7)"
+fig task200ms_errors count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
+fig tasks_started count "$t_started" - - - -
+fig tasks_completed count "$t_completed" - - "=started" \
+    "$([ "$t_completed" = "$t_started" ] && [ "$t_failed" = 0 ] && echo yes || echo no)"
+fig tasks_failed count "$t_failed" - - "=0" "$(meets "$t_failed" '<=' 0)"
+read -r omin o omax <<<"$(col_stats "$svcpu" 2)"
+fig close_supervisor_cpu %core "$o" - - - - "$omin" "$omax"
+read -r omin o omax <<<"$(col_stats "$svcpu" 3)"
+fig close_supervisor_share %of_ours "$o" - - - - "$omin" "$omax"
+fig idle_worker_uss KiB "$w_uss" "$ngx_w_uss" "$(ratio "$w_uss" "$ngx_w_uss")" "<=1024KiB" \
+    "$(meets "$w_uss" '<=' 1024)"
+fig idle_supervisor_uss KiB "$sv_uss" "$ngx_master_uss" "$(ratio "$sv_uss" "$ngx_master_uss")" \
+    "<=4096KiB" "$(meets "$sv_uss" '<=' 4096)"
+fig after_load_worker_uss KiB "$w_uss_after" - - - -
+fig after_load_supervisor_uss KiB "$sv_uss_after" - - - -
+
+# ---- 3. one worker holding TASKS pending tasks ---------------------------------------
+echo "== $ntasks pending tasks in one worker"
+tport=$(free_port)
+tadmin="$tmp/tasks.sock"
+ev_conf "$tmp/tasks.conf" "$tadmin" warn timer "$build/tests/functions/timer_task.so" "$tport" 1
+tpid=$(start_ev "$tmp/tasks.conf" "$tmp/tasks.log")
+pids+=("$tpid")
+wait_http "http://127.0.0.1:$tport/?ms=1" "edgevisor timer" || exit 1
+# The connection's buffers and the first task records exist now: the baseline.
+sleep 0.2
+wpid=$(worker_pids "$tadmin" timer)
+rss0=$(rss_kb "$wpid")
+per=1000
+urls=()
+for i in $(seq $((ntasks / per))); do
+	urls+=("http://127.0.0.1:$tport/?ms=4000&n=$per")
+done
+# One curl: one keep-alive connection, so one worker takes every request.
+out=$(curl -fsS "${urls[@]}")
+started=$(echo "$out" | awk -F'[ =]' '{ s += $4 } END { print s + 0 }')
+task_bytes=$(echo "$out" | awk -F'[ =]' 'NR == 1 { print $6 }')
+pending=$(status "$tadmin" "sum(w['tasks']['pending'] for w in d['workers'] if w['pid'] == $wpid)")
+rss1=$(rss_kb "$wpid")
+per_task=$(calc "($rss1 - $rss0) * 1024 / $ntasks" 0)
+overhead=$(calc "$per_task - $task_bytes" 0)
+echo "  worker $wpid: rss ${rss0} KiB -> ${rss1} KiB with $pending pending;" \
+    "$per_task B per task, of which the task's own malloc is $task_bytes B"
+done_line=""
+for i in $(seq 150); do
+	done_line=$(status "$tadmin" "' '.join(str(f['totals'][k]) for f in d['functions'] for k in ('tasks_started', 'tasks_completed', 'tasks_failed'))")
+	read -r s c f <<<"$done_line"
+	[ "$c" = "$s" ] && break
+	sleep 0.1
+done
+read -r s c f <<<"$done_line"
+echo "  afterwards: started $s, completed $c, failed $f"
+ok=no
+[ "$started" = "$ntasks" ] && [ "$pending" -ge "$ntasks" ] && [ "$c" = "$s" ] && [ "$f" = 0 ] && ok=yes
+fig pending_tasks_held count "$pending" - - ">=$ntasks" "$ok"
+fig pending_task_rss B/task "$per_task" - - - -
+fig pending_task_runtime_rss B/task "$overhead" - - "<=2048B" "$(meets "$overhead" '<=' 2048)"
+stop_pid "$tpid"
+
+# ---- 4. start-up of 16 workers ----------------------------------------------------------
+echo "== start-up and reload, 16 workers"
+sport=$(free_port)
+sadmin="$tmp/s16.sock"
+ev_conf "$tmp/s16.conf" "$sadmin" info hello "$build/examples/hello.so" "$sport" 16
+startf="$tmp/startup"
+: >"$startf"
+for round in $(seq "$rounds"); do
+	log="$tmp/s16.$round.log"
+	t0=$(date +%s%3N)
+	spid=$(start_ev "$tmp/s16.conf" "$log")
+	pids+=("$spid")
+	wait_log "$log" "ev=ready gen=1 workers=16" 10 || { tail "$log" >&2; die "16 workers did not start"; }
+	s_ms=$(log_ms "$log" start)
+	r_ms=$(log_ms "$log" ready "gen=1")
+	echo "$round $((r_ms - s_ms)) $((r_ms - t0))" >>"$startf"
+	echo "  round $round: supervisor start -> 16 ready $((r_ms - s_ms)) ms, launch -> ready $((r_ms - t0)) ms"
+	[ "$round" -lt "$rounds" ] && stop_pid "$spid"
+done
+read -r omin o omax <<<"$(col_stats "$startf" 2)"
+fig start16_ready ms "$o" - - "<=100ms" "$(meets "$o" '<=' 100)" "$omin" "$omax"
+read -r omin o omax <<<"$(col_stats "$startf" 3)"
+fig start16_launch_ready ms "$o" - - - - "$omin" "$omax"
+
+# ---- 5. reload of 16 workers under load -------------------------------------------------
+wait_http "http://127.0.0.1:$sport/" "edgevisor (16)" || exit 1
+wrk_out="$tmp/reload.wrk"
+reload_secs=$((duration > 4 ? duration : 4))
+wrk -t"$threads" -c"$conns" -d"${reload_secs}s" "http://127.0.0.1:$sport/" >"$wrk_out" 2>&1 &
+wrk_pid=$!
+sleep 1
+kill -HUP "$spid"
+wait_log "$log" "ev=reload_done gen=2" 10 || die "reload 1 did not finish"
+sleep 1
+kill -HUP "$spid"
+wait_log "$log" "ev=reload_done gen=3" 10 || die "reload 2 did not finish"
+wait "$wrk_pid" || true
+reloadf="$tmp/reloads"
+: >"$reloadf"
+n=0
+paste -d' ' <(grep 'ev=reload ' "$log" | sed 's/^ts=\([^ ]*\) .*/\1/') \
+    <(grep 'ev=reload_done' "$log" | sed 's/^ts=\([^ ]*\) .*/\1/') |
+while read -r a b; do
+	echo "$(( $(date -d "$b" +%s%3N) - $(date -d "$a" +%s%3N) ))"
+done >"$reloadf"
+reload_err=$(awk '/Socket errors:/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
+    /Non-2xx or 3xx responses:/ { e += $NF } END { print e + 0 }' "$wrk_out")
+reload_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$wrk_out")
+echo "  reloads (SIGHUP -> new generation serves): $(tr '\n' ' ' <"$reloadf")ms;" \
+    "wrk meanwhile: $reload_rps req/s, $reload_err errors"
+read -r omin o omax <<<"$(col_stats "$reloadf" 1)"
+fig reload16_serves ms "$o" - - - - "$omin" "$omax"
+fig reload16_errors count "$reload_err" - - "=0" "$(meets "$reload_err" '<=' 0)"
+stop_pid "$spid"
+
+load_after=$(cut -d' ' -f1-3 /proc/loadavg)
+
+# ---- the table -------------------------------------------------------------------------
 echo
-printf '%s\n' "${machine[@]}"
+echo "== results (medians of $rounds rounds; ours min/max beside; load before $load_before, after $load_after)"
+printf '%-26s %-9s %10s %21s %10s %6s %-14s %s\n' figure unit ours "ours min..max" nginx ratio \
+    target met
+while read -r name unit o n r tgt pass mn mx; do
+	rng="-"
+	[ "$mn" != - ] && rng="$mn..$mx"
+	printf '%-26s %-9s %10s %21s %10s %6s %-14s %s\n' "$name" "$unit" "$o" "$rng" "$n" "$r" \
+	    "$tgt" "$pass"
+done <"$figs"
+missed=$(awk '$7 == "no" { printf "%s%s", s, $1; s = " " }' "$figs")
+echo
+if [ -n "$missed" ]; then
+	echo "targets missed: $missed (see docs/performance.md for where the time goes)"
+else
+	echo "all targets met"
+fi
+echo
+while read -r name unit o n r tgt pass mn mx; do
+	line="bench name=$name value=$o unit=$unit"
+	[ "$mn" != - ] && line="$line min=$mn max=$mx"
+	[ "$n" != - ] && line="$line nginx=$n"
+	[ "$r" != - ] && line="$line ratio=$r"
+	[ "$tgt" != - ] && line="$line target=$tgt met=$pass"
+	echo "$line"
+done <"$figs"
+echo "bench name=load_before value=${load_before// /,} unit=loadavg"
+echo "bench name=load_after value=${load_after// /,} unit=loadavg"
