@@ -52,13 +52,19 @@ proc_usage(pid_t pid, uint64_t *cpu_ms, uint64_t *rss_kb)
 	return 0;
 }
 
-/* Soft: retire with REASON (once); hard: terminate with REASON. */
+/*
+ * Soft: retire with REASON (once); hard: terminate with REASON. A worker still
+ * ready when it is seen past the hard limit jumped the soft band between two looks
+ * (it is narrower than LIMITS_PERIOD_MS for small limits): it is retired first like
+ * any other, so connections already handed to it are answered, and the hard limit
+ * applies at the next look if it has not drained by then.
+ */
 static void
 act(struct worker *w, uint32_t reason, uint64_t used, uint64_t limit, const char *unit)
 {
 	uint32_t soft_pct = w->w_pool->p_conf->limits.soft_limit_percent;
 
-	if (used >= limit) {
+	if (used >= limit && w->w_state != WS_READY) {
 		if (w->w_state != WS_TERMINATING) {
 			log_info("limit_hard", "fn=%s wid=%u pid=%d reason=%s used=%llu limit=%llu unit=%s",
 			    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, wire_reason_name(reason),
