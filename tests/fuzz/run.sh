@@ -47,11 +47,11 @@ for t in "${targets[@]}"; do
 	    "$work" "$seeds") >"$log" 2>&1
 	rc=$?
 	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n1)
-	cov=$(grep -Eo 'cov: [0-9]+' "$log" | tail -n1)
+	cov=$(grep -aEo 'cov: [0-9]+' "$log" | tail -n1)
 	if [ "$rc" -ne 0 ]; then
-		art=$(grep -Eo "Test unit written to [^ ]+" "$log" | tail -n1 | sed 's/.* to //')
+		art=$(grep -aEo "Test unit written to [^ ]+" "$log" | tail -n1 | sed 's/.* to //')
 		echo "fuzz_$t: FAILED (exit $rc) after ${runs:-?} runs; ${art:+input: $art; }log: $log"
-		grep -E '^(==[0-9]+==ERROR|SUMMARY|fuzz_http:|bad error message|.*runtime error)' "$log" | head -n 5
+		grep -aE '^(==[0-9]+==ERROR|SUMMARY|fuzz_http:|bad error message|.*runtime error)' "$log" | head -n 5
 		[ -n "$art" ] && echo "  replay: $bin $art"
 		status=1
 	else
