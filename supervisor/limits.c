@@ -3,12 +3,18 @@
  * compared with its function's limits. Crossing soft_limit_percent (90% by default)
  * retires it with that reason (a replacement starts first); crossing the limit
  * terminates it. Measured here, from outside, so a worker whose loop is stuck in a
- * hog still meets its limit.
+ * hog still meets its limit. A worker that stopped reading its hand-offs and making
+ * progress for longer than request_timeout_ms is hung (SIGSTOP, a spinning handler):
+ * it is terminated and replaced.
  */
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
+
+#include <linux/sockios.h>
 
 #include <event2/event.h>
 
@@ -86,6 +92,49 @@ act(struct worker *w, uint32_t reason, uint64_t used, uint64_t limit, const char
 	}
 }
 
+/*
+ * Hung: hand-offs sit unread in its ctl socket (SIOCOUTQ: bytes the peer has not
+ * consumed) and neither its requests nor its closed connections moved, for longer
+ * than request_timeout_ms - a live loop reads its ctl socket at once, and would have
+ * answered 504 by then. Idle keep-alive or silent clients never trigger it: those
+ * connections were read. Returns true when W was terminated.
+ */
+static bool
+check_hung(struct worker *w, uint64_t now)
+{
+	uint32_t timeout = w->w_pool->p_conf->limits.request_timeout_ms;
+	uint64_t req = BOARD_LOAD(&w->w_board->requests);
+	uint64_t closed = BOARD_LOAD(&w->w_board->conns_closed);
+	int queued = 0;
+
+	if (req != w->w_prog_requests || closed != w->w_prog_closed ||
+	    ioctl(w->w_ctl, SIOCOUTQ, &queued) < 0 || queued <= 0) {
+		w->w_prog_requests = req;
+		w->w_prog_closed = closed;
+		w->w_stall_ms = 0;
+		return false;
+	}
+	if (w->w_stall_ms == 0) {
+		w->w_stall_ms = now;
+		return false;
+	}
+	if (timeout == 0 || now - w->w_stall_ms <= timeout)
+		return false;
+	log_warn("worker_hung", "fn=%s wid=%u pid=%d stalled_ms=%llu queued_bytes=%d load=%llu requests=%llu",
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid,
+	    (unsigned long long)(now - w->w_stall_ms), queued,
+	    (unsigned long long)worker_load(w), (unsigned long long)req);
+	/* Capacity first, then the usual way out: SIGTERM, SIGKILL after the grace. */
+	if (!w->w_replaced) {
+		w->w_replaced = true;
+		pool_fill(w->w_pool);
+	}
+	worker_terminate(w, WIRE_REASON_TERMINATION);
+	/* A stopped worker would sit on its SIGTERM: let it run its hooks and go. */
+	kill(w->w_pid, SIGCONT);
+	return true;
+}
+
 static void
 check_worker(struct worker *w, uint64_t now)
 {
@@ -94,6 +143,8 @@ check_worker(struct worker *w, uint64_t now)
 	struct cg_stats cs;
 
 	if (w->w_state != WS_READY && w->w_state != WS_DRAINING)
+		return;
+	if (w->w_state == WS_READY && check_hung(w, now))
 		return;
 	if (proc_usage(w->w_pid, &cpu_ms, &rss_kb) < 0)
 		return;

@@ -75,6 +75,18 @@ default_worker_path(void)
 	return "edgevisor-worker";
 }
 
+/* Every function's library loads and has our API version (see spawn_check_library). */
+static int
+check_libraries(struct sv_conf *conf, char *err, size_t errlen)
+{
+	struct fn_conf *fc;
+
+	TAILQ_FOREACH(fc, &conf->functions, entry)
+		if (spawn_check_library(fc, sv.worker_path, err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
 static void
 start_pools(struct sv_conf *conf)
 {
@@ -216,8 +228,9 @@ sv_reload(void)
 		return;
 	}
 	conf = config_load(sv.conf_path, err, sizeof(err));
-	if (conf == NULL) {
+	if (conf == NULL || check_libraries(conf, err, sizeof(err)) < 0) {
 		log_error("reload_failed", "msg=\"%s\"", err);
+		config_free(conf);
 		notify_ready();
 		return;
 	}
@@ -332,6 +345,15 @@ main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 1;
 	}
+	if (sv.worker_path == NULL)
+		sv.worker_path = default_worker_path();
+	if (check_libraries(sv.conf, err, sizeof(err)) < 0) {
+		fprintf(stderr, "%s: %s\n", sv.conf_path, err);
+		if (!check)
+			log_error("library_invalid", "config=%s msg=\"%s\"", sv.conf_path, err);
+		config_free(sv.conf);
+		return 1;
+	}
 	if (check) {
 		printf("%s: ok\n", sv.conf_path);
 		config_free(sv.conf);
@@ -345,8 +367,6 @@ main(int argc, char **argv)
 		fprintf(stderr, "edgevisor: log_file %s: %s\n", sv.conf->log_file, strerror(errno));
 		return 1;
 	}
-	if (sv.worker_path == NULL)
-		sv.worker_path = default_worker_path();
 	signal(SIGPIPE, SIG_IGN);
 	TAILQ_INIT(&sv.pools);
 	sv.gen = 1;

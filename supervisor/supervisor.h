@@ -66,6 +66,11 @@ struct worker {
 	int w_batch[WIRE_MAX_FDS];
 	char w_cgroup[256];         /* "" when cgroups are off */
 	struct wire_counts w_final; /* counts when it left */
+	/* Hang detection (limits.c): the scoreboard's progress when last seen moving,
+	 * and since when hand-offs have sat unread in its ctl socket with no progress. */
+	uint64_t w_prog_requests;
+	uint64_t w_prog_closed;
+	uint64_t w_stall_ms;        /* 0 = not stalled */
 };
 TAILQ_HEAD(worker_list, worker);
 
@@ -180,6 +185,9 @@ uint64_t worker_load(const struct worker *w);
 /* spawn.c */
 /* Forks and execs the worker for W (W's fds and board prepared here). */
 int spawn_worker(struct worker *w);
+/* Loads FC's library in a throw-away worker as the tenant; 0, or -1 and ERR says why. */
+int spawn_check_library(const struct fn_conf *fc, const char *worker_path, char *err,
+    size_t errlen);
 
 /* limits.c */
 void limits_start(void);

@@ -7,6 +7,7 @@
  *   SIGTERM (the beforeunload signal): the hooks run with the reason the supervisor
  *     queued with the signal and the grace left, pending tasks are cut, exit.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
@@ -15,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -29,6 +31,9 @@ struct edge_ctx wk;
 static struct event *ctl_ev, *sig_ev;
 static bool limit_sent[2];
 static void *lib_handle;
+/* "check=1": only load the library and check its entry point, then exit (the
+ * supervisor's -t, start and reload run this, as the tenant, before trusting it). */
+static bool check_only;
 
 /* argv is "key=value" pairs: the table says where each number goes. */
 static const struct {
@@ -76,6 +81,10 @@ parse_args(int argc, char **argv, struct wk_conf *c)
 			    strcmp(v, "per_request") == 0 ? WK_PER_REQUEST : WK_PER_WORKER;
 			continue;
 		}
+		if (klen == 5 && strncmp(argv[i], "check", 5) == 0) {
+			check_only = strcmp(v, "1") == 0;
+			continue;
+		}
 		if (klen == 9 && strncmp(argv[i], "log_level", 9) == 0) {
 			log_level = atoi(v);
 			continue;
@@ -106,6 +115,12 @@ init_failed(const char *fmt, const char *detail)
 	struct wire_status st = { .type = WIRE_ST_INIT_FAILED };
 
 	snprintf(st.text, sizeof(st.text), fmt, detail);
+	if (check_only) {
+		/* No channels in check mode: the supervisor reads our stdout. */
+		printf("%s\n", st.text);
+		fflush(stdout);
+		_exit(1);
+	}
 	log_error("init_failed", "msg=\"%s\"", st.text);
 	send_status(&st);
 	_exit(3);
@@ -122,9 +137,68 @@ worker_report_limit(uint32_t reason, bool hard)
 	send_status(&st);
 }
 
+/*
+ * The file listing the processes of our own worker cgroup (<base>/<name>/w<index>),
+ * or -1 when we are not in one (cgroups off: then we share the supervisor's).
+ */
+static int
+own_cgroup_procs(char *out, size_t outlen)
+{
+	char line[4096], tail[128], *ctrls, *path;
+	int found = -1;
+	FILE *f;
+
+	snprintf(tail, sizeof(tail), "/%s/w%u", wk.conf.name, wk.conf.index);
+	if ((f = fopen("/proc/self/cgroup", "re")) == NULL)
+		return -1;
+	while (found < 0 && fgets(line, sizeof(line), f) != NULL) {
+		size_t len, tlen = strlen(tail);
+
+		line[strcspn(line, "\n")] = '\0';
+		if ((ctrls = strchr(line, ':')) == NULL || (path = strchr(++ctrls, ':')) == NULL)
+			continue;
+		*path++ = '\0';
+		len = strlen(path);
+		if (len < tlen || strcmp(path + len - tlen, tail) != 0)
+			continue;
+		if (strstr(ctrls, "memory") != NULL)
+			snprintf(out, outlen, "/sys/fs/cgroup/memory%s/cgroup.procs", path);
+		else if (*ctrls == '\0' && snprintf(out, outlen, "/sys/fs/cgroup%s/cgroup.procs",
+		    path) > 0 && access(out, R_OK) != 0)
+			snprintf(out, outlen, "/sys/fs/cgroup/unified%s/cgroup.procs", path);
+		else if (*ctrls != '\0')
+			continue;
+		if (access(out, R_OK) == 0)
+			found = 0;
+	}
+	fclose(f);
+	return found;
+}
+
+/*
+ * Whatever the tenant forked dies with the worker: every other process of our worker
+ * cgroup. The supervisor does the same after our exit, but not if it was SIGKILLed
+ * (we got here through the parent-death signal): then no orphan must stay.
+ */
+static void
+kill_strays(void)
+{
+	char path[4200];
+	FILE *f;
+	int pid;
+
+	if (own_cgroup_procs(path, sizeof(path)) < 0 || (f = fopen(path, "re")) == NULL)
+		return;
+	while (fscanf(f, "%d", &pid) == 1)
+		if (pid > 0 && pid != getpid())
+			kill(pid, SIGKILL);
+	fclose(f);
+}
+
 static void __attribute__((noreturn))
 leave(int code)
 {
+	kill_strays();
 	/* _exit: task threads may still run function code; no atexit or destructors. */
 	_exit(code);
 }
@@ -176,6 +250,58 @@ terminate(uint32_t reason)
 	leave(0);
 }
 
+/*
+ * A hand-off that arrived without its sockets: out of fds (the tenant leaked them,
+ * RLIMIT_NOFILE reached: the kernel truncates SCM_RIGHTS) or a malformed message.
+ * Those connections are gone: count them closed so the supervisor's load figure
+ * stays true, and when it was the fd limit ask to be replaced - this worker can take
+ * no more connections.
+ */
+/* Our open fds, or -1 when not even /proc/self/fd can be opened (EMFILE). */
+static int
+open_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *de;
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((de = readdir(d)) != NULL)
+		if (de->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n - 1;   /* the directory's own fd */
+}
+
+static void
+handoff_lost(const struct wire_ctl *msg)
+{
+	static bool said;
+	struct rlimit rl;
+	bool conn = msg->version == WIRE_VERSION && msg->type == WIRE_CTL_CONN &&
+	    msg->nfds <= WIRE_MAX_FDS;
+	int nfd = open_fds();
+
+	if (!conn) {
+		log_error("ctl_bad_message", "msg=\"dropped a malformed control message\"");
+		return;
+	}
+	BOARD_ADD(&wk.board->conns_closed, msg->nfds);
+	/* The kernel installs what fits under RLIMIT_NOFILE and truncates the rest. */
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0 ||
+	    (nfd >= 0 && (rlim_t)nfd + msg->nfds <= rl.rlim_cur)) {
+		log_error("handoff_lost", "conns=%u reason=truncated open_fds=%d", msg->nfds, nfd);
+		return;
+	}
+	log_error("handoff_lost", "conns=%u reason=nofile open_fds=%d nofile=%llu msg=\"out of file descriptors: connections dropped\"",
+	    msg->nfds, nfd, (unsigned long long)rl.rlim_cur);
+	if (!said) {
+		said = true;
+		worker_report_limit(WIRE_REASON_EARLY_DROP, false);
+	}
+}
+
 static void
 ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
@@ -199,7 +325,7 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 		if (r < 0 && errno == EAGAIN)
 			return;
 		if (r < 0 && errno == EPROTO) {
-			log_error("ctl_bad_message", "msg=\"dropped a malformed control message\"");
+			handoff_lost(&msg);
 			continue;
 		}
 		/* EOF: the supervisor is gone; behave as if told to terminate. */
@@ -245,6 +371,11 @@ load_function(void)
 	if (fn->handle == NULL)
 		init_failed("%s: no request handler", wk.conf.library);
 	wk.fn = fn;
+	if (check_only) {
+		printf("ok\n");
+		fflush(stdout);
+		_exit(0);
+	}
 	if (fn->init != NULL && fn->init(&wk) != 0)
 		init_failed("%s: init returned an error", wk.conf.name);
 }
@@ -261,6 +392,8 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_set_proc("worker[%s/%u]", wk.conf.name, wk.conf.index);
+	if (check_only)
+		load_function();
 	/* Ctrl-C in a terminal reaches the whole group: only the supervisor decides. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
