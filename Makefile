@@ -57,6 +57,10 @@ asan-test: deps asan
 bench: deps all
 	@scripts/bench.sh $(BUILD)
 
+# Long variants of the fault and hostile-tenant tests (SOAK=N: 10 s x N storm).
+soak: deps all
+	@tests/soak/run.sh $(BUILD) $(or $(SOAK),12)
+
 # libFuzzer targets (clang, ASan+UBSan): `make fuzz` runs each for FUZZ_SECONDS
 # from the seed corpora in tests/fuzz/corpus/ (tests/fuzz/run.sh).
 FUZZ_CC      ?= clang
