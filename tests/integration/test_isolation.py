@@ -342,6 +342,7 @@ def memory_hog_soft_limit_then_oom():
             nb.check("hello while memgrow hit its cap")
         check(exit_rec.get("reason") == "memory", "worker_exit %r" % exit_rec)
         oom = sv.events("worker_oom", pid=str(pid))
+        print("#   memgrow worker ended: %s" % ("OOM kill" if oom else "drained"))
         if "signal" in exit_rec:
             check(exit_rec["signal"] == "9" and oom,
                   "killed by signal %s without ev=worker_oom" % exit_rec["signal"])
@@ -385,7 +386,8 @@ def cpu_hog_capped_neighbour_latency():
         thr = cg.nr_throttled(d)
         check(thr > thr0, "cpu.stat nr_throttled did not grow (%d)" % thr)
         if IN_VM:
-            print("#   vm: hog %.1f%% of a core, nr_throttled %d" % (share, thr))
+            print("#   hog %.1f%% of a core, nr_throttled %d (VM: share and latency "
+                  "not judged)" % (share, thr))
         else:
             check(share <= 25, "hog used %.1f%% of a core over 5 s (cap 20%%)" % share)
             # Below the cap only when the CPUs were taken by others (the cap is a
@@ -395,9 +397,10 @@ def cpu_hog_capped_neighbour_latency():
             # Pairs of runs back to back, the hog stopped (SIGSTOP: no hog) then
             # running, so both sides see the same background load; the best run of
             # each side is compared, which filters bursts of load from elsewhere
-            # (more pairs, up to 5, only while the comparison fails).
+            # (more pairs, up to 5, only while the comparison fails and counts).
             base, hogged = [], []
-            while len(base) < 5 and (len(base) < 2 or min(hogged) > 2 * min(base)):
+            most = 5 if idle >= 0.5 else 2
+            while len(base) < most and (len(base) < 2 or min(hogged) > 2 * min(base)):
                 os.kill(pid, signal.SIGSTOP)
                 try:
                     base.append(wrk_p99(sv.port("hello")))
@@ -456,6 +459,75 @@ def cpu_time_limit():
                               "/?ms=5000&task=1", "cpu")
     check(sv.events("limit_hard", pid=str(pid), reason="cpu"), "no ev=limit_hard reason=cpu")
     stop_and_check(sv)
+
+
+@test
+def cpu_time_limit_blocking_handler():
+    # The hog spins on the worker's loop: it cannot hear RETIRE nor read its SIGTERM,
+    # so the hard limit ends with SIGKILL after the grace. A keep-alive connection
+    # held on the other worker never notices.
+    f = h.function("cpuhog", workers=2, limits={"cpu_time_ms": 600,
+                                                 "beforeunload_grace_ms": 500})
+    sv = isolated([f], "cpublock")
+    with sv:
+        Cg(sv, sv.cg_parent)
+        h.wait_until(lambda: len(sv.workers("cpuhog")) == 2, 10, "two ready workers")
+        pids = set(sv.workers("cpuhog").values())
+        ka = http.client.HTTPConnection("127.0.0.1", sv.port(), timeout=5)
+        answers, errors, res = [0], [], {}
+        stop = threading.Event()
+
+        def keepalive():
+            while not stop.is_set():
+                try:
+                    ka.request("GET", "/?ms=0")
+                    r = ka.getresponse()
+                    r.read()
+                    if r.status == 200 and not r.getheader("Connection") == "close":
+                        answers[0] += 1
+                    else:
+                        errors.append("status %d" % r.status)
+                except (OSError, http.client.HTTPException) as e:
+                    errors.append("%s: %s" % (type(e).__name__, e))
+                    return
+                stop.wait(0.02)
+
+        def hog():
+            try:
+                res["hog"] = h.request(sv.port(), "/?ms=5000", timeout=15)
+            except (OSError, http.client.HTTPException) as e:
+                res["hog"] = e
+        try:
+            ka.request("GET", "/?ms=0")
+            r = ka.getresponse()
+            r.read()
+            check(r.status == 200, "keep-alive connection answered %d" % r.status)
+            tk = threading.Thread(target=keepalive, daemon=True)
+            tk.start()
+            th = threading.Thread(target=hog, daemon=True)
+            th.start()
+            hard = sv.wait_event("limit_hard", 15, fn="cpuhog")
+            hog_pid = int(hard["pid"])
+            check(hog_pid in pids and hard.get("reason") == "cpu", "limit_hard %r" % hard)
+            ex = sv.wait_event("worker_exit", 10, fn="cpuhog", pid=str(hog_pid))
+            wait_replacement(sv, "cpuhog", hog_pid)
+            n = answers[0]
+            h.wait_until(lambda: answers[0] >= n + 10 or errors, 10,
+                         "the keep-alive connection to go on")
+        finally:
+            stop.set()
+            th.join(20)
+            ka.close()
+        check(not errors, "keep-alive connection failed: %r" % errors[:3])
+        check(answers[0] >= 20, "only %d keep-alive answers" % answers[0])
+        check(ex.get("reason") == "cpu" and ex.get("signal") == "9", "worker_exit %r" % ex)
+        check(sv.events("worker_kill", pid=str(hog_pid)), "no ev=worker_kill after the grace")
+        check(sv.events("limit_soft", pid=str(hog_pid), reason="cpu"), "no limit_soft cpu")
+        hr = res.get("hog")
+        check(not isinstance(hr, h.Resp) or hr.status != 200,
+              "the hog was answered %r although it was killed" % hr)
+        check(h.request(sv.port(), "/?ms=0").status == 200, "no answer after the kill")
+        stop_and_check(sv)
 
 
 @test
