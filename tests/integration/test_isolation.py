@@ -132,11 +132,40 @@ def check_nothing_left(parent):
         check(not os.path.exists(d), "cgroup %s left after stop (%s)" % (d, ctrl))
 
 
+def remove_cgroups(parent):
+    """Kills what is left in PARENT's cgroups and removes them, deepest first."""
+    for d in base_dirs(host_version(), parent).values():
+        if not os.path.isdir(d):
+            continue
+        for top, dirs, _ in sorted(os.walk(d), key=lambda t: -t[0].count("/")):
+            try:
+                for pid in read(os.path.join(top, "cgroup.procs")).split():
+                    os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                pass
+            try:
+                h.wait_until(lambda: not read(os.path.join(top, "cgroup.procs")), 2,
+                             "cgroup %s to empty" % top)
+                os.rmdir(top)
+            except (OSError, h.Failure):
+                pass
+
+
+class IsoSupervisor(h.Supervisor):
+    """A Supervisor whose cleanup also removes its cgroup tree: a failed test ends it
+    with SIGKILL, which leaves no chance to remove its own (stop_and_check has
+    already judged what a proper stop left)."""
+
+    def cleanup(self):
+        super().cleanup()
+        remove_cgroups(self.cg_parent)
+
+
 def isolated(functions, tag, **top):
     """A Supervisor with cgroups on ("auto") under a cgroup_parent of its own."""
     parent = parent_name(tag)
     top.setdefault("cgroups", "auto")
-    sv = h.Supervisor(functions, name="iso-" + tag, cgroup_parent=parent, **top)
+    sv = IsoSupervisor(functions, name="iso-" + tag, cgroup_parent=parent, **top)
     sv.cg_parent = parent
     return sv
 
