@@ -3,15 +3,17 @@
 # under wrk, plus the background-task, memory, start-up and reload figures.
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
-#   env: ROUNDS=3 DURATION=5 THREADS=2 CONNS=64 TASKS=10000
+#   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
 #      supervisor, nginx's for reference;
 #   2. ROUNDS rounds, each alternating the two servers (order flipped every round):
-#      keep-alive hello, `Connection: close` hello (with the supervisor's CPU from
-#      /proc/PID/stat), and keep-alive requests that each start a 200 ms async
-#      background task (tests/functions/timer_task.so); then tasks completed must
-#      equal tasks started;
+#      keep-alive hello; keep-alive requests that each start a 200 ms async
+#      background task (tests/functions/timer_task.so), compared with our plain
+#      hello; `Connection: close` hello (with the supervisor's CPU from
+#      /proc/PID/stat). Then tasks completed must equal tasks started. A ratio is
+#      the median over rounds of the ratio within a round (its two runs are seconds
+#      apart, so load from elsewhere on the machine weighs on both sides);
 #   3. one worker holding TASKS pending tasks: RSS growth per task, less what the
 #      task itself allocates;
 #   4. start-up of 16 workers (supervisor's `start` log line to its `ready` line,
@@ -27,8 +29,8 @@ set -euo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 build=${1:-build}
 case "$build" in /*) ;; *) build="$top/$build" ;; esac
-rounds=${ROUNDS:-3}
-duration=${DURATION:-5}
+rounds=${ROUNDS:-5}
+duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
@@ -229,12 +231,12 @@ pids+=("$ngx_pid")
 wait_http "http://127.0.0.1:$ngx_port/" nginx || { cat "$tmp/nginx/error.log" >&2; exit 1; }
 
 # ---- figures ---------------------------------------------------------------------------
-# figures file: "name unit ours nginx ratio target pass [min max]"; "-" for none.
+# figures file: "name unit ours nginx ratio target met omin omax nmin nmax"; "-" for none.
 figs="$tmp/figures"
 : >"$figs"
-# fig NAME UNIT OURS NGINX RATIO TARGET PASS [MIN MAX]
+# fig NAME UNIT OURS NGINX RATIO TARGET MET [OURS_MIN OURS_MAX [NGINX_MIN NGINX_MAX]]
 fig() {
-	echo "$1 $2 $3 $4 $5 $6 $7 ${8:--} ${9:--}" >>"$figs"
+	echo "$1 $2 $3 $4 $5 $6 $7 ${8:--} ${9:--} ${10:--} ${11:--}" >>"$figs"
 }
 # meets VALUE OP LIMIT: "yes" or "no" (OP is <= or >=).
 meets() {
@@ -302,17 +304,18 @@ ours_close() {
 
 for round in $(seq "$rounds"); do
 	if [ $((round % 2)) -eq 1 ]; then order="ours nginx"; else order="nginx ours"; fi
-	for mode in keepalive close; do
+	for mode in keepalive task close; do
 		for t in $order; do
 			case "$t/$mode" in
 			ours/keepalive) run_wrk ours keepalive "$round" "http://127.0.0.1:$hello_port/" ;;
 			nginx/keepalive) run_wrk nginx keepalive "$round" "http://127.0.0.1:$ngx_port/" ;;
+			# Next to the keep-alive pair: the plain hello it is compared with.
+			ours/task) run_wrk ours task200ms "$round" "http://127.0.0.1:$timer_port/?ms=200" ;;
 			ours/close) ours_close "$round" ;;
 			nginx/close) run_wrk nginx close "$round" "http://127.0.0.1:$ngx_port/" 'Connection: close' ;;
 			esac
 		done
 	done
-	run_wrk ours task200ms "$round" "http://127.0.0.1:$timer_port/?ms=200"
 done
 kill -0 "$ev_pid" 2>/dev/null || die "edgevisor died during the runs"
 
@@ -349,34 +352,46 @@ col_stats() {	# FILE COLUMN
 		printf "%g %g %g\n", v[1], med, v[NR] }'
 }
 ratio() { awk -v o="$1" -v n="$2" 'BEGIN { if (n == "-" || n + 0 == 0) print "-"; else printf "%.2f", o / n }'; }
+# pratio TARGET_A MODE_A TARGET_B MODE_B COLUMN: the median over rounds of A/B within
+# one round. Runs of a round are seconds apart, so a load that comes and goes on the
+# machine weighs on both sides of each ratio; a ratio of medians would not pair them.
+pratio() {
+	awk -v ta="$1" -v ma="$2" -v tb="$3" -v mb="$4" -v c="$5" '
+	    $1 == ta && $2 == ma { a[$3] = $c }
+	    $1 == tb && $2 == mb { b[$3] = $c }
+	    END { for (r in a) if ((r in b) && b[r] > 0) printf "%.4f\n", a[r] / b[r] }' "$results" |
+	    sort -g | awk '{ v[NR] = $1 } END {
+		if (NR == 0) { print "-"; exit }
+		printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
 
 for mode in keepalive close; do
 	read -r omin orps omax <<<"$(stats ours "$mode" 4)"
-	read -r _ nrps _ <<<"$(stats nginx "$mode" 4)"
-	r=$(ratio "$orps" "$nrps")
+	read -r nmin nrps nmax <<<"$(stats nginx "$mode" 4)"
+	r=$(pratio ours "$mode" nginx "$mode" 4)
 	lim=0.95; [ "$mode" = close ] && lim=0.9
-	fig "${mode}_rps" req/s "$orps" "$nrps" "$r" ">=${lim}x" "$(meets "$r" '>=' "$lim")" "$omin" "$omax"
+	fig "${mode}_rps" req/s "$orps" "$nrps" "$r" ">=${lim}x" "$(meets "$r" '>=' "$lim")" \
+	    "$omin" "$omax" "$nmin" "$nmax"
 	for c in 5:p50 6:p99; do
 		read -r omin o omax <<<"$(stats ours "$mode" "${c%%:*}")"
-		read -r _ n _ <<<"$(stats nginx "$mode" "${c%%:*}")"
-		r=$(ratio "$o" "$n")
+		read -r nmin n nmax <<<"$(stats nginx "$mode" "${c%%:*}")"
+		r=$(pratio ours "$mode" nginx "$mode" "${c%%:*}")
+		tgt=- met=-
 		if [ "$mode/${c#*:}" = keepalive/p99 ]; then
-			fig "${mode}_${c#*:}" ms "$o" "$n" "$r" "<=1.2x" "$(meets "$r" '<=' 1.2)" "$omin" "$omax"
-		else
-			fig "${mode}_${c#*:}" ms "$o" "$n" "$r" - - "$omin" "$omax"
+			tgt="<=1.2x" met=$(meets "$r" '<=' 1.2)
 		fi
+		fig "${mode}_${c#*:}" ms "$o" "$n" "$r" "$tgt" "$met" "$omin" "$omax" "$nmin" "$nmax"
 	done
 	read -r omin o omax <<<"$(stats ours "$mode" 7)"
-	read -r _ n _ <<<"$(stats nginx "$mode" 7)"
-	fig "${mode}_errors" count "$o" "$n" - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
+	read -r nmin n nmax <<<"$(stats nginx "$mode" 7)"
+	fig "${mode}_errors" count "$o" "$n" - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax" \
+	    "$nmin" "$nmax"
 done
-read -r _ ka_rps _ <<<"$(stats ours keepalive 4)"
-read -r _ ka_p99 _ <<<"$(stats ours keepalive 6)"
 read -r omin o omax <<<"$(stats ours task200ms 4)"
-r=$(ratio "$o" "$ka_rps")
+r=$(pratio ours task200ms ours keepalive 4)
 fig task200ms_rps req/s "$o" - "$r" ">=0.8x_hello" "$(meets "$r" '>=' 0.8)" "$omin" "$omax"
 read -r omin o omax <<<"$(stats ours task200ms 6)"
-r=$(ratio "$o" "$ka_p99")
+r=$(pratio ours task200ms ours keepalive 6)
 fig task200ms_p99 ms "$o" - "$r" "<=1.5x_hello" "$(meets "$r" '<=' 1.5)" "$omin" "$omax"
 read -r omin o omax <<<"$(stats ours task200ms 7)"
 fig task200ms_errors count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
@@ -468,6 +483,7 @@ wrk_out="$tmp/reload.wrk"
 reload_secs=$((duration > 4 ? duration : 4))
 wrk -t"$threads" -c"$conns" -d"${reload_secs}s" "http://127.0.0.1:$sport/" >"$wrk_out" 2>&1 &
 wrk_pid=$!
+pids+=("$wrk_pid")
 sleep 1
 kill -HUP "$spid"
 wait_log "$log" "ev=reload_done gen=2" 10 || die "reload 1 did not finish"
@@ -497,14 +513,17 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
 # ---- the table -------------------------------------------------------------------------
 echo
-echo "== results (medians of $rounds rounds; ours min/max beside; load before $load_before, after $load_after)"
-printf '%-26s %-9s %10s %21s %10s %6s %-14s %s\n' figure unit ours "ours min..max" nginx ratio \
-    target met
-while read -r name unit o n r tgt pass mn mx; do
-	rng="-"
+echo "== results: medians of $rounds rounds, min..max beside; ratio = median of the per-round ratios"
+echo "   load before $load_before, after $load_after"
+fmt='%-26s %-9s %9s %17s %9s %17s %6s %-13s %s\n'
+# shellcheck disable=SC2059
+printf "$fmt" figure unit ours "ours min..max" nginx "nginx min..max" ratio target met
+while read -r name unit o n r tgt pass mn mx nmn nmx; do
+	rng="-" nrng="-"
 	[ "$mn" != - ] && rng="$mn..$mx"
-	printf '%-26s %-9s %10s %21s %10s %6s %-14s %s\n' "$name" "$unit" "$o" "$rng" "$n" "$r" \
-	    "$tgt" "$pass"
+	[ "$nmn" != - ] && nrng="$nmn..$nmx"
+	# shellcheck disable=SC2059
+	printf "$fmt" "$name" "$unit" "$o" "$rng" "$n" "$nrng" "$r" "$tgt" "$pass"
 done <"$figs"
 missed=$(awk '$7 == "no" { printf "%s%s", s, $1; s = " " }' "$figs")
 echo
@@ -514,10 +533,11 @@ else
 	echo "all targets met"
 fi
 echo
-while read -r name unit o n r tgt pass mn mx; do
+while read -r name unit o n r tgt pass mn mx nmn nmx; do
 	line="bench name=$name value=$o unit=$unit"
 	[ "$mn" != - ] && line="$line min=$mn max=$mx"
 	[ "$n" != - ] && line="$line nginx=$n"
+	[ "$nmn" != - ] && line="$line nginx_min=$nmn nginx_max=$nmx"
 	[ "$r" != - ] && line="$line ratio=$r"
 	[ "$tgt" != - ] && line="$line target=$tgt met=$pass"
 	echo "$line"
