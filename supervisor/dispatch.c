@@ -37,6 +37,7 @@ struct listener {
 	bool l_fresh;                /* created by the config being applied */
 	struct event *l_ev;
 	struct event *l_pause_ev;    /* EMFILE: accept again a little later */
+	unsigned l_pauses;           /* pauses in the current out-of-fds episode */
 };
 
 static TAILQ_HEAD(, listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
@@ -71,7 +72,10 @@ pick(struct pool *p)
 	uint32_t cap = p->p_conf->limits.max_connections;
 
 	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
-		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full)
+		/* Stalled: hand-offs sit unread and nothing moves (limits.c) - a hung worker
+		 * gets nothing more while it is judged. */
+		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full ||
+		    w->w_stall_ms != 0)
 			continue;
 		load = worker_load(w) + w->w_nbatch;
 		if (load >= cap)
@@ -240,14 +244,20 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
 				/* Out of fds: stop accepting for a moment instead of spinning. */
 				struct timeval tv = { 0, 100000 };
-				log_warn("accept_paused", "addr=%s err=\"%s\" ms=100", l->l_addr,
-				    strerror(errno));
+				/* One line per episode, not ten a second. */
+				if (l->l_pauses++ == 0)
+					log_warn("accept_paused", "addr=%s err=\"%s\" retry_ms=100",
+					    l->l_addr, strerror(errno));
 				event_del(l->l_ev);
 				evtimer_add(l->l_pause_ev, &tv);
 			} else if (errno != EAGAIN) {
 				log_warn("accept_failed", "addr=%s err=\"%s\"", l->l_addr, strerror(errno));
 			}
 			break;
+		}
+		if (l->l_pauses) {
+			log_info("accept_resumed", "addr=%s pauses=%u", l->l_addr, l->l_pauses);
+			l->l_pauses = 0;
 		}
 		assign(p, fd);
 	}
@@ -261,7 +271,6 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct listener *l = arg;
 
-	log_info("accept_resumed", "addr=%s", l->l_addr);
 	event_add(l->l_ev, NULL);
 }
 
