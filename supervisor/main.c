@@ -368,6 +368,7 @@ main(int argc, char **argv)
 		return 1;
 	}
 	signal(SIGPIPE, SIG_IGN);
+	srandom((unsigned)getpid() ^ (unsigned)clock_ms());
 	TAILQ_INIT(&sv.pools);
 	sv.gen = 1;
 	sv.started_ms = clock_ms();

@@ -56,7 +56,9 @@ build_argv(const struct worker *w, char **argv, char *buf, size_t buflen)
 	ARG("idle_timeout_ms=%u", l->idle_timeout_ms);
 	ARG("max_header_bytes=%u", l->max_header_bytes);
 	ARG("max_body_bytes=%u", l->max_body_bytes);
-	ARG("max_requests=%u", l->max_requests);
+	/* Jitter (up to +10%) so a pool's workers do not all recycle at once. */
+	ARG("max_requests=%u", l->max_requests ?
+	    l->max_requests + (uint32_t)random() % (l->max_requests / 10 + 1) : 0);
 	ARG("max_pending_tasks=%u", l->max_pending_tasks);
 	ARG("task_threads=%u", l->task_threads);
 	ARG("grace_ms=%u", l->beforeunload_grace_ms);
