@@ -172,5 +172,21 @@ def failing_and_timed_out_tasks_reach_the_hook():
     transitions_obey_reaping_rule(sv)
 
 
+@test
+def max_requests_recycles_with_jitter():
+    fn = h.function("hello", workers=1, limits={"max_requests": 20})
+    with h.Supervisor([fn], name="bg-maxreq") as sv:
+        for i in range(70):
+            r = h.request(sv.port(), "/r/%d" % i)
+            check(r.status == 200, "request %d: %d" % (i, r.status))
+        sv.wait_event("worker_state", to="exited", count=2, timeout=10)
+        retired = sv.events("worker_state", to="draining", reason="early_drop")
+        check(len(retired) >= 2, "want >= 2 recycled workers, got %r" % retired)
+        served = [int(r["requests"]) for r in sv.events("drained")]
+        # Each recycled worker served its budget plus 0..10% jitter (20..22).
+        check(served and all(20 <= n <= 22 for n in served), "requests per worker %r" % served)
+    transitions_obey_reaping_rule(sv)
+
+
 if __name__ == "__main__":
     h.main()
