@@ -9,9 +9,8 @@
 static int
 initcrash_init(edge_ctx *ctx)
 {
-	volatile int *p = NULL;
-
-	*p = 1;
+	/* raise, not a NULL write: UBSan would turn that into exit(1), not a crash. */
+	signal(SIGSEGV, SIG_DFL);
 	raise(SIGSEGV);
 	return 0;
 }
