@@ -107,7 +107,7 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
 UNIT_DEPS_test_config = supervisor/config.c
-UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/config.c
+UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 
 .SECONDARY:

@@ -1,6 +1,7 @@
 /*
  * cgroup.c - the supervisor's cgroup tree (<base>/supervisor, <base>/<fn>,
- * <base>/<fn>/w<ID>) on cgroup v1 or v2; the only user of libcgroup.
+ * <base>/<fn>/w<ID>) on cgroup v1 or v2: detection, building, caps, workers,
+ * teardown. With cgroup_fs.c (one directory's files), the only user of libcgroup.
  *
  * libcgroup creates, sets, reads, attaches the supervisor and (v1) deletes. Where it
  * has no call or misbehaves (cgroup.subtree_control, cgroup.kill, cgroup.procs,
@@ -26,33 +27,14 @@
 #include <linux/magic.h>
 
 #include "cgroup.h"
+#include "cgroup_fs.h"
 #include "log.h"
 
 #define CG_DEFAULT_ROOT	"/sys/fs/cgroup"
 #define CG_LEAF		"supervisor"
 #define CG_PERIOD_US	100000
-#define CG_KILL_ROUNDS	100		/* x 10 ms: how long a kill or rmdir may take */
 
-enum { H_CPU = 0, H_CPUACCT, H_MEM, H_MAX };
-
-/* One hierarchy (v2: the unified one only) and where <base> is inside it. */
-struct cg_hier {
-	const char	*h_ctrl;		/* libcgroup controller name */
-	bool		 h_on;
-	bool		 h_moved;		/* the supervisor sits in <base>/supervisor */
-	char		 h_mount[PATH_MAX];	/* mount point */
-	char		 h_own[PATH_MAX];	/* our cgroup at start, "" = root */
-	char		 h_base[PATH_MAX];	/* <base> relative to the mount */
-};
-
-static struct {
-	int		 version;		/* 0 = off, 1, 2 */
-	bool		 lib;			/* libcgroup drives the real mounts */
-	bool		 fake;			/* root is no cgroupfs (tests only) */
-	bool		 own_enabled;		/* v2: we enabled +cpu +memory in h_own */
-	bool		 quiet;			/* undoing a failed cg_init: no warnings */
-	struct cg_hier	 h[H_MAX];
-} cg = {
+struct cg_state cg = {
 	.h = { { .h_ctrl = "cpu" }, { .h_ctrl = "cpuacct" }, { .h_ctrl = "memory" } },
 };
 
@@ -72,406 +54,6 @@ set_err(const char *fmt, ...)
 	va_end(ap);
 }
 
-/* snprintf for paths: -1 (ENAMETOOLONG) instead of a silently cut path. */
-static int	pathf(char *buf, size_t len, const char *fmt, ...)
-		    __attribute__((format(printf, 3, 4)));
-
-static int
-pathf(char *buf, size_t len, const char *fmt, ...)
-{
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(buf, len, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= len) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-/* Builds MOUNT/BASE[/SUB][/FILE] of hierarchy H; -1 (ENAMETOOLONG) if it does not fit. */
-static int
-cg_path(char *buf, size_t len, const struct cg_hier *h, const char *sub,
-    const char *file)
-{
-	int n;
-
-	n = snprintf(buf, len, "%s/%s%s%s%s%s", h->h_mount, h->h_base,
-	    sub ? "/" : "", sub ? sub : "", file ? "/" : "", file ? file : "");
-	if (n < 0 || (size_t)n >= len) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-/* BASE[/SUB] relative to the mount: the name libcgroup wants. */
-static int
-cg_rel(char *buf, size_t len, const struct cg_hier *h, const char *sub)
-{
-	int n;
-
-	n = snprintf(buf, len, "%s%s%s", h->h_base, sub ? "/" : "", sub ? sub : "");
-	if (n < 0 || (size_t)n >= len) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
-	return 0;
-}
-
-static int
-file_read(const char *path, char *buf, size_t len)
-{
-	ssize_t n;
-	size_t off = 0;
-	int fd, saved;
-
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
-		return -1;
-	while (off + 1 < len) {
-		n = read(fd, buf + off, len - off - 1);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0) {
-			saved = errno;
-			close(fd);
-			errno = saved;
-			return -1;
-		}
-		if (n == 0)
-			break;
-		off += (size_t)n;
-	}
-	buf[off] = '\0';
-	close(fd);
-	return 0;
-}
-
-/*
- * Writes VAL in one write(2), as cgroupfs wants. No allocation: the forked child
- * uses it before exec. A fake tree gets its files created.
- */
-static int
-file_write(const char *path, const char *val, size_t len)
-{
-	ssize_t n;
-	int fd, saved, flags = O_WRONLY | O_CLOEXEC;
-
-	if (cg.fake)
-		flags |= O_CREAT | O_TRUNC;
-	if ((fd = open(path, flags, 0644)) < 0)
-		return -1;
-	do
-		n = write(fd, val, len);
-	while (n < 0 && errno == EINTR);
-	saved = errno;
-	close(fd);
-	if (n < 0) {
-		errno = saved;
-		return -1;
-	}
-	return 0;
-}
-
-static bool
-file_exists(const char *path)
-{
-	return access(path, F_OK) == 0;
-}
-
-/* Writes PID (decimal, no stdio) to PATH: the attach of a process. */
-static int
-pid_write(const char *path, pid_t pid)
-{
-	char num[24];
-	size_t i = sizeof(num);
-	unsigned long v = (unsigned long)pid;
-
-	do {
-		num[--i] = (char)('0' + v % 10);
-		v /= 10;
-	} while (v != 0 && i > 0);
-	return file_write(path, num + i, sizeof(num) - i);
-}
-
-/* The value after "KEY " on a line of a flat-keyed file, or 0. */
-static uint64_t
-kv_get(const char *buf, const char *key)
-{
-	size_t klen = strlen(key);
-	const char *p = buf;
-
-	while (p != NULL && *p != '\0') {
-		if (strncmp(p, key, klen) == 0 && p[klen] == ' ')
-			return strtoull(p + klen + 1, NULL, 10);
-		if ((p = strchr(p, '\n')) != NULL)
-			p++;
-	}
-	return 0;
-}
-
-/* True if the space-separated list LIST holds WORD (a leading '+' ignored). */
-static bool
-has_word(const char *list, const char *word)
-{
-	size_t wlen = strlen(word);
-	const char *p = list;
-
-	while (*p != '\0') {
-		while (*p == ' ' || *p == '\n' || *p == '+')
-			p++;
-		if (strncmp(p, word, wlen) == 0 &&
-		    (p[wlen] == ' ' || p[wlen] == '\n' || p[wlen] == '\0'))
-			return true;
-		while (*p != '\0' && *p != ' ' && *p != '\n')
-			p++;
-	}
-	return false;
-}
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-/* The libcgroup controller that owns FILE: v2 has one hierarchy for both. */
-static const char *
-lib_ctrl(const struct cg_hier *h, const char *file)
-{
-	if (cg.version == 2)
-		return strncmp(file, "cpu.", 4) == 0 ? "cpu" : "memory";
-	return h->h_ctrl;
-}
-
-/* Creates <base>[/SUB] in H: libcgroup first, mkdir(2) if it fails. */
-static int
-cgx_create(struct cg_hier *h, const char *sub)
-{
-	char path[PATH_MAX], rel[PATH_MAX];
-	struct cgroup *c;
-	int r = ECGFAIL;
-
-	if (cg_path(path, sizeof(path), h, sub, NULL) < 0 ||
-	    cg_rel(rel, sizeof(rel), h, sub) < 0)
-		return -1;
-	if (cg.lib && cg.version == 1 && (c = cgroup_new_cgroup(rel)) != NULL) {
-		if (cgroup_add_controller(c, h->h_ctrl) != NULL)
-			r = cgroup_create_cgroup(c, 0);
-		cgroup_free(&c);
-		if (r == 0 && file_exists(path))
-			return 0;
-		log_debug("cgroup_lib_fallback", "op=create path=%s err=\"%s\"",
-		    path, cgroup_strerror(r));
-	}
-	/* v2: libcgroup 2.0.2 would enable controllers up from the mount root. */
-	if (mkdir(path, 0755) < 0 && errno != EEXIST)
-		return -1;
-	return 0;
-}
-
-/* Writes VAL to FILE of <base>[/SUB]: libcgroup first, the file if it fails. */
-static int
-cgx_set(struct cg_hier *h, const char *sub, const char *file, const char *val)
-{
-	char path[PATH_MAX], rel[PATH_MAX];
-	struct cgroup_controller *ctl;
-	struct cgroup *c;
-	int r = ECGFAIL;
-
-	if (cg_path(path, sizeof(path), h, sub, file) < 0 ||
-	    cg_rel(rel, sizeof(rel), h, sub) < 0)
-		return -1;
-	if (cg.lib && (c = cgroup_new_cgroup(rel)) != NULL) {
-		if ((ctl = cgroup_add_controller(c, lib_ctrl(h, file))) != NULL &&
-		    cgroup_add_value_string(ctl, file, val) == 0)
-			r = cgroup_modify_cgroup(c);
-		cgroup_free(&c);
-		if (r == 0)
-			return 0;
-		log_debug("cgroup_lib_fallback", "op=set path=%s err=\"%s\"",
-		    path, cgroup_strerror(r));
-	}
-	return file_write(path, val, strlen(val));
-}
-
-/* Reads FILE of <base>[/SUB] into BUF: libcgroup first, the file if it fails. */
-static int
-cgx_get(struct cg_hier *h, const char *sub, const char *file, char *buf, size_t len)
-{
-	char path[PATH_MAX], rel[PATH_MAX], line[256];
-	void *handle = NULL;
-	size_t off = 0, n;
-	int r;
-
-	if (cg_path(path, sizeof(path), h, sub, file) < 0 ||
-	    cg_rel(rel, sizeof(rel), h, sub) < 0)
-		return -1;
-	if (cg.lib && file_exists(path)) {
-		buf[0] = '\0';
-		r = cgroup_read_value_begin(lib_ctrl(h, file), rel, (char *)file,
-		    &handle, line, sizeof(line));
-		while (r == 0) {
-			n = strlen(line);
-			if (off + n >= len)
-				break;
-			memcpy(buf + off, line, n + 1);
-			off += n;
-			r = cgroup_read_value_next(&handle, line, sizeof(line));
-		}
-		if (handle != NULL)
-			cgroup_read_value_end(&handle);
-		if (r == 0 || r == ECGEOF)
-			return 0;
-		log_debug("cgroup_lib_fallback", "op=get path=%s err=\"%s\"",
-		    path, cgroup_strerror(r));
-	}
-	return file_read(path, buf, len);
-}
-
-static int
-cgx_get_u64(struct cg_hier *h, const char *sub, const char *file, uint64_t *out)
-{
-	char buf[64];
-
-	*out = 0;
-	if (cgx_get(h, sub, file, buf, sizeof(buf)) < 0)
-		return -1;
-	*out = strtoull(buf, NULL, 10);
-	return 0;
-}
-
-/* A fake tree holds plain files that rmdir(2) would refuse; a cgroupfs does not. */
-static void
-fake_unlink_files(const char *dir)
-{
-	char path[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-
-	if (!cg.fake || (d = opendir(dir)) == NULL)
-		return;
-	while ((de = readdir(d)) != NULL) {
-		if (de->d_type != DT_REG)
-			continue;
-		if (pathf(path, sizeof(path), "%s/%s", dir, de->d_name) == 0)
-			unlink(path);
-	}
-	closedir(d);
-}
-
-/*
- * Removes <base>[/SUB] of H once it is empty. v1: libcgroup, empty-only (its
- * default would migrate strays to the parent); v2: rmdir (libcgroup 2.0.2 fails
- * there). Retries while the kernel still counts exiting tasks. ENOENT is success.
- */
-static int
-cgx_remove(struct cg_hier *h, const char *sub)
-{
-	char path[PATH_MAX], rel[PATH_MAX];
-	struct cgroup *c;
-	int i, r;
-
-	if (cg_path(path, sizeof(path), h, sub, NULL) < 0 ||
-	    cg_rel(rel, sizeof(rel), h, sub) < 0)
-		return -1;
-	if (cg.lib && cg.version == 1 && file_exists(path) &&
-	    (c = cgroup_new_cgroup(rel)) != NULL) {
-		r = ECGFAIL;
-		if (cgroup_add_controller(c, h->h_ctrl) != NULL)
-			r = cgroup_delete_cgroup_ext(c, CGFLAG_DELETE_EMPTY_ONLY);
-		cgroup_free(&c);
-		if (r != 0)
-			log_debug("cgroup_lib_fallback", "op=delete path=%s err=\"%s\"",
-			    path, cgroup_strerror(r));
-	}
-	fake_unlink_files(path);
-	for (i = 0; i < CG_KILL_ROUNDS; i++) {
-		if (rmdir(path) == 0 || errno == ENOENT)
-			return 0;
-		if (errno != EBUSY)
-			break;
-		sleep_ms(10);
-	}
-	return -1;
-}
-
-/* Kills every process in <base>/SUB of H until it is empty (bounded). */
-static int
-procs_kill(struct cg_hier *h, const char *sub)
-{
-	char path[PATH_MAX], kpath[PATH_MAX];
-	pid_t self = getpid();
-	bool any;
-	FILE *f;
-	int i, pid;
-
-	/* A fake tree's cgroup.procs is only text: nothing lives there. */
-	if (cg.fake)
-		return 0;
-	if (cg_path(path, sizeof(path), h, sub, "cgroup.procs") < 0 ||
-	    cg_path(kpath, sizeof(kpath), h, sub, "cgroup.kill") < 0)
-		return -1;
-	if (cg.version == 2 && file_exists(kpath) && file_write(kpath, "1", 1) < 0)
-		log_warn("cgroup_kill_failed", "path=%s err=\"%s\"", kpath,
-		    strerror(errno));
-	for (i = 0; i < CG_KILL_ROUNDS; i++) {
-		if ((f = fopen(path, "re")) == NULL)
-			return errno == ENOENT ? 0 : -1;
-		any = false;
-		while (fscanf(f, "%d", &pid) == 1) {
-			if (pid <= 0 || pid == self)
-				continue;
-			any = true;
-			if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
-				log_warn("cgroup_kill_failed", "path=%s pid=%d err=\"%s\"",
-				    path, pid, strerror(errno));
-		}
-		fclose(f);
-		if (!any)
-			return 0;
-		sleep_ms(10);
-	}
-	errno = EBUSY;
-	return -1;
-}
-
-/* Kills and removes <base>/SUB of H and everything below it (depth-first). */
-static int
-tree_remove(struct cg_hier *h, const char *sub, int depth)
-{
-	char path[PATH_MAX], child[PATH_MAX];
-	struct dirent *de;
-	DIR *d;
-	int rc = 0;
-
-	if (cg_path(path, sizeof(path), h, sub, NULL) < 0)
-		return -1;
-	if (depth < 3 && (d = opendir(path)) != NULL) {
-		while ((de = readdir(d)) != NULL) {
-			if (de->d_type != DT_DIR || de->d_name[0] == '.')
-				continue;
-			if (pathf(child, sizeof(child), "%s/%s", sub,
-			    de->d_name) < 0)
-				continue;
-			if (tree_remove(h, child, depth + 1) < 0)
-				rc = -1;
-		}
-		closedir(d);
-	}
-	if ((procs_kill(h, sub) < 0 || cgx_remove(h, sub) < 0) && !cg.quiet) {
-		log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", path,
-		    strerror(errno));
-		rc = -1;
-	}
-	return rc;
-}
 
 /* Function cgroups left under <base> by an earlier run that did not shut down. */
 static void
@@ -490,7 +72,7 @@ stale_cleanup(void)
 			    strcmp(de->d_name, CG_LEAF) == 0)
 				continue;
 			log_info("cgroup_stale", "path=%s/%s", path, de->d_name);
-			tree_remove(&cg.h[i], de->d_name, 1);
+			cgx_remove_tree(&cg.h[i], de->d_name, 1);
 		}
 		closedir(d);
 	}
@@ -553,10 +135,10 @@ v2_has_controllers(const char *dir)
 {
 	char path[PATH_MAX], buf[512];
 
-	if (pathf(path, sizeof(path), "%s/cgroup.controllers", dir) < 0 ||
-	    file_read(path, buf, sizeof(buf)) < 0)
+	if (cgfs_pathf(path, sizeof(path), "%s/cgroup.controllers", dir) < 0 ||
+	    cgfs_read(path, buf, sizeof(buf)) < 0)
 		return false;
-	return has_word(buf, "cpu") && has_word(buf, "memory");
+	return cgfs_has_word(buf, "cpu") && cgfs_has_word(buf, "memory");
 }
 
 /* Finds the hierarchies under ROOT: which version, which mounts. */
@@ -566,15 +148,15 @@ detect(const char *root, bool override)
 	char path[PATH_MAX], *mp;
 	long magic = fs_magic(root);
 
-	if (pathf(path, sizeof(path), "%s/cgroup.controllers", root) < 0)
+	if (cgfs_pathf(path, sizeof(path), "%s/cgroup.controllers", root) < 0)
 		return -1;
-	if (magic == CGROUP2_SUPER_MAGIC || (override && file_exists(path))) {
+	if (magic == CGROUP2_SUPER_MAGIC || (override && cgfs_exists(path))) {
 		cg.version = 2;
 		snprintf(cg.h[0].h_mount, sizeof(cg.h[0].h_mount), "%s", root);
 		goto found;
 	}
 	/* Hybrid: the unified mount counts only if cpu and memory live there. */
-	if (!override && pathf(path, sizeof(path), "%s/unified", root) == 0 &&
+	if (!override && cgfs_pathf(path, sizeof(path), "%s/unified", root) == 0 &&
 	    fs_magic(path) == CGROUP2_SUPER_MAGIC && v2_has_controllers(path)) {
 		cg.version = 2;
 		snprintf(cg.h[0].h_mount, sizeof(cg.h[0].h_mount), "%s", path);
@@ -589,7 +171,7 @@ detect(const char *root, bool override)
 			free(mp);
 		} else {
 			free(mp);
-			if (pathf(cg.h[i].h_mount, sizeof(cg.h[i].h_mount), "%s/%s",
+			if (cgfs_pathf(cg.h[i].h_mount, sizeof(cg.h[i].h_mount), "%s/%s",
 			    root, cg.h[i].h_ctrl) < 0)
 				cg.h[i].h_mount[0] = '\0';
 			else if (!override &&
@@ -646,17 +228,17 @@ v2_build(void)
 	char path[PATH_MAX], own[PATH_MAX], buf[512];
 	static const char ctrls[] = "+cpu +memory";
 
-	if (pathf(own, sizeof(own), "%s%s%s", h->h_mount, h->h_own[0] ? "/" : "",
+	if (cgfs_pathf(own, sizeof(own), "%s%s%s", h->h_mount, h->h_own[0] ? "/" : "",
 	    h->h_own) < 0 ||
-	    pathf(path, sizeof(path), "%s/cgroup.controllers", own) < 0)
+	    cgfs_pathf(path, sizeof(path), "%s/cgroup.controllers", own) < 0)
 		return -1;
-	if (file_read(path, buf, sizeof(buf)) < 0) {
+	if (cgfs_read(path, buf, sizeof(buf)) < 0) {
 		explain("cannot read", path, errno);
 		return -1;
 	}
-	if (!has_word(buf, "cpu") || !has_word(buf, "memory")) {
+	if (!cgfs_has_word(buf, "cpu") || !cgfs_has_word(buf, "memory")) {
 		set_err("controller %s not available in %s (cgroup.controllers: %.*s)",
-		    !has_word(buf, "cpu") ? "cpu" : "memory", own,
+		    !cgfs_has_word(buf, "cpu") ? "cpu" : "memory", own,
 		    (int)strcspn(buf, "\n"), buf);
 		errno = ENOTSUP;
 		return -1;
@@ -668,29 +250,29 @@ v2_build(void)
 	}
 	if (cgx_create(h, CG_LEAF) < 0 ||
 	    cg_path(path, sizeof(path), h, CG_LEAF, "cgroup.procs") < 0 ||
-	    pid_write(path, getpid()) < 0) {
+	    cgfs_write_pid(path, getpid()) < 0) {
 		explain("cannot move the supervisor into", path, errno);
 		return -1;
 	}
 	h->h_moved = true;
 	/* The parent of <base> must pass the controllers down too. */
-	if (pathf(path, sizeof(path), "%s/cgroup.subtree_control", own) < 0)
+	if (cgfs_pathf(path, sizeof(path), "%s/cgroup.subtree_control", own) < 0)
 		return -1;
-	if (file_read(path, buf, sizeof(buf)) == 0 && has_word(buf, "cpu") &&
-	    has_word(buf, "memory"))
+	if (cgfs_read(path, buf, sizeof(buf)) == 0 && cgfs_has_word(buf, "cpu") &&
+	    cgfs_has_word(buf, "memory"))
 		;
-	else if (file_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
+	else if (cgfs_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
 		explain("cannot enable +cpu +memory in", path, errno);
 		return -1;
 	} else
 		cg.own_enabled = h->h_own[0] != '\0';
 	if (cg_path(path, sizeof(path), h, NULL, "cgroup.subtree_control") < 0 ||
-	    file_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
+	    cgfs_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
 		explain("cannot enable +cpu +memory in", path, errno);
 		return -1;
 	}
-	if (file_read(path, buf, sizeof(buf)) < 0 || !has_word(buf, "cpu") ||
-	    !has_word(buf, "memory")) {
+	if (cgfs_read(path, buf, sizeof(buf)) < 0 || !cgfs_has_word(buf, "cpu") ||
+	    !cgfs_has_word(buf, "memory")) {
 		set_err("%s does not list cpu and memory after enabling them", path);
 		errno = ENOTSUP;
 		return -1;
@@ -740,7 +322,7 @@ v1_build(void)
 		}
 		if (cg_path(path, sizeof(path), h, CG_LEAF, "cgroup.procs") < 0)
 			return -1;
-		if (r != 0 && pid_write(path, getpid()) < 0) {
+		if (r != 0 && cgfs_write_pid(path, getpid()) < 0) {
 			explain("cannot move the supervisor into", path, errno);
 			return -1;
 		}
@@ -848,10 +430,10 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 		if (!h->h_on)
 			continue;
 		/* A test root does not mirror the real tree: build at its top. */
-		if (override && pathf(path, sizeof(path), "%s/%s", h->h_mount,
-		    h->h_own) == 0 && !file_exists(path))
+		if (override && cgfs_pathf(path, sizeof(path), "%s/%s", h->h_mount,
+		    h->h_own) == 0 && !cgfs_exists(path))
 			h->h_own[0] = '\0';
-		if (pathf(h->h_base, sizeof(h->h_base), "%s%s%s", h->h_own,
+		if (cgfs_pathf(h->h_base, sizeof(h->h_base), "%s%s%s", h->h_own,
 		    h->h_own[0] ? "/" : "", parent) < 0) {
 			set_err("cgroup path too long: %s/%s", h->h_own, parent);
 			goto fail;
@@ -920,14 +502,14 @@ set_memory(const char *sub, uint32_t mb)
 		if (cgx_set(h, sub, "memory.max", val) < 0)
 			goto fail;
 		if (cg_path(path, sizeof(path), h, sub, "memory.swap.max") == 0 &&
-		    file_exists(path) && cgx_set(h, sub, "memory.swap.max",
+		    cgfs_exists(path) && cgx_set(h, sub, "memory.swap.max",
 		    mb ? "0" : "max") < 0)
 			goto fail;
 		return 0;
 	}
 	/* memsw must stay >= limit: raise it first when the limit goes up. */
 	cg_path(path, sizeof(path), h, sub, "memory.memsw.limit_in_bytes");
-	if (!file_exists(path))
+	if (!cgfs_exists(path))
 		return cgx_set(h, sub, "memory.limit_in_bytes", val) < 0 ? -1 : 0;
 	if (cgx_set(h, sub, "memory.limit_in_bytes", val) < 0 &&
 	    (cgx_set(h, sub, "memory.memsw.limit_in_bytes", val) < 0 ||
@@ -998,7 +580,7 @@ cg_function_setup(const struct fn_conf *fn)
 	/* v2: the workers below get cpu and memory only if the function passes them on. */
 	if (cg.version == 2 && (cg_path(path, sizeof(path), &cg.h[0], fn->name,
 	    "cgroup.subtree_control") < 0 ||
-	    file_write(path, ctrls, sizeof(ctrls) - 1) < 0)) {
+	    cgfs_write(path, ctrls, sizeof(ctrls) - 1) < 0)) {
 		log_warn("cgroup_set_failed", "path=%s err=\"%s\"", path,
 		    strerror(errno));
 		return -1;
@@ -1021,7 +603,7 @@ cg_function_remove(const char *fn)
 		return -1;
 	}
 	for (int i = 0; i < H_MAX; i++)
-		if (cg.h[i].h_on && tree_remove(&cg.h[i], fn, 1) < 0)
+		if (cg.h[i].h_on && cgx_remove_tree(&cg.h[i], fn, 1) < 0)
 			rc = -1;
 	return rc;
 }
@@ -1093,7 +675,7 @@ cg_worker_attach(const char *fn, uint32_t id, pid_t pid)
 		if (!cg.h[i].h_on)
 			continue;
 		if (cg_path(path, sizeof(path), &cg.h[i], sub, "cgroup.procs") < 0 ||
-		    pid_write(path, pid) < 0)
+		    cgfs_write_pid(path, pid) < 0)
 			return -1;
 	}
 	return 0;
@@ -1118,11 +700,11 @@ cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out)
 			return -1;
 		(void)cgx_get_u64(h, sub, "memory.peak", &out->memory_peak);
 		if (cgx_get(h, sub, "cpu.stat", buf, sizeof(buf)) == 0) {
-			out->cpu_usage_us = kv_get(buf, "usage_usec");
-			out->nr_throttled = kv_get(buf, "nr_throttled");
+			out->cpu_usage_us = cgfs_kv(buf, "usage_usec");
+			out->nr_throttled = cgfs_kv(buf, "nr_throttled");
 		}
 		if (cgx_get(h, sub, "memory.events", buf, sizeof(buf)) == 0)
-			out->oom_kills = kv_get(buf, "oom_kill");
+			out->oom_kills = cgfs_kv(buf, "oom_kill");
 		return 0;
 	}
 	h = &cg.h[H_MEM];
@@ -1130,12 +712,12 @@ cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out)
 		return -1;
 	(void)cgx_get_u64(h, sub, "memory.max_usage_in_bytes", &out->memory_peak);
 	if (cgx_get(h, sub, "memory.oom_control", buf, sizeof(buf)) == 0)
-		out->oom_kills = kv_get(buf, "oom_kill");
+		out->oom_kills = cgfs_kv(buf, "oom_kill");
 	h = &cg.h[cg.h[H_CPUACCT].h_on ? H_CPUACCT : H_CPU];
 	if (cgx_get_u64(h, sub, "cpuacct.usage", &out->cpu_usage_us) == 0)
 		out->cpu_usage_us /= 1000;
 	if (cgx_get(&cg.h[H_CPU], sub, "cpu.stat", buf, sizeof(buf)) == 0)
-		out->nr_throttled = kv_get(buf, "nr_throttled");
+		out->nr_throttled = cgfs_kv(buf, "nr_throttled");
 	return 0;
 }
 
@@ -1150,7 +732,7 @@ cg_worker_kill(const char *fn, uint32_t id)
 	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
 		return -1;
 	for (int i = 0; i < H_MAX; i++)
-		if (cg.h[i].h_on && procs_kill(&cg.h[i], sub) < 0)
+		if (cg.h[i].h_on && cgx_kill_procs(&cg.h[i], sub) < 0)
 			rc = -1;
 	return rc;
 }
@@ -1211,24 +793,24 @@ teardown(bool functions)
 			while ((de = readdir(d)) != NULL)
 				if (de->d_type == DT_DIR && de->d_name[0] != '.' &&
 				    strcmp(de->d_name, CG_LEAF) != 0)
-					tree_remove(h, de->d_name, 1);
+					cgx_remove_tree(h, de->d_name, 1);
 			closedir(d);
 		}
 		if (cg.version == 2 && !cg.fake) {
 			cg_path(path, sizeof(path), h, NULL, "cgroup.subtree_control");
-			(void)file_write(path, off, sizeof(off) - 1);
+			(void)cgfs_write(path, off, sizeof(off) - 1);
 			if (cg.own_enabled) {
-				if (pathf(path, sizeof(path),
+				if (cgfs_pathf(path, sizeof(path),
 				    "%s/%s/cgroup.subtree_control", h->h_mount,
 				    h->h_own) < 0 ||
-				    file_write(path, off, sizeof(off) - 1) < 0)
+				    cgfs_write(path, off, sizeof(off) - 1) < 0)
 					log_warn("cgroup_restore_failed", "path=%s err=\"%s\"",
 					    path, strerror(errno));
 			}
 		}
-		if (h->h_moved && (pathf(path, sizeof(path), "%s%s%s/cgroup.procs",
+		if (h->h_moved && (cgfs_pathf(path, sizeof(path), "%s%s%s/cgroup.procs",
 		    h->h_mount, h->h_own[0] ? "/" : "", h->h_own) < 0 ||
-		    pid_write(path, getpid()) < 0) && !cg.quiet)
+		    cgfs_write_pid(path, getpid()) < 0) && !cg.quiet)
 			log_warn("cgroup_restore_failed", "path=%s err=\"%s\"", path,
 			    strerror(errno));
 		h->h_moved = false;
