@@ -352,11 +352,12 @@ status_json(void)
 		TAILQ_FOREACH(w, &p->p_workers, w_entry)
 			json_array_append_new(workers, worker_json(w, now));
 	}
-	root = json_pack("{s:{s:I,s:I,s:I,s:s,s:s,s:s?,s:b,s:I},s:o,s:o}",
+	root = json_pack("{s:{s:I,s:I,s:I,s:I,s:s,s:s,s:s?,s:b,s:I},s:o,s:o}",
 	    "supervisor",
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(now - sv.started_ms),
 	    "generation", (json_int_t)sv.gen,
+	    "ready_generation", (json_int_t)sv.ready_gen,
 	    "config", sv.conf_path,
 	    "cgroups", cg_describe(),
 	    "admin", admin_addr[0] ? admin_addr : NULL,

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <strings.h>
 #include <sys/socket.h>
 #include <sys/time.h>
@@ -48,7 +49,8 @@ usage(void)
 	    "usage: edgevisorctl [-s ADDR | -c CONFIG] COMMAND\n"
 	    "  status [--json]  workers and per-function totals (--json: the raw document)\n"
 	    "  metrics          the Prometheus text of GET /metrics\n"
-	    "  reload           new config, new workers; the old ones drain (like SIGHUP)\n"
+	    "  reload [--wait]  new config, new workers; the old ones drain (like SIGHUP);\n"
+	    "                   --wait: return once the new generation is ready (ExecReload)\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
 	    "ADDR: unix:/path or host:port; default $EDGEVISOR_ADMIN or %s\n", DEFAULT_ADMIN);
@@ -463,17 +465,79 @@ cmd_post(const char *what, const char *path)
 	return rc;
 }
 
+/*
+ * Waits until /status says generation GEN is all ready (systemd's ExecReload must
+ * not return before that: systemd 252 ends the reload job when ExecReload exits).
+ */
+static int
+wait_ready(json_int_t gen, int timeout_s)
+{
+	struct timespec nap = { 0, 50 * 1000 * 1000 };
+	time_t end = time(NULL) + timeout_s;
+	struct reply r;
+
+	while (time(NULL) < end) {
+		json_t *o, *svo;
+		json_int_t ready = -1, now = -1;
+
+		if (http("GET", "/status", &r) < 0)
+			return 1;
+		o = json_loads(r.body, 0, NULL);
+		free(r.body);
+		svo = json_object_get(o, "supervisor");
+		ready = num(svo, "ready_generation");
+		now = num(svo, "generation");
+		json_decref(o);
+		if (ready >= gen) {
+			printf("reload: generation %lld ready\n", (long long)gen);
+			return 0;
+		}
+		/* Another reload overtook ours: that one's readiness is not ours to wait for. */
+		if (now > gen) {
+			printf("reload: generation %lld superseded by %lld\n", (long long)gen,
+			    (long long)now);
+			return 0;
+		}
+		nanosleep(&nap, NULL);
+	}
+	fail("reload: generation %lld not ready after %d s", (long long)gen, timeout_s);
+	return 1;
+}
+
+static int
+cmd_reload(bool wait)
+{
+	struct reply r;
+	json_int_t gen;
+	json_t *o;
+
+	if (http("POST", "/reload", &r) < 0)
+		return 1;
+	if (r.code / 100 != 2) {
+		fail_reply("reload", &r);
+		free(r.body);
+		return 1;
+	}
+	o = json_loads(r.body, 0, NULL);
+	free(r.body);
+	gen = num(o, "generation");
+	json_decref(o);
+	printf("reload: reloading, generation %lld\n", (long long)gen);
+	return wait ? wait_ready(gen, 120) : 0;
+}
+
 int
 main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "wait", no_argument, NULL, 'W' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *config = NULL, *cmd;
 	char path[600];
-	bool json = false;
+	bool json = false, wait = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+s:c:jh", longopts, NULL)) != -1) {
@@ -481,6 +545,7 @@ main(int argc, char **argv)
 		case 's': addr = optarg; break;
 		case 'c': config = optarg; break;
 		case 'j': json = true; break;
+		case 'W': wait = true; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
@@ -490,9 +555,15 @@ main(int argc, char **argv)
 		return 2;
 	}
 	cmd = argv[optind++];
-	/* Options may also follow the command: "status --json". */
-	for (; optind < argc && strcmp(argv[optind], "--json") == 0; optind++)
-		json = true;
+	/* Options may also follow the command: "status --json", "reload --wait". */
+	for (; optind < argc && argv[optind][0] == '-' && argv[optind][1] == '-'; optind++) {
+		if (strcmp(argv[optind], "--json") == 0)
+			json = true;
+		else if (strcmp(argv[optind], "--wait") == 0)
+			wait = true;
+		else
+			break;
+	}
 	if (addr == NULL && config != NULL && (addr = admin_from_config(config)) == NULL)
 		return 1;
 	if (addr == NULL && (addr = getenv("EDGEVISOR_ADMIN")) != NULL && *addr == '\0')
@@ -505,7 +576,7 @@ main(int argc, char **argv)
 	if (strcmp(cmd, "metrics") == 0 && optind == argc)
 		return cmd_metrics();
 	if (strcmp(cmd, "reload") == 0 && optind == argc)
-		return cmd_post("reload", "/reload");
+		return cmd_reload(wait);
 	if (strcmp(cmd, "stop") == 0 && optind == argc)
 		return cmd_post("stop", "/stop");
 	if (strcmp(cmd, "drain") == 0 && optind + 1 == argc) {

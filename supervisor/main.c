@@ -174,6 +174,7 @@ sv_check_ready(void)
 	if (pending_conf != NULL)
 		finish_reload();
 	sv.announced_ready = true;
+	sv.ready_gen = sv.gen;
 	log_info("ready", "gen=%u workers=%u", sv.gen, pools_live_workers());
 	notify_ready();
 }

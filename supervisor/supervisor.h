@@ -112,6 +112,7 @@ struct sv {
 	const char *conf_path;
 	const char *worker_path;
 	uint32_t gen;
+	uint32_t ready_gen;         /* the newest generation that was all ready */
 	struct pool_list pools;     /* every live pool, old generations included */
 	bool stopping;
 	bool fast;
