@@ -139,7 +139,9 @@ def systemd_unit_is_valid_and_says_what_spec_asks():
             "RuntimeDirectory": "edgevisor"}
     for k, v in want.items():
         check(keys.get(k) == [v], "%s=%r, want %s" % (k, keys.get(k), v))
-    check(keys.get("ExecReload") == ["/bin/kill -HUP $MAINPID"], "ExecReload %r" % keys.get("ExecReload"))
+    # Reload waits for the new generation (systemd 252 ends the job when ExecReload exits).
+    check(keys.get("ExecReload") == ["/usr/local/bin/edgevisorctl -c /etc/edgevisor/supervisor.conf reload --wait"],
+          "ExecReload %r" % keys.get("ExecReload"))
     check(keys.get("ExecStart") == ["/usr/local/bin/edgevisor -c /etc/edgevisor/supervisor.conf"],
           "ExecStart %r" % keys.get("ExecStart"))
     m = re.fullmatch(r"(\d+)s?", keys.get("TimeoutStopSec", ["0"])[0])

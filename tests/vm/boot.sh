@@ -63,6 +63,14 @@ trap 'exit 143' TERM
 } >"$job/wrap.sh"
 
 append="console=ttyS0 panic=-1 ev.mode=$mode ev.job=$job"
+# The guest's /tmp is fresh: a checkout under the host's /tmp is mounted back at its
+# own path (the whole top-level dir below /tmp, so the build dir comes along).
+case $PWD in
+/tmp/?*)
+	top=$(echo "$PWD" | cut -d/ -f1-3)
+	case $top in *[[:space:]]*) ;; *) append="$append ev.keep=$top" ;; esac
+	;;
+esac
 [ "$mode" = systemd ] && append="$append systemd.unified_cgroup_hierarchy=1 systemd.unit=edgevisor-vm.target systemd.show_status=1"
 start=$(date +%s.%N)
 timeout -k 5 "$TIMEOUT" qemu-system-x86_64 -nodefaults -no-user-config \

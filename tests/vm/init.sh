@@ -15,16 +15,25 @@ fail() {
 	sleep 5
 }
 
+# A checkout under the host's /tmp (CI may clone there) stays visible at its own
+# path on top of the job's fresh /tmp, read-only like the rest of the host.
+keep_tmp_path() {
+	[ -n "$keep" ] && [ -d "/lower$keep" ] || return 0
+	mkdir -p "/newroot$keep"
+	mount --bind "/lower$keep" "/newroot$keep" || fail "bind-mounting $keep failed"
+}
+
 mount -t proc proc /proc
 mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 echo "edgevisor-vm: init started at $(cut -d' ' -f1 /proc/uptime) s" >/dev/ttyS0
 
-mode= job=
+mode= job= keep=
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	ev.mode=*)	mode=${arg#ev.mode=} ;;
 	ev.job=*)	job=${arg#ev.job=} ;;
+	ev.keep=*)	keep=${arg#ev.keep=} ;;
 	esac
 done
 [ -n "$mode" ] && [ -n "$job" ] || fail "no ev.mode= or ev.job= on the command line"
@@ -66,6 +75,7 @@ run)
 		mkdir -p "/newroot$d"
 		mount -t tmpfs -o mode=1777 tmpfs "/newroot$d"
 	done
+	keep_tmp_path
 	mkdir -p /newroot/run
 	mount -t tmpfs -o mode=755 tmpfs /newroot/run
 	mount -t cgroup2 -o nsdelegate cgroup2 /newroot/sys/fs/cgroup ||
@@ -130,6 +140,7 @@ systemd)
 	EOT
 	mkdir -p /newroot/tmp
 	mount -t tmpfs -o mode=1777 tmpfs /newroot/tmp
+	keep_tmp_path
 	umount /proc /sys
 	mount --move /dev /newroot/dev
 	exec switch_root /newroot /lib/systemd/systemd

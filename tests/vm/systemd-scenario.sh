@@ -21,7 +21,7 @@ mkdir -p "$WORK"
 # host's /tmp is only readable under /.edgevisor-vm/host-tmp here.
 B=${EDGEVISOR_BUILD:-build}
 case $B in /*) ;; *) B=$PWD/$B ;; esac
-case $B in /tmp/*) B=/.edgevisor-vm/host-tmp/${B#/tmp/} ;; esac
+case $B in /tmp/*) [ -d "$B" ] || B=/.edgevisor-vm/host-tmp/${B#/tmp/} ;; esac
 
 fail_hard() {
 	not_ok "$*"
