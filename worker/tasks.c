@@ -540,6 +540,18 @@ edge_task_id(const edge_task *t)
 	return t != NULL ? t->t_id : -1;
 }
 
+/* Takes T off the pending list and stops its timer (its board slot stays). */
+static void
+unlink_pending(struct edge_task *t)
+{
+	if (t->t_timer_set) {
+		event_del(&t->t_timer);
+		t->t_timer_set = false;
+	}
+	TAILQ_REMOVE(&tasks.pending, t, t_pend);
+	t->t_pending = false;
+}
+
 /*
  * Shutdown: every pending task is reported "cut". They stay pending on the board
  * (slot and counter), so that the supervisor counts them lost after we exit.
@@ -554,12 +566,7 @@ tasks_cut_all(void)
 	tasks.cut = true;
 	/* Re-read the head each time: a hook may end other tasks meanwhile. */
 	while ((t = TAILQ_FIRST(&tasks.pending)) != NULL) {
-		if (t->t_timer_set) {
-			event_del(&t->t_timer);
-			t->t_timer_set = false;
-		}
-		TAILQ_REMOVE(&tasks.pending, t, t_pend);
-		t->t_pending = false;
+		unlink_pending(t);
 		t->t_ended = true;
 		hooks_task_error(t->t_id, t->t_name, "cut", 0);
 	}
@@ -586,12 +593,7 @@ tasks_shutdown(void)
 		tasks.wake_ev = NULL;
 	}
 	while ((t = TAILQ_FIRST(&tasks.pending)) != NULL) {
-		if (t->t_timer_set) {
-			event_del(&t->t_timer);
-			t->t_timer_set = false;
-		}
-		TAILQ_REMOVE(&tasks.pending, t, t_pend);
-		t->t_pending = false;
+		unlink_pending(t);
 	}
 	tasks.cut = true;
 }
