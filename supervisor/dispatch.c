@@ -67,26 +67,33 @@ worker_load(const struct worker *w)
 static struct worker *
 pick(struct pool *p)
 {
-	struct worker *w, *best = NULL;
-	uint64_t best_load = UINT64_MAX, load;
+	struct worker *w, *best = NULL, *slow = NULL;
+	uint64_t best_load = UINT64_MAX, slow_load = UINT64_MAX, load;
 	uint32_t cap = p->p_conf->limits.max_connections;
 
 	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
-		/* Stalled: hand-offs sit unread and nothing moves (limits.c) - a hung worker
-		 * gets nothing more while it is judged. */
-		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full ||
-		    w->w_stall_ms != 0)
+		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full)
 			continue;
 		load = worker_load(w) + w->w_nbatch;
 		if (load >= cap)
 			continue;
+		/* Stalled (hand-offs unread, nothing moving: limits.c may judge it hung):
+		 * only when no other worker can take the connection - a slow worker still
+		 * beats a 503. */
+		if (w->w_stall_ms != 0) {
+			if (load < slow_load) {
+				slow = w;
+				slow_load = load;
+			}
+			continue;
+		}
 		/* On a tie, the one given fewer so far: idle workers share a burst. */
 		if (load < best_load || (load == best_load && w->w_sent < best->w_sent)) {
 			best = w;
 			best_load = load;
 		}
 	}
-	return best;
+	return best != NULL ? best : slow;
 }
 
 static void assign(struct pool *p, int fd);
@@ -167,6 +174,12 @@ assign(struct pool *p, int fd)
 {
 	struct worker *w = (p != NULL) ? pick(p) : NULL;
 
+	/* Only a stalled worker is left but a fresh one is on its way: wait for that. */
+	if (w != NULL && w->w_stall_ms != 0 && pool_starting(p) &&
+	    p->p_npending < POOL_PENDING_MAX) {
+		p->p_pending[p->p_npending++] = fd;
+		return;
+	}
 	if (w == NULL) {
 		/* A worker is on its way: hold the client for it rather than refuse. */
 		if (p != NULL && !p->p_failed && p->p_npending < POOL_PENDING_MAX && pool_starting(p)) {

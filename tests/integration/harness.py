@@ -413,6 +413,15 @@ class Supervisor:
         return {int(r["pid"]) for r in self.events("worker_state")
                 if r.get("pid", "").isdigit() and int(r["pid"]) > 0}
 
+    def rewrite_config(self, mutate):
+        """Loads the config file, lets MUTATE change the dict, writes it back (a
+        reload then picks it up)."""
+        with open(self.conf_path) as f:
+            conf = json.load(f)
+        mutate(conf)
+        with open(self.conf_path, "w") as f:
+            json.dump(conf, f, indent=2)
+
     def port(self, fn=None):
         if fn is None:
             fn = self.functions[0]["name"]

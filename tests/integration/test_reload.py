@@ -2,7 +2,6 @@
 without one failed request or lost task, the old one drains under the reaping rule, and
 an invalid file changes nothing."""
 
-import json
 import signal
 import subprocess
 import time
@@ -10,13 +9,6 @@ import time
 import harness as h
 from harness import check, test
 
-
-def rewrite(sv, mutate):
-    with open(sv.conf_path) as f:
-        conf = json.load(f)
-    mutate(conf)
-    with open(sv.conf_path, "w") as f:
-        json.dump(conf, f, indent=2)
 
 
 @test
@@ -31,7 +23,7 @@ def five_reloads_under_wrk():
         try:
             for i, n in enumerate((3, 1, 4, 2, 3)):
                 time.sleep(1.2)
-                rewrite(sv, lambda c: c["functions"][0].update(workers=n))
+                sv.rewrite_config(lambda c: c["functions"][0].update(workers=n))
                 sv.send(signal.SIGHUP)
                 sv.wait_ready(n=i + 2, timeout=15)
                 gen = str(i + 2)

@@ -35,13 +35,6 @@ def admin_get(sv, path):
     return int(head.split()[1]), body
 
 
-def rewrite(sv, change):
-    with open(sv.conf_path) as f:
-        conf = json.load(f)
-    change(conf)
-    with open(sv.conf_path, "w") as f:
-        json.dump(conf, f, indent=2)
-
 
 def traffic(sv, n=30):
     for i in range(n):
@@ -94,7 +87,7 @@ def supervisor_has_no_leak_over_reloads():
 
         # Two reloads that replace every worker; the old generations drain away.
         for n, workers in ((2, 1), (3, 3)):
-            rewrite(sv, lambda c: c["functions"][0].update(workers=workers))
+            sv.rewrite_config(lambda c: c["functions"][0].update(workers=workers))
             sv.send(signal.SIGHUP)
             sv.wait_ready(n=n, timeout=60)
             h.wait_until(lambda: len(sv.workers("hello")) == workers, 60,
