@@ -43,7 +43,6 @@ struct wk_conf {
 };
 
 struct hook;
-struct task;
 TAILQ_HEAD(hook_list, hook);
 
 struct edge_ctx {
