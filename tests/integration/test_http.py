@@ -3,6 +3,8 @@ keep-alive, pipelining, a concurrent burst, chunked bodies, HEAD, Expect:
 100-continue, and the 400/413/431 answers to bad input, over loopback."""
 
 import http.client
+import os
+import socket
 import threading
 
 import harness as h
@@ -201,6 +203,29 @@ def expect_100_continue():
             s.close()
         check(r.status == 200, "final status %d" % r.status)
         check(b"body-after!" in r.body, "body not echoed: %r" % r.body)
+
+
+@test
+def unix_and_ipv6_listeners():
+    """One function on three listeners: IPv4, [::1] and a unix socket."""
+    sock_dir = h.tmpdir("unixl")
+    path = os.path.join(sock_dir, "hello.sock")
+    v6 = h.free_port()
+    fn = h.function("hello", workers=1)
+    fn["listen"] += ["[::1]:%d" % v6, "unix:" + path]
+    with h.Supervisor([fn], name="listeners") as sv:
+        check(h.request(sv.port()).body == b"hello\n", "IPv4 listener")
+        r = h.request(v6, host="::1")
+        check(r.status == 200 and r.body == b"hello\n", "[::1] listener: %r" % r)
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(5)
+        s.connect(path)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        data = h.read_until_close(s)
+        s.close()
+        check(data.startswith(b"HTTP/1.1 200 ") and data.endswith(b"hello\n"),
+              "unix listener: %r" % data[:80])
+    check(not os.path.exists(path), "the unix socket file was left behind")
 
 
 if __name__ == "__main__":
