@@ -76,5 +76,39 @@ def invalid_reload_keeps_serving():
             check(h.request(sv.port(), "/").status == 200, "request %d failed" % i)
 
 
+@test
+def reload_adds_and_removes_functions_and_listeners():
+    hello = h.function("hello", workers=1)
+    echo = h.function("echo", workers=1)
+    with h.Supervisor([hello], name="reload-fns") as sv:
+        hello_port, echo_port = hello["port"], echo["port"]
+        extra = h.free_port()
+
+        def change(conf):
+            # hello gains a second listener; echo arrives with its own.
+            conf["functions"][0]["listen"].append("127.0.0.1:%d" % extra)
+            conf["functions"].append({k: v for k, v in echo.items() if k != "port"})
+        sv.rewrite_config(change)
+        sv.send(signal.SIGHUP)
+        sv.wait_ready(n=2, timeout=15)
+        check(h.request(hello_port).body == b"hello\n", "hello's old listener")
+        check(h.request(extra).body == b"hello\n", "hello's added listener")
+        r = h.request(echo_port, "/added")
+        check(r.status == 200 and b"path=/added" in r.body, "added echo: %r" % r)
+
+        def drop(conf):
+            # hello goes away with both its listeners; echo stays.
+            conf["functions"] = [f for f in conf["functions"] if f["name"] == "echo"]
+        sv.rewrite_config(drop)
+        sv.send(signal.SIGHUP)
+        sv.wait_ready(n=3, timeout=15)
+        h.wait_until(lambda: not h.get_ok(hello_port, timeout=1), 10, "hello's listener to close")
+        check(not h.get_ok(extra, timeout=1), "hello's added listener still answers")
+        check(h.request(echo_port, "/still").status == 200, "echo after removing hello")
+        h.wait_until(lambda: sv.events("worker_exit", fn="hello"), 10, "hello's worker to exit")
+        ex = sv.events("worker_exit", fn="hello")[-1]
+        check(ex.get("code") == "0", "hello's worker ended %r" % ex)
+
+
 if __name__ == "__main__":
     h.main()
