@@ -2,6 +2,7 @@
 without one failed request or lost task, the old one drains under the reaping rule, and
 an invalid file changes nothing."""
 
+import os
 import signal
 import subprocess
 import time
@@ -108,6 +109,29 @@ def reload_adds_and_removes_functions_and_listeners():
         h.wait_until(lambda: sv.events("worker_exit", fn="hello"), 10, "hello's worker to exit")
         ex = sv.events("worker_exit", fn="hello")[-1]
         check(ex.get("code") == "0", "hello's worker ended %r" % ex)
+
+
+@test
+def sigusr1_reopens_the_log_file():
+    d = h.tmpdir("logrot")
+    path = os.path.join(d, "edgevisor.log")
+    sv = h.Supervisor([h.function("hello", workers=1)], name="logrot", log_file=path)
+    try:
+        sv.start(wait=False)                 # its log goes to PATH, not to stderr
+        h.wait_until(lambda: os.path.exists(path) and b"ev=ready" in open(path, "rb").read(),
+                     10, "ev=ready in the log file")
+        os.rename(path, path + ".1")          # what logrotate does
+        sv.send(signal.SIGUSR1)
+        h.wait_until(lambda: os.path.exists(path), 5, "a new log file after SIGUSR1")
+        check(h.request(sv.port()).status == 200, "request after the rotation")
+        sv.send(signal.SIGHUP)               # something that logs
+        h.wait_until(lambda: b"ev=reload_done" in open(path, "rb").read(), 10,
+                     "the reload logged into the new file")
+        old = open(path + ".1", "rb").read()
+        check(b"ev=reload " not in old, "the old file still got new lines")
+        check(sv.stop() == 0, "exit code after SIGTERM")
+    finally:
+        sv.cleanup()
 
 
 if __name__ == "__main__":
