@@ -99,6 +99,8 @@ static const struct limit_def limit_defs[] = {
 	LIM(task_threads, 1, 256, 4),
 	LIM(nofile, 64, 1048576, 4096),
 	LIM(max_connections, 1, 1000000, 10000),
+	LIM(max_pids, 0, 4194304, 0),
+	LIM(function_max_pids, 0, 4194304, 0),
 };
 #undef LIM
 
@@ -541,6 +543,24 @@ check_cgroup_parent(const char *s)
 	}
 }
 
+/*
+ * A pids cap counts threads too: below the worker's own loop and pool threads it
+ * could not even start, so such a value is a config error, not a crash loop.
+ */
+static int
+pids_floor(struct loader *ld, const char *key, uint32_t val, uint32_t threads)
+{
+	int rc = 0;
+
+	if (val == 0 || val > threads)
+		return 0;
+	push_key(ld, key);
+	rc = conf_error(ld, LOC_VALUE, "must be 0 or more than task_threads (%u): the "
+	    "worker's own threads count against it", threads);
+	pop(ld);
+	return rc;
+}
+
 static int
 load_limits(struct loader *ld, json_t *fn, struct fn_limits *lim)
 {
@@ -572,6 +592,10 @@ load_limits(struct loader *ld, json_t *fn, struct fn_limits *lim)
 		    (uint32_t *)((char *)lim + d->off)) < 0)
 			goto out;
 	}
+	if (pids_floor(ld, "max_pids", lim->max_pids, lim->task_threads) < 0 ||
+	    pids_floor(ld, "function_max_pids", lim->function_max_pids,
+	    lim->task_threads) < 0)
+		goto out;
 	rc = 0;
 out:
 	pop(ld);

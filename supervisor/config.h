@@ -36,6 +36,8 @@ struct fn_limits {
 	uint32_t task_threads;        /* blocking-task pool size per worker */
 	uint32_t nofile;              /* worker RLIMIT_NOFILE */
 	uint32_t max_connections;     /* per worker; 503 beyond it */
+	uint32_t max_pids;            /* cgroup pids cap per worker (tasks), 0 = none */
+	uint32_t function_max_pids;   /* pids cap for the whole function, 0 = none */
 };
 
 struct fn_conf {

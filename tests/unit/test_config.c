@@ -173,6 +173,7 @@ case_defaults(void)
 	UNIT_CHECK(l->soft_limit_percent == 90 && l->max_pending_tasks == 16384);
 	UNIT_CHECK(l->task_threads == 4 && l->nofile == 4096);
 	UNIT_CHECK(l->max_connections == 10000);
+	UNIT_CHECK(l->max_pids == 0 && l->function_max_pids == 0);
 	UNIT_CHECK(config_find(conf, "a") == fc);
 	UNIT_CHECK(config_find(conf, "b") == NULL);
 out:
@@ -216,6 +217,7 @@ case_full(void)
 	UNIT_CHECK(l->max_header_bytes == 1024 && l->max_body_bytes == 0);
 	UNIT_CHECK(l->soft_limit_percent == 80 && l->max_pending_tasks == 10);
 	UNIT_CHECK(l->task_threads == 1 && l->nofile == 64 && l->max_connections == 3);
+	UNIT_CHECK(l->max_pids == 16 && l->function_max_pids == 200);
 out:
 	config_free(conf);
 }
