@@ -35,7 +35,8 @@
 #define CG_PERIOD_US	100000
 
 struct cg_state cg = {
-	.h = { { .h_ctrl = "cpu" }, { .h_ctrl = "cpuacct" }, { .h_ctrl = "memory" } },
+	.h = { { .h_ctrl = "cpu" }, { .h_ctrl = "cpuacct" }, { .h_ctrl = "memory" },
+	    { .h_ctrl = "pids" } },
 };
 
 static char cg_errbuf[512];
@@ -197,7 +198,8 @@ detect(const char *root, bool override)
 	}
 found:
 	if (cg.version == 2)
-		cg.h[H_CPUACCT].h_on = cg.h[H_MEM].h_on = false;
+		for (int i = 1; i < H_MAX; i++)
+			cg.h[i].h_on = false;
 	cg.fake = override && fs_magic(cg.h[0].h_mount) != CGROUP2_SUPER_MAGIC &&
 	    fs_magic(cg.h[0].h_mount) != CGROUP_SUPER_MAGIC;
 	cg.h[0].h_on = true;
@@ -220,13 +222,43 @@ explain(const char *what, const char *path, int e)
 	set_err("%s %s: %s%s", what, path, strerror(e), why);
 }
 
-/* v2: the supervisor into its leaf, then +cpu +memory for the tree (no internal processes). */
+/*
+ * Enables CTRLS ("+cpu +memory[ +pids]") in the subtree_control at PATH. If that
+ * fails with +pids, pids is dropped (a warning, not a failure) and it is tried again.
+ */
+static int
+v2_enable(const char *path, const char *ctrls)
+{
+	char without[32], *p;
+
+	if (cgfs_write(path, ctrls, strlen(ctrls)) == 0)
+		return 0;
+	if (!cg.pids || strstr(ctrls, "+pids") == NULL)
+		return -1;
+	log_warn("cgroup_pids_off", "path=%s err=\"%s\" msg=\"max_pids is not enforced\"",
+	    path, strerror(errno));
+	cg.pids = false;
+	/* +pids is always the last word. */
+	snprintf(without, sizeof(without), "%s", ctrls);
+	if ((p = strstr(without, "+pids")) != NULL) {
+		if (p > without)
+			p--;
+		*p = '\0';
+	}
+	return without[0] == '\0' ? 0 : cgfs_write(path, without, strlen(without));
+}
+
+/*
+ * v2: the supervisor into its leaf, then +cpu +memory (and +pids where the
+ * delegation has it) for the tree (no internal processes).
+ */
 static int
 v2_build(void)
 {
+	static const char *const names[] = { "cpu", "memory", "pids" };
 	struct cg_hier *h = &cg.h[0];
-	char path[PATH_MAX], own[PATH_MAX], buf[512];
-	static const char ctrls[] = "+cpu +memory";
+	char path[PATH_MAX], own[PATH_MAX], buf[512], ctrls[32], need[32], *p;
+	size_t nl = 0, ol = 0;
 
 	if (cgfs_pathf(own, sizeof(own), "%s%s%s", h->h_mount, h->h_own[0] ? "/" : "",
 	    h->h_own) < 0 ||
@@ -243,6 +275,8 @@ v2_build(void)
 		errno = ENOTSUP;
 		return -1;
 	}
+	cg.pids = cgfs_has_word(buf, "pids");
+	snprintf(ctrls, sizeof(ctrls), "+cpu +memory%s", cg.pids ? " +pids" : "");
 	if (cgx_create(h, NULL) < 0) {
 		cg_path(path, sizeof(path), h, NULL, NULL);
 		explain("cannot create", path, errno);
@@ -255,19 +289,40 @@ v2_build(void)
 		return -1;
 	}
 	h->h_moved = true;
-	/* The parent of <base> must pass the controllers down too. */
+	/*
+	 * The parent of <base> must pass the controllers down too. Only what it lacks
+	 * is enabled, and only that is switched off again at teardown.
+	 */
 	if (cgfs_pathf(path, sizeof(path), "%s/cgroup.subtree_control", own) < 0)
 		return -1;
-	if (cgfs_read(path, buf, sizeof(buf)) == 0 && cgfs_has_word(buf, "cpu") &&
-	    cgfs_has_word(buf, "memory"))
-		;
-	else if (cgfs_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
+	if (cgfs_read(path, buf, sizeof(buf)) < 0)
+		buf[0] = '\0';
+	need[0] = cg.own_off[0] = '\0';
+	for (size_t i = 0; i < (cg.pids ? 3u : 2u); i++) {
+		if (cgfs_has_word(buf, names[i]))
+			continue;
+		nl += (size_t)snprintf(need + nl, sizeof(need) - nl, "%s+%s",
+		    nl ? " " : "", names[i]);
+		ol += (size_t)snprintf(cg.own_off + ol, sizeof(cg.own_off) - ol, "%s-%s",
+		    ol ? " " : "", names[i]);
+	}
+	if (need[0] != '\0' && v2_enable(path, need) < 0) {
+		cg.own_off[0] = '\0';
 		explain("cannot enable +cpu +memory in", path, errno);
 		return -1;
-	} else
-		cg.own_enabled = h->h_own[0] != '\0';
+	}
+	/* Not enabled after all: nothing to switch off. */
+	if (!cg.pids && (p = strstr(cg.own_off, "-pids")) != NULL) {
+		if (p > cg.own_off)
+			p--;
+		*p = '\0';
+	}
+	/* At the root they stay: other cgroups may rely on them. */
+	if (h->h_own[0] == '\0')
+		cg.own_off[0] = '\0';
+	snprintf(ctrls, sizeof(ctrls), "+cpu +memory%s", cg.pids ? " +pids" : "");
 	if (cg_path(path, sizeof(path), h, NULL, "cgroup.subtree_control") < 0 ||
-	    cgfs_write(path, ctrls, sizeof(ctrls) - 1) < 0) {
+	    v2_enable(path, ctrls) < 0) {
 		explain("cannot enable +cpu +memory in", path, errno);
 		return -1;
 	}
@@ -276,6 +331,11 @@ v2_build(void)
 		set_err("%s does not list cpu and memory after enabling them", path);
 		errno = ENOTSUP;
 		return -1;
+	}
+	if (cg.pids && !cgfs_has_word(buf, "pids")) {
+		log_warn("cgroup_pids_off", "path=%s msg=\"pids not enabled: max_pids is "
+		    "not enforced\"", path);
+		cg.pids = false;
 	}
 	return 0;
 }
@@ -297,7 +357,7 @@ v1_build(void)
 		if (cgx_create(h, NULL) < 0) {
 			cg_path(path, sizeof(path), h, NULL, NULL);
 			explain("cannot create", path, errno);
-			return -1;
+			goto fail;
 		}
 		/*
 		 * Without use_hierarchy a function cap would not bound its workers;
@@ -311,7 +371,7 @@ v1_build(void)
 		if (cgx_create(h, CG_LEAF) < 0) {
 			cg_path(path, sizeof(path), h, CG_LEAF, NULL);
 			explain("cannot create", path, errno);
-			return -1;
+			goto fail;
 		}
 		r = ECGFAIL;
 		if (cg.lib && cg_rel(rel, sizeof(rel), h, CG_LEAF) == 0 &&
@@ -321,13 +381,25 @@ v1_build(void)
 			cgroup_free(&c);
 		}
 		if (cg_path(path, sizeof(path), h, CG_LEAF, "cgroup.procs") < 0)
-			return -1;
+			goto fail;
 		if (r != 0 && cgfs_write_pid(path, getpid()) < 0) {
 			explain("cannot move the supervisor into", path, errno);
-			return -1;
+			goto fail;
 		}
 		h->h_moved = true;
+		continue;
+fail:
+		if (i != H_PIDS)
+			return -1;
+		/* pids is optional: without it only max_pids goes unenforced. */
+		log_warn("cgroup_pids_off", "msg=\"%s: max_pids is not enforced\"",
+		    cg_errbuf);
+		cg_errbuf[0] = '\0';
+		(void)cgx_remove(h, CG_LEAF);
+		(void)cgx_remove(h, NULL);
+		h->h_on = false;
 	}
+	cg.pids = cg.h[H_PIDS].h_on;
 	return 0;
 }
 
@@ -393,6 +465,7 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 		err[0] = '\0';
 	if (mode == CG_MODE_OFF)
 		return 0;
+	cg.required = mode == CG_MODE_REQUIRED;
 	if (!override)
 		root = CG_DEFAULT_ROOT;
 	if (!parent_ok(parent)) {
@@ -446,8 +519,9 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 		goto fail;
 	stale_cleanup();
 	cg_path(path, sizeof(path), &cg.h[cg.version == 2 ? 0 : H_MEM], NULL, NULL);
-	log_info("cgroup_init", "version=v%d base=%s lib=%s%s", cg.version, path,
-	    cg.lib ? "libcgroup" : "files", cg.fake ? " fake=1" : "");
+	log_info("cgroup_init", "version=v%d base=%s lib=%s pids=%s%s", cg.version, path,
+	    cg.lib ? "libcgroup" : "files", cg.pids ? "yes" : "no",
+	    cg.fake ? " fake=1" : "");
 	return 0;
 
 fail:
@@ -557,10 +631,53 @@ fail:
 	return -1;
 }
 
+/* Process (task) cap on <base>/SUB: N == 0 lifts it. No pids controller: nothing. */
+static int
+set_pids(const char *sub, uint32_t n)
+{
+	char val[16];
+	struct cg_hier *h = &cg.h[cg.version == 2 ? 0 : H_PIDS];
+
+	if (!cg.pids)
+		return 0;
+	if (n == 0)
+		snprintf(val, sizeof(val), "max");
+	else
+		snprintf(val, sizeof(val), "%u", (unsigned)n);
+	if (cgx_set(h, sub, "pids.max", val) < 0) {
+		log_warn("cgroup_set_failed", "path=%s/%s/%s pids=%s err=\"%s\"",
+		    h->h_mount, h->h_base, sub, val, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+int
+cg_check_function(const struct fn_conf *fn, char *err, size_t errlen)
+{
+	if (cg.version == 0 || cg.pids ||
+	    (fn->limits.max_pids == 0 && fn->limits.function_max_pids == 0))
+		return 0;
+	if (cg.required) {
+		if (err != NULL && errlen > 0)
+			snprintf(err, errlen, "function %s: max_pids needs the cgroup pids "
+			    "controller, and %s", fn->name, cg.version == 2 ?
+			    "the delegated cgroup's cgroup.controllers has no pids" :
+			    "no v1 pids hierarchy is mounted");
+		errno = ENOTSUP;
+		return -1;
+	}
+	if (!cg.pids_warned)
+		log_warn("cgroup_pids_off", "fn=%s msg=\"no pids controller: max_pids is "
+		    "not enforced\"", fn->name);
+	cg.pids_warned = true;
+	return 0;
+}
+
 int
 cg_function_setup(const struct fn_conf *fn)
 {
-	static const char ctrls[] = "+cpu +memory";
+	const char *ctrls = cg.pids ? "+cpu +memory +pids" : "+cpu +memory";
 	char path[PATH_MAX];
 
 	if (cg.version == 0)
@@ -580,13 +697,15 @@ cg_function_setup(const struct fn_conf *fn)
 	/* v2: the workers below get cpu and memory only if the function passes them on. */
 	if (cg.version == 2 && (cg_path(path, sizeof(path), &cg.h[0], fn->name,
 	    "cgroup.subtree_control") < 0 ||
-	    cgfs_write(path, ctrls, sizeof(ctrls) - 1) < 0)) {
+	    cgfs_write(path, ctrls, strlen(ctrls)) < 0)) {
 		log_warn("cgroup_set_failed", "path=%s err=\"%s\"", path,
 		    strerror(errno));
 		return -1;
 	}
+	(void)cg_check_function(fn, NULL, 0);
 	if (set_memory(fn->name, fn->limits.function_memory_mb) < 0 ||
-	    set_cpu(fn->name, fn->limits.function_cpu_percent) < 0)
+	    set_cpu(fn->name, fn->limits.function_cpu_percent) < 0 ||
+	    set_pids(fn->name, fn->limits.function_max_pids) < 0)
 		return -1;
 	return 0;
 }
@@ -650,7 +769,8 @@ cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathl
 	if (cg.version == 1 && fn->limits.function_cpu_percent != 0 &&
 	    (cpu == 0 || cpu > fn->limits.function_cpu_percent))
 		cpu = fn->limits.function_cpu_percent;
-	if (set_memory(sub, fn->limits.memory_mb) < 0 || set_cpu(sub, cpu) < 0)
+	if (set_memory(sub, fn->limits.memory_mb) < 0 || set_cpu(sub, cpu) < 0 ||
+	    set_pids(sub, fn->limits.max_pids) < 0)
 		return -1;
 	h = &cg.h[cg.version == 2 ? 0 : H_MEM];
 	if (path != NULL && pathlen > 0)
@@ -705,6 +825,8 @@ cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out)
 		}
 		if (cgx_get(h, sub, "memory.events", buf, sizeof(buf)) == 0)
 			out->oom_kills = cgfs_kv(buf, "oom_kill");
+		if (cg.pids)
+			(void)cgx_get_u64(h, sub, "pids.current", &out->pids_current);
 		return 0;
 	}
 	h = &cg.h[H_MEM];
@@ -718,6 +840,8 @@ cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out)
 		out->cpu_usage_us /= 1000;
 	if (cgx_get(&cg.h[H_CPU], sub, "cpu.stat", buf, sizeof(buf)) == 0)
 		out->nr_throttled = cgfs_kv(buf, "nr_throttled");
+	if (cg.pids)
+		(void)cgx_get_u64(&cg.h[H_PIDS], sub, "pids.current", &out->pids_current);
 	return 0;
 }
 
@@ -761,7 +885,8 @@ cg_worker_remove(const char *fn, uint32_t id)
 static void
 reset(void)
 {
-	cg.own_enabled = false;
+	cg.own_off[0] = '\0';
+	cg.pids = cg.required = cg.pids_warned = false;
 	cg.version = 0;
 	for (int i = 0; i < H_MAX; i++)
 		cg.h[i].h_on = cg.h[i].h_moved = false;
@@ -775,7 +900,7 @@ reset(void)
 static void
 teardown(bool functions)
 {
-	static const char off[] = "-cpu -memory";
+	const char *off = cg.pids ? "-cpu -memory -pids" : "-cpu -memory";
 	char path[PATH_MAX], dir[PATH_MAX];
 	struct dirent *de;
 	DIR *d;
@@ -798,12 +923,12 @@ teardown(bool functions)
 		}
 		if (cg.version == 2 && !cg.fake) {
 			cg_path(path, sizeof(path), h, NULL, "cgroup.subtree_control");
-			(void)cgfs_write(path, off, sizeof(off) - 1);
-			if (cg.own_enabled) {
+			(void)cgfs_write(path, off, strlen(off));
+			if (cg.own_off[0] != '\0') {
 				if (cgfs_pathf(path, sizeof(path),
 				    "%s/%s/cgroup.subtree_control", h->h_mount,
 				    h->h_own) < 0 ||
-				    cgfs_write(path, off, sizeof(off) - 1) < 0)
+				    cgfs_write(path, cg.own_off, strlen(cg.own_off)) < 0)
 					log_warn("cgroup_restore_failed", "path=%s err=\"%s\"",
 					    path, strerror(errno));
 			}

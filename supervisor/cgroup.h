@@ -5,8 +5,9 @@
  *   <base>/<function>        the tenant's total caps
  *   <base>/<function>/w<ID>  one per worker
  * <base> is the supervisor's own cgroup plus cgroup_parent from the config. On v1
- * the same tree is built in the cpu,cpuacct and memory hierarchies; on v2 in the
- * unified hierarchy (a delegated subtree under systemd). Detected once, at cg_init.
+ * the same tree is built in the cpu, cpuacct, memory (and, if mounted, pids)
+ * hierarchies; on v2 in the unified hierarchy (a delegated subtree under systemd).
+ * Detected once, at cg_init.
  */
 #ifndef SV_CGROUP_H
 #define SV_CGROUP_H
@@ -24,6 +25,7 @@ struct cg_stats {
 	uint64_t cpu_usage_us;
 	uint64_t nr_throttled;
 	uint64_t oom_kills;        /* v2 memory.events oom_kill; v1 oom_control oom_kill */
+	uint64_t pids_current;     /* tasks (processes and threads); 0 without pids */
 };
 
 /*
@@ -35,6 +37,13 @@ struct cg_stats {
 int cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen);
 bool cg_enabled(void);
 const char *cg_describe(void);     /* "v1", "v2" or "off" */
+
+/*
+ * A function asking for max_pids where there is no pids controller: in "required"
+ * mode -1 with the reason in ERR (the config is refused); in "auto" one warning
+ * per run and 0 (the cap is not enforced).
+ */
+int cg_check_function(const struct fn_conf *fn, char *err, size_t errlen);
 
 /* Creates or updates <base>/<fn> with the function-wide caps. */
 int cg_function_setup(const struct fn_conf *fn);

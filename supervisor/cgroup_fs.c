@@ -194,7 +194,8 @@ const char *
 cgfs_lib_ctrl(const struct cg_hier *h, const char *file)
 {
 	if (cg.version == 2)
-		return strncmp(file, "cpu.", 4) == 0 ? "cpu" : "memory";
+		return strncmp(file, "cpu.", 4) == 0 ? "cpu" :
+		    strncmp(file, "pids.", 5) == 0 ? "pids" : "memory";
 	return h->h_ctrl;
 }
 

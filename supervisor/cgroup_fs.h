@@ -16,7 +16,8 @@
 
 #define CG_KILL_ROUNDS	100		/* x 10 ms: how long a kill or rmdir may take */
 
-enum { H_CPU = 0, H_CPUACCT, H_MEM, H_MAX };
+/* H_PIDS is optional: without it (or v2 without "pids") there is no process cap. */
+enum { H_CPU = 0, H_CPUACCT, H_MEM, H_PIDS, H_MAX };
 
 /* One hierarchy (v2: the unified one only) and where <base> is inside it. */
 struct cg_hier {
@@ -33,7 +34,10 @@ struct cg_state {
 	int		 version;		/* 0 = off, 1, 2 */
 	bool		 lib;			/* libcgroup drives the real mounts */
 	bool		 fake;			/* root is no cgroupfs (tests only) */
-	bool		 own_enabled;		/* v2: we enabled +cpu +memory in h_own */
+	bool		 pids;			/* the pids controller is in the tree */
+	bool		 required;		/* cg_init ran in "required" mode */
+	bool		 pids_warned;		/* said once that max_pids is not enforced */
+	char		 own_off[32];		/* v2: "-cpu ..." undoing what we enabled in h_own */
 	bool		 quiet;			/* undoing a failed cg_init: no warnings */
 	struct cg_hier	 h[H_MAX];
 };
