@@ -62,6 +62,7 @@ struct worker_view {
 	uint64_t mem_current;
 	uint64_t mem_peak;          /* 0 = unknown (no cgroup) */
 	const char *mem_source;     /* "cgroup" or "rss" */
+	uint64_t pids;              /* tasks in its cgroup, 0 = unknown (no pids controller) */
 	uint64_t cpu_ms;
 	uint64_t requests, conns;
 	uint64_t started, completed, failed, pending;
@@ -101,6 +102,7 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 		/* The cgroup also counts the tenant's children and page cache: what the cap sees. */
 		v->mem_current = cs.memory_current;
 		v->mem_peak = cs.memory_peak;
+		v->pids = cs.pids_current;
 		v->mem_source = "cgroup";
 		if (cs.cpu_usage_us / 1000 > v->cpu_ms)
 			v->cpu_ms = cs.cpu_usage_us / 1000;
@@ -228,7 +230,7 @@ static json_t *
 limits_json(const struct fn_limits *l)
 {
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-	    "s:I,s:I,s:I}",
+	    "s:I,s:I,s:I,s:I,s:I}",
 	    "memory_mb", (json_int_t)l->memory_mb,
 	    "function_memory_mb", (json_int_t)l->function_memory_mb,
 	    "cpu_percent", (json_int_t)l->cpu_percent,
@@ -247,7 +249,9 @@ limits_json(const struct fn_limits *l)
 	    "max_pending_tasks", (json_int_t)l->max_pending_tasks,
 	    "task_threads", (json_int_t)l->task_threads,
 	    "nofile", (json_int_t)l->nofile,
-	    "max_connections", (json_int_t)l->max_connections);
+	    "max_connections", (json_int_t)l->max_connections,
+	    "max_pids", (json_int_t)l->max_pids,
+	    "function_max_pids", (json_int_t)l->function_max_pids);
 }
 
 static json_t *
@@ -302,7 +306,7 @@ worker_json(const struct worker *w, uint64_t now)
 		    "age_ms", (json_int_t)v.oldest_age_ms);
 	else
 		oldest = json_null();
-	o = json_pack("{s:s,s:I,s:I,s:s,s:I,s:I,s:s?,s:I,s:o,s:s?,s:I,s:I,s:I}",
+	o = json_pack("{s:s,s:I,s:I,s:s,s:I,s:I,s:s?,s:I,s:o,s:s?,s:o,s:I,s:I,s:I}",
 	    "function", w->w_pool->p_conf->name,
 	    "id", (json_int_t)w->w_id,
 	    "pid", (json_int_t)w->w_pid,
@@ -313,6 +317,7 @@ worker_json(const struct worker *w, uint64_t now)
 	    "memory_current", (json_int_t)v.mem_current,
 	    "memory_peak", v.mem_peak ? json_integer((json_int_t)v.mem_peak) : json_null(),
 	    "memory_source", v.mem_source,
+	    "pids", v.pids ? json_integer((json_int_t)v.pids) : json_null(),
 	    "cpu_ms", (json_int_t)v.cpu_ms,
 	    "requests", (json_int_t)v.requests,
 	    "connections", (json_int_t)v.conns);

@@ -87,6 +87,18 @@ check_libraries(struct sv_conf *conf, char *err, size_t errlen)
 	return 0;
 }
 
+/* "required" cgroups: every cap a function asks for must have its controller. */
+static int
+check_cgroups(struct sv_conf *conf, char *err, size_t errlen)
+{
+	struct fn_conf *fc;
+
+	TAILQ_FOREACH(fc, &conf->functions, entry)
+		if (cg_check_function(fc, err, errlen) < 0)
+			return -1;
+	return 0;
+}
+
 static void
 start_pools(struct sv_conf *conf)
 {
@@ -229,7 +241,8 @@ sv_reload(void)
 		return;
 	}
 	conf = config_load(sv.conf_path, err, sizeof(err));
-	if (conf == NULL || check_libraries(conf, err, sizeof(err)) < 0) {
+	if (conf == NULL || check_libraries(conf, err, sizeof(err)) < 0 ||
+	    check_cgroups(conf, err, sizeof(err)) < 0) {
 		log_error("reload_failed", "msg=\"%s\"", err);
 		config_free(conf);
 		notify_ready();
@@ -381,6 +394,12 @@ main(int argc, char **argv)
 	if (cg_init(sv.conf->cgroups, sv.conf->cgroup_parent, err, sizeof(err)) < 0) {
 		log_error("cgroups_required", "msg=\"%s\"", err);
 		fprintf(stderr, "edgevisor: cgroups required but unavailable: %s\n", err);
+		return 1;
+	}
+	if (check_cgroups(sv.conf, err, sizeof(err)) < 0) {
+		log_error("cgroups_required", "msg=\"%s\"", err);
+		fprintf(stderr, "edgevisor: cgroups required but unavailable: %s\n", err);
+		cg_shutdown();
 		return 1;
 	}
 	if (!cg_enabled() && sv.conf->cgroups == CG_MODE_AUTO)
