@@ -30,8 +30,10 @@
 
 #define V1_ROOT "/sys/fs/cgroup"
 
-static const char *const hiers[] = { "cpu", "cpuacct", "memory" };
-#define NHIER 3
+static const char *const hiers[] = { "cpu", "cpuacct", "memory", "pids" };
+#define NHIER 4
+#define H_PIDS 3
+static int nhier = 3;			/* live: 4 if v1 pids is mounted */
 
 static char parent[64];			/* edgevisor-test-<pid> */
 static char own[NHIER][512];		/* our v1 cgroups at start */
@@ -274,7 +276,7 @@ scrub(void)
 		waitpid(stale_grandchild, NULL, 0);
 	}
 	if (v1_live) {
-		for (int h = 0; h < NHIER; h++) {
+		for (int h = 0; h < nhier; h++) {
 			fmt(path, sizeof(path), "%s/%s/%s/cgroup.procs", V1_ROOT,
 			    hiers[h], own[h]);
 			write_text(path, "0");	/* "0" moves the writer itself */
@@ -367,7 +369,7 @@ case_v1_init(void)
 	    "cg_init: %s", err);
 	UNIT_CHECK(cg_enabled());
 	UNIT_CHECKF(strcmp(cg_describe(), "v1") == 0, "describe %s", cg_describe());
-	for (h = 0; h < NHIER; h++) {
+	for (h = 0; h < nhier; h++) {
 		v1_path(path, sizeof(path), h, "supervisor/cgroup.procs");
 		UNIT_CHECKF(pid_in(path, getpid()), "we are not in %s", path);
 		v1_path(path, sizeof(path), h, "stale");
@@ -396,8 +398,18 @@ case_v1_caps(void)
 	char path[1024], want[1024], rel[512], buf[64];
 
 	fn_init(&fn, "fnA", 64, 20, 256, 50);
+	fn.limits.max_pids = 40;
+	fn.limits.function_max_pids = 100;
 	UNIT_CHECK(cg_function_setup(&fn) == 0);
 	UNIT_CHECK(cg_worker_create(&fn, 1, rel, sizeof(rel)) == 0);
+	if (nhier > H_PIDS) {
+		v1_path(path, sizeof(path), H_PIDS, "fnA/pids.max");
+		UNIT_CHECKF(read_text(path, buf, sizeof(buf)) == 0 &&
+		    strcmp(buf, "100\n") == 0, "%s = %s", path, buf);
+		v1_path(path, sizeof(path), H_PIDS, "fnA/w1/pids.max");
+		UNIT_CHECKF(read_text(path, buf, sizeof(buf)) == 0 &&
+		    strcmp(buf, "40\n") == 0, "%s = %s", path, buf);
+	}
 	snprintf(want, sizeof(want), "/%s%s%s/fnA/w1", own[2], own[2][0] ? "/" : "",
 	    parent);
 	UNIT_CHECKF(strcmp(rel, want) == 0, "path %s, want %s", rel, want);
@@ -423,10 +435,16 @@ case_v1_caps(void)
 	UNIT_CHECKF(exists(path), "%s missing", path);
 	/* Updating lifts a cap. */
 	fn.limits.function_cpu_percent = 0;
+	fn.limits.function_max_pids = 0;
 	UNIT_CHECK(cg_function_setup(&fn) == 0);
 	v1_path(path, sizeof(path), 0, "fnA/cpu.cfs_quota_us");
 	UNIT_CHECKF(read_text(path, buf, sizeof(buf)) == 0 &&
 	    strcmp(buf, "-1\n") == 0, "quota not lifted: %s", buf);
+	if (nhier > H_PIDS) {
+		v1_path(path, sizeof(path), H_PIDS, "fnA/pids.max");
+		UNIT_CHECKF(read_text(path, buf, sizeof(buf)) == 0 &&
+		    strcmp(buf, "max\n") == 0, "pids cap not lifted: %s", buf);
+	}
 out:
 	;
 }
@@ -470,7 +488,7 @@ case_v1_attach_stats(void)
 	p[1] = -1;
 	UNIT_CHECK(worker_pid > 0);
 	UNIT_CHECKF(read(p[0], &c, 1) == 1 && c == 'a', "child did not attach");
-	for (int h = 0; h < NHIER; h++) {
+	for (int h = 0; h < nhier; h++) {
 		v1_path(path, sizeof(path), h, "fnA/w1/cgroup.procs");
 		UNIT_CHECKF(pid_in(path, worker_pid), "%d not in %s", worker_pid, path);
 		v1_path(path, sizeof(path), h, "fnA/w1/tasks");
@@ -487,10 +505,12 @@ case_v1_attach_stats(void)
 		nap(20);
 	} while (now_ms() < end);
 	printf("# stats: wall_ms=%llu memory_current=%llu peak=%llu cpu_us=%llu "
-	    "throttled=%llu oom=%llu\n", (unsigned long long)wall,
+	    "throttled=%llu oom=%llu pids=%llu\n", (unsigned long long)wall,
 	    (unsigned long long)s.memory_current, (unsigned long long)s.memory_peak,
 	    (unsigned long long)s.cpu_usage_us, (unsigned long long)s.nr_throttled,
-	    (unsigned long long)s.oom_kills);
+	    (unsigned long long)s.oom_kills, (unsigned long long)s.pids_current);
+	UNIT_CHECKF(nhier <= H_PIDS || s.pids_current == 1, "pids_current %llu",
+	    (unsigned long long)s.pids_current);
 	UNIT_CHECKF(s.memory_current >= (8 << 20), "memory_current %llu",
 	    (unsigned long long)s.memory_current);
 	UNIT_CHECKF(s.memory_peak >= s.memory_current, "peak %llu",
@@ -523,7 +543,7 @@ case_v1_kill_remove(void)
 	    "worker status %d", st);
 	worker_pid = -1;
 	UNIT_CHECK(cg_worker_remove("fnA", 1) == 0);
-	for (int h = 0; h < NHIER; h++) {
+	for (int h = 0; h < nhier; h++) {
 		v1_path(path, sizeof(path), h, "fnA/w1");
 		UNIT_CHECKF(!exists(path), "%s still there", path);
 		v1_path(path, sizeof(path), h, "fnA");
@@ -601,12 +621,89 @@ case_v1_function_remove(void)
 	UNIT_CHECK(cg_function_remove("fnC") == 0);
 	st = wait_deadline(pid, 5000);
 	UNIT_CHECKF(st >= 0 && WIFSIGNALED(st), "status %d", st);
-	for (int h = 0; h < NHIER; h++) {
+	for (int h = 0; h < nhier; h++) {
 		v1_path(path, sizeof(path), h, "fnC");
 		UNIT_CHECKF(!exists(path), "%s still there", path);
 	}
 out:
 	;
+}
+
+/*
+ * A fork loop in a worker capped at 8 tasks: fork fails with EAGAIN once the
+ * worker and its 7 children are there; the kill and remove leave nothing.
+ */
+static void
+case_v1_pids_cap(void)
+{
+	struct fn_conf fn;
+	struct cg_stats s = { 0 };
+	char path[1024];
+	int p[2] = { -1, -1 }, got[2] = { -1, -1 }, st;
+	pid_t pid;
+
+	fn_init(&fn, "fnE", 0, 0, 0, 0);
+	fn.limits.max_pids = 8;
+	UNIT_CHECK(cg_function_setup(&fn) == 0);
+	UNIT_CHECK(cg_worker_create(&fn, 5, NULL, 0) == 0);
+	UNIT_CHECK(pipe(p) == 0);
+	if ((pid = spawn()) == 0) {
+		int n = 0, err = 0;
+
+		close(p[0]);
+		if (cg_worker_attach("fnE", 5, getpid()) < 0)
+			_exit(2);
+		/* Bounded: if the cap did not hold, 64 sleepers are harmless. */
+		for (; n < 64; n++) {
+			pid_t c = fork();
+
+			if (c == 0) {
+				for (;;)
+					pause();
+			}
+			if (c < 0) {
+				err = errno;
+				break;
+			}
+		}
+		(void)!write(p[1], (int[2]){ n, err }, sizeof(int[2]));
+		for (;;)
+			pause();
+	}
+	close(p[1]);
+	p[1] = -1;
+	UNIT_CHECK(pid > 0);
+	UNIT_CHECKF(read(p[0], got, sizeof(got)) == sizeof(got), "no report");
+	printf("# fork loop under max_pids 8: %d children, errno %d\n", got[0], got[1]);
+	UNIT_CHECKF(got[0] == 7 && got[1] == EAGAIN, "%d children, errno %d",
+	    got[0], got[1]);
+	UNIT_CHECK(cg_worker_stats("fnE", 5, &s) == 0);
+	UNIT_CHECKF(s.pids_current == 8, "pids_current %llu",
+	    (unsigned long long)s.pids_current);
+	v1_path(path, sizeof(path), H_PIDS, "fnE/w5/cgroup.procs");
+	UNIT_CHECKF(pid_in(path, pid), "%d not in %s", pid, path);
+	UNIT_CHECK(cg_worker_kill("fnE", 5) == 0);
+	st = wait_deadline(pid, 5000);
+	UNIT_CHECKF(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL,
+	    "worker status %d", st);
+	/* Its children were reparented to us (subreaper): zombies count until reaped. */
+	v1_path(path, sizeof(path), H_PIDS, "fnE/w5/pids.current");
+	for (uint64_t end = now_ms() + 5000; read_u64(path) != 0 && now_ms() < end;)
+		if (waitpid(-1, NULL, WNOHANG) <= 0)
+			nap(5);
+	UNIT_CHECKF(read_u64(path) == 0, "%s = %llu after the kill", path,
+	    (unsigned long long)read_u64(path));
+	UNIT_CHECK(cg_worker_remove("fnE", 5) == 0);
+	UNIT_CHECK(cg_function_remove("fnE") == 0);
+	for (int h = 0; h < nhier; h++) {
+		v1_path(path, sizeof(path), h, "fnE");
+		UNIT_CHECKF(!exists(path), "%s still there", path);
+	}
+out:
+	if (p[0] >= 0)
+		close(p[0]);
+	if (p[1] >= 0)
+		close(p[1]);
 }
 
 /* Shutdown leaves nothing of ours and puts us back where we started. */
@@ -617,7 +714,7 @@ case_v1_shutdown(void)
 
 	cg_shutdown();
 	UNIT_CHECK(!cg_enabled());
-	for (int h = 0; h < NHIER; h++) {
+	for (int h = 0; h < nhier; h++) {
 		v1_path(path, sizeof(path), h, NULL);
 		UNIT_CHECKF(!exists(path), "%s still there", path);
 	}
@@ -686,7 +783,7 @@ case_v1_in_use(void)
 	}
 	UNIT_CHECKF(stale_grandchild == -1, "orphaned worker %d survived", gpid);
 	cg_shutdown();
-	for (int h = 0; h < NHIER; h++) {
+	for (int h = 0; h < nhier; h++) {
 		v1_path(path, sizeof(path), h, NULL);
 		UNIT_CHECKF(!exists(path), "%s still there", path);
 	}
@@ -725,7 +822,7 @@ case_v1_not_root(void)
 	st = wait_deadline(pid, 10000);
 	UNIT_CHECKF(st >= 0 && WIFEXITED(st) && WEXITSTATUS(st) == 0,
 	    "child status %d", st);
-	for (int h = 0; h < NHIER; h++) {
+	for (int h = 0; h < nhier; h++) {
 		v1_path(path, sizeof(path), h, NULL);
 		UNIT_CHECKF(!exists(path), "%s created", path);
 	}
@@ -854,16 +951,24 @@ case_v2_fake(void)
 	UNIT_CHECK(fake_has("edgevisor/cgroup.subtree_control", "+cpu"));
 	UNIT_CHECK(fake_has("edgevisor/cgroup.subtree_control", "+memory"));
 	UNIT_CHECK(fake_has("cgroup.subtree_control", "+cpu +memory"));
+	UNIT_CHECK(fake_has("edgevisor/cgroup.subtree_control", "+pids"));
+	UNIT_CHECK(fake_has("cgroup.subtree_control", "+pids"));
 
 	fn_init(&fn, "fnA", 64, 20, 256, 50);
+	fn.limits.max_pids = 32;
+	fn.limits.function_max_pids = 96;
+	UNIT_CHECK(cg_check_function(&fn, err, sizeof(err)) == 0);
 	UNIT_CHECK(cg_function_setup(&fn) == 0);
 	UNIT_CHECK(fake_has("edgevisor/fnA/cgroup.subtree_control", "+cpu +memory"));
+	UNIT_CHECK(fake_has("edgevisor/fnA/cgroup.subtree_control", "+pids"));
+	UNIT_CHECK(fake_has("edgevisor/fnA/pids.max", "96"));
 	UNIT_CHECK(fake_has("edgevisor/fnA/memory.max", "268435456"));
 	UNIT_CHECK(fake_has("edgevisor/fnA/cpu.max", "50000 100000"));
 	UNIT_CHECK(cg_worker_create(&fn, 1, rel, sizeof(rel)) == 0);
 	UNIT_CHECKF(strcmp(rel, "/edgevisor/fnA/w1") == 0, "path %s", rel);
 	UNIT_CHECK(fake_has("edgevisor/fnA/w1/memory.max", "67108864"));
 	UNIT_CHECK(fake_has("edgevisor/fnA/w1/cpu.max", "20000 100000"));
+	UNIT_CHECK(fake_has("edgevisor/fnA/w1/pids.max", "32"));
 	UNIT_CHECK(cg_worker_attach("fnA", 1, 424242) == 0);
 	UNIT_CHECK(fake_has("edgevisor/fnA/w1/cgroup.procs", "424242"));
 
@@ -874,7 +979,10 @@ case_v2_fake(void)
 	    "nr_throttled 3\nthrottled_usec 77\n") == 0);
 	UNIT_CHECK(fake_file("edgevisor/fnA/w1/memory.events",
 	    "low 0\nhigh 0\nmax 5\noom 2\noom_kill 2\n") == 0);
+	UNIT_CHECK(fake_file("edgevisor/fnA/w1/pids.current", "17\n") == 0);
 	UNIT_CHECK(cg_worker_stats("fnA", 1, &s) == 0);
+	UNIT_CHECKF(s.pids_current == 17, "pids_current %llu",
+	    (unsigned long long)s.pids_current);
 	UNIT_CHECKF(s.memory_current == 1234 && s.memory_peak == 4321 &&
 	    s.cpu_usage_us == 500 && s.nr_throttled == 3 && s.oom_kills == 2,
 	    "stats %llu %llu %llu %llu %llu", (unsigned long long)s.memory_current,
@@ -883,7 +991,9 @@ case_v2_fake(void)
 	/* Lifting caps writes "max". */
 	fn.limits.function_memory_mb = 0;
 	fn.limits.function_cpu_percent = 0;
+	fn.limits.function_max_pids = 0;
 	UNIT_CHECK(cg_function_setup(&fn) == 0);
+	UNIT_CHECK(fake_has("edgevisor/fnA/pids.max", "max"));
 	UNIT_CHECK(fake_has("edgevisor/fnA/memory.max", "max"));
 	UNIT_CHECK(fake_has("edgevisor/fnA/cpu.max", "max 100000"));
 	UNIT_CHECK(cg_worker_remove("fnA", 1) == 0);
@@ -911,6 +1021,32 @@ case_v2_fake(void)
 	cg_shutdown();
 	UNIT_CHECK(!fake_exists("edgevisor"));
 	UNIT_CHECK(fake_has("cgroup.procs", pid));	/* moved back */
+
+	/*
+	 * A delegation without pids: the tree is built without it; a function asking
+	 * for max_pids is refused in "required" mode and only warned about in "auto".
+	 */
+	UNIT_CHECK(fake_file("cgroup.controllers", "cpu io memory\n") == 0);
+	UNIT_CHECK(fake_file("cgroup.subtree_control", "") == 0);
+	UNIT_CHECKF(cg_init(CG_MODE_REQUIRED, "edgevisor", err, sizeof(err)) == 0,
+	    "cg_init: %s", err);
+	UNIT_CHECK(!fake_has("edgevisor/cgroup.subtree_control", "pids"));
+	UNIT_CHECK(!fake_has("cgroup.subtree_control", "pids"));
+	fn.limits.function_max_pids = 0;
+	UNIT_CHECK(cg_check_function(&fn, err, sizeof(err)) == -1);
+	printf("# required, no pids controller: %s\n", err);
+	UNIT_CHECKF(strstr(err, "fnA") != NULL && strstr(err, "pids") != NULL,
+	    "unclear: %s", err);
+	cg_shutdown();
+	UNIT_CHECKF(cg_init(CG_MODE_AUTO, "edgevisor", err, sizeof(err)) == 0 &&
+	    cg_enabled(), "cg_init: %s", err);
+	UNIT_CHECK(cg_check_function(&fn, err, sizeof(err)) == 0);
+	UNIT_CHECK(cg_function_setup(&fn) == 0);
+	UNIT_CHECK(cg_worker_create(&fn, 2, NULL, 0) == 0);
+	UNIT_CHECK(!fake_exists("edgevisor/fnA/w2/pids.max"));
+	UNIT_CHECK(!fake_has("edgevisor/fnA/cgroup.subtree_control", "pids"));
+	cg_shutdown();
+	UNIT_CHECK(!fake_exists("edgevisor"));
 
 	/* A delegation without the memory controller is named. */
 	UNIT_CHECK(fake_file("cgroup.controllers", "cpu io pids\n") == 0);
@@ -942,8 +1078,15 @@ case_v1_fake(void)
 	    "cg_init: %s", err);
 	UNIT_CHECK(strcmp(cg_describe(), "v1") == 0);
 	fn_init(&fn, "f", 64, 80, 0, 30);
+	fn.limits.max_pids = 50;
 	UNIT_CHECK(cg_function_setup(&fn) == 0);
 	UNIT_CHECK(cg_worker_create(&fn, 9, NULL, 0) == 0);
+	snprintf(path, sizeof(path), "%s/pids/ev/f/w9/pids.max", dir);
+	UNIT_CHECKF(read_u64(path) == 50, "pids.max %llu",
+	    (unsigned long long)read_u64(path));
+	snprintf(path, sizeof(path), "%s/pids/ev/f/pids.max", dir);
+	UNIT_CHECKF(read_text(path, cmd, sizeof(cmd)) == 0 && strcmp(cmd, "max") == 0,
+	    "function pids.max %s", cmd);
 	snprintf(path, sizeof(path), "%s/memory/ev/f/w9/memory.limit_in_bytes", dir);
 	UNIT_CHECK(read_u64(path) == 64ULL << 20);
 	/* v1 refuses a worker quota above its function's: clamped. */
@@ -989,6 +1132,7 @@ main(int argc, char **argv)
 	/* Orphaned grandchildren come back to us, so we can reap what we start. */
 	prctl(PR_SET_CHILD_SUBREAPER, 1);
 	v1_live = geteuid() == 0 && is_v1("cpu") && is_v1("cpuacct") && is_v1("memory");
+	nhier = is_v1("pids") ? 4 : 3;
 	atexit(scrub);
 	if (v1_live) {
 		unit_run("v1_stale_setup", case_stale_setup);
@@ -998,6 +1142,10 @@ main(int argc, char **argv)
 		unit_run("v1_kill_remove", case_v1_kill_remove);
 		unit_run("v1_oom_kill", case_v1_oom);
 		unit_run("v1_function_remove", case_v1_function_remove);
+		if (nhier > H_PIDS)
+			unit_run("v1_pids_cap_fork_loop", case_v1_pids_cap);
+		else
+			printf("ok - v1_pids_cap_fork_loop # SKIP no v1 pids hierarchy\n");
 		unit_run("v1_shutdown", case_v1_shutdown);
 		unit_run("v1_in_use", case_v1_in_use);
 		unit_run("v1_not_root", case_v1_not_root);
