@@ -574,6 +574,49 @@ def parallel(n, fn):
     return res
 
 
+class Prober:
+    """GETs PATH on PORT with a fresh connection every INTERVAL until stopped; keeps
+    (time, ok, what) for every attempt."""
+
+    def __init__(self, port, path="/", interval=0.02, timeout=5):
+        self.port, self.path, self.interval, self.timeout = port, path, interval, timeout
+        self.results = []
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+
+    def _run(self):
+        while not self._stop.is_set():
+            t = time.monotonic()
+            try:
+                r = request(self.port, self.path, timeout=self.timeout)
+                self.results.append((t, r.status == 200, "status %d" % r.status))
+            except (OSError, http.client.HTTPException) as e:
+                self.results.append((t, False, "%s: %s" % (type(e).__name__, e)))
+            self._stop.wait(self.interval)
+
+    def __enter__(self):
+        self._t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._t.join(15)
+        return False
+
+    def failures(self, since=0.0):
+        return [(t, w) for t, ok, w in self.results if not ok and t >= since]
+
+    def ok(self, since=0.0):
+        return sum(1 for t, ok, _ in self.results if ok and t >= since)
+
+    def check(self, what, min_ok=10):
+        """Fails if any probe failed or fewer than MIN_OK answered."""
+        bad = self.failures()
+        check(not bad, "%s: %d failed requests: %r" % (what, len(bad), [w for _, w in bad][:3]))
+        check(self.ok() >= min_ok, "%s: only %d answers" % (what, self.ok()))
+
+
+
 # ---- wrk -----------------------------------------------------------------------
 
 def parse_wrk(text):

@@ -58,42 +58,6 @@ def cpu_s(pid):
     return (int(rest[11]) + int(rest[12])) / os.sysconf("SC_CLK_TCK")
 
 
-class Prober:
-    """GETs PATH on PORT with a fresh connection every INTERVAL until stopped; keeps
-    (time, ok, what) for every attempt."""
-
-    def __init__(self, port, path="/", interval=0.02, timeout=5):
-        self.port, self.path, self.interval, self.timeout = port, path, interval, timeout
-        self.results = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            t = time.monotonic()
-            try:
-                r = h.request(self.port, self.path, timeout=self.timeout)
-                self.results.append((t, r.status == 200, "status %d" % r.status))
-            except (OSError, http.client.HTTPException) as e:
-                self.results.append((t, False, "%s: %s" % (type(e).__name__, e)))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join(15)
-        return False
-
-    def failures(self, since=0.0):
-        return [(t, w) for t, ok, w in self.results if not ok and t >= since]
-
-    def ok(self, since=0.0):
-        return sum(1 for t, ok, _ in self.results if ok and t >= since)
-
-
 def ready(sv, fn, n, timeout=10):
     return h.wait_until(lambda: (lambda w: len(w) >= n and w)(sv.workers(fn)), timeout,
                         "%d ready %s workers" % (n, fn))
@@ -130,7 +94,7 @@ def sigkill_storm_under_wrk():
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         killed = []
         try:
-            with Prober(sv.port("hello"), interval=0.01) as probe:
+            with h.Prober(sv.port("hello"), interval=0.01) as probe:
                 time.sleep(0.5)
                 t_end = time.monotonic() + storm_s
                 while time.monotonic() < t_end:
@@ -217,7 +181,7 @@ def sigstopped_worker_is_found_hung_and_replaced():
         check(not sv.events("worker_hung"), "idle worker with silent clients called hung")
         for s in quiet:
             s.close()
-        with Prober(sv.port(), interval=0.02, timeout=8) as probe:
+        with h.Prober(sv.port(), interval=0.02, timeout=8) as probe:
             time.sleep(0.3)
             t_stop = time.monotonic()
             os.kill(victim, signal.SIGSTOP)
@@ -258,7 +222,7 @@ def supervisor_sigstop_2s_loses_nothing():
         w = subprocess.Popen(h.wrk_cmd(sv.port("hello"), threads=1, conns=16, duration=6),
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
         try:
-            with Prober(sv.port("slow"), path="/?ms=200&n=2", interval=0.02,
+            with h.Prober(sv.port("slow"), path="/?ms=200&n=2", interval=0.02,
                         timeout=15) as probe:
                 time.sleep(1.5)
                 os.kill(sv.pid, signal.SIGSTOP)
@@ -362,7 +326,7 @@ def failing_init_is_reported_throttled_and_contained():
     with sv:
         # Hello serves while the other two crash-loop at start.
         h.wait_until(lambda: h.get_ok(sv.port("hello")), 10, "hello to serve")
-        with Prober(sv.port("hello"), interval=0.02) as probe:
+        with h.Prober(sv.port("hello"), interval=0.02) as probe:
             sv.wait_ready(timeout=20)
             for fn in ("initfail", "initcrash"):
                 sv.wait_event("function_failed", fn=fn, timeout=15)

@@ -200,44 +200,6 @@ def fn_status(sv, name):
     raise h.Failure("no function %s in /status" % name)
 
 
-class Prober:
-    """A thread that GETs PATH on PORT (a fresh connection each time) until stopped,
-    counting answers and keeping every failure."""
-
-    def __init__(self, port, path="/", interval=0.02, want=200):
-        self.port, self.path, self.interval, self.want = port, path, interval, want
-        self.ok = 0
-        self.failures = []
-        self._stop = threading.Event()
-        self._t = threading.Thread(target=self._run, daemon=True)
-
-    def _run(self):
-        while not self._stop.is_set():
-            try:
-                r = h.request(self.port, self.path, timeout=5)
-                if r.status == self.want:
-                    self.ok += 1
-                else:
-                    self.failures.append("status %d %r" % (r.status, r.body[:40]))
-            except (OSError, http.client.HTTPException) as e:
-                self.failures.append("%s: %s" % (type(e).__name__, e))
-            self._stop.wait(self.interval)
-
-    def __enter__(self):
-        self._t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._t.join(10)
-        return False
-
-    def check(self, what, min_ok=10):
-        check(not self.failures, "%s: %d failed requests: %r"
-              % (what, len(self.failures), self.failures[:3]))
-        check(self.ok >= min_ok, "%s: only %d answers" % (what, self.ok))
-
-
 def fn_logs(sv, needle, **filters):
     return [r for r in sv.events("function_log", **filters) if needle in r.get("msg", "")]
 
@@ -357,7 +319,7 @@ def memory_hog_soft_limit_then_oom():
     with sv:
         Cg(sv, sv.cg_parent)
         wid, pid = worker_pid(sv, "memgrow")
-        with Prober(sv.port("hello")) as nb:
+        with h.Prober(sv.port("hello")) as nb:
             # 40 MB at once, then 1 MB every 100 ms: the 250 ms poll sees 90% (57.6
             # MB) well before the kernel's cap at 64 MB; the task keeps growing into it.
             r = h.request(sv.port("memgrow"), "/?start=40&mb=1&ms=100")
@@ -457,15 +419,15 @@ def budget_scenario(tag, fn, limits, start_path, reason):
     with sv:
         Cg(sv, sv.cg_parent)
         wid, pid = worker_pid(sv, fn)
-        with Prober(sv.port(fn), interval=0.01) as cl:
+        with h.Prober(sv.port(fn), interval=0.01) as cl:
             if start_path:
                 r = h.request(sv.port(fn), start_path)
                 check(r.status == 200, "%s answered %d" % (start_path, r.status))
             ex = sv.wait_event("worker_exit", 15, fn=fn, pid=str(pid))
             new_pid = wait_replacement(sv, fn, pid)
             # Keep the client going across the hand-over to the replacement.
-            n = cl.ok
-            h.wait_until(lambda: cl.ok >= n + 20, 10, "answers from the replacement")
+            n = cl.ok()
+            h.wait_until(lambda: cl.ok() >= n + 20, 10, "answers from the replacement")
         cl.check("client during the %s limit" % reason)
         check(ex.get("reason") == reason, "worker_exit %r" % ex)
         # Soft first as a rule; a worker that was slow to get ready may meet the
