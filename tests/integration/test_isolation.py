@@ -1,7 +1,8 @@
 """test_isolation.py - tenant isolation against the real supervisor and workers
 (SPEC §5): the cgroup tree and its caps, the memory cap with beforeunload(memory) and
 OOM detection, the CPU quota and a neighbour's latency, the CPU-time and wall-clock
-budgets, the tenant uid/gid with no_new_privs, and cgroups "required" / "auto".
+budgets, the process cap (max_pids) against a fork bomb, the tenant uid/gid with
+no_new_privs, and cgroups "required" / "auto".
 
 Runs as-is on cgroup v1 (this host) and v2 (tests/vm/run.sh, see
 test_vm_cgroup_v2.py): the hierarchy comes from the supervisor's
@@ -12,6 +13,7 @@ latency comparison. Every supervisor gets its own cgroup_parent, and every test
 checks that nothing of it is left in any hierarchy after the stop.
 """
 
+import errno
 import http.client
 import json
 import os
@@ -27,7 +29,19 @@ from harness import check, test
 
 CG_ROOT = "/sys/fs/cgroup"
 IN_VM = bool(os.environ.get("EDGEVISOR_VM"))
-V1_CTRLS = ("cpu", "cpuacct", "memory")
+
+
+def _v1_pids_mounted():
+    try:
+        with open("/proc/mounts") as f:
+            return any(l.split()[1] == CG_ROOT + "/pids" and l.split()[2] == "cgroup"
+                       for l in f)
+    except OSError:
+        return False
+
+
+# pids is optional: the supervisor uses it where it is mounted.
+V1_CTRLS = ("cpu", "cpuacct", "memory") + (("pids",) if _v1_pids_mounted() else ())
 _seq = [0]
 _said_version = []
 
@@ -90,6 +104,7 @@ class Cg:
     def __init__(self, sv, parent):
         rec = sv.wait_event("cgroup_init", timeout=5)
         self.version = 2 if rec.get("version") == "v2" else 1
+        self.pids = rec.get("pids") == "yes"
         self.parent = parent
         self.bases = base_dirs(self.version, parent)
         check(rec.get("base") in self.bases.values(),
@@ -114,6 +129,17 @@ class Cg:
     def nr_throttled(self, d):
         return kv(os.path.join(d["unified" if self.version == 2 else "cpu"],
                                "cpu.stat"))["nr_throttled"]
+
+
+def host_has_pids():
+    """True if the supervisor should find a pids controller: a v1 pids mount, or pids
+    in the v2 root's cgroup.controllers."""
+    if host_version() == 1:
+        return "pids" in V1_CTRLS
+    try:
+        return "pids" in read(os.path.join(CG_ROOT, "cgroup.controllers")).split()
+    except OSError:
+        return False
 
 
 def base_dirs(version, parent):
@@ -529,6 +555,69 @@ def wall_clock_limit():
     check(fn_logs(sv, "beforeunload_hook reason=wall_clock"),
           "the function's hook did not run with wall_clock")
     stop_and_check(sv)
+
+
+@test
+def fork_bomb_capped_by_max_pids():
+    # A tenant (as nobody) forks sleeping children until fork fails: max_pids 32
+    # bounds its worker cgroup (threads count too), fork gets EAGAIN, the worker and
+    # its neighbour keep answering, and the stop leaves no process and no cgroup.
+    bomb = h.function("forkbomb", workers=1, user="nobody", group="nogroup",
+                      limits={"max_pids": 32})
+    hello = h.function("hello", workers=1)
+    sv = isolated([bomb, hello], "pids")
+    kids = []
+    with sv:
+        cg = Cg(sv, sv.cg_parent)
+        check(cg.pids == host_has_pids(), "cgroup_init pids=%s but the host %s one"
+              % ("yes" if cg.pids else "no", "has" if host_has_pids() else "has not"))
+        if not cg.pids:
+            print("#   no pids controller here: only the stop is checked", flush=True)
+            stop_and_check(sv)
+            return
+        wid, pid = worker_pid(sv, "forkbomb")
+        _, nb_pid = worker_pid(sv, "hello")
+        d = cg.worker_dirs(pid)["unified" if cg.version == 2 else "pids"]
+        check(d.endswith("/forkbomb/w%s" % wid), "worker %d is in %s" % (pid, d))
+        check(read(d + "/pids.max") == "32", "pids.max %r" % read(d + "/pids.max"))
+        check(str(pid) in read(d + "/cgroup.procs").split(), "worker not in %s" % d)
+        port = sv.port("forkbomb")
+        with h.Prober(sv.port("hello")) as nb:
+            r = h.request(port, "/?do=bomb&n=1000", timeout=30)
+            m = re.match(rb"forked (\d+) errno (\d+) pids((?: \d+)*)", r.body)
+            check(r.status == 200 and m, "bomb: %r" % r)
+            n, err = int(m.group(1)), int(m.group(2))
+            kids = [int(x) for x in m.group(3).split()]
+            cur = int(read(d + "/pids.current"))
+            threads = len(os.listdir("/proc/%d/task" % pid))
+            print("#   forked %d errno %d; pids.current %d (worker threads %d)"
+                  % (n, err, cur, threads), flush=True)
+            check(err == errno.EAGAIN, "fork failed with errno %d, not EAGAIN" % err)
+            check(len(kids) == n, "%d pids for %d forks" % (len(kids), n))
+            check(cur <= 32, "pids.current %d above max_pids 32" % cur)
+            check(n + threads == cur, "%d children + %d threads != pids.current %d"
+                  % (n, threads, cur))
+            check(n >= 32 - threads - 2, "only %d children before the cap" % n)
+            for k in kids[:3]:
+                check(proc_cgroups(k) == proc_cgroups(pid),
+                      "child %d is not in its worker's cgroups" % k)
+            # Capped, not broken: the worker answers, is not replaced, reports it.
+            for _ in range(5):
+                r = h.request(port, "/")
+                check(r.status == 200 and r.body == b"fine\n", "worker after the cap: %r" % r)
+            check(sv.workers("forkbomb").get(wid) == pid, "the capped worker was replaced")
+            st = [w for w in admin_status(sv)["workers"] if w["pid"] == pid]
+            check(st and st[0].get("pids") == cur, "/status pids %r, pids.current %d"
+                  % (st and st[0].get("pids"), cur))
+            check(fn_status(sv, "forkbomb")["limits"]["max_pids"] == 32,
+                  "/status limits.max_pids")
+            time.sleep(0.3)
+        nb.check("neighbour during the fork bomb")
+        check(list(sv.workers("hello").values()) == [nb_pid],
+              "the neighbour's worker changed")
+        stop_and_check(sv)
+        left = [k for k in kids if h.alive(k)]
+        check(not left, "children alive after stop: %r" % left[:5])
 
 
 @test
