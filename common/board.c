@@ -63,8 +63,20 @@ board_map(int fd, struct board **out)
 }
 
 void
-board_unmap(struct board *b)
+board_copy_name(char *dst, const struct board_task *t)
+{
+	size_t i;
+
+	for (i = 0; i < BOARD_TASK_NAME && t->name[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)t->name[i];
+		dst[i] = (c > 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '_';
+	}
+	dst[i] = '\0';
+}
+
+void
+board_unmap(struct board *b, uint32_t task_slots)
 {
 	if (b != NULL)
-		munmap(b, board_size(b->task_slots));
+		munmap(b, board_size(task_slots));
 }

@@ -59,6 +59,16 @@ board_size(uint32_t task_slots)
 int board_create(uint32_t task_slots, struct board **out);
 /* Maps an existing board fd read-write (worker side); checks version and size. */
 int board_map(int fd, struct board **out);
-void board_unmap(struct board *b);
+/*
+ * Unmaps B, created or mapped for TASK_SLOTS slots. The size comes from the caller:
+ * the supervisor never trusts the header a tenant's worker can write.
+ */
+void board_unmap(struct board *b, uint32_t task_slots);
+/*
+ * Copies task T's name into DST (BOARD_TASK_NAME + 1 bytes), NUL-terminated, with
+ * anything but printable ASCII replaced by '_': the name was written by tenant code
+ * and goes into log lines and JSON.
+ */
+void board_copy_name(char *dst, const struct board_task *t);
 
 #endif

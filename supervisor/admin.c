@@ -112,7 +112,7 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 	if (v->pending == 0)
 		return;
 	/* Stop at the last pending task: the table can be large and mostly empty. */
-	for (uint32_t i = 0, seen = 0; i < b->task_slots && seen < v->pending; i++) {
+	for (uint32_t i = 0, seen = 0; i < w->w_board_slots && seen < v->pending; i++) {
 		const struct board_task *t = &b->tasks[i];
 		uint64_t started;
 
@@ -125,8 +125,7 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 		v->has_oldest = true;
 		v->oldest_age_ms = started <= now ? now - started : 0;
 		/* The worker may reuse the slot meanwhile: a bounded copy, shown as is. */
-		memcpy(v->oldest_name, t->name, BOARD_TASK_NAME);
-		v->oldest_name[BOARD_TASK_NAME] = '\0';
+		board_copy_name(v->oldest_name, t);
 	}
 }
 

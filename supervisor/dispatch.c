@@ -32,6 +32,7 @@ struct listener {
 	TAILQ_ENTRY(listener) l_entry;
 	char l_addr[256];
 	char l_fn[64];
+	char l_oldfn[64];            /* l_fn before the config being applied */
 	int l_fd;
 	bool l_seen;                 /* named by the newest config */
 	bool l_fresh;                /* created by the config being applied */
@@ -143,7 +144,7 @@ flush(struct worker *w)
 		.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = w->w_nbatch,
 	};
 	unsigned n = w->w_nbatch;
-	int fds[WIRE_MAX_FDS];
+	int fds[WIRE_MAX_FDS], saved;
 
 	if (n == 0)
 		return;
@@ -156,12 +157,15 @@ flush(struct worker *w)
 		nsent += n;
 		return;
 	}
+	saved = errno;
 	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=\"%s\"",
-	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, strerror(errno));
-	if (errno == EAGAIN)
-		w->w_full = true;
-	else
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, strerror(saved));
+	/* Gone for good only when its end of the socket is: anything else (a full
+	 * queue, ENOBUFS) only skips it for this round. */
+	if (saved == EPIPE || saved == ECONNRESET || saved == ECONNREFUSED)
 		w->w_unreachable = true;
+	else
+		w->w_full = true;
 	w->w_sent -= n;
 	memcpy(fds, w->w_batch, n * sizeof(int));
 	for (unsigned i = 0; i < n; i++)
@@ -220,6 +224,16 @@ flush_pool(struct pool *p)
 			}
 		}
 	} while (again);
+}
+
+void
+dispatch_reject_pending(struct pool *p)
+{
+	for (unsigned i = 0; i < p->p_npending; i++)
+		reject(p->p_pending[i]);
+	if (p->p_npending)
+		log_warn("pending_rejected", "fn=%s count=%u", p->p_conf->name, p->p_npending);
+	p->p_npending = 0;
 }
 
 void
@@ -393,14 +407,18 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 	struct listener *l, *tmp;
 	struct fn_conf *fc;
 
-	TAILQ_FOREACH(l, &listeners, l_entry)
+	TAILQ_FOREACH(l, &listeners, l_entry) {
 		l->l_seen = l->l_fresh = false;
+		l->l_oldfn[0] = '\0';
+	}
 	TAILQ_FOREACH(fc, &conf->functions, entry) {
 		for (size_t i = 0; i < fc->nlisten; i++) {
 			const char *addr = fc->listen[i];
 
 			if ((l = listener_find(addr)) != NULL) {
+				/* Kept: the old name stays until this config is applied whole. */
 				l->l_seen = true;
+				snprintf(l->l_oldfn, sizeof(l->l_oldfn), "%s", l->l_fn);
 				snprintf(l->l_fn, sizeof(l->l_fn), "%s", fc->name);
 				continue;
 			}
@@ -426,9 +444,12 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 	return 0;
 rollback:
 	/* A config that cannot listen changes nothing: drop what it opened. */
-	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp)
+	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp) {
 		if (l->l_fresh)
 			listener_free(l);
+		else if (l->l_seen && l->l_oldfn[0])
+			snprintf(l->l_fn, sizeof(l->l_fn), "%s", l->l_oldfn);
+	}
 	return -1;
 }
 

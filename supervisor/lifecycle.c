@@ -173,14 +173,46 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	}
 }
 
+/* The worker's reason for failing at start; its bytes may come from tenant code. */
+static void
+log_init_failed(const struct worker *w, const struct wire_status *st)
+{
+	char why[sizeof(st->text)];
+	size_t i;
+
+	for (i = 0; i < sizeof(why) - 1 && st->text[i] != '\0'; i++) {
+		unsigned char c = (unsigned char)st->text[i];
+		why[i] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
+	}
+	why[i] = '\0';
+	log_error("worker_init_failed", "fn=%s wid=%u pid=%d why=\"%s\"",
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, why);
+}
+
 void
 worker_on_status(struct worker *w, const struct wire_status *st)
 {
+	/* Replayed after the worker was reaped: only what it said counts (drained, its
+	 * reason); no signal to a pid that may be reused, no work for a dead worker. */
+	if (w->w_dead) {
+		if (st->type == WIRE_ST_DRAINED) {
+			w->w_final = st->counts;
+			w->w_drained = true;
+			if (w->w_state == WS_DRAINING)
+				worker_set_state(w, WS_DRAINED, "drained");
+		} else if (st->type == WIRE_ST_LIMIT && w->w_reason == WIRE_REASON_NONE) {
+			w->w_reason = st->reason;
+		} else if (st->type == WIRE_ST_INIT_FAILED) {
+			log_init_failed(w, st);
+		}
+		return;
+	}
 	switch (st->type) {
 	case WIRE_ST_READY:
 		if (w->w_state != WS_STARTING)
 			break;
 		if (worker_set_state(w, WS_READY, "ready") == 0) {
+			w->w_was_ready = true;
 			evtimer_del(w->w_timer);
 			w->w_pool->p_crash_streak = 0;
 			pool_worker_ready(w);
@@ -206,9 +238,7 @@ worker_on_status(struct worker *w, const struct wire_status *st)
 			arm_timer(w, DRAINED_EXIT_MS);
 		break;
 	case WIRE_ST_INIT_FAILED:
-		log_error("worker_init_failed", "fn=%s wid=%u pid=%d why=\"%.*s\"",
-		    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid,
-		    (int)strnlen(st->text, sizeof(st->text)), st->text);
+		log_init_failed(w, st);
 		break;
 	default:
 		log_warn("status_unknown", "fn=%s wid=%u type=%u", w->w_pool->p_conf->name,
@@ -226,17 +256,19 @@ count_lost(struct worker *w)
 
 	if (b == NULL)
 		return 0;
-	for (uint32_t i = 0; i < b->task_slots; i++) {
+	for (uint32_t i = 0; i < w->w_board_slots; i++) {
 		struct board_task *t = &b->tasks[i];
 		uint64_t id = BOARD_LOAD(&t->id);
+
+		char name[BOARD_TASK_NAME + 1];
 
 		if (id == 0)
 			continue;
 		lost++;
-		log_warn("task_lost", "fn=%s wid=%u pid=%d task_id=%llu task_name=%.*s age_ms=%llu",
+		board_copy_name(name, t);
+		log_warn("task_lost", "fn=%s wid=%u pid=%d task_id=%llu task_name=%s age_ms=%llu",
 		    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, (unsigned long long)id,
-		    (int)strnlen(t->name, sizeof(t->name)), t->name,
-		    (unsigned long long)(now - t->started_ms));
+		    name, (unsigned long long)(now - t->started_ms));
 	}
 	/* The counter is the truth if the slot table overflowed the log. */
 	if (BOARD_LOAD(&b->tasks_pending) > lost)
@@ -257,10 +289,13 @@ worker_on_exit(struct worker *w, int status)
 
 	/* SIGCHLD can overtake the worker's last records (DRAINED just before it
 	 * exited): read what is left in the pipe before judging how it ended. */
+	w->w_dead = true;
 	while (wire_recv_status(w->w_status, &st) == 1)
 		worker_on_status(w, &st);
 	clean = w->w_state == WS_DRAINED || w->w_state == WS_TERMINATING;
-	before_ready = w->w_state == WS_STARTING;
+	/* Never ready: a crash at start even if it was terminated for hanging in init,
+	 * so the backoff and the failed mark see it. */
+	before_ready = !w->w_was_ready && !(w->w_state == WS_DRAINED);
 
 	w->w_exit_status = status;
 	if (WIFSIGNALED(status))
@@ -311,9 +346,9 @@ worker_on_exit(struct worker *w, int status)
 		close(w->w_batch[i]);
 	close(w->w_ctl);
 	close(w->w_status);
-	board_unmap(b);
+	board_unmap(b, w->w_board_slots);
 	TAILQ_REMOVE(&p->p_workers, w, w_entry);
-	pool_worker_gone(w, !clean && before_ready);
+	pool_worker_gone(w, before_ready);
 	free(w);
 	pool_maybe_free(p);
 }

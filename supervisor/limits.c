@@ -139,7 +139,7 @@ static void
 check_worker(struct worker *w, uint64_t now)
 {
 	const struct fn_limits *l = &w->w_pool->p_conf->limits;
-	uint64_t cpu_ms = 0, rss_kb = 0, mem;
+	uint64_t cpu_ms = 0, rss_kb = 0, mem, req;
 	struct cg_stats cs;
 
 	if (w->w_state != WS_READY && w->w_state != WS_DRAINING)
@@ -165,9 +165,15 @@ check_worker(struct worker *w, uint64_t now)
 			mem = ((uint64_t)l->memory_mb << 20) - 1;
 		act(w, WIRE_REASON_MEMORY, mem >> 10, (uint64_t)l->memory_mb << 10, "KiB");
 	}
-	if (l->idle_worker_ms && w->w_state == WS_READY && worker_load(w) == 0 &&
-	    BOARD_LOAD(&w->w_board->tasks_pending) == 0 &&
-	    now - w->w_spawned_ms >= l->idle_worker_ms) {
+	/* Idle = no connection, no task, and no request since the last look. */
+	req = BOARD_LOAD(&w->w_board->requests);
+	if (worker_load(w) > 0 || BOARD_LOAD(&w->w_board->tasks_pending) > 0 ||
+	    req != w->w_idle_requests || w->w_idle_since_ms == 0) {
+		w->w_idle_requests = req;
+		w->w_idle_since_ms = now;
+	}
+	if (l->idle_worker_ms && w->w_state == WS_READY &&
+	    now - w->w_idle_since_ms >= l->idle_worker_ms) {
 		/* Idle and past its idle time: drop it early (a fresh one keeps the pool). */
 		w->w_replaced = true;
 		worker_retire(w, WIRE_REASON_EARLY_DROP);

@@ -139,12 +139,27 @@ static void
 finish_reload(void)
 {
 	char err[512];
-	struct pool *p;
+	struct pool *p, *tmp, *q;
 
 	dispatch_bind_pools();
-	TAILQ_FOREACH(p, &sv.pools, p_entry)
-		if (p->p_owner != pending_conf && !p->p_retiring)
+	/* _SAFE: retiring an empty pool frees it at once. */
+	TAILQ_FOREACH_SAFE(p, &sv.pools, p_entry, tmp) {
+		bool keep = false;
+
+		if (p->p_owner == pending_conf || p->p_retiring)
+			continue;
+		/* The new generation of this function failed to start: the old workers
+		 * go on serving it until a reload that works. */
+		TAILQ_FOREACH(q, &sv.pools, p_entry)
+			if (q->p_owner == pending_conf && q->p_failed &&
+			    strcmp(q->p_conf->name, p->p_conf->name) == 0)
+				keep = true;
+		if (keep)
+			log_warn("reload_kept_old", "fn=%s gen=%u msg=\"new workers fail to start; the old ones keep serving\"",
+			    p->p_conf->name, p->p_gen);
+		else
 			pool_retire(p, WIRE_REASON_TERMINATION);
+	}
 	if (nold_confs < sizeof(old_confs) / sizeof(old_confs[0]))
 		old_confs[nold_confs++] = sv.conf;
 	else
@@ -236,8 +251,8 @@ sv_reload(void)
 	notify_reloading();
 	log_info("reload", "config=%s", sv.conf_path);
 	if (pending_conf != NULL) {
+		/* No READY=1 here: the reload in flight sends it when its workers are ready. */
 		log_warn("reload_refused", "msg=\"a reload is still starting its workers\"");
-		notify_ready();
 		return;
 	}
 	conf = config_load(sv.conf_path, err, sizeof(err));

@@ -179,6 +179,8 @@ pool_worker_gone(struct worker *w, bool crashed_before_ready)
 			p->p_failed = true;
 			log_error("function_failed", "fn=%s crashes=%u msg=\"workers die before ready; not respawning until reload\"",
 			    p->p_conf->name, p->p_crash_streak);
+			/* Clients held for a worker that will not come hear 503 now. */
+			dispatch_reject_pending(p);
 			sv_check_ready();
 		}
 	}
@@ -207,10 +209,7 @@ pool_maybe_free(struct pool *p)
 	if (!p->p_retiring || !TAILQ_EMPTY(&p->p_workers))
 		return;
 	/* Connections that never found a worker: say so rather than drop them. */
-	for (unsigned i = 0; i < p->p_npending; i++)
-		close(p->p_pending[i]);
-	if (p->p_npending)
-		log_warn("pending_dropped", "fn=%s count=%u", p->p_conf->name, p->p_npending);
+	dispatch_reject_pending(p);
 	TAILQ_REMOVE(&sv.pools, p, p_entry);
 	if (cg_enabled() && pool_current(p->p_conf->name) == NULL)
 		cg_function_remove(p->p_conf->name);
@@ -220,16 +219,31 @@ pool_maybe_free(struct pool *p)
 	sv_check_stopped();
 }
 
+/*
+ * The pool that takes FN's new connections: the newest generation that has been
+ * ready (during a reload the old one serves until the new one is ready), else the
+ * newest one (a function a reload added, or the first start); a failed pool only
+ * when nothing else is left.
+ */
 struct pool *
 pool_current(const char *fn)
 {
-	struct pool *p, *best = NULL;
+	struct pool *p, *ready = NULL, *newest = NULL, *failed = NULL;
 
-	TAILQ_FOREACH(p, &sv.pools, p_entry)
-		if (!p->p_retiring && strcmp(p->p_conf->name, fn) == 0 &&
-		    (best == NULL || p->p_gen > best->p_gen))
-			best = p;
-	return best;
+	TAILQ_FOREACH(p, &sv.pools, p_entry) {
+		if (p->p_retiring || strcmp(p->p_conf->name, fn) != 0)
+			continue;
+		if (p->p_failed) {
+			if (failed == NULL || p->p_gen > failed->p_gen)
+				failed = p;
+			continue;
+		}
+		if (p->p_gen <= sv.ready_gen && (ready == NULL || p->p_gen > ready->p_gen))
+			ready = p;
+		if (newest == NULL || p->p_gen > newest->p_gen)
+			newest = p;
+	}
+	return ready ? ready : newest ? newest : failed;
 }
 
 struct worker *

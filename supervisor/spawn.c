@@ -91,8 +91,18 @@ child_exec(struct worker *w, pid_t parent, int ctl, int status, int board, char 
 	sigset_t none;
 	int hi[3], null;
 
+	/* libevent's handlers would write into the supervisor's signal pipe: a signal
+	 * to the process group before exec must not be handled twice by the parent. */
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_DFL);
+	signal(SIGQUIT, SIG_DFL);
+	signal(SIGHUP, SIG_DFL);
+	signal(SIGUSR1, SIG_DFL);
+	signal(SIGCHLD, SIG_DFL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* systemd's notify socket is the supervisor's, not the tenant's. */
+	unsetenv("NOTIFY_SOCKET");
 	/* The worker must not outlive us; SIGTERM lets it run its beforeunload hooks. */
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
 	/* The supervisor died before the line above: nobody would ever signal us. */
@@ -151,7 +161,8 @@ spawn_worker(struct worker *w)
 		goto fail;
 	if (pipe2(pp, O_CLOEXEC) < 0)
 		goto fail;
-	bfd = board_create(fc->limits.max_pending_tasks, &w->w_board);
+	w->w_board_slots = fc->limits.max_pending_tasks;
+	bfd = board_create(w->w_board_slots, &w->w_board);
 	if (bfd < 0)
 		goto fail;
 	/* A deep queue of hand-offs must not block on a busy worker. */
@@ -197,7 +208,7 @@ fail:
 	}
 	if (bfd >= 0)
 		close(bfd);
-	board_unmap(w->w_board);
+	board_unmap(w->w_board, w->w_board_slots);
 	w->w_board = NULL;
 	if (w->w_cgroup[0])
 		cg_worker_remove(fc->name, w->w_id);
@@ -305,8 +316,11 @@ spawn_check_library(const struct fn_conf *fc, const char *worker_path, char *err
 		if (n <= 0)
 			break;
 		len += (size_t)n;
-		if (len == sizeof(out) - 1)
+		if (len == sizeof(out) - 1) {
+			/* It says more than a verdict: enough; do not wait on it below. */
+			kill(pid, SIGKILL);
 			break;
+		}
 	}
 	close(pp[0]);
 	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)

@@ -52,6 +52,7 @@ struct worker {
 	struct event *w_status_ev;
 	struct event *w_timer;      /* start, drain or kill deadline */
 	struct board *w_board;      /* shared scoreboard (mapped) */
+	uint32_t w_board_slots;     /* its size as we made it: the worker can write the header */
 	uint64_t w_sent;            /* connections handed over */
 	uint64_t w_spawned_ms;
 	uint32_t w_reason;          /* why it is leaving (enum wire_reason) */
@@ -71,6 +72,10 @@ struct worker {
 	uint64_t w_prog_requests;
 	uint64_t w_prog_closed;
 	uint64_t w_stall_ms;        /* 0 = not stalled */
+	uint64_t w_idle_since_ms;   /* idle_worker_ms: when it was last seen busy */
+	uint64_t w_idle_requests;
+	bool w_was_ready;           /* reached READY once (a hung init is a crash) */
+	bool w_dead;                /* reaped: replaying its last records only */
 };
 TAILQ_HEAD(worker_list, worker);
 
@@ -180,6 +185,8 @@ void dispatch_bind_pools(void);
 void dispatch_close_all(void);
 /* Hands queued connections to W's pool now that W is ready. */
 void dispatch_flush_pending(struct pool *p);
+/* P cannot serve them (failed): every held connection hears 503. */
+void dispatch_reject_pending(struct pool *p);
 /* Worker W stops taking work: send it nothing more. */
 uint64_t worker_load(const struct worker *w);
 

@@ -110,8 +110,6 @@ struct conn {
 	bool c_zombie;                /* closed while the handler held c_res */
 	bool c_oneshot_due;
 	bool c_peer_done;
-	bool c_sent;                  /* something was written already */
-	bool c_nodelay;               /* TCP_NODELAY set (or not a TCP socket) */
 	char c_peer[INET6_ADDRSTRLEN + 10];
 	TAILQ_ENTRY(conn) c_entry;
 };
@@ -345,7 +343,7 @@ conn_get(void)
 	c->c_keepalive = c->c_http10 = c->c_head = c->c_res_close = false;
 	c->c_held = c->c_dispatching = c->c_expired = c->c_closing = false;
 	c->c_linger = c->c_lingering = c->c_eof = c->c_zombie = false;
-	c->c_oneshot_due = c->c_peer_done = c->c_sent = c->c_nodelay = false;
+	c->c_oneshot_due = c->c_peer_done = false;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -673,18 +671,9 @@ static int
 conn_flush(struct conn *c)
 {
 	ssize_t n;
-	int one = 1;
 
-	/*
-	 * Each batch goes out in one send, but a later small batch must not wait for the
-	 * ACK of the previous one (Nagle): from the second write on, no delay. The one
-	 * answer of a Connection: close exchange skips the syscall.
-	 */
-	if (c->c_sent && !c->c_nodelay) {
-		c->c_nodelay = true;
-		setsockopt(c->c_fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	}
-	c->c_sent = true;
+	/* Each batch goes out in one send; TCP_NODELAY (inherited from the listener)
+	 * keeps a later small batch from waiting for the previous one's ACK. */
 	while (c->c_out_off < c->c_out.b_len) {
 		n = send(c->c_fd, c->c_out.b_data + c->c_out_off,
 		    c->c_out.b_len - c->c_out_off, MSG_DONTWAIT | MSG_NOSIGNAL);

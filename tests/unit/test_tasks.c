@@ -705,7 +705,7 @@ main(int argc, char **argv)
 	tasks_shutdown();
 	event_free(tick);
 	event_base_free(wk.base);
-	board_unmap(wk.board);
+	board_unmap(wk.board, wk.board->task_slots);
 	close(bfd);
 	if (unit_nfailed == 0)
 		unlink(log_path);

@@ -329,8 +329,8 @@ case_board(void)
 	errno = 0;
 	UNIT_CHECK(ftruncate(fd, 4096 * 16) == -1 && errno == EPERM);
 out:
-	board_unmap(b);
-	board_unmap(a);
+	board_unmap(b, 8);
+	board_unmap(a, 8);
 	if (fd >= 0)
 		close(fd);
 }
@@ -356,7 +356,7 @@ case_board_bad(void)
 	UNIT_CHECK(board_map(fd2, &b) == -1 && errno == EPROTO);
 	a->task_slots = 2;
 out:
-	board_unmap(a);
+	board_unmap(a, 2);
 	if (fd >= 0)
 		close(fd);
 	if (fd2 >= 0)
