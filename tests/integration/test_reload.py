@@ -134,5 +134,27 @@ def sigusr1_reopens_the_log_file():
         sv.cleanup()
 
 
+@test
+def reload_to_a_failing_generation_keeps_the_old_one_serving():
+    """The new generation's init fails (the library loads, so the file is accepted):
+    it is marked failed, the old workers keep the function, no request fails."""
+    fn = h.function("hello", workers=1)
+    with h.Supervisor([fn], name="reload-badinit") as sv:
+        old = list(sv.workers("hello").values())
+        sv.rewrite_config(lambda c: c["functions"][0].update(library=h.lib("initfail")))
+        with h.Prober(sv.port(), interval=0.02) as probe:
+            sv.send(signal.SIGHUP)
+            sv.wait_event("function_failed", fn="hello", timeout=30)
+            sv.wait_event("reload_kept_old", fn="hello", timeout=10)
+            time.sleep(0.3)   # traffic after the switch must still reach the old worker
+        probe.check("hello across a reload whose workers fail", min_ok=20)
+        check(list(sv.workers("hello").values()) == old, "the old worker was replaced")
+        # A later good reload recovers the function.
+        sv.rewrite_config(lambda c: c["functions"][0].update(library=h.lib("hello")))
+        sv.send(signal.SIGHUP)
+        h.wait_until(lambda: sv.events("reload_done", gen="3"), 15, "generation 3")
+        check(h.request(sv.port()).status == 200, "hello after the recovering reload")
+
+
 if __name__ == "__main__":
     h.main()
