@@ -178,25 +178,10 @@ finish_reload(void)
 void
 sv_check_ready(void)
 {
-	struct pool *p;
-	bool ready = true;
-
-	if (sv.stopping)
+	if (sv.stopping || sv.announced_ready)
 		return;
 	/* Readiness of the generation being started (the newest one). */
-	TAILQ_FOREACH(p, &sv.pools, p_entry) {
-		unsigned n = 0;
-		struct worker *w;
-
-		if (p->p_gen != sv.gen || p->p_failed)
-			continue;
-		TAILQ_FOREACH(w, &p->p_workers, w_entry)
-			if (w->w_state == WS_READY)
-				n++;
-		if (n < p->p_conf->workers)
-			ready = false;
-	}
-	if (!ready || sv.announced_ready)
+	if (!pools_ready(sv.gen))
 		return;
 	if (pending_conf != NULL)
 		finish_reload();

@@ -284,12 +284,12 @@ pool_ready_count(const struct pool *p)
 
 /* Every pool of generation GEN has its full size ready (failed ones excepted). */
 bool
-pools_all_ready(void)
+pools_ready(uint32_t gen)
 {
 	struct pool *p;
 
 	TAILQ_FOREACH(p, &sv.pools, p_entry)
-		if (!p->p_retiring && !p->p_failed && pool_ready_count(p) < p->p_conf->workers)
+		if (p->p_gen == gen && !p->p_failed && pool_ready_count(p) < p->p_conf->workers)
 			return false;
 	return true;
 }

@@ -162,7 +162,7 @@ struct worker *pool_find_pid(pid_t pid);
 bool pool_starting(const struct pool *p);
 void pool_worker_ready(struct worker *w);
 void pool_worker_gone(struct worker *w, bool crashed_before_ready);
-bool pools_all_ready(void);
+bool pools_ready(uint32_t gen);
 unsigned pools_live_workers(void);
 /* Summary lines at exit. */
 void pools_log_summary(void);
