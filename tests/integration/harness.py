@@ -161,6 +161,31 @@ def session_pids(sid):
     return out
 
 
+def kill_session(sid, pause=0.05):
+    """SIGKILLs every live process of session SID (a few rounds: a dying parent can
+    still fork)."""
+    for _ in range(3):
+        pids = session_pids(sid)
+        if not pids:
+            return
+        for p in pids:
+            try:
+                os.kill(p, signal.SIGKILL)
+            except OSError:
+                pass
+        time.sleep(pause)
+
+
+def proc_status(pid):
+    """/proc/PID/status as {field: [words]}."""
+    st = {}
+    with open("/proc/%d/status" % pid) as f:
+        for line in f:
+            k, _, v = line.partition(":")
+            st[k] = v.split()
+    return st
+
+
 def alive(pid):
     st = proc_stat(pid)
     return st is not None and st[0] != "Z"
@@ -320,18 +345,8 @@ class Supervisor:
         return code
 
     def _kill_session(self):
-        if self.pid is None:
-            return
-        for _ in range(3):
-            pids = session_pids(self.pid)
-            if not pids:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.05)
+        if self.pid is not None:
+            kill_session(self.pid)
 
     def cleanup(self):
         """Kills the supervisor and every process of its session; idempotent."""

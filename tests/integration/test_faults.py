@@ -45,11 +45,7 @@ def own_cgroup_dirs(parent):
 
 
 def rss_kb(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1])
-    return 0
+    return int(h.proc_status(pid)["VmRSS"][0])
 
 
 def cpu_s(pid):

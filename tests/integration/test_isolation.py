@@ -628,11 +628,7 @@ def worker_runs_as_tenant_uid_with_no_new_privs():
         Cg(sv, sv.cg_parent)
         _, pid = worker_pid(sv, "hello")
         check(h.request(sv.port(), "/").status == 200, "hello did not answer")
-        st = {}
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                k, _, v = line.partition(":")
-                st[k] = v.split()
+        st = h.proc_status(pid)
         check(st["Uid"] == ["65534"] * 4, "Uid %r" % st["Uid"])
         check(st["Gid"] == ["65534"] * 4, "Gid %r" % st["Gid"])
         check(st.get("Groups", []) == ["65534"], "Groups %r" % st.get("Groups"))

@@ -42,11 +42,7 @@ def proc_cgroup(pid, ctrl="memory"):
 
 
 def uid_of(pid):
-    with open("/proc/%d/status" % pid) as f:
-        for line in f:
-            if line.startswith("Uid:"):
-                return int(line.split()[1])
-    return None
+    return int(h.proc_status(pid)["Uid"][0])
 
 
 def latency(port, duration=1):

@@ -17,7 +17,7 @@ import subprocess
 import sys
 import time
 
-from harness import BUILD, ROOT, Failure, _live, check, main, session_pids, test
+from harness import BUILD, ROOT, Failure, _live, check, main, kill_session, test
 
 RUN = os.path.join(ROOT, "tests", "vm", "run-systemd.sh")
 SCENARIO = "tests/vm/systemd-scenario.sh"
@@ -39,16 +39,7 @@ class _VM:
                 self.proc.wait(10)
             except (OSError, subprocess.TimeoutExpired):
                 pass
-        for _ in range(3):
-            pids = session_pids(self.proc.pid)
-            if not pids:
-                break
-            for p in pids:
-                try:
-                    os.kill(p, signal.SIGKILL)
-                except OSError:
-                    pass
-            time.sleep(0.1)
+        kill_session(self.proc.pid, pause=0.1)
         if self in _live:
             _live.remove(self)
 
