@@ -109,6 +109,9 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 UNIT_DEPS_test_config = supervisor/config.c
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
+UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
+	supervisor/cgroup_fs.c supervisor/config.c
+UNIT_DEPS_test_reload = supervisor/reload.c supervisor/config.c
 
 .SECONDARY:
 .SECONDEXPANSION:

@@ -35,8 +35,6 @@ struct board {
 	uint64_t tasks_completed;
 	uint64_t tasks_failed;     /* failed or timed out (cut ones stay pending: lost) */
 	uint64_t tasks_pending;
-	uint64_t cpu_ms;           /* worker's own CPU time, refreshed once a second */
-	uint64_t rss_kb;
 	uint32_t unload_reason;    /* last beforeunload reason fired (enum wire_reason) */
 	uint32_t pad;
 	struct board_task tasks[];

@@ -28,7 +28,9 @@
 #include "../common/log.h"
 #include "admin.h"
 #include "cgroup.h"
-#include "supervisor.h"
+#include "pool.h"
+#include "reload.h"
+#include "state.h"
 
 /* Admin requests are tiny; anything bigger is not ours. */
 #define ADMIN_MAX_HEADERS 8192
@@ -94,11 +96,12 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 	v->completed = BOARD_LOAD(&b->tasks_completed);
 	v->failed = BOARD_LOAD(&b->tasks_failed);
 	v->pending = BOARD_LOAD(&b->tasks_pending);
-	v->cpu_ms = BOARD_LOAD(&b->cpu_ms);
-	v->mem_current = BOARD_LOAD(&b->rss_kb) * 1024;
+	/* Our own measurements (limits.c), not the tenant-writable board's. */
+	v->cpu_ms = w->w_cpu_ms;
+	v->mem_current = w->w_rss_kb * 1024;
 	v->mem_source = "rss";
 	proc_rss(w->w_pid, &v->mem_current);
-	if (w->w_cgroup[0] && cg_worker_stats(w->w_pool->p_conf->name, w->w_id, &cs) == 0) {
+	if (w->w_cgroup[0] && cg_worker_stats(w->w_conf->name, w->w_id, &cs) == 0) {
 		/* The cgroup also counts the tenant's children and page cache: what the cap sees. */
 		v->mem_current = cs.memory_current;
 		v->mem_peak = cs.memory_peak;
@@ -170,7 +173,7 @@ collect(size_t *n)
 
 	if (sv.conf != NULL)
 		max = sv.conf->nfunctions;
-	TAILQ_FOREACH(p, &sv.pools, p_entry)
+	TAILQ_FOREACH(p, &pools, p_entry)
 		max++;
 	if ((fv = calloc(max ? max : 1, sizeof(*fv))) == NULL)
 		return NULL;
@@ -182,7 +185,7 @@ collect(size_t *n)
 			cnt++;
 		}
 	}
-	TAILQ_FOREACH(p, &sv.pools, p_entry) {
+	TAILQ_FOREACH(p, &pools, p_entry) {
 		struct worker *w;
 
 		if ((v = view_find(fv, cnt, p->p_conf->name)) == NULL) {
@@ -306,7 +309,7 @@ worker_json(const struct worker *w, uint64_t now)
 	else
 		oldest = json_null();
 	o = json_pack("{s:s,s:I,s:I,s:s,s:I,s:I,s:s?,s:I,s:o,s:s?,s:o,s:I,s:I,s:I}",
-	    "function", w->w_pool->p_conf->name,
+	    "function", w->w_conf->name,
 	    "id", (json_int_t)w->w_id,
 	    "pid", (json_int_t)w->w_pid,
 	    "state", wstate_name(w->w_state),
@@ -351,7 +354,7 @@ status_json(void)
 		json_array_append_new(fns, function_json(&fv[i]));
 	free(fv);
 	workers = json_array();
-	TAILQ_FOREACH(p, &sv.pools, p_entry) {
+	TAILQ_FOREACH(p, &pools, p_entry) {
 		struct worker *w;
 		TAILQ_FOREACH(w, &p->p_workers, w_entry)
 			json_array_append_new(workers, worker_json(w, now));
@@ -482,7 +485,7 @@ metrics_text(struct evbuffer *out)
 	};
 	for (size_t f = 0; f < sizeof(wf) / sizeof(wf[0]); f++) {
 		family(out, wf[f].name, wf[f].type, wf[f].help);
-		TAILQ_FOREACH(p, &sv.pools, p_entry) {
+		TAILQ_FOREACH(p, &pools, p_entry) {
 			TAILQ_FOREACH(w, &p->p_workers, w_entry) {
 				struct worker_view v;
 				double val = 0;
@@ -544,37 +547,66 @@ reply_error(struct evhttp_request *req, int code, const char *reason, const char
 	reply_json(req, code, reason, json_pack("{s:s}", "error", msg));
 }
 
+/* What the endpoint asks the orchestrator for (admin_set_ops); NULL until set. */
+static const struct admin_ops *ops;
+
+void
+admin_set_ops(const struct admin_ops *o)
+{
+	ops = o;
+}
+
 static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
-	sv_stop(false);
+	ops->stop(false);
 }
 
 /* The stop reply is out: now stop (a client gone early is covered by the timer). */
 static void
 stop_sent_cb(struct evhttp_request *req, void *arg)
 {
-	sv_stop(false);
+	ops->stop(false);
+}
+
+static json_t *
+plan_names(const struct reload *r, enum rl_change c)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; a != NULL && i < r->nitems; i++)
+		if (r->items[i].change == c)
+			json_array_append_new(a, json_string(r->items[i].name));
+	return a;
 }
 
 static void
 do_reload(struct evhttp_request *req)
 {
-	uint32_t gen = sv.gen;
+	const struct reload *plan = NULL;
+	char err[1024];
+	int r;
 
 	if (sv.stopping) {
 		reply_error(req, 409, "Conflict", "the supervisor is stopping");
 		return;
 	}
-	sv_reload();
-	/* sv_reload() says nothing back: a new generation number means it started. */
-	if (sv.gen == gen) {
-		reply_error(req, 409, "Conflict", "reload refused or the config is invalid; "
-		    "the old config keeps serving (see the log)");
+	r = ops->reload(&plan, err, sizeof(err));
+	if (r < 0) {
+		reply_error(req, 409, "Conflict", err);
 		return;
 	}
-	reply_json(req, 202, "Accepted", json_pack("{s:s,s:I}", "result", "reloading",
-	    "generation", (json_int_t)sv.gen));
+	if (r > 0) {
+		reply_json(req, 202, "Accepted", json_pack("{s:s,s:I}", "result", "queued",
+		    "generation", (json_int_t)sv.gen + 1));
+		return;
+	}
+	/* Begun: what it changes is known now; whether it lands, /status and the log say. */
+	reply_json(req, 202, "Accepted", json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:o}",
+	    "result", "reloading", "generation", (json_int_t)plan->gen,
+	    "state", rl_state_name(plan->state),
+	    "kept", plan_names(plan, RL_KEPT), "rolled", plan_names(plan, RL_ROLLED),
+	    "added", plan_names(plan, RL_ADDED), "removed", plan_names(plan, RL_REMOVED)));
 }
 
 static void
@@ -588,7 +620,7 @@ do_drain(struct evhttp_request *req, const char *enc)
 	}
 	if (sv.stopping)
 		reply_error(req, 409, "Conflict", "the supervisor is stopping");
-	else if (*name == '\0' || sv_drain_function(name) < 0)
+	else if (*name == '\0' || ops->drain(name) < 0)
 		reply_error(req, 404, "Not Found", "no such function");
 	else
 		reply_json(req, 202, "Accepted", json_pack("{s:s,s:s}", "result", "draining",

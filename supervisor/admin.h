@@ -10,7 +10,22 @@
 #ifndef SV_ADMIN_H
 #define SV_ADMIN_H
 
+#include <stdbool.h>
 #include <stddef.h>
+
+struct reload;
+
+/* What the endpoint asks of the orchestrator (it never calls it by name). */
+struct admin_ops {
+	/* 0: begun (*PLAN set), 1: queued behind the one in flight, -1: refused (ERR). */
+	int (*reload)(const struct reload **plan, char *err, size_t errlen);
+	void (*stop)(bool fast);
+	/* 0, or -1 when there is no such function. */
+	int (*drain)(const char *name);
+};
+
+/* Sets the commands; before admin_start. */
+void admin_set_ops(const struct admin_ops *ops);
 
 /*
  * Opens ADDR and serves the endpoint on sv.base. ADDR is "unix:/path" (the parent

@@ -958,3 +958,14 @@ cg_shutdown(void)
 	    h->h_mount, h->h_base);
 	reset();
 }
+
+int
+cg_check_conf(const struct sv_conf *conf, char *err, size_t errlen)
+{
+	const struct fn_conf *fc;
+
+	TAILQ_FOREACH(fc, &conf->functions, entry)
+		if (cg_check_function(fc, err, errlen) < 0)
+			return -1;
+	return 0;
+}

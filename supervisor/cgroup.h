@@ -44,6 +44,8 @@ const char *cg_describe(void);     /* "v1", "v2" or "off" */
  * per run and 0 (the cap is not enforced).
  */
 int cg_check_function(const struct fn_conf *fn, char *err, size_t errlen);
+/* cg_check_function for every function of CONF. */
+int cg_check_conf(const struct sv_conf *conf, char *err, size_t errlen);
 
 /* Creates or updates <base>/<fn> with the function-wide caps. */
 int cg_function_setup(const struct fn_conf *fn);

@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -66,7 +67,8 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const top_keys[] = {
-	"admin", "cgroup_parent", "cgroups", "log_level", "log_file", "functions", NULL
+	"admin", "cgroup_parent", "cgroups", "log_level", "log_file", "check_timeout_ms",
+	"functions", NULL
 };
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "user", "group", "limits", NULL
@@ -692,6 +694,23 @@ out:
 	return rc;
 }
 
+/*
+ * The library file's identity, so a reload can tell a rebuilt .so at the same path
+ * from an untouched one. A missing file leaves zeros: the library check reports it.
+ */
+static void
+library_identity(struct fn_conf *fc)
+{
+	struct stat st;
+
+	if (stat(fc->library, &st) < 0)
+		return;
+	fc->lib_dev = (uint64_t)st.st_dev;
+	fc->lib_ino = (uint64_t)st.st_ino;
+	fc->lib_size = (uint64_t)st.st_size;
+	fc->lib_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+}
+
 static void
 addrs_free(struct conf_addr_list *addrs)
 {
@@ -769,6 +788,7 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	    absolute_library(ld, fc) < 0)
 		return -1;
 	fc->policy = (enum fn_policy)policy;
+	library_identity(fc);
 	return 0;
 }
 
@@ -795,7 +815,8 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 	    get_enum(ld, root, "cgroups", cg_mode_names, NELEM(cg_mode_names), &mode) < 0 ||
 	    get_enum(ld, root, "log_level", log_level_names, NELEM(log_level_names),
 	    &level) < 0 ||
-	    get_string(ld, root, "log_file", 1, &conf->log_file) < 0)
+	    get_string(ld, root, "log_file", 1, &conf->log_file) < 0 ||
+	    get_uint(ld, root, "check_timeout_ms", 100, 60000, &conf->check_timeout_ms) < 0)
 		return -1;
 	conf->cgroups = (enum cg_mode)mode;
 	if ((conf->log_level = strdup(log_level_names[level])) == NULL)
@@ -852,6 +873,7 @@ config_load(const char *path, char *err, size_t errlen)
 	if ((conf = calloc(1, sizeof(*conf))) == NULL)
 		goto fail;
 	TAILQ_INIT(&conf->functions);
+	conf->check_timeout_ms = 5000;
 	if ((conf->path = strdup(path)) == NULL ||
 	    (conf->admin = strdup("unix:/run/edgevisor/admin.sock")) == NULL ||
 	    (conf->cgroup_parent = strdup("edgevisor")) == NULL)
@@ -898,6 +920,17 @@ const char *
 config_policy_name(enum fn_policy p)
 {
 	return (unsigned)p < NELEM(policy_names) ? policy_names[p] : "unknown";
+}
+
+/* Only what the worker sees: a function that moved to another port is the same. */
+bool
+config_fn_same(const struct fn_conf *a, const struct fn_conf *b)
+{
+	return strcmp(a->name, b->name) == 0 && strcmp(a->library, b->library) == 0 &&
+	    a->policy == b->policy && a->workers == b->workers && a->uid == b->uid &&
+	    a->gid == b->gid && memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
+	    a->lib_dev == b->lib_dev && a->lib_ino == b->lib_ino &&
+	    a->lib_size == b->lib_size && a->lib_mtime_ns == b->lib_mtime_ns;
 }
 
 struct fn_conf *

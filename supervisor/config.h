@@ -7,6 +7,7 @@
 #ifndef SV_CONFIG_H
 #define SV_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "../common/list.h"
@@ -52,6 +53,8 @@ struct fn_conf {
 	uid_t uid;                    /* resolved at load; (uid_t)-1 when user is NULL */
 	gid_t gid;
 	struct fn_limits limits;
+	/* The library file when the config was loaded (stat), 0s when it was missing. */
+	uint64_t lib_dev, lib_ino, lib_size, lib_mtime_ns;
 	TAILQ_ENTRY(fn_conf) entry;
 };
 TAILQ_HEAD(fn_conf_list, fn_conf);
@@ -63,6 +66,7 @@ struct sv_conf {
 	enum cg_mode cgroups;
 	char *log_level;              /* "info" ... */
 	char *log_file;               /* NULL = stderr */
+	uint32_t check_timeout_ms;    /* a library check that takes longer fails */
 	size_t nfunctions;
 	struct fn_conf_list functions;
 };
@@ -75,5 +79,7 @@ struct sv_conf *config_load(const char *path, char *err, size_t errlen);
 void config_free(struct sv_conf *conf);
 const char *config_policy_name(enum fn_policy p);
 struct fn_conf *config_find(struct sv_conf *conf, const char *name);
+/* A and B give a worker the same configuration and library file (listen aside). */
+bool config_fn_same(const struct fn_conf *a, const struct fn_conf *b);
 
 #endif

@@ -22,7 +22,10 @@
 #include <event2/event.h>
 
 #include "../common/log.h"
-#include "supervisor.h"
+#include "dispatch.h"
+#include "evq.h"
+#include "pool.h"
+#include "state.h"
 
 #define ACCEPT_BURST 64
 #define LISTEN_BACKLOG 4096
@@ -31,17 +34,18 @@
 struct listener {
 	TAILQ_ENTRY(listener) l_entry;
 	char l_addr[256];
-	char l_fn[64];
-	char l_oldfn[64];            /* l_fn before the config being applied */
+	char l_fn[64];               /* the function it serves */
+	char l_newfn[64];            /* the one it serves once the pending config commits */
 	int l_fd;
-	bool l_seen;                 /* named by the newest config */
-	bool l_fresh;                /* created by the config being applied */
+	bool l_seen;                 /* named by the pending config */
+	bool l_fresh;                /* opened for the pending config */
 	struct event *l_ev;
 	struct event *l_pause_ev;    /* EMFILE: accept again a little later */
 	unsigned l_pauses;           /* pauses in the current out-of-fds episode */
 };
 
 static TAILQ_HEAD(, listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
+static struct event_base *dispatch_base;
 
 static const char busy_response[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -58,10 +62,10 @@ reject(int fd)
 	close(fd);
 }
 
-uint64_t
-worker_load(const struct worker *w)
+void
+dispatch_init(struct event_base *base)
 {
-	return w->w_sent - BOARD_LOAD(&w->w_board->conns_closed);
+	dispatch_base = base;
 }
 
 /* The ready worker with the fewest open connections, or NULL. */
@@ -137,7 +141,7 @@ close_sent(void)
  * EAGAIN), it gets no more this round and the connections go to another worker, are
  * held for one that is starting, or hear 503 - they never reached W.
  */
-static void
+static int
 flush(struct worker *w)
 {
 	struct wire_ctl msg = {
@@ -147,7 +151,7 @@ flush(struct worker *w)
 	int fds[WIRE_MAX_FDS], saved;
 
 	if (n == 0)
-		return;
+		return 0;
 	w->w_nbatch = 0;
 	if (wire_send_ctl(w->w_ctl, &msg, w->w_batch, n) == 0) {
 		/* Sent: the worker owns them now; our copies go at the round's end. */
@@ -155,7 +159,7 @@ flush(struct worker *w)
 			close_sent();
 		memcpy(sent_fds + nsent, w->w_batch, n * sizeof(int));
 		nsent += n;
-		return;
+		return 0;
 	}
 	saved = errno;
 	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=\"%s\"",
@@ -170,6 +174,7 @@ flush(struct worker *w)
 	memcpy(fds, w->w_batch, n * sizeof(int));
 	for (unsigned i = 0; i < n; i++)
 		assign(w->w_pool, fds[i]);
+	return -1;
 }
 
 /* Gives FD to a worker of P (batched), holds it while none is ready, or rejects it. */
@@ -196,11 +201,14 @@ assign(struct pool *p, int fd)
 	w->w_batch[w->w_nbatch++] = fd;
 	w->w_sent++;
 	if (p->p_conf->policy != POLICY_PER_WORKER) {
-		/* One connection per worker: it retires after it, a fresh one takes its place. */
-		w->w_used = true;
-		flush(w);
-		worker_retire(w, WIRE_REASON_NONE);
-		pool_fill(p);
+		/* One connection per worker: it retires after it, a fresh one takes its place
+		 * (started by the orchestrator, not here on the accept path). A hand-off that
+		 * failed went to another worker: this one took nothing. */
+		if (flush(w) == 0) {
+			w->w_used = true;
+			worker_retire(w, WIRE_REASON_NONE);
+			evq_push(EVQ_POOL_FILL, p, NULL, 0);
+		}
 		return;
 	}
 	if (w->w_nbatch == WIRE_MAX_FDS)
@@ -254,7 +262,7 @@ static void
 accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
-	struct pool *p = pool_current(l->l_fn);
+	struct pool *p = pool_current(l->l_fn, sv.ready_gen);
 	struct worker *w;
 
 	/* A worker whose queue was full gets another chance each round. */
@@ -404,22 +412,22 @@ listener_find(const char *addr)
 int
 dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 {
-	struct listener *l, *tmp;
+	struct listener *l;
 	struct fn_conf *fc;
 
 	TAILQ_FOREACH(l, &listeners, l_entry) {
 		l->l_seen = l->l_fresh = false;
-		l->l_oldfn[0] = '\0';
+		l->l_newfn[0] = '\0';
 	}
 	TAILQ_FOREACH(fc, &conf->functions, entry) {
 		for (size_t i = 0; i < fc->nlisten; i++) {
 			const char *addr = fc->listen[i];
 
 			if ((l = listener_find(addr)) != NULL) {
-				/* Kept: the old name stays until this config is applied whole. */
+				/* Kept: it serves its old function until this config commits (its
+				 * new one may still be starting its workers). */
 				l->l_seen = true;
-				snprintf(l->l_oldfn, sizeof(l->l_oldfn), "%s", l->l_fn);
-				snprintf(l->l_fn, sizeof(l->l_fn), "%s", fc->name);
+				snprintf(l->l_newfn, sizeof(l->l_newfn), "%s", fc->name);
 				continue;
 			}
 			l = calloc(1, sizeof(*l));
@@ -429,13 +437,14 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 			}
 			snprintf(l->l_addr, sizeof(l->l_addr), "%s", addr);
 			snprintf(l->l_fn, sizeof(l->l_fn), "%s", fc->name);
+			snprintf(l->l_newfn, sizeof(l->l_newfn), "%s", fc->name);
 			l->l_fd = open_listener(addr, err, errlen);
 			if (l->l_fd < 0) {
 				free(l);
 				goto rollback;
 			}
-			l->l_ev = event_new(sv.base, l->l_fd, EV_READ | EV_PERSIST, accept_cb, l);
-			l->l_pause_ev = evtimer_new(sv.base, resume_cb, l);
+			l->l_ev = event_new(dispatch_base, l->l_fd, EV_READ | EV_PERSIST, accept_cb, l);
+			l->l_pause_ev = evtimer_new(dispatch_base, resume_cb, l);
 			l->l_seen = l->l_fresh = true;
 			TAILQ_INSERT_TAIL(&listeners, l, l_entry);
 			log_info("listen", "fn=%s addr=%s", fc->name, addr);
@@ -443,18 +452,28 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 	}
 	return 0;
 rollback:
-	/* A config that cannot listen changes nothing: drop what it opened. */
-	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp) {
-		if (l->l_fresh)
-			listener_free(l);
-		else if (l->l_seen && l->l_oldfn[0])
-			snprintf(l->l_fn, sizeof(l->l_fn), "%s", l->l_oldfn);
-	}
+	dispatch_abort();
 	return -1;
 }
 
 void
-dispatch_bind_pools(void)
+dispatch_abort(void)
+{
+	struct listener *l, *tmp;
+
+	/* A config that is not applied changes nothing: drop what it opened. */
+	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp) {
+		if (l->l_fresh) {
+			listener_free(l);
+			continue;
+		}
+		l->l_seen = true;
+		l->l_newfn[0] = '\0';
+	}
+}
+
+void
+dispatch_commit(void)
 {
 	struct listener *l, *tmp;
 
@@ -464,6 +483,12 @@ dispatch_bind_pools(void)
 			listener_free(l);
 			continue;
 		}
+		if (l->l_newfn[0] != '\0' && strcmp(l->l_newfn, l->l_fn) != 0) {
+			log_info("listen_moved", "addr=%s from=%s to=%s", l->l_addr, l->l_fn, l->l_newfn);
+			snprintf(l->l_fn, sizeof(l->l_fn), "%s", l->l_newfn);
+		}
+		l->l_newfn[0] = '\0';
+		l->l_fresh = false;
 		if (!event_pending(l->l_ev, EV_READ, NULL) && !evtimer_pending(l->l_pause_ev, NULL))
 			event_add(l->l_ev, NULL);
 	}

@@ -21,7 +21,9 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "cgroup.h"
-#include "supervisor.h"
+#include "evq.h"
+#include "limits.h"
+#include "pool.h"
 
 #define LIMITS_PERIOD_MS 250
 
@@ -68,27 +70,21 @@ proc_usage(pid_t pid, uint64_t *cpu_ms, uint64_t *rss_kb)
 static void
 act(struct worker *w, uint32_t reason, uint64_t used, uint64_t limit, const char *unit)
 {
-	uint32_t soft_pct = w->w_pool->p_conf->limits.soft_limit_percent;
+	uint32_t soft_pct = w->w_conf->limits.soft_limit_percent;
 
 	if (used >= limit && w->w_state != WS_READY) {
 		if (w->w_state != WS_TERMINATING) {
 			log_info("limit_hard", "fn=%s wid=%u pid=%d reason=%s used=%llu limit=%llu unit=%s",
-			    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, wire_reason_name(reason),
+			    w->w_conf->name, w->w_id, (int)w->w_pid, wire_reason_name(reason),
 			    (unsigned long long)used, (unsigned long long)limit, unit);
-			if (!w->w_replaced) {
-				w->w_replaced = true;
-				pool_fill(w->w_pool);
-			}
-			worker_terminate(w, reason);
+			worker_event(w, WE_LIMIT_HARD, reason);
 		}
 	} else if (used * 100 >= limit * soft_pct && w->w_state == WS_READY) {
 		log_info("limit_soft", "fn=%s wid=%u pid=%d reason=%s used=%llu limit=%llu unit=%s",
-		    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, wire_reason_name(reason),
+		    w->w_conf->name, w->w_id, (int)w->w_pid, wire_reason_name(reason),
 		    (unsigned long long)used, (unsigned long long)limit, unit);
-		/* Capacity first: the replacement starts before this one drains. */
-		w->w_replaced = true;
-		worker_retire(w, reason);
-		pool_fill(w->w_pool);
+		/* The table asks for a replacement before this one drains. */
+		worker_event(w, WE_LIMIT_SOFT, reason);
 	}
 }
 
@@ -102,7 +98,7 @@ act(struct worker *w, uint32_t reason, uint64_t used, uint64_t limit, const char
 static bool
 check_hung(struct worker *w, uint64_t now)
 {
-	uint32_t timeout = w->w_pool->p_conf->limits.request_timeout_ms;
+	uint32_t timeout = w->w_conf->limits.request_timeout_ms;
 	uint64_t req = BOARD_LOAD(&w->w_board->requests);
 	uint64_t closed = BOARD_LOAD(&w->w_board->conns_closed);
 	int queued = 0;
@@ -121,13 +117,13 @@ check_hung(struct worker *w, uint64_t now)
 	if (timeout == 0 || now - w->w_stall_ms <= timeout)
 		return false;
 	log_warn("worker_hung", "fn=%s wid=%u pid=%d stalled_ms=%llu queued_bytes=%d load=%llu requests=%llu",
-	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid,
+	    w->w_conf->name, w->w_id, (int)w->w_pid,
 	    (unsigned long long)(now - w->w_stall_ms), queued,
 	    (unsigned long long)worker_load(w), (unsigned long long)req);
 	/* Capacity first, then the usual way out: SIGTERM, SIGKILL after the grace. */
 	if (!w->w_replaced) {
 		w->w_replaced = true;
-		pool_fill(w->w_pool);
+		evq_push(EVQ_POOL_FILL, w->w_pool, NULL, 0);
 	}
 	worker_terminate(w, WIRE_REASON_TERMINATION);
 	/* A stopped worker would sit on its SIGTERM: let it run its hooks and go. */
@@ -138,7 +134,7 @@ check_hung(struct worker *w, uint64_t now)
 static void
 check_worker(struct worker *w, uint64_t now)
 {
-	const struct fn_limits *l = &w->w_pool->p_conf->limits;
+	const struct fn_limits *l = &w->w_conf->limits;
 	uint64_t cpu_ms = 0, rss_kb = 0, mem, req;
 	struct cg_stats cs;
 
@@ -148,8 +144,8 @@ check_worker(struct worker *w, uint64_t now)
 		return;
 	if (proc_usage(w->w_pid, &cpu_ms, &rss_kb) < 0)
 		return;
-	BOARD_STORE(&w->w_board->cpu_ms, cpu_ms);
-	BOARD_STORE(&w->w_board->rss_kb, rss_kb);
+	w->w_cpu_ms = cpu_ms;
+	w->w_rss_kb = rss_kb;
 	if (l->wall_clock_ms)
 		act(w, WIRE_REASON_WALL_CLOCK, now - w->w_spawned_ms, l->wall_clock_ms, "ms");
 	if (l->cpu_time_ms && worker_is_live(w))
@@ -159,7 +155,7 @@ check_worker(struct worker *w, uint64_t now)
 		 * its children); without cgroups RSS is the best we have. The hard limit with
 		 * cgroups is the kernel's OOM kill, detected at exit. */
 		mem = rss_kb * 1024;
-		if (w->w_cgroup[0] && cg_worker_stats(w->w_pool->p_conf->name, w->w_id, &cs) == 0)
+		if (w->w_cgroup[0] && cg_worker_stats(w->w_conf->name, w->w_id, &cs) == 0)
 			mem = cs.memory_current;
 		if (w->w_cgroup[0] && mem >= (uint64_t)l->memory_mb << 20)
 			mem = ((uint64_t)l->memory_mb << 20) - 1;
@@ -177,7 +173,7 @@ check_worker(struct worker *w, uint64_t now)
 		/* Idle and past its idle time: drop it early (a fresh one keeps the pool). */
 		w->w_replaced = true;
 		worker_retire(w, WIRE_REASON_EARLY_DROP);
-		pool_fill(w->w_pool);
+		evq_push(EVQ_POOL_FILL, w->w_pool, NULL, 0);
 	}
 }
 
@@ -188,19 +184,19 @@ limits_cb(evutil_socket_t fd, short what, void *arg)
 	struct worker *w, *tmp;
 	uint64_t now = clock_ms();
 
-	TAILQ_FOREACH(p, &sv.pools, p_entry)
+	TAILQ_FOREACH(p, &pools, p_entry)
 		TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp)
 			check_worker(w, now);
 }
 
 void
-limits_start(void)
+limits_start(struct event_base *base)
 {
 	struct timeval tv = { 0, LIMITS_PERIOD_MS * 1000 };
 
 	clk_tck = sysconf(_SC_CLK_TCK);
 	page_kb = sysconf(_SC_PAGESIZE) / 1024;
-	limits_ev = event_new(sv.base, -1, EV_PERSIST, limits_cb, NULL);
+	limits_ev = event_new(base, -1, EV_PERSIST, limits_cb, NULL);
 	if (limits_ev != NULL)
 		event_add(limits_ev, &tv);
 }

@@ -1,8 +1,9 @@
 /*
- * pool.c - a function's pool of workers for one config generation: starting it,
- * keeping it at size (with respawn backoff), knowing when it is ready, and the
- * function's totals that outlive workers and generations.
+ * pool.c - pools of workers (see pool.h): their list, their size, the paced spawner,
+ * respawn backoff, and the function totals that outlive workers and generations.
  */
+#include "pool.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -13,14 +14,38 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "cgroup.h"
-#include "supervisor.h"
+#include "spawn.h"
 
 /* Crashes before ready in a row after which the function is marked failed. */
 #define POOL_FAIL_STREAK 8
+/* Forks per loop turn: each costs the loop a fork of the supervisor (~0.1-0.3 ms),
+ * so a reload of 500 functions lets accepts run between every few of them. */
+#define SPAWN_BURST 4
 
+struct pool_list pools = TAILQ_HEAD_INITIALIZER(pools);
 static TAILQ_HEAD(, fn_totals) totals_list = TAILQ_HEAD_INITIALIZER(totals_list);
+static TAILQ_HEAD(, pool) fill_queue = TAILQ_HEAD_INITIALIZER(fill_queue);
+static struct event_base *pool_base;
+static struct event *pump_ev;
 
 static void spawn_later_cb(evutil_socket_t fd, short what, void *arg);
+static void pump_cb(evutil_socket_t fd, short what, void *arg);
+
+int
+pool_init(struct event_base *base)
+{
+	pool_base = base;
+	pump_ev = evtimer_new(base, pump_cb, NULL);
+	return pump_ev != NULL ? 0 : -1;
+}
+
+void
+pool_shutdown(void)
+{
+	if (pump_ev != NULL)
+		event_free(pump_ev);
+	pump_ev = NULL;
+}
 
 struct fn_totals *
 pool_totals(const char *name)
@@ -40,7 +65,7 @@ pool_totals(const char *name)
 }
 
 struct pool *
-pool_new(struct sv_conf *owner, struct fn_conf *conf, uint32_t gen)
+pool_new(struct sv_conf *owner, const struct fn_conf *conf, uint32_t gen)
 {
 	struct pool *p = calloc(1, sizeof(*p));
 
@@ -51,7 +76,7 @@ pool_new(struct sv_conf *owner, struct fn_conf *conf, uint32_t gen)
 	p->p_gen = gen;
 	p->p_totals = pool_totals(conf->name);
 	p->p_pending = calloc(POOL_PENDING_MAX, sizeof(int));
-	p->p_spawn_ev = evtimer_new(sv.base, spawn_later_cb, p);
+	p->p_spawn_ev = evtimer_new(pool_base, spawn_later_cb, p);
 	if (p->p_totals == NULL || p->p_pending == NULL || p->p_spawn_ev == NULL) {
 		if (p->p_spawn_ev)
 			event_free(p->p_spawn_ev);
@@ -60,21 +85,26 @@ pool_new(struct sv_conf *owner, struct fn_conf *conf, uint32_t gen)
 		return NULL;
 	}
 	TAILQ_INIT(&p->p_workers);
-	TAILQ_INSERT_TAIL(&sv.pools, p, p_entry);
+	TAILQ_INSERT_TAIL(&pools, p, p_entry);
+	if (cg_enabled() && cg_function_setup(conf) < 0)
+		log_warn("cgroup_function_failed", "fn=%s err=\"%s\"", conf->name, strerror(errno));
 	return p;
 }
 
-int
-pool_start(struct pool *p)
+void
+pool_adopt(struct pool *p, struct sv_conf *owner, const struct fn_conf *conf, uint32_t gen)
 {
-	if (cg_enabled() && cg_function_setup(p->p_conf) < 0)
-		log_warn("cgroup_function_failed", "fn=%s err=\"%s\"", p->p_conf->name,
-		    strerror(errno));
-	pool_fill(p);
-	return 0;
+	struct worker *w;
+
+	p->p_owner = owner;
+	p->p_conf = conf;
+	p->p_gen = gen;
+	TAILQ_FOREACH(w, &p->p_workers, w_entry)
+		w->w_conf = conf;
 }
 
-struct worker *
+/* Starts one worker in P; returns it or NULL. */
+static struct worker *
 pool_spawn(struct pool *p)
 {
 	struct worker *w = calloc(1, sizeof(*w));
@@ -82,6 +112,8 @@ pool_spawn(struct pool *p)
 	if (w == NULL)
 		return NULL;
 	w->w_pool = p;
+	w->w_conf = p->p_conf;
+	w->w_totals = p->p_totals;
 	w->w_gen = p->p_gen;
 	w->w_id = p->p_totals->next_wid++;
 	w->w_ctl = w->w_status = -1;
@@ -120,17 +152,37 @@ backoff_ms(uint32_t streak)
 	return ms < 1000 ? ms : 1000;
 }
 
+static void
+unqueue(struct pool *p)
+{
+	if (!p->p_fill_queued)
+		return;
+	TAILQ_REMOVE(&fill_queue, p, p_fill_entry);
+	p->p_fill_queued = false;
+}
+
 void
 pool_fill(struct pool *p)
 {
-	uint64_t now = clock_ms();
-	unsigned have, want = p->p_conf->workers;
+	static const struct timeval now = { 0, 0 };
 
-	if (p->p_retiring || p->p_failed || sv.stopping)
+	if (p->p_retiring || p->p_failed || p->p_fill_queued)
 		return;
-	have = pool_capacity(p);
-	if (have >= want)
+	if (pool_capacity(p) >= p->p_conf->workers)
 		return;
+	TAILQ_INSERT_TAIL(&fill_queue, p, p_fill_entry);
+	p->p_fill_queued = true;
+	/* A zero timer, not event_active: it runs after the loop has polled I/O. */
+	if (!evtimer_pending(pump_ev, NULL))
+		evtimer_add(pump_ev, &now);
+}
+
+/* One spawn for P if it still needs one. Returns true when P needs no more now. */
+static bool
+fill_one(struct pool *p, uint64_t now)
+{
+	if (p->p_retiring || p->p_failed || pool_capacity(p) >= p->p_conf->workers)
+		return true;
 	if (p->p_crash_streak > 0) {
 		/* After a crash: one spawn at a time, spaced by the backoff. */
 		if (now < p->p_next_spawn_ms) {
@@ -138,15 +190,34 @@ pool_fill(struct pool *p)
 			struct timeval tv = { .tv_sec = d / 1000, .tv_usec = (d % 1000) * 1000 };
 			if (!evtimer_pending(p->p_spawn_ev, NULL))
 				evtimer_add(p->p_spawn_ev, &tv);
-			return;
+			return true;
 		}
 		p->p_next_spawn_ms = now + backoff_ms(p->p_crash_streak);
 		pool_spawn(p);
-		return;
+		return true;
 	}
-	while (have++ < want)
-		if (pool_spawn(p) == NULL)
-			break;
+	if (pool_spawn(p) == NULL)
+		return true;            /* logged; the next exit or fill tries again */
+	return pool_capacity(p) >= p->p_conf->workers;
+}
+
+static void
+pump_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval again = { 0, 0 };
+	uint64_t now = clock_ms();
+	unsigned budget = SPAWN_BURST;
+	struct pool *p;
+
+	while (budget > 0 && (p = TAILQ_FIRST(&fill_queue)) != NULL) {
+		bool done = fill_one(p, now);
+
+		budget--;
+		if (done)
+			unqueue(p);
+	}
+	if (!TAILQ_EMPTY(&fill_queue))
+		evtimer_add(pump_ev, &again);
 }
 
 static void
@@ -158,79 +229,70 @@ spawn_later_cb(evutil_socket_t fd, short what, void *arg)
 void
 pool_worker_ready(struct worker *w)
 {
-	struct pool *p = w->w_pool;
-
-	if (p->p_retiring || sv.stopping) {
-		worker_retire(w, WIRE_REASON_TERMINATION);
-		return;
-	}
-	dispatch_flush_pending(p);
-	sv_check_ready();
+	w->w_pool->p_crash_streak = 0;
 }
 
-void
+bool
 pool_worker_gone(struct worker *w, bool crashed_before_ready)
 {
 	struct pool *p = w->w_pool;
+	bool failed_now = false;
 
+	TAILQ_REMOVE(&p->p_workers, w, w_entry);
+	free(w);
 	if (crashed_before_ready) {
 		p->p_crash_streak++;
 		if (p->p_crash_streak >= POOL_FAIL_STREAK && !p->p_failed) {
 			p->p_failed = true;
+			unqueue(p);
 			log_error("function_failed", "fn=%s crashes=%u msg=\"workers die before ready; not respawning until reload\"",
 			    p->p_conf->name, p->p_crash_streak);
-			/* Clients held for a worker that will not come hear 503 now. */
-			dispatch_reject_pending(p);
-			sv_check_ready();
+			failed_now = true;
 		}
 	}
-	pool_fill(p);
+	return failed_now;
 }
 
 void
-pool_retire(struct pool *p, uint32_t reason)
+pool_retire(struct pool *p, uint32_t reason, bool fast)
 {
 	struct worker *w, *tmp;
 
 	p->p_retiring = true;
+	unqueue(p);
 	evtimer_del(p->p_spawn_ev);
 	TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp) {
-		if (sv.fast)
+		if (fast)
 			worker_terminate(w, reason);
 		else
 			worker_retire(w, reason);
 	}
-	pool_maybe_free(p);
 }
 
 void
-pool_maybe_free(struct pool *p)
+pool_free(struct pool *p)
 {
-	if (!p->p_retiring || !TAILQ_EMPTY(&p->p_workers))
-		return;
-	/* Connections that never found a worker: say so rather than drop them. */
-	dispatch_reject_pending(p);
-	TAILQ_REMOVE(&sv.pools, p, p_entry);
-	if (cg_enabled() && pool_current(p->p_conf->name) == NULL)
+	struct pool *q;
+	bool other = false;
+
+	unqueue(p);
+	TAILQ_REMOVE(&pools, p, p_entry);
+	TAILQ_FOREACH(q, &pools, p_entry)
+		if (strcmp(q->p_conf->name, p->p_conf->name) == 0)
+			other = true;
+	if (cg_enabled() && !other)
 		cg_function_remove(p->p_conf->name);
 	event_free(p->p_spawn_ev);
 	free(p->p_pending);
 	free(p);
-	sv_check_stopped();
 }
 
-/*
- * The pool that takes FN's new connections: the newest generation that has been
- * ready (during a reload the old one serves until the new one is ready), else the
- * newest one (a function a reload added, or the first start); a failed pool only
- * when nothing else is left.
- */
 struct pool *
-pool_current(const char *fn)
+pool_current(const char *fn, uint32_t ready_gen)
 {
 	struct pool *p, *ready = NULL, *newest = NULL, *failed = NULL;
 
-	TAILQ_FOREACH(p, &sv.pools, p_entry) {
+	TAILQ_FOREACH(p, &pools, p_entry) {
 		if (p->p_retiring || strcmp(p->p_conf->name, fn) != 0)
 			continue;
 		if (p->p_failed) {
@@ -238,7 +300,7 @@ pool_current(const char *fn)
 				failed = p;
 			continue;
 		}
-		if (p->p_gen <= sv.ready_gen && (ready == NULL || p->p_gen > ready->p_gen))
+		if (p->p_gen <= ready_gen && (ready == NULL || p->p_gen > ready->p_gen))
 			ready = p;
 		if (newest == NULL || p->p_gen > newest->p_gen)
 			newest = p;
@@ -252,9 +314,9 @@ pool_find_pid(pid_t pid)
 	struct pool *p;
 	struct worker *w;
 
-	TAILQ_FOREACH(p, &sv.pools, p_entry)
+	TAILQ_FOREACH(p, &pools, p_entry)
 		TAILQ_FOREACH(w, &p->p_workers, w_entry)
-			if (w->w_pid == pid)
+			if (w->w_pid == pid && !w->w_dead)
 				return w;
 	return NULL;
 }
@@ -264,6 +326,10 @@ pool_starting(const struct pool *p)
 {
 	const struct worker *w;
 
+	if (p->p_failed || p->p_retiring)
+		return false;
+	if (p->p_fill_queued || evtimer_pending(p->p_spawn_ev, NULL))
+		return true;
 	TAILQ_FOREACH(w, &p->p_workers, w_entry)
 		if (w->w_state == WS_STARTING)
 			return true;
@@ -282,14 +348,14 @@ pool_ready_count(const struct pool *p)
 	return n;
 }
 
-/* Every pool of generation GEN has its full size ready (failed ones excepted). */
 bool
 pools_ready(uint32_t gen)
 {
 	struct pool *p;
 
-	TAILQ_FOREACH(p, &sv.pools, p_entry)
-		if (p->p_gen == gen && !p->p_failed && pool_ready_count(p) < p->p_conf->workers)
+	TAILQ_FOREACH(p, &pools, p_entry)
+		if (p->p_gen == gen && !p->p_failed && !p->p_retiring &&
+		    pool_ready_count(p) < p->p_conf->workers)
 			return false;
 	return true;
 }
@@ -301,9 +367,10 @@ pools_live_workers(void)
 	struct worker *w;
 	unsigned n = 0;
 
-	TAILQ_FOREACH(p, &sv.pools, p_entry)
+	TAILQ_FOREACH(p, &pools, p_entry)
 		TAILQ_FOREACH(w, &p->p_workers, w_entry)
-			n++;
+			if (worker_is_live(w))
+				n++;
 	return n;
 }
 

@@ -25,9 +25,19 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "cgroup.h"
-#include "supervisor.h"
+#include "spawn.h"
 
 #define SPAWN_MAX_ARGS 40
+
+static struct event_base *spawn_base;
+static const char *spawn_worker_path;
+
+void
+spawn_init(struct event_base *base, const char *worker_path)
+{
+	spawn_base = base;
+	spawn_worker_path = worker_path;
+}
 
 static void status_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -35,7 +45,7 @@ static void status_cb(evutil_socket_t fd, short what, void *arg);
 static int
 build_argv(const struct worker *w, char **argv, char *buf, size_t buflen)
 {
-	const struct fn_conf *fc = w->w_pool->p_conf;
+	const struct fn_conf *fc = w->w_conf;
 	const struct fn_limits *l = &fc->limits;
 	size_t off = 0;
 	int argc = 0;
@@ -86,7 +96,7 @@ child_fail(const char *what)
 static void __attribute__((noreturn))
 child_exec(struct worker *w, pid_t parent, int ctl, int status, int board, char **argv)
 {
-	const struct fn_conf *fc = w->w_pool->p_conf;
+	const struct fn_conf *fc = w->w_conf;
 	struct rlimit rl;
 	sigset_t none;
 	int hi[3], null;
@@ -140,14 +150,14 @@ child_exec(struct worker *w, pid_t parent, int ctl, int status, int board, char 
 	}
 	if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
 		child_fail("no_new_privs");
-	execv(sv.worker_path, argv);
+	execv(spawn_worker_path, argv);
 	child_fail("exec worker");
 }
 
 int
 spawn_worker(struct worker *w)
 {
-	const struct fn_conf *fc = w->w_pool->p_conf;
+	const struct fn_conf *fc = w->w_conf;
 	char *argv[SPAWN_MAX_ARGS], argbuf[8192];
 	int sp[2] = { -1, -1 }, pp[2] = { -1, -1 }, bfd = -1, sndbuf = 1 << 20;
 	pid_t pid, parent;
@@ -191,7 +201,7 @@ spawn_worker(struct worker *w)
 	w->w_ctl = sp[0];
 	w->w_status = pp[0];
 	w->w_spawned_ms = clock_ms();
-	w->w_status_ev = event_new(sv.base, w->w_status, EV_READ | EV_PERSIST, status_cb, w);
+	w->w_status_ev = event_new(spawn_base, w->w_status, EV_READ | EV_PERSIST, status_cb, w);
 	if (w->w_status_ev == NULL || event_add(w->w_status_ev, NULL) < 0)
 		log_error("status_event_failed", "fn=%s wid=%u pid=%d", fc->name, w->w_id, (int)pid);
 	log_info("worker_state", "fn=%s wid=%u gen=%u pid=%d from=none to=starting reason=spawned pending=0",
@@ -233,7 +243,7 @@ status_cb(evutil_socket_t fd, short what, void *arg)
 		if (r == 0 || (r < 0 && errno != EAGAIN)) {
 			if (r < 0)
 				log_warn("status_bad", "fn=%s wid=%u pid=%d err=\"%s\"",
-				    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, strerror(errno));
+				    w->w_conf->name, w->w_id, (int)w->w_pid, strerror(errno));
 			event_del(w->w_status_ev);
 		}
 		return;

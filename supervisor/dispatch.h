@@ -1,0 +1,34 @@
+/*
+ * dispatch.h - the listeners and the hot path (dispatch.c): accept a burst, give
+ * each connection to the least-loaded ready worker of its function, hand them over
+ * in one sendmsg per worker, hold them while a worker starts, or answer 503.
+ * Listeners outlive config generations. It starts nothing itself: a per_request
+ * worker that took its connection is reported (EVQ_POOL_FILL) for a replacement.
+ */
+#ifndef SV_DISPATCH_H
+#define SV_DISPATCH_H
+
+#include <stddef.h>
+
+struct event_base;
+struct pool;
+struct sv_conf;
+
+void dispatch_init(struct event_base *base);
+/* Opens the listeners CONF names that are not open yet and notes which function each
+ * address will serve; nothing changes for clients until dispatch_commit(). On error
+ * everything it opened is closed again: -1 with ERR. */
+int dispatch_listen(struct sv_conf *conf, char *err, size_t errlen);
+/* The config given to dispatch_listen is in force: listeners serve their new
+ * functions, new ones start accepting, ones it no longer names close. */
+void dispatch_commit(void);
+/* That config will not be applied: listeners it opened close, the others keep the
+ * function they serve. */
+void dispatch_abort(void);
+void dispatch_close_all(void);
+/* Hands P's held connections to its ready workers. */
+void dispatch_flush_pending(struct pool *p);
+/* P cannot serve them (failed or gone): every held connection hears 503. */
+void dispatch_reject_pending(struct pool *p);
+
+#endif

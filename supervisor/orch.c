@@ -1,0 +1,605 @@
+/*
+ * orch.c - the orchestrator (see orch.h). Everything that changes what runs is
+ * decided here, from events: a worker became ready or was reaped, a pool needs a
+ * worker, a library check answered, the operator asked. The lower modules report
+ * and return; this file is the only one that frees pools and workers, and it does
+ * so only while handling an event, never inside a caller that still holds them.
+ */
+#include "orch.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include <event2/event.h>
+
+#include "../common/log.h"
+#include "admin.h"
+#include "cgroup.h"
+#include "check.h"
+#include "dispatch.h"
+#include "evq.h"
+#include "limits.h"
+#include "notify.h"
+#include "pool.h"
+#include "spawn.h"
+
+/* Library checks running at once: each is a short-lived process of the tenant's. */
+#define CHECK_PARALLEL 8
+
+struct sv sv;
+
+/* The reload in flight (the start is a reload from nothing). */
+static struct reload rl;
+static bool reload_queued;       /* asked for while one was in flight */
+static struct lib_check **checks; /* rl.items[i]'s check in flight, or NULL */
+static size_t check_next;        /* the next item to check */
+static unsigned checks_running;
+
+/* Configs of old generations whose pools still drain. */
+static struct sv_conf **old_confs;
+static size_t nold, oldcap;
+
+static void handle(const struct evq_item *it);
+static void act(enum rl_action a);
+
+static const struct admin_ops admin_ops = {
+	orch_reload, orch_stop, orch_drain_function,
+};
+
+int
+orch_init(void)
+{
+	if (evq_init(sv.base, handle) < 0 || pool_init(sv.base) < 0)
+		return -1;
+	admin_set_ops(&admin_ops);
+	lifecycle_init(sv.base);
+	spawn_init(sv.base, sv.worker_path);
+	dispatch_init(sv.base);
+	limits_start(sv.base);
+	return 0;
+}
+
+void
+orch_shutdown(void)
+{
+	limits_stop();
+	dispatch_close_all();
+	evq_run();
+	pools_log_summary();
+	pool_shutdown();
+	evq_shutdown();
+	if (rl.conf != NULL && rl.conf != sv.conf)
+		config_free(rl.conf);
+	reload_clear(&rl);
+	free(checks);
+	for (size_t i = 0; i < nold; i++)
+		config_free(old_confs[i]);
+	free(old_confs);
+	config_free(sv.conf);
+	sv.conf = NULL;
+}
+
+const struct reload *
+orch_reload_state(void)
+{
+	return &rl;
+}
+
+/* ---- configs and pools going away ----------------------------------------------- */
+
+static void
+keep_old_conf(struct sv_conf *c)
+{
+	if (c == NULL)
+		return;
+	if (nold == oldcap) {
+		size_t ncap = oldcap ? oldcap * 2 : 8;
+		struct sv_conf **n = realloc(old_confs, ncap * sizeof(*n));
+		if (n == NULL) {
+			/* Leaking it beats freeing what draining pools still read. */
+			log_error("conf_leak", "msg=\"out of memory\"");
+			return;
+		}
+		old_confs = n;
+		oldcap = ncap;
+	}
+	old_confs[nold++] = c;
+}
+
+/* Frees configs no pool refers to any more. */
+static void
+collect_confs(void)
+{
+	for (size_t i = 0; i < nold;) {
+		struct pool *p;
+		bool used = false;
+
+		TAILQ_FOREACH(p, &pools, p_entry)
+			if (p->p_owner == old_confs[i])
+				used = true;
+		if (used) {
+			i++;
+			continue;
+		}
+		config_free(old_confs[i]);
+		old_confs[i] = old_confs[--nold];
+	}
+}
+
+static void
+check_stopped(void)
+{
+	if (sv.stopping && TAILQ_EMPTY(&pools) && rl.state == RL_IDLE)
+		event_base_loopexit(sv.base, NULL);
+}
+
+static void
+maybe_free(struct pool *p)
+{
+	if (!p->p_retiring || !TAILQ_EMPTY(&p->p_workers))
+		return;
+	/* Connections that never found a worker: say so rather than drop them. */
+	dispatch_reject_pending(p);
+	pool_free(p);
+	collect_confs();
+	check_stopped();
+}
+
+static void
+retire_pool(struct pool *p, uint32_t reason)
+{
+	pool_retire(p, reason, sv.fast);
+	maybe_free(p);
+}
+
+static bool
+pool_alive(const struct pool *p)
+{
+	const struct pool *q;
+
+	TAILQ_FOREACH(q, &pools, p_entry)
+		if (q == p)
+			return true;
+	return false;
+}
+
+/* ---- events from below ----------------------------------------------------------------- */
+
+static void
+maybe_ready(void)
+{
+	if (rl.state == RL_STARTING && pools_ready(rl.gen))
+		act(reload_step(&rl, RLE_READY));
+}
+
+static void
+handle(const struct evq_item *it)
+{
+	struct pool *p = it->pool;
+
+	switch (it->type) {
+	case EVQ_WORKER_READY:
+		pool_worker_ready(it->worker);
+		if (p->p_retiring || sv.stopping)
+			worker_retire(it->worker, WIRE_REASON_TERMINATION);
+		else
+			dispatch_flush_pending(p);
+		break;
+	case EVQ_WORKER_GONE:
+		if (pool_worker_gone(it->worker, it->arg != 0))
+			/* Clients held for a worker that will not come hear 503 now. */
+			dispatch_reject_pending(p);
+		if (!p->p_retiring && !sv.stopping)
+			pool_fill(p);
+		maybe_free(p);
+		break;
+	case EVQ_POOL_FILL:
+		/* Reported before its pool may have gone (a retired pool empties fast). */
+		if (pool_alive(p) && !sv.stopping)
+			pool_fill(p);
+		break;
+	}
+	/* Last, and nothing after it: a switch-over may free pools, P among them. */
+	maybe_ready();
+}
+
+void
+orch_reap(void)
+{
+	pid_t pid;
+	int status;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct worker *w;
+
+		if (lib_check_on_exit(pid, status))
+			continue;
+		if ((w = pool_find_pid(pid)) != NULL)
+			worker_on_exit(w, status);
+	}
+}
+
+/* ---- library checks ---------------------------------------------------------------------- */
+
+static void check_done(struct lib_check *c, int ok, const char *err, void *arg);
+
+/* Starts checks until CHECK_PARALLEL run or none is left to start. */
+static void
+pump_checks(void)
+{
+	while (rl.state == RL_CHECKING && checks_running < CHECK_PARALLEL &&
+	    check_next < rl.nitems) {
+		size_t i = check_next++;
+		const struct rl_item *it = &rl.items[i];
+		struct lib_check *c;
+
+		if (it->change != RL_ROLLED && it->change != RL_ADDED)
+			continue;
+		c = lib_check_start(sv.base, it->new_fc, sv.worker_path, rl.conf->check_timeout_ms,
+		    check_done, (void *)(uintptr_t)i);
+		if (c == NULL) {
+			snprintf(rl.err, sizeof(rl.err), "function %s: cannot start its library check: %s",
+			    it->name, strerror(errno));
+			act(reload_step(&rl, RLE_CHECK_FAILED));
+			return;
+		}
+		checks[i] = c;
+		checks_running++;
+	}
+}
+
+static void
+check_done(struct lib_check *c, int ok, const char *err, void *arg)
+{
+	size_t i = (uintptr_t)arg;
+
+	checks[i] = NULL;
+	checks_running--;
+	if (!ok) {
+		snprintf(rl.err, sizeof(rl.err), "%s", err);
+		act(reload_step(&rl, RLE_CHECK_FAILED));
+		return;
+	}
+	act(reload_step(&rl, RLE_CHECK_OK));
+	pump_checks();
+}
+
+static void
+cancel_checks(void)
+{
+	for (size_t i = 0; checks != NULL && i < rl.nitems; i++) {
+		if (checks[i] != NULL) {
+			lib_check_cancel(checks[i]);
+			checks[i] = NULL;
+		}
+	}
+	checks_running = 0;
+}
+
+/* ---- the reload's actions ------------------------------------------------------------------ */
+
+static void
+start_pools(void)
+{
+	for (size_t i = 0; i < rl.nitems; i++) {
+		const struct rl_item *it = &rl.items[i];
+		struct pool *p;
+
+		if (it->change != RL_ROLLED && it->change != RL_ADDED)
+			continue;
+		if ((p = pool_new(rl.conf, it->new_fc, rl.gen)) == NULL) {
+			log_error("pool_failed", "fn=%s err=\"out of memory\"", it->name);
+			continue;
+		}
+		pool_fill(p);
+	}
+}
+
+/* The pool of NAME serving before this reload (owned by the config in force). */
+static struct pool *
+serving_pool(const char *name)
+{
+	struct pool *p;
+
+	TAILQ_FOREACH(p, &pools, p_entry)
+		if (!p->p_retiring && p->p_gen < rl.gen && strcmp(p->p_conf->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+static struct pool *
+new_pool(const char *name)
+{
+	struct pool *p;
+
+	TAILQ_FOREACH(p, &pools, p_entry)
+		if (p->p_gen == rl.gen && !p->p_retiring && strcmp(p->p_conf->name, name) == 0)
+			return p;
+	return NULL;
+}
+
+/* The new generation is ready: move listeners, keep what is kept, retire the rest. */
+static void
+switch_over(void)
+{
+	char err[512];
+
+	sv.ready_gen = rl.gen;
+	dispatch_commit();
+	for (size_t i = 0; i < rl.nitems; i++) {
+		const struct rl_item *it = &rl.items[i];
+		struct pool *np, *p;
+
+		switch (it->change) {
+		case RL_KEPT:
+			if ((p = serving_pool(it->name)) != NULL)
+				pool_adopt(p, rl.conf, it->new_fc, rl.gen);
+			break;
+		case RL_ROLLED:
+			np = new_pool(it->name);
+			if (np != NULL && np->p_failed && serving_pool(it->name) != NULL) {
+				/* The old workers go on serving it until a reload that works. */
+				log_warn("reload_kept_old", "fn=%s gen=%u msg=\"new workers fail to start; the old ones keep serving\"",
+				    it->name, rl.gen);
+				retire_pool(np, WIRE_REASON_TERMINATION);
+				break;
+			}
+			while ((p = serving_pool(it->name)) != NULL)
+				retire_pool(p, WIRE_REASON_TERMINATION);
+			break;
+		case RL_REMOVED:
+			while ((p = serving_pool(it->name)) != NULL)
+				retire_pool(p, WIRE_REASON_TERMINATION);
+			break;
+		default:
+			break;
+		}
+	}
+	keep_old_conf(sv.conf);
+	sv.conf = rl.conf;
+	/* The admin endpoint follows the file too (same address: nothing happens). */
+	if (sv.conf->admin == NULL)
+		admin_stop();
+	else if (admin_start(sv.conf->admin, err, sizeof(err)) < 0)
+		log_error("admin_failed", "msg=\"%s\"", err);
+	collect_confs();
+}
+
+static void
+finish(void)
+{
+	char kept[256], rolled[512], added[512], removed[512];
+	bool first = rl.gen == 1;
+
+	if (!first) {
+		reload_names(&rl, RL_KEPT, kept, sizeof(kept));
+		reload_names(&rl, RL_ROLLED, rolled, sizeof(rolled));
+		reload_names(&rl, RL_ADDED, added, sizeof(added));
+		reload_names(&rl, RL_REMOVED, removed, sizeof(removed));
+		log_info("reload_done", "gen=%u kept=%u rolled=%u added=%u removed=%u kept_fns=\"%s\" rolled_fns=\"%s\" added_fns=\"%s\" removed_fns=\"%s\"",
+		    rl.gen, rl.count[RL_KEPT], rl.count[RL_ROLLED], rl.count[RL_ADDED],
+		    rl.count[RL_REMOVED], kept, rolled, added, removed);
+	}
+	log_info("ready", "gen=%u workers=%u", rl.gen, pools_live_workers());
+	notify_ready();
+	reload_clear(&rl);
+}
+
+static void
+fail(void)
+{
+	bool first = sv.conf == NULL;
+
+	cancel_checks();
+	dispatch_abort();
+	if (sv.stopping) {
+		log_info("reload_abandoned", "gen=%u", rl.gen);
+	} else if (first) {
+		/* Nothing serves yet: a start that cannot check its libraries is refused. */
+		fprintf(stderr, "%s: %s\n", sv.conf_path, rl.err);
+		log_error("library_invalid", "config=%s msg=\"%s\"", sv.conf_path, rl.err);
+		sv.exit_code = 1;
+		event_base_loopexit(sv.base, NULL);
+	} else {
+		log_error("reload_failed", "gen=%u msg=\"%s\"", rl.gen, rl.err);
+		notify_ready();
+	}
+	/* Nothing was started with that generation number: the next one takes it. */
+	sv.gen = rl.gen - 1;
+	config_free(rl.conf);
+	reload_clear(&rl);
+}
+
+static void
+act(enum rl_action a)
+{
+	switch (a) {
+	case RLA_NONE:
+		break;
+	case RLA_CHECK:
+		pump_checks();
+		break;
+	case RLA_START:
+		start_pools();
+		maybe_ready();
+		break;
+	case RLA_SWITCH:
+		switch_over();
+		act(reload_step(&rl, RLE_SWITCHED));
+		return;
+	case RLA_FINISH:
+		finish();
+		break;
+	case RLA_FAIL:
+		fail();
+		break;
+	case RLA_ABANDON:
+		/* Its pools were retired with the rest by the stop. */
+		dispatch_abort();
+		keep_old_conf(rl.conf);
+		reload_clear(&rl);
+		collect_confs();
+		break;
+	case RLA_INVALID:
+		log_error("reload_event_invalid", "state=%s", rl_state_name(rl.state));
+		return;
+	}
+	if (rl.state == RL_IDLE) {
+		if (reload_queued && !sv.stopping) {
+			reload_queued = false;
+			orch_reload(NULL, NULL, 0);
+		}
+		check_stopped();
+	}
+}
+
+/* Plans the change from sv.conf to CONF and begins it. 0 or -1 (ERR). */
+static int
+begin(struct sv_conf *conf, char *err, size_t errlen)
+{
+	struct lib_check **nc;
+
+	if (reload_plan(&rl, sv.conf, conf, sv.gen + 1) < 0) {
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	/* A kept function whose pool failed, or is not the config's, starts afresh. */
+	for (size_t i = 0; i < rl.nitems; i++) {
+		struct pool *p;
+
+		if (rl.items[i].change != RL_KEPT)
+			continue;
+		p = pool_current(rl.items[i].name, sv.ready_gen);
+		if (p == NULL || p->p_failed || p->p_owner != sv.conf)
+			reload_force_roll(&rl, i);
+	}
+	nc = calloc(rl.nitems ? rl.nitems : 1, sizeof(*nc));
+	if (nc == NULL) {
+		reload_clear(&rl);
+		snprintf(err, errlen, "out of memory");
+		return -1;
+	}
+	free(checks);
+	checks = nc;
+	check_next = 0;
+	checks_running = 0;
+	sv.gen = rl.gen;
+	if (sv.conf != NULL)
+		log_info("reload_plan", "gen=%u kept=%u rolled=%u added=%u removed=%u checks=%u",
+		    rl.gen, rl.count[RL_KEPT], rl.count[RL_ROLLED], rl.count[RL_ADDED],
+		    rl.count[RL_REMOVED], rl.checks_pending);
+	act(reload_step(&rl, RLE_BEGIN));
+	return 0;
+}
+
+void
+orch_start(struct sv_conf *conf)
+{
+	char err[256];
+
+	if (begin(conf, err, sizeof(err)) < 0) {
+		log_error("start_failed", "msg=\"%s\"", err);
+		config_free(conf);
+		sv.exit_code = 1;
+		event_base_loopexit(sv.base, NULL);
+	}
+}
+
+int
+orch_reload(const struct reload **plan, char *err, size_t errlen)
+{
+	char buf[1024];
+	struct sv_conf *conf;
+
+	char ebuf[1024];
+
+	if (err == NULL) {
+		err = ebuf;
+		errlen = sizeof(ebuf);
+	}
+	if (sv.stopping) {
+		snprintf(err, errlen, "the supervisor is stopping");
+		return -1;
+	}
+	if (rl.state != RL_IDLE) {
+		/* One at a time: this one runs when the one in flight is done, reading the
+		 * file as it is then. */
+		if (!reload_queued)
+			log_info("reload_queued", "gen=%u state=%s", rl.gen, rl_state_name(rl.state));
+		reload_queued = true;
+		return 1;
+	}
+	notify_reloading();
+	log_info("reload", "config=%s", sv.conf_path);
+	conf = config_load(sv.conf_path, buf, sizeof(buf));
+	if (conf == NULL)
+		snprintf(err, errlen, "invalid config: %s", buf);
+	if (conf == NULL || cg_check_conf(conf, err, errlen) < 0 ||
+	    dispatch_listen(conf, err, errlen) < 0) {
+		log_error("reload_failed", "msg=\"%s\"", err);
+		config_free(conf);
+		notify_ready();
+		return -1;
+	}
+	if (begin(conf, err, errlen) < 0) {
+		log_error("reload_failed", "msg=\"%s\"", err);
+		dispatch_abort();
+		config_free(conf);
+		notify_ready();
+		return -1;
+	}
+	if (plan != NULL)
+		*plan = &rl;
+	return 0;
+}
+
+void
+orch_stop(bool fast)
+{
+	struct pool *p, *tmp;
+
+	if (sv.stopping && (!fast || sv.fast))
+		return;
+	log_info("stop", "mode=%s", fast ? "fast" : "graceful");
+	notify_stopping();
+	sv.stopping = true;
+	sv.fast = fast;
+	reload_queued = false;
+	dispatch_close_all();
+	TAILQ_FOREACH_SAFE(p, &pools, p_entry, tmp) {
+		struct worker *w, *wtmp;
+
+		if (!p->p_retiring) {
+			retire_pool(p, WIRE_REASON_TERMINATION);
+			continue;
+		}
+		if (fast)
+			TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, wtmp)
+				worker_terminate(w, WIRE_REASON_TERMINATION);
+	}
+	if (rl.state != RL_IDLE)
+		act(reload_step(&rl, RLE_ABORT));
+	check_stopped();
+}
+
+int
+orch_drain_function(const char *name)
+{
+	struct pool *p = pool_current(name, sv.ready_gen);
+	struct worker *w, *tmp;
+
+	if (p == NULL)
+		return -1;
+	log_info("drain_function", "fn=%s", name);
+	TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp) {
+		if (w->w_state != WS_READY)
+			continue;
+		w->w_replaced = true;
+		worker_retire(w, WIRE_REASON_EARLY_DROP);
+	}
+	pool_fill(p);
+	return 0;
+}

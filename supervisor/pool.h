@@ -1,0 +1,87 @@
+/*
+ * pool.h - a function's pool of workers for one config generation, and the list of
+ * every live pool.
+ *
+ * pool.c owns struct pool and the pool list: creating pools, keeping them at size
+ * through a paced spawner (a few forks per loop turn, so starting 500 workers never
+ * holds the loop), respawn backoff after crashes, and the function totals that
+ * outlive workers and generations. It starts and retires workers (spawn.c,
+ * lifecycle.c) and never calls up: the orchestrator tells it what happened.
+ */
+#ifndef SV_POOL_H
+#define SV_POOL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "../common/list.h"
+#include "config.h"
+#include "lifecycle.h"
+#include "totals.h"
+
+struct event;
+struct event_base;
+
+/* Accepted connections held while no worker is ready (start, respawn). */
+#define POOL_PENDING_MAX 1024
+
+struct pool {
+	TAILQ_ENTRY(pool) p_entry;
+	TAILQ_ENTRY(pool) p_fill_entry; /* in the spawner's queue while p_fill_queued */
+	const struct fn_conf *p_conf;   /* owned by p_owner, the generation's config */
+	struct sv_conf *p_owner;
+	uint32_t p_gen;
+	bool p_retiring;            /* leaving: drain, never respawn */
+	bool p_failed;              /* workers crash at start: stop spinning */
+	bool p_fill_queued;
+	struct worker_list p_workers; /* live ones, and reaped ones until the orchestrator frees them */
+	struct fn_totals *p_totals; /* shared by every generation of this function */
+	uint32_t p_crash_streak;    /* crashes before ready, for backoff */
+	uint64_t p_next_spawn_ms;
+	struct event *p_spawn_ev;   /* deferred (backed-off) respawn */
+	int *p_pending;             /* accepted fds waiting for a ready worker */
+	unsigned p_npending;
+};
+TAILQ_HEAD(pool_list, pool);
+
+/* Every live pool, old generations included (read by dispatch, limits, admin). */
+extern struct pool_list pools;
+
+int pool_init(struct event_base *base);
+void pool_shutdown(void);
+struct pool *pool_new(struct sv_conf *owner, const struct fn_conf *conf, uint32_t gen);
+/* A reload kept P's function as it was: P and its workers now belong to OWNER's
+ * generation GEN, with CONF (equal to the old one) as their config. */
+void pool_adopt(struct pool *p, struct sv_conf *owner, const struct fn_conf *conf, uint32_t gen);
+/* Totals of function NAME across generations (created on first use). */
+struct fn_totals *pool_totals(const char *name);
+/* Asks the spawner to bring P to its size (ready or starting workers); with backoff
+ * after crashes. Never forks inside this call. */
+void pool_fill(struct pool *p);
+/* Retires every worker of P (FAST: terminates them); P is freed once empty. */
+void pool_retire(struct pool *p, uint32_t reason, bool fast);
+/* P has no worker left: frees it (its held connections must be gone: dispatch). */
+void pool_free(struct pool *p);
+/* W became ready: its pool's crash streak ends. */
+void pool_worker_ready(struct worker *w);
+/* Reaped W leaves its pool and is freed. Returns true when that marked the pool
+ * failed (too many crashes before ready). */
+bool pool_worker_gone(struct worker *w, bool crashed_before_ready);
+/*
+ * The pool that takes FN's new connections: the newest generation up to READY_GEN
+ * (during a reload the old one serves until the new one is ready), else the newest
+ * one (a function a reload added, or the first start); a failed pool only when
+ * nothing else is left.
+ */
+struct pool *pool_current(const char *fn, uint32_t ready_gen);
+struct worker *pool_find_pid(pid_t pid);
+/* A worker of P is starting or about to be (a held connection will find it). */
+bool pool_starting(const struct pool *p);
+/* Every pool of generation GEN has its full size ready (failed ones excepted). */
+bool pools_ready(uint32_t gen);
+unsigned pools_live_workers(void);
+/* Summary lines at exit; frees the totals. */
+void pools_log_summary(void);
+
+#endif

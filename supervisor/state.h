@@ -1,0 +1,28 @@
+/*
+ * state.h - the supervisor's one top-level state (a daemon has one). Written only by
+ * the orchestrator (orch.c) and main.c at start-up; other modules read it.
+ */
+#ifndef SV_STATE_H
+#define SV_STATE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct event_base;
+struct sv_conf;
+
+struct sv {
+	struct event_base *base;
+	struct sv_conf *conf;       /* the config in force */
+	const char *conf_path;
+	const char *worker_path;
+	uint32_t gen;               /* the newest generation started */
+	uint32_t ready_gen;         /* the newest generation that was all ready */
+	bool stopping;
+	bool fast;
+	uint64_t started_ms;
+	int exit_code;
+};
+extern struct sv sv;
+
+#endif
