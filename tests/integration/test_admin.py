@@ -356,6 +356,9 @@ def ctl_reload_starts_generation_2_and_drains_1():
     with h.Supervisor(fns, name="adm-reload") as sv:
         old = set(ready_pids(sv, "hello", 2).values()) | set(ready_pids(sv, "bg", 1).values())
         h.request(sv.port("bg"), "/?ms=800")      # the old bg worker drains this task
+        # A reload replaces only what changed: change both functions.
+        sv.rewrite_config(lambda c: [f.setdefault("limits", {}).update(request_timeout_ms=29000)
+                                     for f in c["functions"]])
         rc, out, err = ctl("-s", sv.admin, "reload")
         check(rc == 0 and "generation 2" in out, "ctl reload: %d %r %r" % (rc, out, err))
         sv.wait_ready(2)

@@ -482,6 +482,9 @@ def full_or_unwritable_log_target():
         h.wait_until(lambda: h.get_ok(sv.port()), 10, "service with a full log")
         h.wait_until(lambda: h.children(sv.pid), 5, "a worker")
         first = set(h.children(sv.pid))
+        # A reload rolls only a changed function: change it.
+        sv.rewrite_config(lambda c: c["functions"][0].setdefault("limits", {})
+                          .update(request_timeout_ms=29000))
         for sig in (signal.SIGUSR1, signal.SIGHUP):
             sv.send(sig)
         # The reload's new worker replaces the old one (seen without the log).
