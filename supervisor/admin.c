@@ -28,6 +28,7 @@
 #include "../common/log.h"
 #include "admin.h"
 #include "cgroup.h"
+#include "limits.h"
 #include "pool.h"
 #include "reload.h"
 #include "state.h"
@@ -56,6 +57,9 @@ struct fn_view {
 	uint64_t unloads[WIRE_REASON_MAX];
 	unsigned nstate[WS_MAX];
 	unsigned nworkers;
+	/* On-demand sizing: connections waiting for a worker, cold starts, resizes. */
+	uint64_t queued, cold_starts, cold_ms_sum, scale_ups, scale_downs;
+	uint64_t cold_hist[TOTALS_COLD_BUCKETS + 1];
 };
 
 /* One live worker as the admin shows it. */
@@ -75,7 +79,6 @@ struct worker_view {
 };
 
 static void request_cb(struct evhttp_request *req, void *arg);
-static void proc_rss(pid_t pid, uint64_t *bytes);
 
 /* ---- snapshot ---------------------------------------------------------------- */
 
@@ -96,11 +99,16 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 	v->completed = BOARD_LOAD(&b->tasks_completed);
 	v->failed = BOARD_LOAD(&b->tasks_failed);
 	v->pending = BOARD_LOAD(&b->tasks_pending);
-	/* Our own measurements (limits.c), not the tenant-writable board's. */
-	v->cpu_ms = w->w_cpu_ms;
-	v->mem_current = w->w_rss_kb * 1024;
+	/* Measured now, from /proc: never the tenant-writable board's figures. */
+	{
+		uint64_t cpu_ms, rss_kb;
+
+		if (proc_usage(w->w_pid, &cpu_ms, &rss_kb) == 0) {
+			v->cpu_ms = cpu_ms;
+			v->mem_current = rss_kb * 1024;
+		}
+	}
 	v->mem_source = "rss";
-	proc_rss(w->w_pid, &v->mem_current);
 	if (w->w_cgroup[0] && cg_worker_stats(w->w_conf->name, w->w_id, &cs) == 0) {
 		/* The cgroup also counts the tenant's children and page cache: what the cap sees. */
 		v->mem_current = cs.memory_current;
@@ -130,22 +138,6 @@ worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
 		/* The worker may reuse the slot meanwhile: a bounded copy, shown as is. */
 		board_copy_name(v->oldest_name, t);
 	}
-}
-
-/* The worker's resident set now (its board copy is refreshed once a second). */
-static void
-proc_rss(pid_t pid, uint64_t *bytes)
-{
-	char path[64];
-	unsigned long long size, resident;
-	FILE *f;
-
-	snprintf(path, sizeof(path), "/proc/%d/statm", (int)pid);
-	if ((f = fopen(path, "re")) == NULL)
-		return;
-	if (fscanf(f, "%llu %llu", &size, &resident) == 2 && resident > 0)
-		*bytes = resident * (uint64_t)sysconf(_SC_PAGESIZE);
-	fclose(f);
 }
 
 static struct fn_view *
@@ -195,6 +187,7 @@ collect(size_t *n)
 		}
 		if (!p->p_retiring && p->p_failed)
 			v->failed = true;
+		v->queued += p->p_npending;
 		TAILQ_FOREACH(w, &p->p_workers, w_entry) {
 			const struct board *b = w->w_board;
 
@@ -221,6 +214,11 @@ collect(size_t *n)
 		fv[i].lost = t->tasks_lost;
 		fv[i].crashes = t->crashes;
 		memcpy(fv[i].unloads, t->unloads, sizeof(fv[i].unloads));
+		fv[i].cold_starts = t->cold_starts;
+		fv[i].cold_ms_sum = t->cold_ms_sum;
+		fv[i].scale_ups = t->scale_ups;
+		fv[i].scale_downs = t->scale_downs;
+		memcpy(fv[i].cold_hist, t->cold_hist, sizeof(fv[i].cold_hist));
 	}
 	*n = cnt;
 	return fv;
@@ -256,6 +254,42 @@ limits_json(const struct fn_limits *l)
 	    "function_max_pids", (json_int_t)l->function_max_pids);
 }
 
+/* cold (no live worker), warming (starting, none ready), ready, failed. */
+static const char *
+function_state(const struct fn_view *v)
+{
+	if (v->failed)
+		return "failed";
+	if (v->nstate[WS_READY])
+		return "ready";
+	if (v->nstate[WS_STARTING])
+		return "warming";
+	return "cold";
+}
+
+static json_t *
+scaling_json(const struct fn_view *v)
+{
+	json_t *hist = json_object();
+	char le[16];
+
+	for (unsigned i = 0; hist != NULL && i <= TOTALS_COLD_BUCKETS; i++) {
+		if (i < TOTALS_COLD_BUCKETS)
+			snprintf(le, sizeof(le), "%u", totals_cold_bounds[i]);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		json_object_set_new(hist, le, json_integer((json_int_t)v->cold_hist[i]));
+	}
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+	    "min_workers", (json_int_t)v->conf->min_workers,
+	    "max_workers", (json_int_t)v->conf->max_workers,
+	    "queued", (json_int_t)v->queued,
+	    "cold_starts", (json_int_t)v->cold_starts,
+	    "scale_ups", (json_int_t)v->scale_ups,
+	    "scale_downs", (json_int_t)v->scale_downs,
+	    "cold_start_ms_buckets", hist);
+}
+
 static json_t *
 function_json(const struct fn_view *v)
 {
@@ -284,6 +318,8 @@ function_json(const struct fn_view *v)
 	    "limits", limits_json(&v->conf->limits));
 	if (fn == NULL)
 		return NULL;
+	json_object_set_new(fn, "state", json_string(function_state(v)));
+	json_object_set_new(fn, "scaling", scaling_json(v));
 	json_object_set_new(fn, "totals", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
 	    "requests", (json_int_t)v->requests,
 	    "tasks_started", (json_int_t)v->started,
@@ -464,6 +500,34 @@ metrics_text(struct evbuffer *out)
 			if (s != WS_EXITED && s != WS_CRASHED)
 				evbuffer_add_printf(out, "edgevisor_workers{function=\"%s\",state=\"%s\"} %u\n",
 				    lesc(fv[i].name, e, sizeof(e)), wstate_name(s), fv[i].nstate[s]);
+	fn_samples(out, fv, n, "edgevisor_queued_connections", "gauge",
+	    "Connections waiting in the supervisor for a worker of the function.",
+	    offsetof(struct fn_view, queued));
+	fn_samples(out, fv, n, "edgevisor_scale_ups_total", "counter",
+	    "Workers started above min_workers for load.", offsetof(struct fn_view, scale_ups));
+	fn_samples(out, fv, n, "edgevisor_scale_downs_total", "counter",
+	    "Workers retired for idleness above min_workers.",
+	    offsetof(struct fn_view, scale_downs));
+	family(out, "edgevisor_cold_start_seconds", "histogram",
+	    "Accepted to handed over, for connections that waited for a worker to start.");
+	for (size_t i = 0; i < n; i++) {
+		uint64_t cum = 0;
+
+		lesc(fv[i].name, e, sizeof(e));
+		for (unsigned b = 0; b <= TOTALS_COLD_BUCKETS; b++) {
+			cum += fv[i].cold_hist[b];
+			if (b < TOTALS_COLD_BUCKETS)
+				evbuffer_add_printf(out, "edgevisor_cold_start_seconds_bucket{function=\"%s\",le=\"%g\"} %llu\n",
+				    e, totals_cold_bounds[b] / 1000.0, (unsigned long long)cum);
+			else
+				evbuffer_add_printf(out, "edgevisor_cold_start_seconds_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
+				    e, (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_sum{function=\"%s\"} %.3f\n",
+		    e, fv[i].cold_ms_sum / 1000.0);
+		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_count{function=\"%s\"} %llu\n",
+		    e, (unsigned long long)fv[i].cold_starts);
+	}
 	family(out, "edgevisor_function_failed", "gauge",
 	    "1 when the function's workers keep dying before ready (not respawned until reload).");
 	for (size_t i = 0; i < n; i++)

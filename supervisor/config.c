@@ -71,7 +71,8 @@ static const char *const top_keys[] = {
 	"functions", NULL
 };
 static const char *const fn_keys[] = {
-	"name", "library", "listen", "policy", "workers", "user", "group", "limits", NULL
+	"name", "library", "listen", "policy", "workers", "min_workers", "max_workers",
+	"scale_target", "scale_idle_ms", "cold_wait_ms", "user", "group", "limits", NULL
 };
 
 /* Every limit: key, field, range and default, so checking them is one loop. */
@@ -739,6 +740,45 @@ fn_free(struct fn_conf *fc)
 	free(fc);
 }
 
+/*
+ * Pool size: "workers": N is min = max = N (a fixed pool, as before the keys
+ * existed); "min_workers" (0 = scale to zero) and "max_workers" size it on demand.
+ * One or the other, not both.
+ */
+static int
+load_sizing(struct loader *ld, json_t *fn, struct fn_conf *fc)
+{
+	bool fixed = json_object_get(fn, "workers") != NULL;
+	bool has_min = json_object_get(fn, "min_workers") != NULL;
+	bool has_max = json_object_get(fn, "max_workers") != NULL;
+
+	if (get_uint(ld, fn, "workers", 1, 256, &fc->workers) < 0 ||
+	    get_uint(ld, fn, "min_workers", 0, 256, &fc->min_workers) < 0 ||
+	    get_uint(ld, fn, "max_workers", 1, 256, &fc->max_workers) < 0 ||
+	    get_uint(ld, fn, "scale_target", 1, 1000000, &fc->scale_target) < 0 ||
+	    get_uint(ld, fn, "scale_idle_ms", 100, 86400000, &fc->scale_idle_ms) < 0 ||
+	    get_uint(ld, fn, "cold_wait_ms", 100, 600000, &fc->cold_wait_ms) < 0)
+		return -1;
+	if (fixed && (has_min || has_max)) {
+		push_key(ld, has_min ? "min_workers" : "max_workers");
+		return conf_error(ld, LOC_KEY, "give \"workers\" (a fixed pool) or "
+		    "\"min_workers\"/\"max_workers\", not both");
+	}
+	if (!has_min && !has_max) {
+		fc->min_workers = fc->max_workers = fc->workers;
+		return 0;
+	}
+	if (!has_max)
+		fc->max_workers = fc->min_workers ? fc->min_workers : 1;
+	if (fc->min_workers > fc->max_workers) {
+		push_key(ld, "min_workers");
+		return conf_error(ld, LOC_VALUE, "must not exceed max_workers (%u)",
+		    fc->max_workers);
+	}
+	fc->workers = fc->max_workers;
+	return 0;
+}
+
 static int
 load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 {
@@ -755,6 +795,9 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	if ((fc = calloc(1, sizeof(*fc))) == NULL)
 		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
 	fc->workers = 2;
+	fc->scale_target = 8;
+	fc->scale_idle_ms = 30000;
+	fc->cold_wait_ms = 10000;
 	/* Linked at once so config_free owns it on every error path below. */
 	TAILQ_INSERT_TAIL(&conf->functions, fc, entry);
 	conf->nfunctions++;
@@ -780,7 +823,7 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	if (get_string(ld, fn, "library", 1, &fc->library) < 0 ||
 	    load_listen(ld, fn, fc) < 0 ||
 	    get_enum(ld, fn, "policy", policy_names, NELEM(policy_names), &policy) < 0 ||
-	    get_uint(ld, fn, "workers", 1, 256, &fc->workers) < 0 ||
+	    load_sizing(ld, fn, fc) < 0 ||
 	    get_string(ld, fn, "user", 1, &fc->user) < 0 ||
 	    get_string(ld, fn, "group", 1, &fc->group) < 0 ||
 	    load_limits(ld, fn, &fc->limits) < 0 ||
@@ -927,7 +970,10 @@ bool
 config_fn_same(const struct fn_conf *a, const struct fn_conf *b)
 {
 	return strcmp(a->name, b->name) == 0 && strcmp(a->library, b->library) == 0 &&
-	    a->policy == b->policy && a->workers == b->workers && a->uid == b->uid &&
+	    a->policy == b->policy && a->min_workers == b->min_workers &&
+	    a->max_workers == b->max_workers && a->scale_target == b->scale_target &&
+	    a->scale_idle_ms == b->scale_idle_ms && a->cold_wait_ms == b->cold_wait_ms &&
+	    a->uid == b->uid &&
 	    a->gid == b->gid && memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
 	    a->lib_dev == b->lib_dev && a->lib_ino == b->lib_ino &&
 	    a->lib_size == b->lib_size && a->lib_mtime_ns == b->lib_mtime_ns;

@@ -47,7 +47,12 @@ struct fn_conf {
 	char **listen;                /* "host:port", "[v6]:port", "unix:/path" */
 	size_t nlisten;
 	enum fn_policy policy;
-	uint32_t workers;             /* pool size (ready spares for per_request/oneshot) */
+	uint32_t workers;             /* "workers" (= max_workers); spares for per_request/oneshot */
+	uint32_t min_workers;         /* kept ready whatever the load; 0 = scale to zero */
+	uint32_t max_workers;         /* never more live (starting or ready) at once */
+	uint32_t scale_target;        /* load (connections + tasks) per worker above which it grows */
+	uint32_t scale_idle_ms;       /* a worker above min_workers idle this long is retired */
+	uint32_t cold_wait_ms;        /* a connection waits this long for a starting worker */
 	char *user;                   /* NULL = do not change */
 	char *group;                  /* NULL = user's primary group */
 	uid_t uid;                    /* resolved at load; (uid_t)-1 when user is NULL */

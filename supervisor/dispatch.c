@@ -21,6 +21,7 @@
 
 #include <event2/event.h>
 
+#include "../common/clock.h"
 #include "../common/log.h"
 #include "dispatch.h"
 #include "evq.h"
@@ -46,6 +47,7 @@ struct listener {
 
 static TAILQ_HEAD(, listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static struct event_base *dispatch_base;
+static struct event *expire_ev;      /* held connections' deadline sweep */
 
 static const char busy_response[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -62,10 +64,23 @@ reject(int fd)
 	close(fd);
 }
 
+static void expire_cb(evutil_socket_t fd, short what, void *arg);
+
 void
 dispatch_init(struct event_base *base)
 {
 	dispatch_base = base;
+	expire_ev = evtimer_new(base, expire_cb, NULL);
+}
+
+/* Someone is held: make sure the sweep runs. */
+static void
+arm_expiry(void)
+{
+	static const struct timeval tick = { 0, 100000 };
+
+	if (expire_ev != NULL && !evtimer_pending(expire_ev, NULL))
+		evtimer_add(expire_ev, &tick);
 }
 
 /* The ready worker with the fewest open connections, or NULL. */
@@ -177,26 +192,46 @@ flush(struct worker *w)
 	return -1;
 }
 
-/* Gives FD to a worker of P (batched), holds it while none is ready, or rejects it. */
-static void
-assign(struct pool *p, int fd)
+/* A worker of P is starting, or can be: a held client will be served. */
+static bool
+can_start(const struct pool *p)
+{
+	struct pool_counts c;
+
+	if (p->p_failed || p->p_retiring)
+		return false;
+	if (pool_starting(p))
+		return true;
+	pool_count(p, &c);
+	return c.starting + c.ready < p->p_conf->max_workers;
+}
+
+enum placed { SENT, HELD, REJECTED };
+
+/*
+ * Gives FD to a worker of P (batched), holds it while none is ready but one is
+ * starting or can start (a cold start: the pool is asked to grow, the spawn happens
+ * later, off this path), or rejects it. SINCE: when it was accepted.
+ */
+static enum placed
+assign_at(struct pool *p, int fd, uint64_t since)
 {
 	struct worker *w = (p != NULL) ? pick(p) : NULL;
 
 	/* Only a stalled worker is left but a fresh one is on its way: wait for that. */
-	if (w != NULL && w->w_stall_ms != 0 && pool_starting(p) &&
-	    p->p_npending < POOL_PENDING_MAX) {
-		p->p_pending[p->p_npending++] = fd;
-		return;
+	if (w != NULL && w->w_stall_ms != 0 && pool_starting(p) && pool_hold(p, fd, since) == 0) {
+		arm_expiry();
+		return HELD;
 	}
 	if (w == NULL) {
-		/* A worker is on its way: hold the client for it rather than refuse. */
-		if (p != NULL && !p->p_failed && p->p_npending < POOL_PENDING_MAX && pool_starting(p)) {
-			p->p_pending[p->p_npending++] = fd;
-			return;
+		/* A worker is on its way or may start: hold the client for it, never refuse. */
+		if (p != NULL && can_start(p) && pool_hold(p, fd, since) == 0) {
+			pool_fill(p);
+			arm_expiry();
+			return HELD;
 		}
 		reject(fd);
-		return;
+		return REJECTED;
 	}
 	w->w_batch[w->w_nbatch++] = fd;
 	w->w_sent++;
@@ -209,10 +244,21 @@ assign(struct pool *p, int fd)
 			worker_retire(w, WIRE_REASON_NONE);
 			evq_push(EVQ_POOL_FILL, p, NULL, 0);
 		}
-		return;
+		return SENT;
 	}
 	if (w->w_nbatch == WIRE_MAX_FDS)
 		flush(w);
+	/* Loaded past its target: the pool may grow (queued, paced, not here). */
+	if (p->p_conf->max_workers > p->p_conf->min_workers &&
+	    worker_load(w) + w->w_nbatch >= p->p_conf->scale_target)
+		pool_fill(p);
+	return SENT;
+}
+
+static void
+assign(struct pool *p, int fd)
+{
+	assign_at(p, fd, clock_ms());
 }
 
 /* Flushes every batch; a failed one moves its fds to others, so go until none is left
@@ -238,7 +284,7 @@ void
 dispatch_reject_pending(struct pool *p)
 {
 	for (unsigned i = 0; i < p->p_npending; i++)
-		reject(p->p_pending[i]);
+		reject(p->p_pending[i].fd);
 	if (p->p_npending)
 		log_warn("pending_rejected", "fn=%s count=%u", p->p_conf->name, p->p_npending);
 	p->p_npending = 0;
@@ -248,14 +294,46 @@ void
 dispatch_flush_pending(struct pool *p)
 {
 	unsigned n = p->p_npending, i;
-	int fds[POOL_PENDING_MAX];
+	struct held_conn held[POOL_PENDING_MAX];
+	uint64_t now = clock_ms();
 
-	memcpy(fds, p->p_pending, n * sizeof(int));
+	memcpy(held, p->p_pending, n * sizeof(held[0]));
 	p->p_npending = 0;
 	for (i = 0; i < n; i++)
-		assign(p, fds[i]);
+		if (assign_at(p, held[i].fd, held[i].since_ms) == SENT)
+			totals_cold_start(p->p_totals, now - held[i].since_ms);
 	flush_pool(p);
 	close_sent();
+}
+
+/* Held connections past their function's cold_wait_ms hear 503; runs while any wait. */
+static void
+expire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval tick = { 0, 100000 };
+	uint64_t now = clock_ms();
+	bool waiting = false;
+	struct pool *p;
+
+	TAILQ_FOREACH(p, &pools, p_entry) {
+		unsigned keep = 0, gone = 0;
+
+		for (unsigned i = 0; i < p->p_npending; i++) {
+			if (now - p->p_pending[i].since_ms >= p->p_conf->cold_wait_ms) {
+				reject(p->p_pending[i].fd);
+				gone++;
+			} else {
+				p->p_pending[keep++] = p->p_pending[i];
+			}
+		}
+		p->p_npending = keep;
+		if (gone)
+			log_warn("cold_wait_expired", "fn=%s count=%u wait_ms=%u", p->p_conf->name,
+			    gone, p->p_conf->cold_wait_ms);
+		waiting |= keep > 0;
+	}
+	if (waiting)
+		evtimer_add(expire_ev, &tick);
 }
 
 static void
@@ -497,6 +575,10 @@ dispatch_commit(void)
 void
 dispatch_close_all(void)
 {
+	if (expire_ev != NULL) {
+		event_free(expire_ev);
+		expire_ev = NULL;
+	}
 	struct listener *l;
 
 	while ((l = TAILQ_FIRST(&listeners)) != NULL)

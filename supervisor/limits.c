@@ -32,7 +32,7 @@ static long clk_tck;
 static long page_kb;
 
 /* utime+stime of PID in ms and its RSS in KiB, from /proc/PID/stat. */
-static int
+int
 proc_usage(pid_t pid, uint64_t *cpu_ms, uint64_t *rss_kb)
 {
 	char path[64], buf[1024], *p;
@@ -137,20 +137,24 @@ check_worker(struct worker *w, uint64_t now)
 	const struct fn_limits *l = &w->w_conf->limits;
 	uint64_t cpu_ms = 0, rss_kb = 0, mem, req;
 	struct cg_stats cs;
+	struct pool_counts c;
 
 	if (w->w_state != WS_READY && w->w_state != WS_DRAINING)
 		return;
-	if (w->w_state == WS_READY && check_hung(w, now))
+	/* Only a worker with hand-offs outstanding can be hung (its load counts them). */
+	if (w->w_state == WS_READY && worker_load(w) > 0 && check_hung(w, now))
 		return;
-	if (proc_usage(w->w_pid, &cpu_ms, &rss_kb) < 0)
-		return;
-	w->w_cpu_ms = cpu_ms;
-	w->w_rss_kb = rss_kb;
 	if (l->wall_clock_ms)
 		act(w, WIRE_REASON_WALL_CLOCK, now - w->w_spawned_ms, l->wall_clock_ms, "ms");
-	if (l->cpu_time_ms && worker_is_live(w))
-		act(w, WIRE_REASON_CPU, cpu_ms, l->cpu_time_ms, "ms");
-	if (l->memory_mb && worker_is_live(w)) {
+	/* /proc only when a limit needs it: a thousand idle workers cost no reads. */
+	if ((l->cpu_time_ms || l->memory_mb) && worker_is_live(w) &&
+	    proc_usage(w->w_pid, &cpu_ms, &rss_kb) == 0) {
+		w->w_cpu_ms = cpu_ms;
+		w->w_rss_kb = rss_kb;
+		if (l->cpu_time_ms)
+			act(w, WIRE_REASON_CPU, cpu_ms, l->cpu_time_ms, "ms");
+	}
+	if (l->memory_mb && worker_is_live(w) && rss_kb) {
 		/* The cgroup's count includes what the kernel charges the tenant (page cache,
 		 * its children); without cgroups RSS is the best we have. The hard limit with
 		 * cgroups is the kernel's OOM kill, detected at exit. */
@@ -168,8 +172,19 @@ check_worker(struct worker *w, uint64_t now)
 		w->w_idle_requests = req;
 		w->w_idle_since_ms = now;
 	}
-	if (l->idle_worker_ms && w->w_state == WS_READY &&
-	    now - w->w_idle_since_ms >= l->idle_worker_ms) {
+	if (w->w_state != WS_READY || w->w_replaced || w->w_used)
+		return;
+	/* Above its floor and idle long enough: the pool shrinks by this one. A worker
+	 * with a pending task is never idle, so no background work is cut for it. */
+	if (w->w_conf->max_workers > w->w_conf->min_workers &&
+	    now - w->w_idle_since_ms >= w->w_conf->scale_idle_ms) {
+		pool_count(w->w_pool, &c);
+		if (c.ready > w->w_conf->min_workers) {
+			pool_scaled_down(w);
+			return;
+		}
+	}
+	if (l->idle_worker_ms && now - w->w_idle_since_ms >= l->idle_worker_ms) {
 		/* Idle and past its idle time: drop it early (a fresh one keeps the pool). */
 		w->w_replaced = true;
 		worker_retire(w, WIRE_REASON_EARLY_DROP);

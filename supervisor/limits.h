@@ -6,9 +6,14 @@
 #ifndef SV_LIMITS_H
 #define SV_LIMITS_H
 
+#include <stdint.h>
+#include <sys/types.h>
+
 struct event_base;
 
 void limits_start(struct event_base *base);
 void limits_stop(void);
+/* PID's CPU time (utime + stime, ms) and RSS (KiB) from /proc/PID/stat. 0 or -1. */
+int proc_usage(pid_t pid, uint64_t *cpu_ms, uint64_t *rss_kb);
 
 #endif

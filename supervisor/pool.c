@@ -75,19 +75,15 @@ pool_new(struct sv_conf *owner, const struct fn_conf *conf, uint32_t gen)
 	p->p_conf = conf;
 	p->p_gen = gen;
 	p->p_totals = pool_totals(conf->name);
-	p->p_pending = calloc(POOL_PENDING_MAX, sizeof(int));
 	p->p_spawn_ev = evtimer_new(pool_base, spawn_later_cb, p);
-	if (p->p_totals == NULL || p->p_pending == NULL || p->p_spawn_ev == NULL) {
+	if (p->p_totals == NULL || p->p_spawn_ev == NULL) {
 		if (p->p_spawn_ev)
 			event_free(p->p_spawn_ev);
-		free(p->p_pending);
 		free(p);
 		return NULL;
 	}
 	TAILQ_INIT(&p->p_workers);
 	TAILQ_INSERT_TAIL(&pools, p, p_entry);
-	if (cg_enabled() && cg_function_setup(conf) < 0)
-		log_warn("cgroup_function_failed", "fn=%s err=\"%s\"", conf->name, strerror(errno));
 	return p;
 }
 
@@ -103,6 +99,57 @@ pool_adopt(struct pool *p, struct sv_conf *owner, const struct fn_conf *conf, ui
 		w->w_conf = conf;
 }
 
+/* Another pool of P's function has a live worker (they share the function cgroup). */
+static bool
+function_busy(const struct pool *p)
+{
+	const struct pool *q;
+	const struct worker *w;
+
+	TAILQ_FOREACH(q, &pools, p_entry)
+		if (q != p && strcmp(q->p_conf->name, p->p_conf->name) == 0)
+			TAILQ_FOREACH(w, &q->p_workers, w_entry)
+				if (worker_is_live(w))
+					return true;
+	return false;
+}
+
+/*
+ * A function's cgroup exists only while it has workers: a host with a thousand
+ * tenants mostly at zero holds no cgroup for them. Its caps are written again when
+ * it is made; nothing of it needs to outlive its workers (its usage counters reset).
+ */
+static void
+cgroup_up(struct pool *p)
+{
+	const struct pool *q;
+
+	if (!cg_enabled() || p->p_cgroup)
+		return;
+	TAILQ_FOREACH(q, &pools, p_entry)
+		if (q->p_cgroup && strcmp(q->p_conf->name, p->p_conf->name) == 0) {
+			p->p_cgroup = true;     /* an older generation made it */
+			return;
+		}
+	if (cg_function_setup(p->p_conf) < 0)
+		log_warn("cgroup_function_failed", "fn=%s err=\"%s\"", p->p_conf->name,
+		    strerror(errno));
+	p->p_cgroup = true;
+}
+
+static void
+cgroup_down(struct pool *p)
+{
+	struct pool *q;
+
+	if (!p->p_cgroup || function_busy(p))
+		return;
+	TAILQ_FOREACH(q, &pools, p_entry)
+		if (strcmp(q->p_conf->name, p->p_conf->name) == 0)
+			q->p_cgroup = false;
+	cg_function_remove(p->p_conf->name);
+}
+
 /* Starts one worker in P; returns it or NULL. */
 static struct worker *
 pool_spawn(struct pool *p)
@@ -111,6 +158,7 @@ pool_spawn(struct pool *p)
 
 	if (w == NULL)
 		return NULL;
+	cgroup_up(p);
 	w->w_pool = p;
 	w->w_conf = p->p_conf;
 	w->w_totals = p->p_totals;
@@ -127,18 +175,99 @@ pool_spawn(struct pool *p)
 	return w;
 }
 
+void
+pool_count(const struct pool *p, struct pool_counts *c)
+{
+	const struct worker *w;
+
+	memset(c, 0, sizeof(*c));
+	c->min_load = UINT64_MAX;
+	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
+		if (!worker_is_live(w))
+			continue;
+		c->live++;
+		if (w->w_state == WS_STARTING) {
+			c->starting++;
+		} else if (w->w_state == WS_READY) {
+			uint64_t load;
+
+			if (w->w_used || w->w_replaced)
+				continue;
+			c->ready++;
+			load = worker_load(w) + BOARD_LOAD(&w->w_board->tasks_pending);
+			if (load < c->min_load)
+				c->min_load = load;
+		} else {
+			c->leaving++;
+		}
+	}
+}
+
+unsigned
+pool_want(const struct pool *p)
+{
+	const struct fn_conf *fc = p->p_conf;
+	struct pool_counts c;
+	unsigned want, have;
+
+	pool_count(p, &c);
+	have = c.starting + c.ready;
+	want = fc->min_workers;
+	if (p->p_npending > 0 && c.ready == 0) {
+		/* Connections wait and nothing can take them: enough workers for them. */
+		unsigned need = (p->p_npending + fc->scale_target - 1) / fc->scale_target;
+		if (need > want)
+			want = need;
+		if (c.starting > want)
+			want = c.starting;
+	} else if (c.ready > 0 && c.min_load != UINT64_MAX && c.min_load >= fc->scale_target &&
+	    c.starting == 0) {
+		/* Every ready worker is loaded: one more (one at a time, paced). */
+		if (have + 1 > want)
+			want = have + 1;
+	} else if (have > want) {
+		want = have;            /* shrinking is the idle check's business (limits.c) */
+	}
+	return want < fc->max_workers ? want : fc->max_workers;
+}
+
 /* Workers that count towards the pool's size: starting, or ready and still free. */
 static unsigned
 pool_capacity(const struct pool *p)
 {
-	const struct worker *w;
-	unsigned n = 0;
+	struct pool_counts c;
 
-	TAILQ_FOREACH(w, &p->p_workers, w_entry)
-		if ((w->w_state == WS_STARTING || w->w_state == WS_READY) && !w->w_used &&
-		    !w->w_replaced)
-			n++;
-	return n;
+	pool_count(p, &c);
+	return c.starting + c.ready;
+}
+
+int
+pool_hold(struct pool *p, int fd, uint64_t now_ms)
+{
+	if (p->p_npending == p->p_pending_cap) {
+		unsigned ncap = p->p_pending_cap ? p->p_pending_cap * 2 : 16;
+		struct held_conn *n;
+
+		if (ncap > POOL_PENDING_MAX)
+			return -1;
+		n = realloc(p->p_pending, ncap * sizeof(*n));
+		if (n == NULL)
+			return -1;
+		p->p_pending = n;
+		p->p_pending_cap = ncap;
+	}
+	p->p_pending[p->p_npending].fd = fd;
+	p->p_pending[p->p_npending].since_ms = now_ms;
+	p->p_npending++;
+	return 0;
+}
+
+void
+pool_scaled_down(struct worker *w)
+{
+	w->w_totals->scale_downs++;
+	log_info("scale_down", "fn=%s wid=%u pid=%d", w->w_conf->name, w->w_id, (int)w->w_pid);
+	worker_retire(w, WIRE_REASON_EARLY_DROP);
 }
 
 /* Backoff after crashes before ready: 100 ms, 200, 400, ... capped at 1 s a spawn. */
@@ -168,7 +297,7 @@ pool_fill(struct pool *p)
 
 	if (p->p_retiring || p->p_failed || p->p_fill_queued)
 		return;
-	if (pool_capacity(p) >= p->p_conf->workers)
+	if (pool_capacity(p) >= pool_want(p))
 		return;
 	TAILQ_INSERT_TAIL(&fill_queue, p, p_fill_entry);
 	p->p_fill_queued = true;
@@ -181,8 +310,13 @@ pool_fill(struct pool *p)
 static bool
 fill_one(struct pool *p, uint64_t now)
 {
-	if (p->p_retiring || p->p_failed || pool_capacity(p) >= p->p_conf->workers)
+	unsigned want = pool_want(p), have = pool_capacity(p);
+
+	if (p->p_retiring || p->p_failed || have >= want)
 		return true;
+	/* Above the floor, a spawn is the pool growing for its load. */
+	if (have >= p->p_conf->min_workers)
+		p->p_totals->scale_ups++;
 	if (p->p_crash_streak > 0) {
 		/* After a crash: one spawn at a time, spaced by the backoff. */
 		if (now < p->p_next_spawn_ms) {
@@ -198,7 +332,7 @@ fill_one(struct pool *p, uint64_t now)
 	}
 	if (pool_spawn(p) == NULL)
 		return true;            /* logged; the next exit or fill tries again */
-	return pool_capacity(p) >= p->p_conf->workers;
+	return have + 1 >= want;
 }
 
 static void
@@ -240,6 +374,8 @@ pool_worker_gone(struct worker *w, bool crashed_before_ready)
 
 	TAILQ_REMOVE(&p->p_workers, w, w_entry);
 	free(w);
+	if (TAILQ_EMPTY(&p->p_workers))
+		cgroup_down(p);
 	if (crashed_before_ready) {
 		p->p_crash_streak++;
 		if (p->p_crash_streak >= POOL_FAIL_STREAK && !p->p_failed) {
@@ -280,7 +416,7 @@ pool_free(struct pool *p)
 	TAILQ_FOREACH(q, &pools, p_entry)
 		if (strcmp(q->p_conf->name, p->p_conf->name) == 0)
 			other = true;
-	if (cg_enabled() && !other)
+	if (cg_enabled() && !other && p->p_cgroup)
 		cg_function_remove(p->p_conf->name);
 	event_free(p->p_spawn_ev);
 	free(p->p_pending);
@@ -355,7 +491,7 @@ pools_ready(uint32_t gen)
 
 	TAILQ_FOREACH(p, &pools, p_entry)
 		if (p->p_gen == gen && !p->p_failed && !p->p_retiring &&
-		    pool_ready_count(p) < p->p_conf->workers)
+		    pool_ready_count(p) < p->p_conf->min_workers)
 			return false;
 	return true;
 }

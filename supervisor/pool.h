@@ -23,8 +23,22 @@
 struct event;
 struct event_base;
 
-/* Accepted connections held while no worker is ready (start, respawn). */
+/* Accepted connections held while no worker is ready (cold start, respawn). */
 #define POOL_PENDING_MAX 1024
+
+struct held_conn {
+	int fd;
+	uint64_t since_ms;          /* when it was accepted */
+};
+
+/* A pool's workers by state, counted in one pass. */
+struct pool_counts {
+	unsigned starting;
+	unsigned ready;             /* ready and free: not used up, no replacement asked */
+	unsigned leaving;           /* draining, drained, terminating */
+	unsigned live;              /* all of the above, and used or replaced ready ones */
+	uint64_t min_load;          /* the least-loaded free ready worker's connections + tasks */
+};
 
 struct pool {
 	TAILQ_ENTRY(pool) p_entry;
@@ -35,13 +49,14 @@ struct pool {
 	bool p_retiring;            /* leaving: drain, never respawn */
 	bool p_failed;              /* workers crash at start: stop spinning */
 	bool p_fill_queued;
+	bool p_cgroup;              /* its function cgroup exists (made with the first worker) */
 	struct worker_list p_workers; /* live ones, and reaped ones until the orchestrator frees them */
 	struct fn_totals *p_totals; /* shared by every generation of this function */
 	uint32_t p_crash_streak;    /* crashes before ready, for backoff */
 	uint64_t p_next_spawn_ms;
 	struct event *p_spawn_ev;   /* deferred (backed-off) respawn */
-	int *p_pending;             /* accepted fds waiting for a ready worker */
-	unsigned p_npending;
+	struct held_conn *p_pending; /* accepted fds waiting for a ready worker (grown on use) */
+	unsigned p_npending, p_pending_cap;
 };
 TAILQ_HEAD(pool_list, pool);
 
@@ -78,7 +93,15 @@ struct pool *pool_current(const char *fn, uint32_t ready_gen);
 struct worker *pool_find_pid(pid_t pid);
 /* A worker of P is starting or about to be (a held connection will find it). */
 bool pool_starting(const struct pool *p);
-/* Every pool of generation GEN has its full size ready (failed ones excepted). */
+void pool_count(const struct pool *p, struct pool_counts *c);
+/* How many live workers P wants now: min_workers, more while connections wait or its
+ * ready workers are loaded past scale_target, never above max_workers. */
+unsigned pool_want(const struct pool *p);
+/* Holds FD for P's next ready worker; -1 when the queue is full. */
+int pool_hold(struct pool *p, int fd, uint64_t now_ms);
+/* W's function scaled down: no replacement (counted). */
+void pool_scaled_down(struct worker *w);
+/* Every pool of generation GEN has min_workers ready (failed ones excepted). */
 bool pools_ready(uint32_t gen);
 unsigned pools_live_workers(void);
 /* Summary lines at exit; frees the totals. */

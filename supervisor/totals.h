@@ -11,6 +11,8 @@
 #include "../common/list.h"
 #include "../common/wire.h"
 
+#define TOTALS_COLD_BUCKETS 12
+
 struct fn_totals {
 	TAILQ_ENTRY(fn_totals) t_entry;
 	char name[64];
@@ -22,6 +24,30 @@ struct fn_totals {
 	uint64_t tasks_lost;
 	uint64_t crashes;
 	uint64_t unloads[WIRE_REASON_MAX];
+	/* On-demand pools: connections that waited for a worker to start (a cold start),
+	 * how long they waited (accepted -> handed over) by bucket, and pool resizes. */
+	uint64_t cold_starts;
+	uint64_t cold_ms_sum;
+	uint64_t cold_hist[TOTALS_COLD_BUCKETS + 1]; /* the last one: above the largest bound */
+	uint64_t scale_ups;
+	uint64_t scale_downs;
 };
+
+/* Upper bounds (ms) of the cold-start histogram's buckets. */
+static const uint32_t totals_cold_bounds[TOTALS_COLD_BUCKETS] = {
+	1, 2, 3, 5, 10, 25, 50, 100, 250, 1000, 2500, 10000,
+};
+
+static inline void
+totals_cold_start(struct fn_totals *t, uint64_t ms)
+{
+	unsigned i = 0;
+
+	while (i < TOTALS_COLD_BUCKETS && ms > totals_cold_bounds[i])
+		i++;
+	t->cold_hist[i]++;
+	t->cold_starts++;
+	t->cold_ms_sum += ms;
+}
 
 #endif

@@ -114,6 +114,13 @@ def parse_prometheus(text):
         m = _SAMPLE.match(line)
         check(m, "not a sample line: " + where)
         name, labels, value = m.group(1), m.group(2) or "", m.group(3)
+        # A histogram's samples are its name with _bucket (le label), _sum, _count.
+        base = re.sub(r"_(bucket|sum|count)$", "", name)
+        if base != name and base in fams and fams[base]["type"] == "histogram":
+            check(name.endswith("_bucket") == ('le="' in labels),
+                  "histogram sample with/without le: " + where)
+            name = base
+            labels = labels + ("," if labels else "") + 'series="%s"' % m.group(1)
         check(name in fams, "sample before its TYPE line: " + where)
         check(name == current, "family %s split (sample after another family): %s"
               % (name, where))
