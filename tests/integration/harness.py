@@ -675,8 +675,10 @@ _tests = []
 
 
 def test(fn):
-    """Registers FN as a scenario; its name is the function's name."""
-    _tests.append(fn)
+    """Registers FN as a scenario; its name is the function's name. Only the file
+    being run registers: another test file imported for its helpers adds none."""
+    if fn.__module__ == "__main__":
+        _tests.append(fn)
     return fn
 
 

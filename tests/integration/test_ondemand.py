@@ -1,0 +1,139 @@
+"""test_ondemand.py - pools that size themselves: a function at min_workers 0 has no
+process until its first request, is served through a cold start held in the
+supervisor, shrinks back to zero when idle (never while a background task is
+pending), grows under a burst no further than max_workers, and its cgroup exists only
+while it has workers. Real supervisor, workers and cgroups."""
+
+import os
+import socket
+import threading
+
+import harness as h
+from harness import check, test
+from test_admin import fn_status, status
+from test_isolation import base_dirs, host_version, parent_name, remove_cgroups
+
+
+def live_workers(sv):
+    return [p for p in h.children(sv.pid) if h.alive(p) and p not in h.zombies(sv.pid)]
+
+
+def get(port, path="/"):
+    """One Connection: close request; the status line."""
+    s = socket.create_connection(("127.0.0.1", port), timeout=15)
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path).encode())
+        data = b""
+        while True:
+            d = s.recv(4096)
+            if not d:
+                break
+            data += d
+        return data.split(b"\r\n", 1)[0].decode(errors="replace")
+    finally:
+        s.close()
+
+
+@test
+def scale_to_zero_cold_start_and_back():
+    fn = h.function("zero", library="hello")
+    del fn["workers"]
+    fn.update(min_workers=0, max_workers=2, scale_idle_ms=400)
+    parent = parent_name("ondemand")
+    try:
+        with h.Supervisor([fn], name="ondemand-zero", cgroups="auto", cgroup_parent=parent) as sv:
+            dirs = base_dirs(host_version(), parent)
+            fn_dirs = [os.path.join(d, "zero") for d in dirs.values()]
+            check(sv.events("ready"), "not ready with min_workers 0")
+            check(live_workers(sv) == [], "a worker before any request: %r" % live_workers(sv))
+            check(not any(os.path.exists(d) for d in fn_dirs),
+                  "the function's cgroup exists before it has a worker")
+            st = fn_status(status(sv), "zero")
+            check(st["state"] == "cold" and st["scaling"]["min_workers"] == 0, "status %r" % st)
+
+            check(get(sv.port()) == "HTTP/1.1 200 OK", "first request")
+            pids = live_workers(sv)
+            check(len(pids) == 1, "workers after the first request: %r" % pids)
+            check(all(os.path.exists(d) for d in fn_dirs), "no function cgroup with a worker")
+            st = fn_status(status(sv), "zero")
+            check(st["scaling"]["cold_starts"] == 1, "cold starts %r" % st["scaling"])
+            check(st["state"] == "ready", "state %r" % st["state"])
+
+            # Idle past scale_idle_ms: retired through the normal drain, back to zero.
+            sv.wait_event("scale_down", fn="zero", timeout=10)
+            h.wait_until(lambda: live_workers(sv) == [], 10, "the pool back at zero")
+            h.wait_until(lambda: not any(os.path.exists(d) for d in fn_dirs), 10,
+                         "the function's cgroup removed at zero")
+            ex = sv.wait_event("worker_state", fn="zero", to="exited")
+            check(ex["from"] == "drained", "scaled-down worker exited from %s" % ex["from"])
+            st = fn_status(status(sv), "zero")
+            check(st["state"] == "cold" and st["scaling"]["scale_downs"] == 1, "status %r" % st)
+            # And it comes back.
+            check(get(sv.port()) == "HTTP/1.1 200 OK", "request after scaling to zero")
+            check(fn_status(status(sv), "zero")["scaling"]["cold_starts"] == 2, "second cold start")
+    finally:
+        remove_cgroups(parent)
+
+
+@test
+def pending_task_keeps_an_idle_worker():
+    fn = h.function("bgz", library="background")
+    del fn["workers"]
+    fn.update(min_workers=0, max_workers=1, scale_idle_ms=300)
+    with h.Supervisor([fn], name="ondemand-task") as sv:
+        check(get(sv.port(), "/?ms=2000") == "HTTP/1.1 200 OK", "request with a 2 s task")
+        down = sv.wait_event("scale_down", fn="bgz", timeout=15)
+        # Retired only once its task was done: the drain started with nothing pending.
+        leave = sv.wait_event("worker_state", fn="bgz", to="draining")
+        check(leave["pending"] == "0", "retired with %s task(s) pending" % leave["pending"])
+        h.wait_until(lambda: live_workers(sv) == [], 10, "the pool back at zero")
+        tot = fn_status(status(sv), "bgz")["totals"]
+        check(tot["tasks_lost"] == 0, "tasks lost %r" % tot)
+        check(tot["tasks_completed"] == tot["tasks_started"] >= 2, "tasks %r" % tot)
+        check(down, "no scale_down")
+
+
+@test
+def burst_on_a_cold_function_stays_within_max_workers():
+    fn = h.function("burst", library="hello")
+    del fn["workers"]
+    fn.update(min_workers=0, max_workers=4, scale_target=1, scale_idle_ms=60000)
+    with h.Supervisor([fn], name="ondemand-burst") as sv:
+        results = []
+        lock = threading.Lock()
+
+        def one():
+            try:
+                r = get(sv.port())
+            except OSError as e:
+                r = repr(e)
+            with lock:
+                results.append(r)
+
+        threads = [threading.Thread(target=one) for _ in range(200)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(30)
+        bad = [r for r in results if r != "HTTP/1.1 200 OK"]
+        check(len(results) == 200 and not bad, "%d answers, bad %r" % (len(results), bad[:3]))
+        started = sv.events("worker_state", fn="burst", to="starting")
+        started += [r for r in sv.events("worker_state", fn="burst") if r.get("from") == "none"]
+        spawned = {r["pid"] for r in started}
+        check(1 <= len(spawned) <= 4, "%d workers started for a max of 4" % len(spawned))
+        print("#   200 concurrent on a cold function: %d workers, %d cold starts"
+              % (len(spawned), fn_status(status(sv), "burst")["scaling"]["cold_starts"]))
+
+
+@test
+def workers_key_is_a_fixed_pool():
+    """The old "workers" key means min = max: the pool never shrinks for idleness."""
+    fn = h.function("fixed", library="hello", workers=2)
+    with h.Supervisor([fn], name="ondemand-fixed") as sv:
+        st = fn_status(status(sv), "fixed")["scaling"]
+        check(st["min_workers"] == 2 and st["max_workers"] == 2, "sizing %r" % st)
+        check(len(sv.workers("fixed")) == 2, "two ready workers")
+
+
+if __name__ == "__main__":
+    h.main()
