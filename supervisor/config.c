@@ -11,6 +11,7 @@
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
+#include <glob.h>
 #include <grp.h>
 #include <jansson.h>
 #include <pwd.h>
@@ -49,6 +50,7 @@ struct loader {
 	const char *key[CONF_MAXDEPTH];
 	size_t idx[CONF_MAXDEPTH];
 	int depth;
+	bool included;               /* path is an "include" file, not the main one */
 	struct conf_addr_list addrs;
 };
 
@@ -68,7 +70,7 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 
 static const char *const top_keys[] = {
 	"admin", "cgroup_parent", "cgroups", "log_level", "log_file", "check_timeout_ms",
-	"functions", NULL
+	"functions", "include", NULL
 };
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "min_workers", "max_workers",
@@ -500,7 +502,7 @@ parse_addr(const char *s, char *canon, size_t len, const char **why)
 static int
 check_addr(struct loader *ld, const char *s, int remember)
 {
-	char canon[512], where[256];
+	char canon[512], where[4400];
 	struct conf_addr *a;
 	const char *why;
 
@@ -512,7 +514,14 @@ check_addr(struct loader *ld, const char *s, int remember)
 			    s, a->where);
 	if (!remember)
 		return 0;
-	keypath(ld, where, sizeof(where));
+	{
+		char kp[256];
+
+		/* In an included file, the place names the file too. */
+		keypath(ld, kp, sizeof(kp));
+		snprintf(where, sizeof(where), "%s%s%s", ld->included ? ld->path : "",
+		    ld->included ? ": " : "", kp);
+	}
 	if ((a = calloc(1, sizeof(*a))) == NULL || (a->canon = strdup(canon)) == NULL ||
 	    (a->where = strdup(where)) == NULL) {
 		if (a != NULL) {
@@ -835,16 +844,110 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	return 0;
 }
 
+/* One included file: a function object, or an array of them. Its errors name it. */
+static int
+load_file(struct loader *ld, struct sv_conf *conf, const char *file)
+{
+	struct loader sub = *ld;
+	json_error_t je;
+	json_t *v, *fn;
+	size_t i;
+	int rc = 0;
+
+	if ((v = json_load_file(file, JSON_REJECT_DUPLICATES, &je)) == NULL) {
+		if (je.line < 0)
+			snprintf(ld->err, ld->errlen, "%s: %s", file, je.text);
+		else
+			snprintf(ld->err, ld->errlen, "%s:%d:%d: %s", file, je.line, je.column,
+			    je.text);
+		one_line(ld->err);
+		return -1;
+	}
+	/* Key paths start again inside the file; the address list is shared. */
+	sub.path = file;
+	sub.depth = 0;
+	sub.included = true;
+	if (json_is_array(v)) {
+		json_array_foreach(v, i, fn) {
+			push_idx(&sub, i);
+			if ((rc = load_function(&sub, conf, fn)) < 0)
+				break;
+			pop(&sub);
+		}
+	} else if (json_is_object(v)) {
+		rc = load_function(&sub, conf, v);
+	} else {
+		rc = conf_error(&sub, LOC_VALUE, "must be a function object or an array of them");
+	}
+	ld->addrs = sub.addrs;
+	json_decref(v);
+	return rc;
+}
+
+/*
+ * "include": a glob (or an array of globs), relative to the main file's folder, of
+ * files with more functions: one tenant per file, so deploying one is one file.
+ * Files load in name order; a glob that matches nothing is no error (no tenant yet).
+ */
+static int
+load_includes(struct loader *ld, struct sv_conf *conf, json_t *inc)
+{
+	char dir[4096], pat[8192];
+	const char *slash = strrchr(ld->path, '/');
+	json_t *one;
+	size_t i;
+	int rc = 0;
+
+	push_key(ld, "include");
+	if (!json_is_string(inc) && !json_is_array(inc)) {
+		rc = conf_error(ld, LOC_VALUE, "must be a glob or an array of globs");
+		goto out;
+	}
+	snprintf(dir, sizeof(dir), "%.*s", slash ? (int)(slash - ld->path) : 1,
+	    slash ? ld->path : ".");
+	for (i = 0; rc == 0 && i < (json_is_array(inc) ? json_array_size(inc) : 1); i++) {
+		glob_t g;
+		int gr;
+
+		one = json_is_array(inc) ? json_array_get(inc, i) : inc;
+		if (json_is_array(inc))
+			push_idx(ld, i);
+		if (!json_is_string(one) || json_string_length(one) == 0) {
+			rc = conf_error(ld, LOC_VALUE, "must be a non-empty string (a glob)");
+			break;
+		}
+		if (json_string_value(one)[0] == '/')
+			snprintf(pat, sizeof(pat), "%s", json_string_value(one));
+		else
+			snprintf(pat, sizeof(pat), "%s/%s", dir, json_string_value(one));
+		gr = glob(pat, GLOB_ERR, NULL, &g);
+		if (gr != 0 && gr != GLOB_NOMATCH) {
+			rc = conf_error(ld, LOC_VALUE, "%s: cannot read the folder", pat);
+			globfree(&g);
+			break;
+		}
+		for (size_t k = 0; gr == 0 && rc == 0 && k < g.gl_pathc; k++)
+			rc = load_file(ld, conf, g.gl_pathv[k]);
+		globfree(&g);
+		if (json_is_array(inc) && rc == 0)
+			pop(ld);
+	}
+out:
+	if (rc == 0)
+		pop(ld);
+	return rc;
+}
+
 static int
 load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 {
-	json_t *fns, *fn, *admin;
+	json_t *fns, *fn, *admin, *inc;
 	int mode = CG_MODE_AUTO, level = 2;
 	size_t i;
 
 	if (!json_is_object(root))
 		return conf_error(ld, LOC_VALUE, "the top level must be an object");
-	if (check_keys(ld, root, top_keys) < 0 || require(ld, root, "functions") < 0)
+	if (check_keys(ld, root, top_keys) < 0)
 		return -1;
 
 	/* "admin": null turns the admin endpoint off. */
@@ -872,16 +975,23 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 	pop(ld);
 
 	fns = json_object_get(root, "functions");
-	push_key(ld, "functions");
-	if (!json_is_array(fns) || json_array_size(fns) == 0)
-		return conf_error(ld, LOC_VALUE, "must be a non-empty array of functions");
-	json_array_foreach(fns, i, fn) {
-		push_idx(ld, i);
-		if (load_function(ld, conf, fn) < 0)
-			return -1;
+	inc = json_object_get(root, "include");
+	if (fns == NULL && inc == NULL)
+		return require(ld, root, "functions");
+	if (fns != NULL) {
+		push_key(ld, "functions");
+		if (!json_is_array(fns) || (json_array_size(fns) == 0 && inc == NULL))
+			return conf_error(ld, LOC_VALUE, "must be a non-empty array of functions");
+		json_array_foreach(fns, i, fn) {
+			push_idx(ld, i);
+			if (load_function(ld, conf, fn) < 0)
+				return -1;
+			pop(ld);
+		}
 		pop(ld);
 	}
-	pop(ld);
+	if (inc != NULL && load_includes(ld, conf, inc) < 0)
+		return -1;
 
 	/* Checked last so a clash names the listen address it collides with. */
 	if (conf->admin != NULL) {
