@@ -218,7 +218,7 @@ main(int argc, char **argv)
 		log_error("listen_failed", "msg=\"%s\"", err);
 		goto out;
 	}
-	if (conf->admin && admin_start(conf->admin, err, sizeof(err)) < 0) {
+	if (admin_start(conf, err, sizeof(err)) < 0) {
 		log_error("admin_failed", "msg=\"%s\"", err);
 		goto out;
 	}

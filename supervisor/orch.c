@@ -361,9 +361,7 @@ switch_over(void)
 	keep_old_conf(sv.conf);
 	sv.conf = rl.conf;
 	/* The admin endpoint follows the file too (same address: nothing happens). */
-	if (sv.conf->admin == NULL)
-		admin_stop();
-	else if (admin_start(sv.conf->admin, err, sizeof(err)) < 0)
+	if (admin_start(sv.conf, err, sizeof(err)) < 0)
 		log_error("admin_failed", "msg=\"%s\"", err);
 	collect_confs();
 }
