@@ -288,6 +288,7 @@ dispatch_reject_pending(struct pool *p)
 	if (p->p_npending)
 		log_warn("pending_rejected", "fn=%s count=%u", p->p_conf->name, p->p_npending);
 	p->p_npending = 0;
+	pool_hold_done(p);
 }
 
 void
@@ -302,6 +303,7 @@ dispatch_flush_pending(struct pool *p)
 	for (i = 0; i < n; i++)
 		if (assign_at(p, held[i].fd, held[i].since_ms) == SENT)
 			totals_cold_start(p->p_totals, now - held[i].since_ms);
+	pool_hold_done(p);
 	flush_pool(p);
 	close_sent();
 }
@@ -327,6 +329,7 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 			}
 		}
 		p->p_npending = keep;
+		pool_hold_done(p);
 		if (gone)
 			log_warn("cold_wait_expired", "fn=%s count=%u wait_ms=%u", p->p_conf->name,
 			    gone, p->p_conf->cold_wait_ms);

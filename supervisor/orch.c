@@ -36,6 +36,7 @@ static struct reload rl;
 static bool reload_queued;       /* asked for while one was in flight */
 static struct lib_check **checks; /* rl.items[i]'s check in flight, or NULL */
 static size_t check_next;        /* the next item to check */
+static size_t *leaders;          /* leaders[i]: the item whose check answers for item I */
 static unsigned checks_running;
 
 /* Configs of old generations whose pools still drain. */
@@ -75,6 +76,7 @@ orch_shutdown(void)
 		config_free(rl.conf);
 	reload_clear(&rl);
 	free(checks);
+	free(leaders);
 	for (size_t i = 0; i < nold; i++)
 		config_free(old_confs[i]);
 	free(old_confs);
@@ -226,6 +228,50 @@ orch_reap(void)
 
 static void check_done(struct lib_check *c, int ok, const char *err, void *arg);
 
+/*
+ * Two functions whose library is the same file (device, inode, size, mtime), loaded
+ * as the same uid/gid, get one check between them: a platform where a thousand
+ * tenants run the same runtime .so checks it once.
+ */
+static bool
+same_check(const struct fn_conf *a, const struct fn_conf *b)
+{
+	return a->lib_ino != 0 && a->lib_dev == b->lib_dev && a->lib_ino == b->lib_ino &&
+	    a->lib_size == b->lib_size && a->lib_mtime_ns == b->lib_mtime_ns &&
+	    a->uid == b->uid && a->gid == b->gid;
+}
+
+static bool
+needs_check(const struct rl_item *it)
+{
+	return it->change == RL_ROLLED || it->change == RL_ADDED;
+}
+
+
+static int
+find_leaders(void)
+{
+	size_t *l = calloc(rl.nitems ? rl.nitems : 1, sizeof(*l));
+
+	if (l == NULL)
+		return -1;
+	for (size_t i = 0; i < rl.nitems; i++) {
+		l[i] = i;
+		if (!needs_check(&rl.items[i]))
+			continue;
+		for (size_t j = 0; j < i; j++) {
+			if (l[j] == j && needs_check(&rl.items[j]) &&
+			    same_check(rl.items[j].new_fc, rl.items[i].new_fc)) {
+				l[i] = j;
+				break;
+			}
+		}
+	}
+	free(leaders);
+	leaders = l;
+	return 0;
+}
+
 /* Starts checks until CHECK_PARALLEL run or none is left to start. */
 static void
 pump_checks(void)
@@ -236,8 +282,8 @@ pump_checks(void)
 		const struct rl_item *it = &rl.items[i];
 		struct lib_check *c;
 
-		if (it->change != RL_ROLLED && it->change != RL_ADDED)
-			continue;
+		if (!needs_check(it) || leaders[i] != i)
+			continue;       /* a follower: its leader's result counts for it */
 		c = lib_check_start(sv.base, it->new_fc, sv.worker_path, rl.conf->check_timeout_ms,
 		    check_done, (void *)(uintptr_t)i);
 		if (c == NULL) {
@@ -263,7 +309,10 @@ check_done(struct lib_check *c, int ok, const char *err, void *arg)
 		act(reload_step(&rl, RLE_CHECK_FAILED));
 		return;
 	}
-	act(reload_step(&rl, RLE_CHECK_OK));
+	/* The leader and every follower it answers for. */
+	for (size_t j = i; j < rl.nitems && rl.state == RL_CHECKING; j++)
+		if (needs_check(&rl.items[j]) && leaders[j] == i)
+			act(reload_step(&rl, RLE_CHECK_OK));
 	pump_checks();
 }
 
@@ -475,7 +524,8 @@ begin(struct sv_conf *conf, char *err, size_t errlen)
 			reload_force_roll(&rl, i);
 	}
 	nc = calloc(rl.nitems ? rl.nitems : 1, sizeof(*nc));
-	if (nc == NULL) {
+	if (nc == NULL || find_leaders() < 0) {
+		free(nc);
 		reload_clear(&rl);
 		snprintf(err, errlen, "out of memory");
 		return -1;

@@ -263,6 +263,17 @@ pool_hold(struct pool *p, int fd, uint64_t now_ms)
 }
 
 void
+pool_hold_done(struct pool *p)
+{
+	if (p->p_npending > 0)
+		return;
+	/* A thousand pools that each held a burst once keep no arrays for it. */
+	free(p->p_pending);
+	p->p_pending = NULL;
+	p->p_pending_cap = 0;
+}
+
+void
 pool_scaled_down(struct worker *w)
 {
 	w->w_totals->scale_downs++;

@@ -99,6 +99,8 @@ void pool_count(const struct pool *p, struct pool_counts *c);
 unsigned pool_want(const struct pool *p);
 /* Holds FD for P's next ready worker; -1 when the queue is full. */
 int pool_hold(struct pool *p, int fd, uint64_t now_ms);
+/* The held connections were handed on: frees their array if none is left. */
+void pool_hold_done(struct pool *p);
 /* W's function scaled down: no replacement (counted). */
 void pool_scaled_down(struct worker *w);
 /* Every pool of generation GEN has min_workers ready (failed ones excepted). */

@@ -4,7 +4,9 @@ supervisor, shrinks back to zero when idle (never while a background task is
 pending), grows under a burst no further than max_workers, and its cgroup exists only
 while it has workers. Real supervisor, workers and cgroups."""
 
+import json
 import os
+import signal
 import socket
 import threading
 
@@ -133,6 +135,95 @@ def workers_key_is_a_fixed_pool():
         st = fn_status(status(sv), "fixed")["scaling"]
         check(st["min_workers"] == 2 and st["max_workers"] == 2, "sizing %r" % st)
         check(len(sv.workers("fixed")) == 2, "two ready workers")
+
+
+@test
+def a_thousand_functions_at_zero():
+    """1,000 functions with min_workers 0: start, hold no worker, reload, wake some and
+    fall back to zero; generous deadlines (the exact figures are the bench's)."""
+    n = 1000
+    socks, fns = [], []
+    for i in range(n):
+        s = socket.socket()
+        s.bind(("127.0.0.1", 0))
+        socks.append(s)
+        fns.append({"name": "t%d" % i, "library": h.lib("hello"), "min_workers": 0,
+                    "max_workers": 1, "scale_idle_ms": 500,
+                    "listen": ["127.0.0.1:%d" % s.getsockname()[1]],
+                    "port": s.getsockname()[1]})
+    for s in socks:
+        s.close()
+    with h.Supervisor(fns, name="ondemand-1000") as sv:
+        check(live_workers(sv) == [], "workers at start: %d" % len(live_workers(sv)))
+        rss = int(h.proc_status(sv.pid)["VmRSS"][0])
+        check(rss < 64 * 1024, "supervisor RSS %d KiB with 1,000 functions" % rss)
+        for fn in fns[:50]:
+            check(get(fn["port"]) == "HTTP/1.1 200 OK", "%s did not answer" % fn["name"])
+        sv.send(signal.SIGHUP)
+        done = sv.wait_event("reload_done", gen="2", timeout=30)
+        check(done["kept"] == str(n), "reload of 1,000 unchanged: %r" % done)
+        h.wait_until(lambda: live_workers(sv) == [], 30, "the 50 woken functions back at zero")
+        print("#   1,000 functions: supervisor RSS %d KiB; 50 woken and back to zero" % rss)
+
+
+def write_fn(d, fn):
+    """functions.d/NAME.json for FN (its test-only "port" stripped)."""
+    os.makedirs(os.path.join(d, "functions.d"), exist_ok=True)
+    with open(os.path.join(d, "functions.d", fn["name"] + ".json"), "w") as f:
+        json.dump({k: v for k, v in fn.items() if k != "port"}, f, indent=2)
+        f.write("\n")
+
+
+@test
+def deploy_one_function_file():
+    """One file per function: changing, adding, removing or breaking one file and
+    reloading touches only that function."""
+    fns = [h.function(n, library="hello") for n in ("alpha", "beta", "gamma")]
+    conf = {"cgroups": "off", "log_level": "info", "include": "functions.d/*.json"}
+    sv = h.Supervisor(fns, name="ondemand-deploy", raw_config="{}")
+    conf["admin"] = sv.admin
+    with open(sv.conf_path, "w") as f:
+        json.dump(conf, f)
+    for fn in fns:
+        write_fn(sv.dir, fn)
+    sv.start()
+    with sv:
+        before = {n: sv.workers(n) for n in ("alpha", "beta", "gamma")}
+        check(all(len(v) == 1 for v in before.values()), "workers %r" % before)
+        # Change one file: only beta rolls.
+        fns[1]["limits"] = {"request_timeout_ms": 12345}
+        write_fn(sv.dir, fns[1])
+        sv.send(signal.SIGHUP)
+        done = sv.wait_event("reload_done", gen="2", timeout=20)
+        check(done["kept"] == "2" and done["rolled"] == "1" and done["rolled_fns"] == "beta",
+              "reload_done %r" % done)
+        h.wait_until(lambda: sv.workers("beta") and sv.workers("beta") != before["beta"], 10,
+                     "beta's new worker")
+        check(sv.workers("alpha") == before["alpha"] and sv.workers("gamma") == before["gamma"],
+              "an unchanged function's worker was replaced")
+        # A bad file refuses the whole reload, names the file, and changes nothing.
+        with open(os.path.join(sv.dir, "functions.d", "delta.json"), "w") as f:
+            f.write('{"name": "delta", "library": "%s",\n "listen": ["127.0.0.1:%d"],\n'
+                    ' "workers": "many"}\n' % (h.lib("hello"), h.free_port()))
+        now = {n: sv.workers(n) for n in ("alpha", "beta", "gamma")}
+        sv.send(signal.SIGHUP)
+        bad = sv.wait_event("reload_failed", timeout=10)
+        check("functions.d/delta.json:3:" in bad["msg"] and "workers" in bad["msg"],
+              "error %r" % bad["msg"])
+        check({n: sv.workers(n) for n in ("alpha", "beta", "gamma")} == now, "a bad file changed workers")
+        # Fixed, it is added alone; then removing gamma's file drains gamma alone.
+        os.unlink(os.path.join(sv.dir, "functions.d", "delta.json"))
+        delta = h.function("delta", library="hello")
+        write_fn(sv.dir, delta)
+        os.unlink(os.path.join(sv.dir, "functions.d", "gamma.json"))
+        sv.send(signal.SIGHUP)
+        done = sv.wait_event("reload_done", gen="3", timeout=20)
+        check(done["added_fns"] == "delta" and done["removed_fns"] == "gamma" and
+              done["kept"] == "2", "reload_done %r" % done)
+        check(h.get_ok(delta["port"]), "the added function does not answer")
+        sv.wait_event("worker_state", fn="gamma", to="exited", timeout=10)
+        check(sv.workers("alpha") == now["alpha"] and sv.workers("beta") == now["beta"],
+              "kept functions' workers changed")
 
 
 if __name__ == "__main__":
