@@ -403,7 +403,7 @@ status_json(void)
 		TAILQ_FOREACH(w, &p->p_workers, w_entry)
 			json_array_append_new(workers, worker_json(w, now));
 	}
-	root = json_pack("{s:{s:I,s:I,s:I,s:I,s:s,s:s,s:s?,s:s?,s:b,s:I},s:o,s:o}",
+	root = json_pack("{s:{s:I,s:I,s:I,s:I,s:s,s:s,s:s?,s:s?,s:b,s:I,s:o},s:o,s:o}",
 	    "supervisor",
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(now - sv.started_ms),
@@ -415,6 +415,8 @@ status_json(void)
 	    "metrics", metrics_addr[0] ? metrics_addr : NULL,
 	    "stopping", sv.stopping,
 	    "workers", (json_int_t)pools_live_workers(),
+	    "reload", json_pack("{s:I,s:s?}", "failed_generation", (json_int_t)sv.failed_gen,
+	        "failed_why", sv.failed_gen ? sv.failed_why : NULL),
 	    "functions", fns,
 	    "workers", workers);
 	return root;

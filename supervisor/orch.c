@@ -452,6 +452,8 @@ fail(void)
 		event_base_loopexit(sv.base, NULL);
 	} else {
 		log_error("reload_failed", "gen=%u msg=\"%s\"", rl.gen, rl.err);
+		sv.failed_gen = rl.gen;
+		snprintf(sv.failed_why, sizeof(sv.failed_why), "%s", rl.err);
 		notify_ready();
 	}
 	/* Nothing was started with that generation number: the next one takes it. */

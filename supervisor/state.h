@@ -22,6 +22,10 @@ struct sv {
 	bool fast;
 	uint64_t started_ms;
 	int exit_code;
+	/* The last reload that was refused after it began (a library check failed), for
+	 * /status and `edgevisorctl reload --wait` / `deploy`: its generation and why. */
+	uint32_t failed_gen;
+	char failed_why[512];
 };
 extern struct sv sv;
 
