@@ -79,6 +79,21 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_ports(n):
+    """N distinct loopback ports that were free a moment ago: all N sockets are bound
+    (to port 0) at once and closed together, so no port comes back twice."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
 def function(name, library=None, workers=1, policy="per_worker", limits=None, port=None,
              **extra):
     """One functions[] entry listening on a fresh loopback port (fn["port"] is kept
@@ -480,6 +495,36 @@ def request(port, path="/", method="GET", headers=None, body=None, timeout=5,
         conn.close()
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=5):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def admin_status(sv, timeout=10):
+    """GET /status on SV's admin endpoint (unix:/path or host:port), as JSON."""
+    addr = sv.admin
+    if addr.startswith("unix:"):
+        conn = _UnixHTTPConnection(addr[5:], timeout=timeout)
+    else:
+        host, port = addr.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/status")
+        r = conn.getresponse()
+        body = r.read()
+        check(r.status == 200, "GET /status answered %d: %r" % (r.status, body[:200]))
+        return json.loads(body)
+    finally:
+        conn.close()
+
+
 def get_ok(port, path="/", timeout=5):
     """True if a GET answers 200 (False on any error): for wait_until."""
     try:
@@ -591,11 +636,14 @@ def parallel(n, fn):
 
 class Prober:
     """GETs PATH on PORT with a fresh connection every INTERVAL until stopped; keeps
-    (time, ok, what) for every attempt."""
+    (time, ok, what) for every attempt in results and (time, seconds taken) in
+    latencies. HEADERS go with every request (e.g. {"Connection": "close"})."""
 
-    def __init__(self, port, path="/", interval=0.02, timeout=5):
+    def __init__(self, port, path="/", interval=0.02, timeout=5, headers=None):
         self.port, self.path, self.interval, self.timeout = port, path, interval, timeout
+        self.headers = headers
         self.results = []
+        self.latencies = []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -603,10 +651,11 @@ class Prober:
         while not self._stop.is_set():
             t = time.monotonic()
             try:
-                r = request(self.port, self.path, timeout=self.timeout)
+                r = request(self.port, self.path, headers=self.headers, timeout=self.timeout)
                 self.results.append((t, r.status == 200, "status %d" % r.status))
             except (OSError, http.client.HTTPException) as e:
                 self.results.append((t, False, "%s: %s" % (type(e).__name__, e)))
+            self.latencies.append((t, time.monotonic() - t))
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -623,6 +672,24 @@ class Prober:
 
     def ok(self, since=0.0):
         return sum(1 for t, ok, _ in self.results if ok and t >= since)
+
+    def during(self, since=0.0, until=float("inf")):
+        """(start time, seconds taken, ok, what) of every finished attempt that was
+        under way at some moment of [SINCE, UNTIL] (one started before SINCE and still
+        waiting at SINCE counts)."""
+        n = min(len(self.results), len(self.latencies))
+        return [(t, d, ok, w) for (t, ok, w), (_, d) in zip(self.results[:n], self.latencies[:n])
+                if t <= until and t + d >= since]
+
+    def slowest(self, since=0.0, until=float("inf")):
+        """(seconds, start time) of the slowest attempt under way in [SINCE, UNTIL], or
+        (0.0, None) if there was none."""
+        got = [(d, t) for t, d, _, _ in self.during(since, until)]
+        return max(got) if got else (0.0, None)
+
+    def count(self, since=0.0, until=float("inf")):
+        """Attempts started in [SINCE, UNTIL] (finished or not)."""
+        return sum(1 for t, _ in list(self.latencies) if since <= t <= until)
 
     def check(self, what, min_ok=10):
         """Fails if any probe failed or fewer than MIN_OK answered."""
