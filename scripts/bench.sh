@@ -545,11 +545,28 @@ if want reload500; then
 	r5="$tmp/r500"
 	mkdir -p "$r5"
 	r5admin="$r5/admin.sock"
-	# 500 distinct ports in one go: bound together, closed together.
-	python3 -c 'import socket, sys
-s = [socket.socket() for _ in range(int(sys.argv[1]))]
-for x in s: x.bind(("127.0.0.1", 0))
-print(" ".join(str(x.getsockname()[1]) for x in s))' "$n500" >"$r5/ports"
+	# 500 distinct ports, each bindable now, from below the ephemeral range from a
+	# random start: the supervisor binds them only after its start-up checks, and a
+	# client connection could take an ephemeral one meanwhile.
+	python3 - "$n500" >"$r5/ports" <<-'PY'
+		import random, socket, sys
+		n = int(sys.argv[1])
+		top = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+		span = top - 10000
+		start, ports = random.randrange(span), []
+		for i in range(span):
+		    port = 10000 + (start + i) % span
+		    with socket.socket() as s:
+		        try:
+		            s.bind(("127.0.0.1", port))
+		        except OSError:
+		            continue
+		    ports.append(port)
+		    if len(ports) == n:
+		        break
+		print(" ".join(map(str, ports)))
+	PY
+	[ "$(wc -w <"$r5/ports")" -eq "$n500" ] || die "could not find $n500 free ports"
 	# conf500 MODE: base; one (f250 changed); all (every function changed again).
 	conf500() {
 		python3 - "$r5/conf" "$r5admin" "$build/examples/hello.so" "$r5/ports" "$1" <<-'PY'

@@ -12,6 +12,7 @@ import atexit
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -79,19 +80,38 @@ def free_port():
         return s.getsockname()[1]
 
 
-def free_ports(n):
-    """N distinct loopback ports that were free a moment ago: all N sockets are bound
-    (to port 0) at once and closed together, so no port comes back twice."""
-    socks = []
+def _ephemeral_low():
     try:
-        for _ in range(n):
-            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            socks.append(s)
-            s.bind(("127.0.0.1", 0))
-        return [s.getsockname()[1] for s in socks]
-    finally:
-        for s in socks:
-            s.close()
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n, floor=10000):
+    """N distinct loopback ports, each bindable a moment ago, taken from below the
+    kernel's ephemeral range (ip_local_port_range) from a random start: a port the
+    kernel hands out to client connections (free_port()'s kind) can be taken by one of
+    them before the supervisor binds it, and with hundreds of functions it binds them
+    only after seconds of start-up."""
+    top = _ephemeral_low()
+    span = top - floor
+    if span < 4 * n:
+        raise Failure("no room for %d ports between %d and the ephemeral range at %d"
+                      % (n, floor, top))
+    start = random.randrange(span)
+    ports = []
+    for i in range(span):
+        port = floor + (start + i) % span
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise Failure("only %d free ports below %d" % (len(ports), top))
 
 
 def function(name, library=None, workers=1, policy="per_worker", limits=None, port=None,
