@@ -687,16 +687,22 @@ class Prober:
         self._t.join(15)
         return False
 
+    def _refresh(self):
+        pass
+
     def failures(self, since=0.0):
+        self._refresh()
         return [(t, w) for t, ok, w in self.results if not ok and t >= since]
 
     def ok(self, since=0.0):
+        self._refresh()
         return sum(1 for t, ok, _ in self.results if ok and t >= since)
 
     def during(self, since=0.0, until=float("inf")):
         """(start time, seconds taken, ok, what) of every finished attempt that was
         under way at some moment of [SINCE, UNTIL] (one started before SINCE and still
         waiting at SINCE counts)."""
+        self._refresh()
         n = min(len(self.results), len(self.latencies))
         return [(t, d, ok, w) for (t, ok, w), (_, d) in zip(self.results[:n], self.latencies[:n])
                 if t <= until and t + d >= since]
@@ -708,7 +714,8 @@ class Prober:
         return max(got) if got else (0.0, None)
 
     def count(self, since=0.0, until=float("inf")):
-        """Attempts started in [SINCE, UNTIL] (finished or not)."""
+        """Finished attempts that started in [SINCE, UNTIL]."""
+        self._refresh()
         return sum(1 for t, _ in list(self.latencies) if since <= t <= until)
 
     def check(self, what, min_ok=10):
@@ -717,6 +724,74 @@ class Prober:
         check(not bad, "%s: %d failed requests: %r" % (what, len(bad), [w for _, w in bad][:3]))
         check(self.ok() >= min_ok, "%s: only %d answers" % (what, self.ok()))
 
+
+_PROBE_CHILD = r"""
+import http.client, json, os, sys, time
+port, path, interval, timeout = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+headers, parent = json.loads(sys.argv[5]), os.getppid()
+out = open(sys.argv[6], "w", buffering=1)
+while os.getppid() == parent:          # the test is gone: so is its probe
+    t = time.monotonic()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            c.request("GET", path, headers=headers)
+            r = c.getresponse()
+            r.read()
+            ok, what = r.status == 200, "status %d" % r.status
+        finally:
+            c.close()
+    except (OSError, http.client.HTTPException) as e:
+        ok, what = False, "%s: %s" % (type(e).__name__, e)
+    out.write(json.dumps([t, time.monotonic() - t, ok, what]) + "\n")
+    time.sleep(interval)
+"""
+
+
+class ProbeProcess(Prober):
+    """A Prober that runs in a process of its own, so that what the test does meanwhile
+    (parsing a large /status, say) cannot hold the probe up on the interpreter lock
+    and show as latency. Same methods; times are CLOCK_MONOTONIC, as in the test."""
+
+    def __init__(self, port, path="/", interval=0.02, timeout=5, headers=None, nice=0):
+        super().__init__(port, path, interval, timeout, headers)
+        self.nice = nice
+        self._path = os.path.join(tmpdir("probe"), "probe.jsonl")
+        self._off = 0
+        self._proc = None
+
+    def _refresh(self):
+        try:
+            with open(self._path, "rb") as f:
+                f.seek(self._off)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        self._off += end
+        for line in data[:end].splitlines():
+            t, d, ok, what = json.loads(line)
+            self.results.append((t, ok, what))
+            self.latencies.append((t, d))
+
+    def __enter__(self):
+        open(self._path, "w").close()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBE_CHILD, str(self.port), self.path,
+             str(self.interval), str(self.timeout), json.dumps(self.headers or {}),
+             self._path], stdin=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None)
+        return self
+
+    def __exit__(self, *exc):
+        self._proc.terminate()
+        try:
+            self._proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._refresh()
+        return False
 
 
 # ---- wrk -----------------------------------------------------------------------
