@@ -677,7 +677,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "== results: medians of $rounds rounds, min..max beside; ratio = median of the per-round ratios"
 echo "   load before $load_before, after $load_after"
-fmt='%-26s %-9s %9s %17s %9s %17s %6s %-13s %s\n'
+fmt='%-30s %-9s %9s %17s %9s %17s %6s %-13s %s\n'
 # shellcheck disable=SC2059
 printf "$fmt" figure unit ours "ours min..max" nginx "nginx min..max" ratio target met
 while read -r name unit o n r tgt pass mn mx nmn nmx; do

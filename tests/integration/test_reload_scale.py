@@ -463,7 +463,7 @@ def sighup_during_startup(change):
         time.sleep(max(0.0, 0.010 - (time.monotonic() - t0)))   # times the signal
         sv.send(signal.SIGHUP)
         print("#   SIGHUP %.1f ms after launch" % ((time.monotonic() - t0) * 1000))
-        sv.wait_ready(n=2, timeout=120)   # fails if the signal killed it
+        sv.wait_ready(n=2, timeout=60)   # fails if the signal killed it
         recs = sv.records()
         ready = [i for i, r in enumerate(recs) if r.get("ev") == "ready"]
         done = [i for i, r in enumerate(recs) if r.get("ev") == "reload_done"]
