@@ -4,6 +4,9 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
+#        PHASES="wrk tasks startup reload500" (the default: all of them) selects
+#        phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5, reload500 = 6;
+#        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
 #      supervisor, nginx's for reference;
@@ -19,7 +22,14 @@
 #   4. start-up of 16 workers (supervisor's `start` log line to its `ready` line,
 #      and launch to ready), ROUNDS times;
 #   5. two reloads of those 16 workers under wrk: SIGHUP to `reload_done` (the new
-#      generation takes the listeners), and wrk's errors meanwhile.
+#      generation takes the listeners), and wrk's errors meanwhile;
+#   6. 500 functions, one hello worker each, and a probe that sends a `Connection:
+#      close` GET to one of them (f000) every 5 ms: two reloads, one changing one
+#      other function (f250's request_timeout_ms), one changing all 500. For each,
+#      the slowest and the median probe under way between the SIGHUP and the moment
+#      every worker is ready and the retired ones are gone (a loop that blocks shows
+#      here: the slowest probe is the longest stall), the probes that failed, and
+#      that time itself; plus the start-up of the 500 (launch to `ready`).
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -34,31 +44,42 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
+all_phases="wrk tasks startup reload500"
+phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
 die() { echo "bench.sh: $*" >&2; exit 1; }
+
+# want PHASE: whether PHASES selects it.
+want() { case " $phases " in *" $1 "*) return 0 ;; esac; return 1; }
+for p in $phases; do
+	case " $all_phases " in *" $p "*) ;; *) die "unknown phase '$p' in PHASES (phases: $all_phases)" ;; esac
+done
 
 command -v wrk >/dev/null || die "wrk is not installed (make deps)"
 for f in edgevisor edgevisor-worker examples/hello.so tests/functions/timer_task.so; do
 	[ -e "$build/$f" ] || die "$build/$f is not built (make BUILD=$build all)"
 done
 
-# ---- nginx, the baseline: installed from Debian when missing ---------------------
-find_nginx() {
-	command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true
-}
-nginx_bin=$(find_nginx)
-if [ -z "$nginx_bin" ]; then
-	[ "$(id -u)" -eq 0 ] || die "nginx is missing and only root can install it"
-	echo "bench.sh: installing nginx-light from Debian" >&2
-	export DEBIAN_FRONTEND=noninteractive
-	apt-get update -q >&2 && apt-get install -y -q --no-install-recommends nginx-light >&2
-	# The package may start its own service: it is not ours to keep running.
-	if pidof nginx >/dev/null 2>&1; then
-		(service nginx stop || systemctl stop nginx) >/dev/null 2>&1 || true
-	fi
+# ---- nginx, the baseline (phase wrk only): installed from Debian when missing -----
+nginx_bin=
+if want wrk; then
+	find_nginx() {
+		command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true
+	}
 	nginx_bin=$(find_nginx)
-	[ -n "$nginx_bin" ] || die "nginx could not be installed"
+	if [ -z "$nginx_bin" ]; then
+		[ "$(id -u)" -eq 0 ] || die "nginx is missing and only root can install it"
+		echo "bench.sh: installing nginx-light from Debian" >&2
+		export DEBIAN_FRONTEND=noninteractive
+		apt-get update -q >&2 && apt-get install -y -q --no-install-recommends nginx-light >&2
+		# The package may start its own service: it is not ours to keep running.
+		if pidof nginx >/dev/null 2>&1; then
+			(service nginx stop || systemctl stop nginx) >/dev/null 2>&1 || true
+		fi
+		nginx_bin=$(find_nginx)
+		[ -n "$nginx_bin" ] || die "nginx could not be installed"
+	fi
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/ev-bench.XXXXXX")
@@ -182,53 +203,12 @@ calc() { awk "BEGIN { printf \"%.${2:-3}f\", $1 }"; }
 echo "== edgevisor bench: $(date -u +%Y-%m-%dT%H:%M:%SZ)"
 echo "machine: $(nproc) cores, $(sed -n 's/^model name\s*: //p' /proc/cpuinfo | head -n1)," \
     "$(awk '/MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo), kernel $(uname -r)"
-echo "software: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $("$nginx_bin" -v 2>&1 | sed 's/.*: //')," \
+echo "software: $(wrk -v 2>&1 | head -n1 | cut -d' ' -f1-2), $([ -z "$nginx_bin" ] || "$nginx_bin" -v 2>&1 | sed 's/.*: //')," \
     "edgevisor $(git -C "$top" rev-parse --short HEAD 2>/dev/null || echo '?') ($build)"
 load_before=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "load before: $load_before (other work on this machine shows as noise)"
+echo "phases: $phases"
 echo "wrk -t$threads -c$conns -d${duration}s --latency; $rounds rounds; servers alternated"
-
-# ---- servers ---------------------------------------------------------------------------
-hello_port=$(free_port)
-timer_port=$(free_port)
-admin="$tmp/admin.sock"
-ev_conf "$tmp/main.conf" "$admin" warn \
-    hello "$build/examples/hello.so" "$hello_port" 2 \
-    timer "$build/tests/functions/timer_task.so" "$timer_port" 2
-ev_pid=$(start_ev "$tmp/main.conf" "$tmp/main.log")
-pids+=("$ev_pid")
-wait_http "http://127.0.0.1:$hello_port/" edgevisor || { tail -n 20 "$tmp/main.log" >&2; exit 1; }
-wait_http "http://127.0.0.1:$timer_port/?ms=1" "edgevisor timer" || exit 1
-
-ngx_port=$(free_port)
-mkdir -p "$tmp/nginx"
-# keepalive_requests raised: edgevisor does not close a keep-alive connection every
-# 1000 requests either. Logging off on both sides.
-cat >"$tmp/nginx/nginx.conf" <<EOF
-worker_processes 2;
-daemon off;
-pid $tmp/nginx/nginx.pid;
-error_log $tmp/nginx/error.log warn;
-events { worker_connections 4096; }
-http {
-	access_log off;
-	keepalive_requests 1000000;
-	client_body_temp_path $tmp/nginx/body;
-	proxy_temp_path $tmp/nginx/proxy;
-	fastcgi_temp_path $tmp/nginx/fastcgi;
-	uwsgi_temp_path $tmp/nginx/uwsgi;
-	scgi_temp_path $tmp/nginx/scgi;
-	server {
-		listen 127.0.0.1:$ngx_port;
-		location / { default_type text/plain; return 200 "hello\n"; }
-	}
-}
-EOF
-setsid "$nginx_bin" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
-    </dev/null >"$tmp/nginx/out.log" 2>&1 &
-ngx_pid=$!
-pids+=("$ngx_pid")
-wait_http "http://127.0.0.1:$ngx_port/" nginx || { cat "$tmp/nginx/error.log" >&2; exit 1; }
 
 # ---- figures ---------------------------------------------------------------------------
 # figures file: "name unit ours nginx ratio target met omin omax nmin nmax"; "-" for none.
@@ -245,97 +225,6 @@ meets() {
 		ok = (op == "<=") ? (v + 0 <= l + 0) : (v + 0 >= l + 0)
 		print ok ? "yes" : "no" }'
 }
-
-# ---- 1. idle memory -------------------------------------------------------------------
-read -r -a hello_pids <<<"$(worker_pids "$admin" hello)"
-[ "${#hello_pids[@]}" -eq 2 ] || die "expected 2 hello workers, /status shows: ${hello_pids[*]}"
-w_uss=0
-for p in "${hello_pids[@]}"; do
-	u=$(uss_kb "$p")
-	[ "$u" -gt "$w_uss" ] && w_uss=$u
-done
-sv_uss=$(uss_kb "$ev_pid")
-ngx_master_uss=$(uss_kb "$ngx_pid")
-ngx_w_uss=0
-for p in $(pgrep -P "$ngx_pid"); do
-	u=$(uss_kb "$p")
-	[ "$u" -gt "$ngx_w_uss" ] && ngx_w_uss=$u
-done
-
-# ---- 2. wrk rounds ---------------------------------------------------------------------
-results="$tmp/results"	# "target mode round rps p50 p99 errors"
-: >"$results"
-svcpu="$tmp/svcpu"	# "round sv_pct share_pct"
-: >"$svcpu"
-
-# run_wrk TARGET MODE ROUND URL [HEADER]
-run_wrk() {
-	local target=$1 mode=$2 round=$3 url=$4 hdr=() out line
-	[ $# -ge 5 ] && hdr=(-H "$5")
-	out=$(wrk --latency -t"$threads" -c"$conns" -d"${duration}s" "${hdr[@]}" "$url" 2>&1)
-	line=$(printf '%s\n' "$out" | awk -v t="$target" -v m="$mode" -v r="$round" '
-		function ms(v) {
-			if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-			if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-			if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
-			if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-			return v + 0
-		}
-		/^ +50%/ { p50 = ms($2) }
-		/^ +99%/ { p99 = ms($2) }
-		/^Requests\/sec:/ { rps = $2 }
-		/Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
-		/Non-2xx or 3xx responses:/ { err += $NF }
-		END { printf "%s %s %s %.0f %.3f %.3f %d\n", t, m, r, rps, p50, p99, err }')
-	echo "$line" >>"$results"
-	printf '  round %s %-6s %-10s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' \
-	    "$round" "$target" "$mode" $(echo "$line" | cut -d' ' -f4-7)
-}
-
-# ours_close ROUND: the Connection: close run, with the supervisor's CPU around it.
-ours_close() {
-	local sv0 w0 t0 sv1 w1 t1
-	sv0=$(cpu_ticks "$ev_pid"); w0=$(cpu_ticks "${hello_pids[@]}"); t0=$(date +%s%N)
-	run_wrk ours close "$1" "http://127.0.0.1:$hello_port/" 'Connection: close'
-	sv1=$(cpu_ticks "$ev_pid"); w1=$(cpu_ticks "${hello_pids[@]}"); t1=$(date +%s%N)
-	echo "$1 $(calc "($sv1 - $sv0) / $hz / (($t1 - $t0) / 1e9) * 100" 1)" \
-	    "$(calc "($sv1 - $sv0) / (($sv1 - $sv0) + ($w1 - $w0) + 1e-9) * 100" 1)" >>"$svcpu"
-}
-
-for round in $(seq "$rounds"); do
-	if [ $((round % 2)) -eq 1 ]; then order="ours nginx"; else order="nginx ours"; fi
-	for mode in keepalive task close; do
-		for t in $order; do
-			case "$t/$mode" in
-			ours/keepalive) run_wrk ours keepalive "$round" "http://127.0.0.1:$hello_port/" ;;
-			nginx/keepalive) run_wrk nginx keepalive "$round" "http://127.0.0.1:$ngx_port/" ;;
-			# Next to the keep-alive pair: the plain hello it is compared with.
-			ours/task) run_wrk ours task200ms "$round" "http://127.0.0.1:$timer_port/?ms=200" ;;
-			ours/close) ours_close "$round" ;;
-			nginx/close) run_wrk nginx close "$round" "http://127.0.0.1:$ngx_port/" 'Connection: close' ;;
-			esac
-		done
-	done
-done
-kill -0 "$ev_pid" 2>/dev/null || die "edgevisor died during the runs"
-
-# Tasks: every one started must have completed once the last 200 ms have passed.
-tasks_line=""
-for i in $(seq 100); do
-	tasks_line=$(status "$admin" "' '.join(str(f['totals'][k]) for f in d['functions'] if f['name'] == 'timer' for k in ('tasks_started', 'tasks_completed', 'tasks_failed', 'tasks_pending'))")
-	[ "$(echo "$tasks_line" | cut -d' ' -f4)" = 0 ] && break
-	sleep 0.1
-done
-read -r t_started t_completed t_failed t_pending <<<"$tasks_line"
-# Idle again after all that traffic: what the buffers and free lists kept.
-w_uss_after=0
-for p in "${hello_pids[@]}"; do
-	u=$(uss_kb "$p")
-	[ "$u" -gt "$w_uss_after" ] && w_uss_after=$u
-done
-sv_uss_after=$(uss_kb "$ev_pid")
-stop_pid "$ngx_pid" QUIT
-stop_pid "$ev_pid"
 
 # stats TARGET MODE COLUMN: "min median max" over the rounds.
 stats() {
@@ -365,149 +254,422 @@ pratio() {
 		printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
 }
 
-for mode in keepalive close; do
-	read -r omin orps omax <<<"$(stats ours "$mode" 4)"
-	read -r nmin nrps nmax <<<"$(stats nginx "$mode" 4)"
-	r=$(pratio ours "$mode" nginx "$mode" 4)
-	lim=0.95; [ "$mode" = close ] && lim=0.9
-	fig "${mode}_rps" req/s "$orps" "$nrps" "$r" ">=${lim}x" "$(meets "$r" '>=' "$lim")" \
-	    "$omin" "$omax" "$nmin" "$nmax"
-	for c in 5:p50 6:p99; do
-		read -r omin o omax <<<"$(stats ours "$mode" "${c%%:*}")"
-		read -r nmin n nmax <<<"$(stats nginx "$mode" "${c%%:*}")"
-		r=$(pratio ours "$mode" nginx "$mode" "${c%%:*}")
-		tgt=- met=-
-		if [ "$mode/${c#*:}" = keepalive/p99 ]; then
-			tgt="<=1.2x" met=$(meets "$r" '<=' 1.2)
-		fi
-		fig "${mode}_${c#*:}" ms "$o" "$n" "$r" "$tgt" "$met" "$omin" "$omax" "$nmin" "$nmax"
+
+# ---- servers (phases 1 and 2) ---------------------------------------------------------
+if want wrk; then
+	hello_port=$(free_port)
+	timer_port=$(free_port)
+	admin="$tmp/admin.sock"
+	ev_conf "$tmp/main.conf" "$admin" warn \
+	    hello "$build/examples/hello.so" "$hello_port" 2 \
+	    timer "$build/tests/functions/timer_task.so" "$timer_port" 2
+	ev_pid=$(start_ev "$tmp/main.conf" "$tmp/main.log")
+	pids+=("$ev_pid")
+	wait_http "http://127.0.0.1:$hello_port/" edgevisor || { tail -n 20 "$tmp/main.log" >&2; exit 1; }
+	wait_http "http://127.0.0.1:$timer_port/?ms=1" "edgevisor timer" || exit 1
+
+	ngx_port=$(free_port)
+	mkdir -p "$tmp/nginx"
+	# keepalive_requests raised: edgevisor does not close a keep-alive connection every
+	# 1000 requests either. Logging off on both sides.
+	cat >"$tmp/nginx/nginx.conf" <<-EOF
+	worker_processes 2;
+	daemon off;
+	pid $tmp/nginx/nginx.pid;
+	error_log $tmp/nginx/error.log warn;
+	events { worker_connections 4096; }
+	http {
+		access_log off;
+		keepalive_requests 1000000;
+		client_body_temp_path $tmp/nginx/body;
+		proxy_temp_path $tmp/nginx/proxy;
+		fastcgi_temp_path $tmp/nginx/fastcgi;
+		uwsgi_temp_path $tmp/nginx/uwsgi;
+		scgi_temp_path $tmp/nginx/scgi;
+		server {
+			listen 127.0.0.1:$ngx_port;
+			location / { default_type text/plain; return 200 "hello\n"; }
+		}
+	}
+	EOF
+	setsid "$nginx_bin" -p "$tmp/nginx" -e "$tmp/nginx/error.log" -c "$tmp/nginx/nginx.conf" \
+	    </dev/null >"$tmp/nginx/out.log" 2>&1 &
+	ngx_pid=$!
+	pids+=("$ngx_pid")
+	wait_http "http://127.0.0.1:$ngx_port/" nginx || { cat "$tmp/nginx/error.log" >&2; exit 1; }
+
+	# ---- 1. idle memory -------------------------------------------------------------------
+	read -r -a hello_pids <<<"$(worker_pids "$admin" hello)"
+	[ "${#hello_pids[@]}" -eq 2 ] || die "expected 2 hello workers, /status shows: ${hello_pids[*]}"
+	w_uss=0
+	for p in "${hello_pids[@]}"; do
+		u=$(uss_kb "$p")
+		[ "$u" -gt "$w_uss" ] && w_uss=$u
 	done
-	read -r omin o omax <<<"$(stats ours "$mode" 7)"
-	read -r nmin n nmax <<<"$(stats nginx "$mode" 7)"
-	fig "${mode}_errors" count "$o" "$n" - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax" \
-	    "$nmin" "$nmax"
-done
-read -r omin o omax <<<"$(stats ours task200ms 4)"
-r=$(pratio ours task200ms ours keepalive 4)
-fig task200ms_rps req/s "$o" - "$r" ">=0.8x_hello" "$(meets "$r" '>=' 0.8)" "$omin" "$omax"
-read -r omin o omax <<<"$(stats ours task200ms 6)"
-r=$(pratio ours task200ms ours keepalive 6)
-fig task200ms_p99 ms "$o" - "$r" "<=1.5x_hello" "$(meets "$r" '<=' 1.5)" "$omin" "$omax"
-read -r omin o omax <<<"$(stats ours task200ms 7)"
-fig task200ms_errors count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
-fig tasks_started count "$t_started" - - - -
-fig tasks_completed count "$t_completed" - - "=started" \
-    "$([ "$t_completed" = "$t_started" ] && [ "$t_failed" = 0 ] && echo yes || echo no)"
-fig tasks_failed count "$t_failed" - - "=0" "$(meets "$t_failed" '<=' 0)"
-read -r omin o omax <<<"$(col_stats "$svcpu" 2)"
-fig close_supervisor_cpu %core "$o" - - - - "$omin" "$omax"
-read -r omin o omax <<<"$(col_stats "$svcpu" 3)"
-fig close_supervisor_share %of_ours "$o" - - - - "$omin" "$omax"
-fig idle_worker_uss KiB "$w_uss" "$ngx_w_uss" "$(ratio "$w_uss" "$ngx_w_uss")" "<=1024KiB" \
-    "$(meets "$w_uss" '<=' 1024)"
-fig idle_supervisor_uss KiB "$sv_uss" "$ngx_master_uss" "$(ratio "$sv_uss" "$ngx_master_uss")" \
-    "<=4096KiB" "$(meets "$sv_uss" '<=' 4096)"
-fig after_load_worker_uss KiB "$w_uss_after" - - - -
-fig after_load_supervisor_uss KiB "$sv_uss_after" - - - -
+	sv_uss=$(uss_kb "$ev_pid")
+	ngx_master_uss=$(uss_kb "$ngx_pid")
+	ngx_w_uss=0
+	for p in $(pgrep -P "$ngx_pid"); do
+		u=$(uss_kb "$p")
+		[ "$u" -gt "$ngx_w_uss" ] && ngx_w_uss=$u
+	done
+
+	# ---- 2. wrk rounds ---------------------------------------------------------------------
+	results="$tmp/results"	# "target mode round rps p50 p99 errors"
+	: >"$results"
+	svcpu="$tmp/svcpu"	# "round sv_pct share_pct"
+	: >"$svcpu"
+
+	# run_wrk TARGET MODE ROUND URL [HEADER]
+	run_wrk() {
+		local target=$1 mode=$2 round=$3 url=$4 hdr=() out line
+		[ $# -ge 5 ] && hdr=(-H "$5")
+		out=$(wrk --latency -t"$threads" -c"$conns" -d"${duration}s" "${hdr[@]}" "$url" 2>&1)
+		line=$(printf '%s\n' "$out" | awk -v t="$target" -v m="$mode" -v r="$round" '
+			function ms(v) {
+				if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+				if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+				if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+				if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+				return v + 0
+			}
+			/^ +50%/ { p50 = ms($2) }
+			/^ +99%/ { p99 = ms($2) }
+			/^Requests\/sec:/ { rps = $2 }
+			/Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
+			/Non-2xx or 3xx responses:/ { err += $NF }
+			END { printf "%s %s %s %.0f %.3f %.3f %d\n", t, m, r, rps, p50, p99, err }')
+		echo "$line" >>"$results"
+		printf '  round %s %-6s %-10s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' \
+		    "$round" "$target" "$mode" $(echo "$line" | cut -d' ' -f4-7)
+	}
+
+	# ours_close ROUND: the Connection: close run, with the supervisor's CPU around it.
+	ours_close() {
+		local sv0 w0 t0 sv1 w1 t1
+		sv0=$(cpu_ticks "$ev_pid"); w0=$(cpu_ticks "${hello_pids[@]}"); t0=$(date +%s%N)
+		run_wrk ours close "$1" "http://127.0.0.1:$hello_port/" 'Connection: close'
+		sv1=$(cpu_ticks "$ev_pid"); w1=$(cpu_ticks "${hello_pids[@]}"); t1=$(date +%s%N)
+		echo "$1 $(calc "($sv1 - $sv0) / $hz / (($t1 - $t0) / 1e9) * 100" 1)" \
+		    "$(calc "($sv1 - $sv0) / (($sv1 - $sv0) + ($w1 - $w0) + 1e-9) * 100" 1)" >>"$svcpu"
+	}
+
+	for round in $(seq "$rounds"); do
+		if [ $((round % 2)) -eq 1 ]; then order="ours nginx"; else order="nginx ours"; fi
+		for mode in keepalive task close; do
+			for t in $order; do
+				case "$t/$mode" in
+				ours/keepalive) run_wrk ours keepalive "$round" "http://127.0.0.1:$hello_port/" ;;
+				nginx/keepalive) run_wrk nginx keepalive "$round" "http://127.0.0.1:$ngx_port/" ;;
+				# Next to the keep-alive pair: the plain hello it is compared with.
+				ours/task) run_wrk ours task200ms "$round" "http://127.0.0.1:$timer_port/?ms=200" ;;
+				ours/close) ours_close "$round" ;;
+				nginx/close) run_wrk nginx close "$round" "http://127.0.0.1:$ngx_port/" 'Connection: close' ;;
+				esac
+			done
+		done
+	done
+	kill -0 "$ev_pid" 2>/dev/null || die "edgevisor died during the runs"
+
+	# Tasks: every one started must have completed once the last 200 ms have passed.
+	tasks_line=""
+	for i in $(seq 100); do
+		tasks_line=$(status "$admin" "' '.join(str(f['totals'][k]) for f in d['functions'] if f['name'] == 'timer' for k in ('tasks_started', 'tasks_completed', 'tasks_failed', 'tasks_pending'))")
+		[ "$(echo "$tasks_line" | cut -d' ' -f4)" = 0 ] && break
+		sleep 0.1
+	done
+	read -r t_started t_completed t_failed t_pending <<<"$tasks_line"
+	# Idle again after all that traffic: what the buffers and free lists kept.
+	w_uss_after=0
+	for p in "${hello_pids[@]}"; do
+		u=$(uss_kb "$p")
+		[ "$u" -gt "$w_uss_after" ] && w_uss_after=$u
+	done
+	sv_uss_after=$(uss_kb "$ev_pid")
+	stop_pid "$ngx_pid" QUIT
+	stop_pid "$ev_pid"
+
+	for mode in keepalive close; do
+		read -r omin orps omax <<<"$(stats ours "$mode" 4)"
+		read -r nmin nrps nmax <<<"$(stats nginx "$mode" 4)"
+		r=$(pratio ours "$mode" nginx "$mode" 4)
+		lim=0.95; [ "$mode" = close ] && lim=0.9
+		fig "${mode}_rps" req/s "$orps" "$nrps" "$r" ">=${lim}x" "$(meets "$r" '>=' "$lim")" \
+		    "$omin" "$omax" "$nmin" "$nmax"
+		for c in 5:p50 6:p99; do
+			read -r omin o omax <<<"$(stats ours "$mode" "${c%%:*}")"
+			read -r nmin n nmax <<<"$(stats nginx "$mode" "${c%%:*}")"
+			r=$(pratio ours "$mode" nginx "$mode" "${c%%:*}")
+			tgt=- met=-
+			if [ "$mode/${c#*:}" = keepalive/p99 ]; then
+				tgt="<=1.2x" met=$(meets "$r" '<=' 1.2)
+			fi
+			fig "${mode}_${c#*:}" ms "$o" "$n" "$r" "$tgt" "$met" "$omin" "$omax" "$nmin" "$nmax"
+		done
+		read -r omin o omax <<<"$(stats ours "$mode" 7)"
+		read -r nmin n nmax <<<"$(stats nginx "$mode" 7)"
+		fig "${mode}_errors" count "$o" "$n" - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax" \
+		    "$nmin" "$nmax"
+	done
+	read -r omin o omax <<<"$(stats ours task200ms 4)"
+	r=$(pratio ours task200ms ours keepalive 4)
+	fig task200ms_rps req/s "$o" - "$r" ">=0.8x_hello" "$(meets "$r" '>=' 0.8)" "$omin" "$omax"
+	read -r omin o omax <<<"$(stats ours task200ms 6)"
+	r=$(pratio ours task200ms ours keepalive 6)
+	fig task200ms_p99 ms "$o" - "$r" "<=1.5x_hello" "$(meets "$r" '<=' 1.5)" "$omin" "$omax"
+	read -r omin o omax <<<"$(stats ours task200ms 7)"
+	fig task200ms_errors count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
+	fig tasks_started count "$t_started" - - - -
+	fig tasks_completed count "$t_completed" - - "=started" \
+	    "$([ "$t_completed" = "$t_started" ] && [ "$t_failed" = 0 ] && echo yes || echo no)"
+	fig tasks_failed count "$t_failed" - - "=0" "$(meets "$t_failed" '<=' 0)"
+	read -r omin o omax <<<"$(col_stats "$svcpu" 2)"
+	fig close_supervisor_cpu %core "$o" - - - - "$omin" "$omax"
+	read -r omin o omax <<<"$(col_stats "$svcpu" 3)"
+	fig close_supervisor_share %of_ours "$o" - - - - "$omin" "$omax"
+	fig idle_worker_uss KiB "$w_uss" "$ngx_w_uss" "$(ratio "$w_uss" "$ngx_w_uss")" "<=1024KiB" \
+	    "$(meets "$w_uss" '<=' 1024)"
+	fig idle_supervisor_uss KiB "$sv_uss" "$ngx_master_uss" "$(ratio "$sv_uss" "$ngx_master_uss")" \
+	    "<=4096KiB" "$(meets "$sv_uss" '<=' 4096)"
+	fig after_load_worker_uss KiB "$w_uss_after" - - - -
+	fig after_load_supervisor_uss KiB "$sv_uss_after" - - - -
+fi
 
 # ---- 3. one worker holding TASKS pending tasks ---------------------------------------
-echo "== $ntasks pending tasks in one worker"
-tport=$(free_port)
-tadmin="$tmp/tasks.sock"
-ev_conf "$tmp/tasks.conf" "$tadmin" warn timer "$build/tests/functions/timer_task.so" "$tport" 1
-tpid=$(start_ev "$tmp/tasks.conf" "$tmp/tasks.log")
-pids+=("$tpid")
-wait_http "http://127.0.0.1:$tport/?ms=1" "edgevisor timer" || exit 1
-# The connection's buffers and the first task records exist now: the baseline.
-sleep 0.2
-wpid=$(worker_pids "$tadmin" timer)
-rss0=$(rss_kb "$wpid")
-per=1000
-urls=()
-for i in $(seq $((ntasks / per))); do
-	urls+=("http://127.0.0.1:$tport/?ms=4000&n=$per")
-done
-# One curl: one keep-alive connection, so one worker takes every request.
-out=$(curl -fsS "${urls[@]}")
-started=$(echo "$out" | awk -F'[ =]' '{ s += $4 } END { print s + 0 }')
-task_bytes=$(echo "$out" | awk -F'[ =]' 'NR == 1 { print $6 }')
-pending=$(status "$tadmin" "sum(w['tasks']['pending'] for w in d['workers'] if w['pid'] == $wpid)")
-rss1=$(rss_kb "$wpid")
-per_task=$(calc "($rss1 - $rss0) * 1024 / $ntasks" 0)
-overhead=$(calc "$per_task - $task_bytes" 0)
-echo "  worker $wpid: rss ${rss0} KiB -> ${rss1} KiB with $pending pending;" \
-    "$per_task B per task, of which the task's own malloc is $task_bytes B"
-done_line=""
-for i in $(seq 150); do
-	done_line=$(status "$tadmin" "' '.join(str(f['totals'][k]) for f in d['functions'] for k in ('tasks_started', 'tasks_completed', 'tasks_failed'))")
+if want tasks; then
+	echo "== $ntasks pending tasks in one worker"
+	tport=$(free_port)
+	tadmin="$tmp/tasks.sock"
+	ev_conf "$tmp/tasks.conf" "$tadmin" warn timer "$build/tests/functions/timer_task.so" "$tport" 1
+	tpid=$(start_ev "$tmp/tasks.conf" "$tmp/tasks.log")
+	pids+=("$tpid")
+	wait_http "http://127.0.0.1:$tport/?ms=1" "edgevisor timer" || exit 1
+	# The connection's buffers and the first task records exist now: the baseline.
+	sleep 0.2
+	wpid=$(worker_pids "$tadmin" timer)
+	rss0=$(rss_kb "$wpid")
+	per=1000
+	urls=()
+	for i in $(seq $((ntasks / per))); do
+		urls+=("http://127.0.0.1:$tport/?ms=4000&n=$per")
+	done
+	# One curl: one keep-alive connection, so one worker takes every request.
+	out=$(curl -fsS "${urls[@]}")
+	started=$(echo "$out" | awk -F'[ =]' '{ s += $4 } END { print s + 0 }')
+	task_bytes=$(echo "$out" | awk -F'[ =]' 'NR == 1 { print $6 }')
+	pending=$(status "$tadmin" "sum(w['tasks']['pending'] for w in d['workers'] if w['pid'] == $wpid)")
+	rss1=$(rss_kb "$wpid")
+	per_task=$(calc "($rss1 - $rss0) * 1024 / $ntasks" 0)
+	overhead=$(calc "$per_task - $task_bytes" 0)
+	echo "  worker $wpid: rss ${rss0} KiB -> ${rss1} KiB with $pending pending;" \
+	    "$per_task B per task, of which the task's own malloc is $task_bytes B"
+	done_line=""
+	for i in $(seq 150); do
+		done_line=$(status "$tadmin" "' '.join(str(f['totals'][k]) for f in d['functions'] for k in ('tasks_started', 'tasks_completed', 'tasks_failed'))")
+		read -r s c f <<<"$done_line"
+		[ "$c" = "$s" ] && break
+		sleep 0.1
+	done
 	read -r s c f <<<"$done_line"
-	[ "$c" = "$s" ] && break
-	sleep 0.1
-done
-read -r s c f <<<"$done_line"
-echo "  afterwards: started $s, completed $c, failed $f"
-ok=no
-[ "$started" = "$ntasks" ] && [ "$pending" -ge "$ntasks" ] && [ "$c" = "$s" ] && [ "$f" = 0 ] && ok=yes
-fig pending_tasks_held count "$pending" - - ">=$ntasks" "$ok"
-fig pending_task_rss B/task "$per_task" - - - -
-fig pending_task_runtime_rss B/task "$overhead" - - "<=2048B" "$(meets "$overhead" '<=' 2048)"
-stop_pid "$tpid"
+	echo "  afterwards: started $s, completed $c, failed $f"
+	ok=no
+	[ "$started" = "$ntasks" ] && [ "$pending" -ge "$ntasks" ] && [ "$c" = "$s" ] && [ "$f" = 0 ] && ok=yes
+	fig pending_tasks_held count "$pending" - - ">=$ntasks" "$ok"
+	fig pending_task_rss B/task "$per_task" - - - -
+	fig pending_task_runtime_rss B/task "$overhead" - - "<=2048B" "$(meets "$overhead" '<=' 2048)"
+	stop_pid "$tpid"
+fi
 
 # ---- 4. start-up of 16 workers ----------------------------------------------------------
-echo "== start-up and reload, 16 workers"
-sport=$(free_port)
-sadmin="$tmp/s16.sock"
-ev_conf "$tmp/s16.conf" "$sadmin" info hello "$build/examples/hello.so" "$sport" 16
-startf="$tmp/startup"
-: >"$startf"
-for round in $(seq "$rounds"); do
-	log="$tmp/s16.$round.log"
-	t0=$(date +%s%3N)
-	spid=$(start_ev "$tmp/s16.conf" "$log")
-	pids+=("$spid")
-	wait_log "$log" "ev=ready gen=1 workers=16" 10 || { tail "$log" >&2; die "16 workers did not start"; }
-	s_ms=$(log_ms "$log" start)
-	r_ms=$(log_ms "$log" ready "gen=1")
-	echo "$round $((r_ms - s_ms)) $((r_ms - t0))" >>"$startf"
-	echo "  round $round: supervisor start -> 16 ready $((r_ms - s_ms)) ms, launch -> ready $((r_ms - t0)) ms"
-	[ "$round" -lt "$rounds" ] && stop_pid "$spid"
-done
-read -r omin o omax <<<"$(col_stats "$startf" 2)"
-fig start16_ready ms "$o" - - "<=100ms" "$(meets "$o" '<=' 100)" "$omin" "$omax"
-read -r omin o omax <<<"$(col_stats "$startf" 3)"
-fig start16_launch_ready ms "$o" - - - - "$omin" "$omax"
+if want startup; then
+	echo "== start-up and reload, 16 workers"
+	sport=$(free_port)
+	sadmin="$tmp/s16.sock"
+	ev_conf "$tmp/s16.conf" "$sadmin" info hello "$build/examples/hello.so" "$sport" 16
+	startf="$tmp/startup"
+	: >"$startf"
+	for round in $(seq "$rounds"); do
+		log="$tmp/s16.$round.log"
+		t0=$(date +%s%3N)
+		spid=$(start_ev "$tmp/s16.conf" "$log")
+		pids+=("$spid")
+		wait_log "$log" "ev=ready gen=1 workers=16" 10 || { tail "$log" >&2; die "16 workers did not start"; }
+		s_ms=$(log_ms "$log" start)
+		r_ms=$(log_ms "$log" ready "gen=1")
+		echo "$round $((r_ms - s_ms)) $((r_ms - t0))" >>"$startf"
+		echo "  round $round: supervisor start -> 16 ready $((r_ms - s_ms)) ms, launch -> ready $((r_ms - t0)) ms"
+		[ "$round" -lt "$rounds" ] && stop_pid "$spid"
+	done
+	read -r omin o omax <<<"$(col_stats "$startf" 2)"
+	fig start16_ready ms "$o" - - "<=100ms" "$(meets "$o" '<=' 100)" "$omin" "$omax"
+	read -r omin o omax <<<"$(col_stats "$startf" 3)"
+	fig start16_launch_ready ms "$o" - - - - "$omin" "$omax"
 
-# ---- 5. reload of 16 workers under load -------------------------------------------------
-wait_http "http://127.0.0.1:$sport/" "edgevisor (16)" || exit 1
-wrk_out="$tmp/reload.wrk"
-reload_secs=$((duration > 4 ? duration : 4))
-wrk -t"$threads" -c"$conns" -d"${reload_secs}s" "http://127.0.0.1:$sport/" >"$wrk_out" 2>&1 &
-wrk_pid=$!
-pids+=("$wrk_pid")
-sleep 1
-kill -HUP "$spid"
-wait_log "$log" "ev=reload_done gen=2" 10 || die "reload 1 did not finish"
-sleep 1
-kill -HUP "$spid"
-wait_log "$log" "ev=reload_done gen=3" 10 || die "reload 2 did not finish"
-wait "$wrk_pid" || true
-reloadf="$tmp/reloads"
-: >"$reloadf"
-n=0
-paste -d' ' <(grep 'ev=reload ' "$log" | sed 's/^ts=\([^ ]*\) .*/\1/') \
-    <(grep 'ev=reload_done' "$log" | sed 's/^ts=\([^ ]*\) .*/\1/') |
-while read -r a b; do
-	echo "$(( $(date -d "$b" +%s%3N) - $(date -d "$a" +%s%3N) ))"
-done >"$reloadf"
-reload_err=$(awk '/Socket errors:/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
-    /Non-2xx or 3xx responses:/ { e += $NF } END { print e + 0 }' "$wrk_out")
-reload_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$wrk_out")
-echo "  reloads (SIGHUP -> new generation serves): $(tr '\n' ' ' <"$reloadf")ms;" \
-    "wrk meanwhile: $reload_rps req/s, $reload_err errors"
-read -r omin o omax <<<"$(col_stats "$reloadf" 1)"
-fig reload16_serves ms "$o" - - - - "$omin" "$omax"
-fig reload16_errors count "$reload_err" - - "=0" "$(meets "$reload_err" '<=' 0)"
-stop_pid "$spid"
+	# ---- 5. reload of 16 workers under load -------------------------------------------------
+	wait_http "http://127.0.0.1:$sport/" "edgevisor (16)" || exit 1
+	wrk_out="$tmp/reload.wrk"
+	reload_secs=$((duration > 4 ? duration : 4))
+	wrk -t"$threads" -c"$conns" -d"${reload_secs}s" "http://127.0.0.1:$sport/" >"$wrk_out" 2>&1 &
+	wrk_pid=$!
+	pids+=("$wrk_pid")
+	sleep 1
+	kill -HUP "$spid"
+	wait_log "$log" "ev=reload_done gen=2" 10 || die "reload 1 did not finish"
+	sleep 1
+	kill -HUP "$spid"
+	wait_log "$log" "ev=reload_done gen=3" 10 || die "reload 2 did not finish"
+	wait "$wrk_pid" || true
+	reloadf="$tmp/reloads"
+	: >"$reloadf"
+	n=0
+	paste -d' ' <(grep 'ev=reload ' "$log" | sed 's/^ts=\([^ ]*\) .*/\1/') \
+	    <(grep 'ev=reload_done' "$log" | sed 's/^ts=\([^ ]*\) .*/\1/') |
+	while read -r a b; do
+		echo "$(( $(date -d "$b" +%s%3N) - $(date -d "$a" +%s%3N) ))"
+	done >"$reloadf"
+	reload_err=$(awk '/Socket errors:/ { gsub(",", ""); e += $4 + $6 + $8 + $10 }
+	    /Non-2xx or 3xx responses:/ { e += $NF } END { print e + 0 }' "$wrk_out")
+	reload_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$wrk_out")
+	echo "  reloads (SIGHUP -> new generation serves): $(tr '\n' ' ' <"$reloadf")ms;" \
+	    "wrk meanwhile: $reload_rps req/s, $reload_err errors"
+	read -r omin o omax <<<"$(col_stats "$reloadf" 1)"
+	fig reload16_serves ms "$o" - - - - "$omin" "$omax"
+	fig reload16_errors count "$reload_err" - - "=0" "$(meets "$reload_err" '<=' 0)"
+	stop_pid "$spid"
+fi
+
+# ---- 6. reloads of 500 functions under a Connection: close probe ------------------------
+if want reload500; then
+	n500=500
+	echo "== reloads of $n500 functions (one hello worker each), a probe on f000 every 5 ms"
+	r5="$tmp/r500"
+	mkdir -p "$r5"
+	r5admin="$r5/admin.sock"
+	# 500 distinct ports, each bindable now, from below the ephemeral range from a
+	# random start: the supervisor binds them only after its start-up checks, and a
+	# client connection could take an ephemeral one meanwhile.
+	python3 - "$n500" >"$r5/ports" <<-'PY'
+		import random, socket, sys
+		n = int(sys.argv[1])
+		top = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
+		span = top - 10000
+		start, ports = random.randrange(span), []
+		for i in range(span):
+		    port = 10000 + (start + i) % span
+		    with socket.socket() as s:
+		        try:
+		            s.bind(("127.0.0.1", port))
+		        except OSError:
+		            continue
+		    ports.append(port)
+		    if len(ports) == n:
+		        break
+		print(" ".join(map(str, ports)))
+	PY
+	[ "$(wc -w <"$r5/ports")" -eq "$n500" ] || die "could not find $n500 free ports"
+	# conf500 MODE: base; one (f250 changed); all (every function changed again).
+	conf500() {
+		python3 - "$r5/conf" "$r5admin" "$build/examples/hello.so" "$r5/ports" "$1" <<-'PY'
+			import json, sys
+			path, admin, lib, ports, mode = sys.argv[1:]
+			fns = []
+			for i, port in enumerate(open(ports).read().split()):
+			    fn = {"name": "f%03d" % i, "library": lib, "listen": ["127.0.0.1:" + port],
+			          "policy": "per_worker", "workers": 1}
+			    if mode == "all":
+			        fn["limits"] = {"request_timeout_ms": 28000}
+			    elif mode == "one" and i == 250:
+			        fn["limits"] = {"request_timeout_ms": 29000}
+			    fns.append(fn)
+			conf = {"cgroups": "off", "log_level": "info", "admin": "unix:" + admin,
+			        "functions": fns}
+			open(path + ".tmp", "w").write(json.dumps(conf, indent=1) + "\n")
+		PY
+		mv "$r5/conf.tmp" "$r5/conf"
+	}
+	conf500 base
+	# The probe: "start_ms latency_ms status" per request, until SIGINT.
+	cat >"$r5/probe.py" <<-'PY'
+		import signal, socket, sys, time
+		port, out = int(sys.argv[1]), open(sys.argv[2], "w", buffering=1)
+		req = b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n"
+		# A background job of a script starts with SIGINT ignored: take it back.
+		signal.signal(signal.SIGINT, signal.default_int_handler)
+		signal.signal(signal.SIGTERM, signal.default_int_handler)
+		try:
+		    while True:
+		        t, m = time.time(), time.monotonic()
+		        st = "err"
+		        try:
+		            with socket.create_connection(("127.0.0.1", port), timeout=30) as s:
+		                s.sendall(req)
+		                data = b""
+		                while True:
+		                    b = s.recv(65536)
+		                    if not b:
+		                        break
+		                    data += b
+		            st = data[9:12].decode() if data.startswith(b"HTTP/1.") else "bad"
+		        except OSError:
+		            pass
+		        out.write("%.3f %.3f %s\n" % (t * 1000, (time.monotonic() - m) * 1000, st))
+		        time.sleep(0.005)
+		except KeyboardInterrupt:
+		    pass
+	PY
+	r5log="$r5/ev.log"
+	t0=$(date +%s%3N)
+	r5pid=$(start_ev "$r5/conf" "$r5log")
+	pids+=("$r5pid")
+	wait_log "$r5log" "ev=ready gen=1" 120 || { tail -n 5 "$r5log" >&2; die "$n500 workers did not start"; }
+	r_ms=$(log_ms "$r5log" ready "gen=1")
+	echo "  start-up: launch -> $n500 ready $((r_ms - t0)) ms; supervisor holds $(ls "/proc/$r5pid/fd" | wc -l) fds"
+	fig reload500_start_ready ms "$((r_ms - t0))" - - - -
+	read -r -a r5ports <<<"$(cat "$r5/ports")"
+	wait_http "http://127.0.0.1:${r5ports[0]}/" "edgevisor f000" || exit 1
+	setsid python3 "$r5/probe.py" "${r5ports[0]}" "$r5/probe" </dev/null >/dev/null 2>&1 &
+	probe_pid=$!
+	pids+=("$probe_pid")
+	sleep 0.5	# the probe's own baseline before the first reload
+	# settled500: every worker of /status ready, and exactly one per function.
+	settled500() {
+		[ "$(status "$r5admin" "sum(w['state'] == 'ready' for w in d['workers']) == len(d['workers']) == $n500")" = True ]
+	}
+	gen=1
+	for what in one all; do
+		conf500 "$what"
+		gen=$((gen + 1))
+		a=$(date +%s%3N)
+		kill -HUP "$r5pid"
+		wait_log "$r5log" "ev=reload_done gen=$gen" 120 || die "reload ($what) did not finish"
+		for i in $(seq 600); do
+			settled500 && break
+			sleep 0.2
+		done
+		settled500 || die "reload ($what): workers not settled after 120 s"
+		b=$(date +%s%3N)
+		sleep 0.3	# a few more probes past the end of the roll
+		c=$(date +%s%3N)
+		# Probes under way at some moment of [a, c]: start <= c and start + latency >= a.
+		awk -v a="$a" -v c="$c" '$1 <= c && $1 + $2 >= a { print $2, $3 }' "$r5/probe" |
+		    sort -g >"$r5/window"
+		pn=$(wc -l <"$r5/window")
+		pmax=$(tail -n1 "$r5/window" | awk '{ printf "%.1f\n", $1 }')
+		pmed=$(awk '{ v[NR] = $1 } END { if (NR == 0) { print "-"; exit }
+			printf "%.2f\n", (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }' "$r5/window")
+		perr=$(awk '$2 != "200" { e++ } END { print e + 0 }' "$r5/window")
+		[ "$pn" -gt 0 ] || die "reload ($what): no probe answered"
+		done_line=$(grep "ev=reload_done gen=$gen" "$r5log" | head -n1 | sed 's/^.*ev=reload_done //')
+		echo "  change $what: SIGHUP -> settled $((b - a)) ms; $pn probes: slowest $pmax ms," \
+		    "median $pmed ms, $perr failed; reload_done $done_line"
+		fig "reload500_probe_max_ms_$what" ms "$pmax" - - "<=20ms" "$(meets "$pmax" '<=' 20)"
+		fig "reload500_probe_median_ms_$what" ms "$pmed" - - - -
+		fig "reload500_probe_errors_$what" count "$perr" - - "=0" "$(meets "$perr" '<=' 0)"
+		fig "reload500_settled_ms_$what" ms "$((b - a))" - - - -
+	done
+	stop_pid "$probe_pid"
+	stop_pid "$r5pid"
+fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -515,7 +677,7 @@ load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "== results: medians of $rounds rounds, min..max beside; ratio = median of the per-round ratios"
 echo "   load before $load_before, after $load_after"
-fmt='%-26s %-9s %9s %17s %9s %17s %6s %-13s %s\n'
+fmt='%-30s %-9s %9s %17s %9s %17s %6s %-13s %s\n'
 # shellcheck disable=SC2059
 printf "$fmt" figure unit ours "ours min..max" nginx "nginx min..max" ratio target met
 while read -r name unit o n r tgt pass mn mx nmn nmx; do

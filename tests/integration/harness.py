@@ -12,6 +12,7 @@ import atexit
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -81,6 +82,40 @@ def free_port():
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def _ephemeral_low():
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            return int(f.read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
+
+
+def free_ports(n, floor=10000):
+    """N distinct loopback ports, each bindable a moment ago, taken from below the
+    kernel's ephemeral range (ip_local_port_range) from a random start: a port the
+    kernel hands out to client connections (free_port()'s kind) can be taken by one of
+    them before the supervisor binds it, and with hundreds of functions it binds them
+    only after seconds of start-up."""
+    top = _ephemeral_low()
+    span = top - floor
+    if span < 4 * n:
+        raise Failure("no room for %d ports between %d and the ephemeral range at %d"
+                      % (n, floor, top))
+    start = random.randrange(span)
+    ports = []
+    for i in range(span):
+        port = floor + (start + i) % span
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            try:
+                s.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+        ports.append(port)
+        if len(ports) == n:
+            return ports
+    raise Failure("only %d free ports below %d" % (len(ports), top))
 
 
 def function(name, library=None, workers=1, policy="per_worker", limits=None, port=None,
@@ -484,6 +519,36 @@ def request(port, path="/", method="GET", headers=None, body=None, timeout=5,
         conn.close()
 
 
+class _UnixHTTPConnection(http.client.HTTPConnection):
+    def __init__(self, path, timeout=5):
+        super().__init__("localhost", timeout=timeout)
+        self.unix_path = path
+
+    def connect(self):
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(self.timeout)
+        s.connect(self.unix_path)
+        self.sock = s
+
+
+def admin_status(sv, timeout=10):
+    """GET /status on SV's admin endpoint (unix:/path or host:port), as JSON."""
+    addr = sv.admin
+    if addr.startswith("unix:"):
+        conn = _UnixHTTPConnection(addr[5:], timeout=timeout)
+    else:
+        host, port = addr.rsplit(":", 1)
+        conn = http.client.HTTPConnection(host, int(port), timeout=timeout)
+    try:
+        conn.request("GET", "/status")
+        r = conn.getresponse()
+        body = r.read()
+        check(r.status == 200, "GET /status answered %d: %r" % (r.status, body[:200]))
+        return json.loads(body)
+    finally:
+        conn.close()
+
+
 def get_ok(port, path="/", timeout=5):
     """True if a GET answers 200 (False on any error): for wait_until."""
     try:
@@ -595,11 +660,14 @@ def parallel(n, fn):
 
 class Prober:
     """GETs PATH on PORT with a fresh connection every INTERVAL until stopped; keeps
-    (time, ok, what) for every attempt."""
+    (time, ok, what) for every attempt in results and (time, seconds taken) in
+    latencies. HEADERS go with every request (e.g. {"Connection": "close"})."""
 
-    def __init__(self, port, path="/", interval=0.02, timeout=5):
+    def __init__(self, port, path="/", interval=0.02, timeout=5, headers=None):
         self.port, self.path, self.interval, self.timeout = port, path, interval, timeout
+        self.headers = headers
         self.results = []
+        self.latencies = []
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
 
@@ -607,10 +675,11 @@ class Prober:
         while not self._stop.is_set():
             t = time.monotonic()
             try:
-                r = request(self.port, self.path, timeout=self.timeout)
+                r = request(self.port, self.path, headers=self.headers, timeout=self.timeout)
                 self.results.append((t, r.status == 200, "status %d" % r.status))
             except (OSError, http.client.HTTPException) as e:
                 self.results.append((t, False, "%s: %s" % (type(e).__name__, e)))
+            self.latencies.append((t, time.monotonic() - t))
             self._stop.wait(self.interval)
 
     def __enter__(self):
@@ -622,11 +691,36 @@ class Prober:
         self._t.join(15)
         return False
 
+    def _refresh(self):
+        pass
+
     def failures(self, since=0.0):
+        self._refresh()
         return [(t, w) for t, ok, w in self.results if not ok and t >= since]
 
     def ok(self, since=0.0):
+        self._refresh()
         return sum(1 for t, ok, _ in self.results if ok and t >= since)
+
+    def during(self, since=0.0, until=float("inf")):
+        """(start time, seconds taken, ok, what) of every finished attempt that was
+        under way at some moment of [SINCE, UNTIL] (one started before SINCE and still
+        waiting at SINCE counts)."""
+        self._refresh()
+        n = min(len(self.results), len(self.latencies))
+        return [(t, d, ok, w) for (t, ok, w), (_, d) in zip(self.results[:n], self.latencies[:n])
+                if t <= until and t + d >= since]
+
+    def slowest(self, since=0.0, until=float("inf")):
+        """(seconds, start time) of the slowest attempt under way in [SINCE, UNTIL], or
+        (0.0, None) if there was none."""
+        got = [(d, t) for t, d, _, _ in self.during(since, until)]
+        return max(got) if got else (0.0, None)
+
+    def count(self, since=0.0, until=float("inf")):
+        """Finished attempts that started in [SINCE, UNTIL]."""
+        self._refresh()
+        return sum(1 for t, _ in list(self.latencies) if since <= t <= until)
 
     def check(self, what, min_ok=10):
         """Fails if any probe failed or fewer than MIN_OK answered."""
@@ -634,6 +728,74 @@ class Prober:
         check(not bad, "%s: %d failed requests: %r" % (what, len(bad), [w for _, w in bad][:3]))
         check(self.ok() >= min_ok, "%s: only %d answers" % (what, self.ok()))
 
+
+_PROBE_CHILD = r"""
+import http.client, json, os, sys, time
+port, path, interval, timeout = int(sys.argv[1]), sys.argv[2], float(sys.argv[3]), float(sys.argv[4])
+headers, parent = json.loads(sys.argv[5]), os.getppid()
+out = open(sys.argv[6], "w", buffering=1)
+while os.getppid() == parent:          # the test is gone: so is its probe
+    t = time.monotonic()
+    try:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        try:
+            c.request("GET", path, headers=headers)
+            r = c.getresponse()
+            r.read()
+            ok, what = r.status == 200, "status %d" % r.status
+        finally:
+            c.close()
+    except (OSError, http.client.HTTPException) as e:
+        ok, what = False, "%s: %s" % (type(e).__name__, e)
+    out.write(json.dumps([t, time.monotonic() - t, ok, what]) + "\n")
+    time.sleep(interval)
+"""
+
+
+class ProbeProcess(Prober):
+    """A Prober that runs in a process of its own, so that what the test does meanwhile
+    (parsing a large /status, say) cannot hold the probe up on the interpreter lock
+    and show as latency. Same methods; times are CLOCK_MONOTONIC, as in the test."""
+
+    def __init__(self, port, path="/", interval=0.02, timeout=5, headers=None, nice=0):
+        super().__init__(port, path, interval, timeout, headers)
+        self.nice = nice
+        self._path = os.path.join(tmpdir("probe"), "probe.jsonl")
+        self._off = 0
+        self._proc = None
+
+    def _refresh(self):
+        try:
+            with open(self._path, "rb") as f:
+                f.seek(self._off)
+                data = f.read()
+        except OSError:
+            return
+        end = data.rfind(b"\n") + 1
+        self._off += end
+        for line in data[:end].splitlines():
+            t, d, ok, what = json.loads(line)
+            self.results.append((t, ok, what))
+            self.latencies.append((t, d))
+
+    def __enter__(self):
+        open(self._path, "w").close()
+        self._proc = subprocess.Popen(
+            [sys.executable, "-c", _PROBE_CHILD, str(self.port), self.path,
+             str(self.interval), str(self.timeout), json.dumps(self.headers or {}),
+             self._path], stdin=subprocess.DEVNULL,
+            preexec_fn=(lambda: os.nice(self.nice)) if self.nice else None)
+        return self
+
+    def __exit__(self, *exc):
+        self._proc.terminate()
+        try:
+            self._proc.wait(15)
+        except subprocess.TimeoutExpired:
+            self._proc.kill()
+            self._proc.wait()
+        self._refresh()
+        return False
 
 
 # ---- wrk -----------------------------------------------------------------------
