@@ -7,8 +7,8 @@
  * and punctuation between them.
  */
 #include "config.h"
+#include "../common/net.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <grp.h>
@@ -18,8 +18,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define CONF_MAXDEPTH 8
@@ -401,116 +399,25 @@ get_enum(struct loader *ld, json_t *obj, const char *key, const char *const *nam
 	return -1;
 }
 
-/*
- * Checks an address: "unix:/absolute/path", "[v6]:port", or "host:port" with an
- * IPv4 address or a host name. Fills CANON (for the duplicate check) and returns 0,
- * or returns -1 with a short reason in *WHY.
- */
-static int
-parse_addr(const char *s, char *canon, size_t len, const char **why)
-{
-	struct sockaddr_un sun;
-	char host[256], ip[INET6_ADDRSTRLEN];
-	struct in6_addr a6;
-	struct in_addr a4;
-	const char *colon, *p;
-	unsigned long port = 0;
-	size_t hlen;
-
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/') {
-			*why = "unix socket path must be absolute";
-			return -1;
-		}
-		if (strlen(s + 5) >= sizeof(sun.sun_path)) {
-			*why = "unix socket path too long";
-			return -1;
-		}
-		snprintf(canon, len, "%s", s);
-		return 0;
-	}
-	if ((colon = strrchr(s, ':')) == NULL) {
-		*why = "must be \"host:port\", \"[v6]:port\" or \"unix:/path\"";
-		return -1;
-	}
-	for (p = colon + 1; *p != '\0' && port <= 65535; p++) {
-		if (!isdigit((unsigned char)*p))
-			break;
-		port = port * 10 + (unsigned long)(*p - '0');
-	}
-	if (colon[1] == '\0' || *p != '\0' || port < 1 || port > 65535) {
-		*why = "port must be a number between 1 and 65535";
-		return -1;
-	}
-	hlen = (size_t)(colon - s);
-	if (s[0] == '[') {
-		if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof(host)) {
-			*why = "bad IPv6 address";
-			return -1;
-		}
-		memcpy(host, s + 1, hlen - 2);
-		host[hlen - 2] = '\0';
-		if (inet_pton(AF_INET6, host, &a6) != 1) {
-			*why = "bad IPv6 address";
-			return -1;
-		}
-		inet_ntop(AF_INET6, &a6, ip, sizeof(ip));
-		snprintf(canon, len, "[%s]:%lu", ip, port);
-		return 0;
-	}
-	if (hlen == 0 || hlen > 253) {
-		*why = "missing or too long host";
-		return -1;
-	}
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (strspn(host, "0123456789.") == hlen) {
-		if (inet_pton(AF_INET, host, &a4) != 1) {
-			*why = "bad IPv4 address";
-			return -1;
-		}
-		inet_ntop(AF_INET, &a4, ip, sizeof(ip));
-		snprintf(canon, len, "%s:%lu", ip, port);
-		return 0;
-	}
-	/* A host name: dot-separated labels of letters, digits and inner hyphens. */
-	for (char *label = host, *end;; label = end + 1) {
-		if ((end = strchr(label, '.')) == NULL)
-			end = label + strlen(label);
-		size_t l = (size_t)(end - label);
-		if (l == 0 || l > 63 || label[0] == '-' || label[l - 1] == '-' ||
-		    strspn(label, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < l) {
-			*why = "bad host name";
-			return -1;
-		}
-		if (*end == '\0')
-			break;
-	}
-	for (char *c = host; *c != '\0'; c++)
-		*c = (char)tolower((unsigned char)*c);
-	snprintf(canon, len, "%s:%lu", host, port);
-	return 0;
-}
-
 /* Checks the string at the current path as an address, and that it is unused so far. */
 static int
 check_addr(struct loader *ld, const char *s, int remember)
 {
-	char canon[512], where[256];
+	struct net_addr na;
+	char where[256];
 	struct conf_addr *a;
 	const char *why;
 
-	if (parse_addr(s, canon, sizeof(canon), &why) < 0)
+	if (net_parse(s, &na, &why) < 0)
 		return conf_error(ld, LOC_VALUE, "%s", why);
 	SLIST_FOREACH(a, &ld->addrs, entry)
-		if (strcmp(a->canon, canon) == 0)
+		if (strcmp(a->canon, na.canon) == 0)
 			return conf_error(ld, LOC_VALUE, "address \"%s\" already used at %s",
 			    s, a->where);
 	if (!remember)
 		return 0;
 	keypath(ld, where, sizeof(where));
-	if ((a = calloc(1, sizeof(*a))) == NULL || (a->canon = strdup(canon)) == NULL ||
+	if ((a = calloc(1, sizeof(*a))) == NULL || (a->canon = strdup(na.canon)) == NULL ||
 	    (a->where = strdup(where)) == NULL) {
 		if (a != NULL) {
 			free(a->canon);
