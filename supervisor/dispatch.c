@@ -8,20 +8,16 @@
  * stays, so no connection is refused while pools are swapped.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "../common/log.h"
+#include "../common/net.h"
 #include "supervisor.h"
 
 #define ACCEPT_BURST 64
@@ -301,81 +297,25 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 	event_add(l->l_ev, NULL);
 }
 
-/* Opens a listening socket for ADDR ("unix:/p", "host:port", "[v6]:port"). */
+/* Opens a listening socket for ADDR (validated by the config). */
 static int
 open_listener(const char *addr, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	char host[256], port[16];
-	const char *colon;
-	int fd = -1, one = 1, defer_s = DEFER_ACCEPT_S, r;
+	static const struct net_listen_opts opts = {
+		.backlog = LISTEN_BACKLOG, .nodelay = true, .defer_accept_s = DEFER_ACCEPT_S,
+	};
+	struct net_addr a;
+	const char *why;
+	char msg[256];
+	int fd;
 
-	if (strncmp(addr, "unix:", 5) == 0) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		struct stat st;
-		const char *path = addr + 5;
-
-		if (strlen(path) >= sizeof(sun.sun_path)) {
-			snprintf(err, errlen, "listen %s: path too long", addr);
-			return -1;
-		}
-		strcpy(sun.sun_path, path);
-		/* A socket file left by an earlier run is ours to replace; anything else is not. */
-		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-		    listen(fd, LISTEN_BACKLOG) < 0)
-			goto fail;
-		return fd;
-	}
-	if (addr[0] == '[') {
-		const char *end = strchr(addr, ']');
-		if (end == NULL || end[1] != ':')
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s", (int)(end - addr - 1), addr + 1);
-		colon = end + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-	}
-	snprintf(port, sizeof(port), "%s", colon + 1);
-	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (r != 0) {
-		snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(r));
+	if (net_parse(addr, &a, &why) < 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, why);
 		return -1;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/*
-	 * Accepted sockets inherit TCP_NODELAY from the listener: set once here, not
-	 * once per connection on the hand-off path. TCP_DEFER_ACCEPT: a connection is
-	 * accepted when its first bytes are there, so the worker's first read finds
-	 * the request instead of registering for it (no EAGAIN, no epoll_ctl pair).
-	 */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
-	if (res->ai_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
-		goto fail;
-	freeaddrinfo(res);
+	if ((fd = net_listen(&a, &opts, msg, sizeof(msg))) < 0)
+		snprintf(err, errlen, "listen %s: %s", addr, msg);
 	return fd;
-bad:
-	snprintf(err, errlen, "listen %s: not host:port, [v6]:port or unix:/path", addr);
-	return -1;
-fail:
-	snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	if (res)
-		freeaddrinfo(res);
-	return -1;
 }
 
 static void
