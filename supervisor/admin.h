@@ -5,7 +5,7 @@
  *   POST /reload          same as SIGHUP
  *   POST /drain/<name>    replace every worker of one function
  *   POST /stop            same as SIGTERM (graceful)
- * edgevisorctl (ctl_main.c) is its client.
+ * edgevisorctl (ctl/main.c) is its client.
  */
 #ifndef SV_ADMIN_H
 #define SV_ADMIN_H
@@ -14,9 +14,9 @@
 
 /*
  * Opens ADDR and serves the endpoint on sv.base. ADDR is "unix:/path" (the parent
- * directory is created 0755 if missing, a stale socket is replaced, the socket is
- * made 0600) or a loopback "host:port" / "[v6]:port" (the endpoint has no
- * authentication, so other addresses are refused). Called again with another address
+ * directory is created 0755 if missing, the path is claimed as net_unix_claim says,
+ * the socket is born 0600) or a loopback "host:port" / "[v6]:port" (the endpoint has
+ * no authentication, so other addresses are refused). Called again with another address
  * it opens the new one first, then closes the old; with the same address it does
  * nothing. Returns 0, or -1 with a one-line reason in ERR.
  */
