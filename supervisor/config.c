@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "../common/net.h"
+#include "../common/paths.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -760,7 +761,7 @@ config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	TAILQ_INIT(&conf->functions);
 	if ((conf->path = strdup(path)) == NULL ||
-	    (conf->admin = strdup("unix:/run/edgevisor/admin.sock")) == NULL ||
+	    (conf->admin = strdup(EV_ADMIN_DEFAULT)) == NULL ||
 	    (conf->cgroup_parent = strdup("edgevisor")) == NULL)
 		goto fail;
 	if (load_root(&ld, conf, root) < 0) {
