@@ -68,7 +68,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -O1 -g
 FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c $(COMMON_SRC)
-FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c $(COMMON_SRC)
+FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c $(COMMON_SRC)
 FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
 
 fuzz: deps $(FUZZ_BINS)
@@ -106,8 +106,9 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
-UNIT_DEPS_test_config = supervisor/config.c
-UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
+UNIT_DEPS_test_config = supervisor/config.c supervisor/cgroup_path.c
+UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/cgroup_path.c \
+			supervisor/config.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 
 .SECONDARY:

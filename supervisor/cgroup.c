@@ -28,6 +28,7 @@
 
 #include "cgroup.h"
 #include "cgroup_fs.h"
+#include "cgroup_path.h"
 #include "log.h"
 
 #define CG_DEFAULT_ROOT	"/sys/fs/cgroup"
@@ -432,30 +433,13 @@ in_use(void)
 	return 0;
 }
 
-/* Parent must stay below our cgroup: no "..", no empty or absolute path. */
-static bool
-parent_ok(const char *parent)
-{
-	const char *p = parent;
-
-	if (parent == NULL || *parent == '\0' || *parent == '/')
-		return false;
-	while (*p != '\0') {
-		if (p[0] == '.' && (p[1] == '.' || p[1] == '/' || p[1] == '\0'))
-			return false;
-		if ((p = strchr(p, '/')) == NULL)
-			break;
-		p++;
-	}
-	return strlen(parent) < 256;
-}
-
 int
 cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 {
 	const char *root = getenv("EDGEVISOR_CGROUP_ROOT");
 	char path[PATH_MAX];
 	bool override = root != NULL && *root != '\0', built = false;
+	const char *why;
 	int r;
 
 	if (cg.version != 0)
@@ -468,9 +452,8 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 	cg.required = mode == CG_MODE_REQUIRED;
 	if (!override)
 		root = CG_DEFAULT_ROOT;
-	if (!parent_ok(parent)) {
-		set_err("cgroup_parent \"%s\" is not a relative path below our cgroup",
-		    parent ? parent : "");
+	if (cg_parent_check(parent, &why) < 0) {
+		set_err("cgroup_parent \"%s\" %s", parent ? parent : "", why);
 		errno = EINVAL;
 		goto fail;
 	}

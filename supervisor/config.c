@@ -7,6 +7,7 @@
  * and punctuation between them.
  */
 #include "config.h"
+#include "cgroup_path.h"
 #include "../common/net.h"
 #include "../common/paths.h"
 
@@ -430,27 +431,6 @@ check_addr(struct loader *ld, const char *s, int remember)
 	return 0;
 }
 
-/* cgroup_parent: a relative path of plain names, so nothing escapes the base. */
-static int
-check_cgroup_parent(const char *s)
-{
-	size_t l;
-
-	if (*s == '\0' || *s == '/')
-		return -1;
-	for (const char *c = s;; c += l + 1) {
-		l = strcspn(c, "/");
-		if (l == 0 || (l == 1 && c[0] == '.') ||
-		    (l == 2 && c[0] == '.' && c[1] == '.'))
-			return -1;
-		for (size_t i = 0; i < l; i++)
-			if (!isalnum((unsigned char)c[i]) && strchr("_-.@", c[i]) == NULL)
-				return -1;
-		if (c[l] == '\0')
-			return 0;
-	}
-}
-
 /*
  * A pids cap counts threads too: below the worker's own loop and pool threads it
  * could not even start, so such a value is a config error, not a crash loop.
@@ -684,6 +664,7 @@ static int
 load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 {
 	json_t *fns, *fn, *admin;
+	const char *why;
 	int mode = CG_MODE_AUTO, level = 2;
 	size_t i;
 
@@ -710,9 +691,8 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
 
 	push_key(ld, "cgroup_parent");
-	if (check_cgroup_parent(conf->cgroup_parent) < 0)
-		return conf_error(ld, LOC_VALUE, "must be a relative path of names "
-		    "([A-Za-z0-9_.@-], no \".\" or \"..\")");
+	if (cg_parent_check(conf->cgroup_parent, &why) < 0)
+		return conf_error(ld, LOC_VALUE, "%s", why);
 	pop(ld);
 
 	fns = json_object_get(root, "functions");
