@@ -640,7 +640,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/reload") == 0 || strcmp(path, "/stop") == 0 ||
 	    strncmp(path, "/drain/", 7) == 0) {
 		if (post) {
-			log_info("admin_request", "method=POST path=%s", path);
+			log_info("admin_request", "method=POST path=%s", log_qv(path));
 			if (path[1] == 'r')
 				do_reload(req);
 			else if (path[1] == 's')

@@ -154,8 +154,8 @@ flush(struct worker *w)
 		return;
 	}
 	saved = errno;
-	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=\"%s\"",
-	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, strerror(saved));
+	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=%s",
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, log_qv(strerror(saved)));
 	/* Gone for good only when its end of the socket is: anything else (a full
 	 * queue, ENOBUFS) only skips it for this round. */
 	if (saved == EPIPE || saved == ECONNRESET || saved == ECONNREFUSED)
@@ -269,17 +269,18 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 				struct timeval tv = { 0, 100000 };
 				/* One line per episode, not ten a second. */
 				if (l->l_pauses++ == 0)
-					log_warn("accept_paused", "addr=%s err=\"%s\" retry_ms=100",
-					    l->l_addr, strerror(errno));
+					log_warn("accept_paused", "addr=%s err=%s retry_ms=100",
+					    log_qv(l->l_addr), log_qv(strerror(errno)));
 				event_del(l->l_ev);
 				evtimer_add(l->l_pause_ev, &tv);
 			} else if (errno != EAGAIN) {
-				log_warn("accept_failed", "addr=%s err=\"%s\"", l->l_addr, strerror(errno));
+				log_warn("accept_failed", "addr=%s err=%s", log_qv(l->l_addr),
+				    log_qv(strerror(errno)));
 			}
 			break;
 		}
 		if (l->l_pauses) {
-			log_info("accept_resumed", "addr=%s pauses=%u", l->l_addr, l->l_pauses);
+			log_info("accept_resumed", "addr=%s pauses=%u", log_qv(l->l_addr), l->l_pauses);
 			l->l_pauses = 0;
 		}
 		assign(p, fd);
@@ -378,7 +379,7 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 			l->l_pause_ev = evtimer_new(sv.base, resume_cb, l);
 			l->l_seen = l->l_fresh = true;
 			TAILQ_INSERT_TAIL(&listeners, l, l_entry);
-			log_info("listen", "fn=%s addr=%s", fc->name, addr);
+			log_info("listen", "fn=%s addr=%s", fc->name, log_qv(addr));
 		}
 	}
 	return 0;
@@ -400,7 +401,7 @@ dispatch_bind_pools(void)
 
 	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp) {
 		if (!l->l_seen) {
-			log_info("unlisten", "fn=%s addr=%s", l->l_fn, l->l_addr);
+			log_info("unlisten", "fn=%s addr=%s", l->l_fn, log_qv(l->l_addr));
 			listener_free(l);
 			continue;
 		}
