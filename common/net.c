@@ -67,12 +67,26 @@ host_name_ok(const char *host)
 	}
 }
 
+/* A->host as a numeric address of FAMILY; its canonical form from inet_ntop. */
+static int
+numeric_host(struct net_addr *a, int family)
+{
+	unsigned char bin[sizeof(struct in6_addr)];
+	char ip[INET6_ADDRSTRLEN];
+
+	if (inet_pton(family, a->host, bin) != 1)
+		return -1;
+	a->family = family;
+	inet_ntop(family, bin, ip, sizeof(ip));
+	snprintf(a->canon, sizeof(a->canon), family == AF_INET6 ? "[%s]:%s" : "%s:%s", ip,
+	    a->port);
+	return 0;
+}
+
 static int
 parse_tcp(const char *s, struct net_addr *a, const char **why)
 {
 	const char *colon = strrchr(s, ':');
-	char ip[INET6_ADDRSTRLEN];
-	unsigned char bin[sizeof(struct in6_addr)];
 	size_t hlen;
 
 	if (colon == NULL) {
@@ -85,20 +99,12 @@ parse_tcp(const char *s, struct net_addr *a, const char **why)
 	}
 	hlen = (size_t)(colon - s);
 	if (s[0] == '[') {
-		if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof(a->host)) {
-			*why = "bad IPv6 address";
+		*why = "bad IPv6 address";
+		if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof(a->host))
 			return -1;
-		}
 		memcpy(a->host, s + 1, hlen - 2);
 		a->host[hlen - 2] = '\0';
-		if (inet_pton(AF_INET6, a->host, bin) != 1) {
-			*why = "bad IPv6 address";
-			return -1;
-		}
-		a->family = AF_INET6;
-		inet_ntop(AF_INET6, bin, ip, sizeof(ip));
-		snprintf(a->canon, sizeof(a->canon), "[%s]:%s", ip, a->port);
-		return 0;
+		return numeric_host(a, AF_INET6);
 	}
 	if (hlen == 0 || hlen > 253) {
 		*why = "missing or too long host";
@@ -107,14 +113,8 @@ parse_tcp(const char *s, struct net_addr *a, const char **why)
 	memcpy(a->host, s, hlen);
 	a->host[hlen] = '\0';
 	if (strspn(a->host, "0123456789.") == hlen) {
-		if (inet_pton(AF_INET, a->host, bin) != 1) {
-			*why = "bad IPv4 address";
-			return -1;
-		}
-		a->family = AF_INET;
-		inet_ntop(AF_INET, bin, ip, sizeof(ip));
-		snprintf(a->canon, sizeof(a->canon), "%s:%s", ip, a->port);
-		return 0;
+		*why = "bad IPv4 address";
+		return numeric_host(a, AF_INET);
 	}
 	if (!host_name_ok(a->host)) {
 		*why = strchr(a->host, ':') != NULL ?
@@ -202,6 +202,28 @@ net_unix_claim(const char *path, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+int
+net_unix_id(const char *path, struct net_unix_id *id)
+{
+	struct stat st;
+
+	if (stat(path, &st) < 0)
+		return -1;
+	id->dev = st.st_dev;
+	id->ino = st.st_ino;
+	return 0;
+}
+
+void
+net_unix_release(const char *path, const struct net_unix_id *id)
+{
+	struct stat st;
+
+	if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && st.st_dev == id->dev &&
+	    st.st_ino == id->ino)
+		unlink(path);
 }
 
 static int

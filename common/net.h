@@ -65,6 +65,19 @@ int net_listen(const struct net_addr *a, const struct net_listen_opts *o, char *
 int net_unix_claim(const char *path, char *err, size_t errlen);
 
 /*
+ * The socket file a listener bound, known by its identity: at close it is removed
+ * only while it is still ours (another process may have claimed the path since).
+ */
+struct net_unix_id {
+	dev_t dev;
+	ino_t ino;
+};
+/* Records the identity of the socket file at PATH. Returns 0, or -1 with errno. */
+int net_unix_id(const char *path, struct net_unix_id *id);
+/* Removes PATH if it is still the file ID names; anything else is left alone. */
+void net_unix_release(const char *path, const struct net_unix_id *id);
+
+/*
  * A connected, blocking, close-on-exec socket to A (every address a name resolves
  * to, in order), with send and receive timeouts of TIMEOUT_S seconds (0 = none).
  * Returns the fd, or -1 with errno.

@@ -35,10 +35,9 @@
 static struct evhttp *admin_http;
 static struct evhttp_bound_socket *admin_bound;
 static char admin_addr[512];
-/* The socket file we created, and its inode, so we only ever remove our own. */
+/* The socket file we created, and its identity, so we only ever remove our own. */
 static char admin_path[NET_UNIX_PATH_MAX];
-static dev_t admin_dev;
-static ino_t admin_ino;
+static struct net_unix_id admin_id;
 
 /* One function as the admin shows it: config plus totals of every generation. */
 struct fn_view {
@@ -708,13 +707,13 @@ make_parent(const char *path, char *err, size_t errlen)
 }
 
 /*
- * Listens on A: a unix socket born 0600 (its file's identity goes to *ST, so that
+ * Listens on A: a unix socket born 0600 (its file's identity goes to *ID, so that
  * we only ever remove our own), or a loopback port - the endpoint has no
  * authentication. Returns the fd, or -1 with the reason in ERR.
  */
 static int
-admin_listen(const char *addr, const struct net_addr *a, struct stat *st, char *err,
-    size_t errlen)
+admin_listen(const char *addr, const struct net_addr *a, struct net_unix_id *id,
+    char *err, size_t errlen)
 {
 	static const struct net_listen_opts opts = {
 		.backlog = 64, .loopback_only = true, .unix_mode = 0600,
@@ -728,7 +727,7 @@ admin_listen(const char *addr, const struct net_addr *a, struct stat *st, char *
 		snprintf(err, errlen, "%s: %s", addr, msg);
 		return -1;
 	}
-	if (a->kind == NET_UNIX && stat(a->path, st) < 0) {
+	if (a->kind == NET_UNIX && net_unix_id(a->path, id) < 0) {
 		snprintf(err, errlen, "%s: %s", addr, strerror(errno));
 		close(fd);
 		unlink(a->path);
@@ -743,7 +742,7 @@ admin_start(const char *addr, char *err, size_t errlen)
 	struct evhttp *http, *old_http = admin_http;
 	struct evhttp_bound_socket *bs;
 	struct net_addr a;
-	struct stat st = { 0 }, old;
+	struct net_unix_id id = { 0 };
 	const char *why;
 	int fd;
 
@@ -761,7 +760,7 @@ admin_start(const char *addr, char *err, size_t errlen)
 	evhttp_set_timeout(http, ADMIN_TIMEOUT_S);
 	evhttp_set_max_headers_size(http, ADMIN_MAX_HEADERS);
 	evhttp_set_max_body_size(http, ADMIN_MAX_BODY);
-	if ((fd = admin_listen(addr, &a, &st, err, errlen)) < 0)
+	if ((fd = admin_listen(addr, &a, &id, err, errlen)) < 0)
 		goto fail;
 	if ((bs = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
 		snprintf(err, errlen, "%s: cannot serve: %s", addr, strerror(errno));
@@ -773,15 +772,13 @@ admin_start(const char *addr, char *err, size_t errlen)
 	/* The old endpoint goes only once the new one listens. */
 	if (old_http != NULL) {
 		evhttp_free(old_http);
-		if (admin_path[0] && stat(admin_path, &old) == 0 && old.st_dev == admin_dev &&
-		    old.st_ino == admin_ino)
-			unlink(admin_path);
+		if (admin_path[0])
+			net_unix_release(admin_path, &admin_id);
 	}
 	admin_http = http;
 	admin_bound = bs;
 	snprintf(admin_path, sizeof(admin_path), "%s", a.kind == NET_UNIX ? a.path : "");
-	admin_dev = st.st_dev;
-	admin_ino = st.st_ino;
+	admin_id = id;
 	snprintf(admin_addr, sizeof(admin_addr), "%s", addr);
 	log_info("admin_listen", "addr=%s", log_qv(addr));
 	return 0;
@@ -793,17 +790,14 @@ fail:
 void
 admin_stop(void)
 {
-	struct stat st;
-
 	if (admin_http == NULL)
 		return;
 	evhttp_free(admin_http);
 	admin_http = NULL;
 	admin_bound = NULL;
 	/* Only our own socket: a newer supervisor may have taken the path. */
-	if (admin_path[0] && stat(admin_path, &st) == 0 && st.st_dev == admin_dev &&
-	    st.st_ino == admin_ino)
-		unlink(admin_path);
+	if (admin_path[0])
+		net_unix_release(admin_path, &admin_id);
 	admin_path[0] = '\0';
 	admin_addr[0] = '\0';
 }

@@ -30,6 +30,8 @@ struct listener {
 	char l_fn[64];
 	char l_oldfn[64];            /* l_fn before the config being applied */
 	int l_fd;
+	struct net_addr l_na;        /* l_addr parsed */
+	struct net_unix_id l_id;     /* a unix socket file: ours to remove at close */
 	bool l_seen;                 /* named by the newest config */
 	bool l_fresh;                /* created by the config being applied */
 	struct event *l_ev;
@@ -298,25 +300,31 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 	event_add(l->l_ev, NULL);
 }
 
-/* Opens a listening socket for ADDR (validated by the config). */
+/* Opens L's listening socket for ADDR (validated by the config). */
 static int
-open_listener(const char *addr, char *err, size_t errlen)
+open_listener(struct listener *l, const char *addr, char *err, size_t errlen)
 {
 	static const struct net_listen_opts opts = {
 		.backlog = LISTEN_BACKLOG, .nodelay = true, .defer_accept_s = DEFER_ACCEPT_S,
 	};
-	struct net_addr a;
 	const char *why;
 	char msg[256];
-	int fd;
 
-	if (net_parse(addr, &a, &why) < 0) {
+	if (net_parse(addr, &l->l_na, &why) < 0) {
 		snprintf(err, errlen, "listen %s: %s", addr, why);
 		return -1;
 	}
-	if ((fd = net_listen(&a, &opts, msg, sizeof(msg))) < 0)
+	if ((l->l_fd = net_listen(&l->l_na, &opts, msg, sizeof(msg))) < 0) {
 		snprintf(err, errlen, "listen %s: %s", addr, msg);
-	return fd;
+		return -1;
+	}
+	if (l->l_na.kind == NET_UNIX && net_unix_id(l->l_na.path, &l->l_id) < 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
+		close(l->l_fd);
+		unlink(l->l_na.path);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -326,8 +334,8 @@ listener_free(struct listener *l)
 	event_free(l->l_ev);
 	event_free(l->l_pause_ev);
 	close(l->l_fd);
-	if (strncmp(l->l_addr, "unix:", 5) == 0)
-		unlink(l->l_addr + 5);
+	if (l->l_na.kind == NET_UNIX)
+		net_unix_release(l->l_na.path, &l->l_id);
 	free(l);
 }
 
@@ -370,8 +378,7 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 			}
 			snprintf(l->l_addr, sizeof(l->l_addr), "%s", addr);
 			snprintf(l->l_fn, sizeof(l->l_fn), "%s", fc->name);
-			l->l_fd = open_listener(addr, err, errlen);
-			if (l->l_fd < 0) {
+			if (open_listener(l, addr, err, errlen) < 0) {
 				free(l);
 				goto rollback;
 			}

@@ -185,6 +185,39 @@ out:
 	unlink(path);
 }
 
+/* At close only our own socket file goes: not one that took the path since. */
+static void
+case_release(void)
+{
+	struct net_listen_opts o = { .backlog = 4 };
+	char path[PATH_MAX + 8], spec[PATH_MAX + 16], err[256];
+	struct net_unix_id id, other;
+	struct net_addr a;
+	struct stat st;
+	const char *why;
+	int fd = -1, fd2 = -1;
+
+	snprintf(path, sizeof(path), "%s/r.sock", dir);
+	snprintf(spec, sizeof(spec), "unix:%s", path);
+	UNIT_CHECK(net_parse(spec, &a, &why) == 0);
+	UNIT_CHECK((fd = net_listen(&a, &o, err, sizeof(err))) >= 0);
+	UNIT_CHECK(net_unix_id(path, &id) == 0);
+	/* Someone else's socket now stands at the path. */
+	UNIT_CHECK(unlink(path) == 0);
+	UNIT_CHECK((fd2 = net_listen(&a, &o, err, sizeof(err))) >= 0);
+	UNIT_CHECK(net_unix_id(path, &other) == 0 && other.ino != id.ino);
+	net_unix_release(path, &id);
+	UNIT_CHECK(lstat(path, &st) == 0 && st.st_ino == other.ino);
+	net_unix_release(path, &other);
+	UNIT_CHECK(lstat(path, &st) < 0 && errno == ENOENT);
+out:
+	if (fd >= 0)
+		close(fd);
+	if (fd2 >= 0)
+		close(fd2);
+	unlink(path);
+}
+
 static int
 sockopt(int fd, int level, int name)
 {
@@ -288,6 +321,7 @@ main(int argc, char **argv)
 	unit_run("parse_valid", case_parse_valid);
 	unit_run("parse_invalid", case_parse_invalid);
 	unit_run("stale_policy", case_stale_policy);
+	unit_run("release", case_release);
 	unit_run("tcp_listener", case_tcp_listener);
 	unit_run("v6_and_loopback", case_v6_and_loopback);
 	unit_run("unix_connect", case_unix_connect);
