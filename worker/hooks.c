@@ -28,7 +28,6 @@ struct hook {
 
 static struct edge_ctx *hooks_ctx;
 
-
 void
 hooks_init(struct edge_ctx *ctx)
 {
