@@ -104,6 +104,17 @@ out:
 	;
 }
 
+/* A in the test directory, socket file NAME; its path is A->path. */
+static int
+unix_addr(const char *name, struct net_addr *a)
+{
+	char spec[PATH_MAX + 16];
+	const char *why;
+
+	snprintf(spec, sizeof(spec), "unix:%s/%s", dir, name);
+	return net_parse(spec, a, &why);
+}
+
 static int
 unix_listener(const char *path)
 {
@@ -127,15 +138,13 @@ static void
 case_stale_policy(void)
 {
 	struct net_listen_opts o = { .backlog = 8, .unix_mode = 0600 };
-	char path[PATH_MAX + 8], spec[PATH_MAX + 16], err[256];
-	struct net_addr a;
+	char err[256];
+	struct net_addr a = { 0 };
+	const char *path = a.path;
 	struct stat st;
-	const char *why;
 	int live = -1, fd = -1, fd2 = -1;
 
-	snprintf(path, sizeof(path), "%s/s.sock", dir);
-	snprintf(spec, sizeof(spec), "unix:%s", path);
-	UNIT_CHECK(net_parse(spec, &a, &why) == 0);
+	UNIT_CHECK(unix_addr("s.sock", &a) == 0);
 
 	/* Nothing there: free. */
 	UNIT_CHECK(net_unix_claim(path, err, sizeof(err)) == 0);
@@ -190,16 +199,14 @@ static void
 case_release(void)
 {
 	struct net_listen_opts o = { .backlog = 4 };
-	char path[PATH_MAX + 8], spec[PATH_MAX + 16], err[256];
+	char err[256];
 	struct net_unix_id id, other;
-	struct net_addr a;
+	struct net_addr a = { 0 };
+	const char *path = a.path;
 	struct stat st;
-	const char *why;
 	int fd = -1, fd2 = -1;
 
-	snprintf(path, sizeof(path), "%s/r.sock", dir);
-	snprintf(spec, sizeof(spec), "unix:%s", path);
-	UNIT_CHECK(net_parse(spec, &a, &why) == 0);
+	UNIT_CHECK(unix_addr("r.sock", &a) == 0);
 	UNIT_CHECK((fd = net_listen(&a, &o, err, sizeof(err))) >= 0);
 	UNIT_CHECK(net_unix_id(path, &id) == 0);
 	/* Someone else's socket now stands at the path. */
@@ -290,14 +297,12 @@ static void
 case_unix_connect(void)
 {
 	struct net_listen_opts o = { .backlog = 4 };
-	char path[PATH_MAX + 8], spec[PATH_MAX + 16], err[256];
-	struct net_addr a;
-	const char *why;
+	char err[256];
+	struct net_addr a = { 0 };
+	const char *path = a.path;
 	int fd = -1, c = -1;
 
-	snprintf(path, sizeof(path), "%s/c.sock", dir);
-	snprintf(spec, sizeof(spec), "unix:%s", path);
-	UNIT_CHECK(net_parse(spec, &a, &why) == 0);
+	UNIT_CHECK(unix_addr("c.sock", &a) == 0);
 	UNIT_CHECK(net_connect(&a, 1) < 0 && errno == ENOENT);
 	UNIT_CHECKF((fd = net_listen(&a, &o, err, sizeof(err))) >= 0, "%s", err);
 	UNIT_CHECK((c = net_connect(&a, 1)) >= 0);
