@@ -19,25 +19,25 @@ CTL_LIBS = -levent -ljansson
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
 WK_SRC     = $(wildcard worker/*.c)
+CTL_SRC    = $(wildcard ctl/*.c)
 EX_SRC     = $(wildcard examples/*.c)
 FN_SRC     = $(wildcard tests/functions/*.c)
 UNIT_SRC   = $(wildcard tests/unit/test_*.c)
 
 obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 
-SV_MAIN_OBJ = $(call obj,$(filter-out supervisor/ctl_main.c,$(SV_SRC)))
+SV_MAIN_OBJ = $(call obj,$(SV_SRC))
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
 
-BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker
+BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
 TEST_FNS = $(patsubst tests/functions/%.c,$(BUILD)/tests/functions/%.so,$(FN_SRC))
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
-CTL = $(if $(wildcard supervisor/ctl_main.c),$(BUILD)/edgevisorctl)
 
 .PHONY: all deps run test unit asan asan-test bench soak fuzz install clean format
 
-all: $(BINS) $(CTL) $(EXAMPLES) $(TEST_FNS) $(UNIT_BINS)
+all: $(BINS) $(EXAMPLES) $(TEST_FNS) $(UNIT_BINS)
 
 deps:
 	@scripts/deps.sh
@@ -68,7 +68,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -O1 -g
 FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c $(COMMON_SRC)
-FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c $(COMMON_SRC)
+FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c $(COMMON_SRC)
 FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
 
 fuzz: deps $(FUZZ_BINS)
@@ -89,7 +89,7 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
 
-$(BUILD)/edgevisorctl: $(call obj,supervisor/ctl_main.c) $(COMMON_OBJ)
+$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
 
 # The worker exports only the edge_* API to the function it loads.
@@ -106,12 +106,13 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
-UNIT_DEPS_test_config = supervisor/config.c
-UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
+UNIT_DEPS_test_config = supervisor/config.c supervisor/cgroup_path.c
+UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/cgroup_path.c \
+			supervisor/config.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
-	supervisor/cgroup_fs.c supervisor/config.c
-UNIT_DEPS_test_reload = supervisor/reload.c supervisor/config.c
+	supervisor/cgroup_fs.c supervisor/cgroup_path.c supervisor/config.c
+UNIT_DEPS_test_reload = supervisor/reload.c supervisor/config.c supervisor/cgroup_path.c
 
 .SECONDARY:
 .SECONDEXPANSION:
@@ -125,7 +126,7 @@ install: all
 	    $(DESTDIR)$(PREFIX)/share/edgevisor
 	install -m 755 $(BUILD)/edgevisor $(DESTDIR)$(PREFIX)/bin/edgevisor
 	install -m 755 $(BUILD)/edgevisor-worker $(DESTDIR)$(PREFIX)/libexec/edgevisor/edgevisor-worker
-	$(if $(CTL),install -m 755 $(CTL) $(DESTDIR)$(PREFIX)/bin/edgevisorctl)
+	install -m 755 $(BUILD)/edgevisorctl $(DESTDIR)$(PREFIX)/bin/edgevisorctl
 	install -m 644 worker/edgevisor.h $(DESTDIR)$(PREFIX)/include/edgevisor.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/edgevisor.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/edgevisor.pc
 	install -m 644 supervisor.conf $(DESTDIR)$(PREFIX)/share/edgevisor/supervisor.conf.example
@@ -134,7 +135,7 @@ install: all
 	$(if $(wildcard scripts/edgevisor.service),install -m 644 scripts/edgevisor.service $(DESTDIR)$(PREFIX)/share/edgevisor/edgevisor.service)
 
 format:
-	clang-format -i $(COMMON_SRC) $(SV_SRC) $(WK_SRC) common/*.h supervisor/*.h worker/*.h
+	clang-format -i $(COMMON_SRC) $(SV_SRC) $(WK_SRC) $(CTL_SRC) common/*.h supervisor/*.h worker/*.h
 
 clean:
 	rm -rf build build-asan

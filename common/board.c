@@ -2,6 +2,7 @@
  * board.c - creating and mapping the scoreboard shared between supervisor and worker.
  */
 #include "board.h"
+#include "text.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -65,13 +66,7 @@ board_map(int fd, struct board **out)
 void
 board_copy_name(char *dst, const struct board_task *t)
 {
-	size_t i;
-
-	for (i = 0; i < BOARD_TASK_NAME && t->name[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)t->name[i];
-		dst[i] = (c > 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '_';
-	}
-	dst[i] = '\0';
+	text_sanitize(dst, BOARD_TASK_NAME + 1, t->name, BOARD_TASK_NAME, TEXT_TOKEN);
 }
 
 void

@@ -63,9 +63,8 @@ int board_map(int fd, struct board **out);
  */
 void board_unmap(struct board *b, uint32_t task_slots);
 /*
- * Copies task T's name into DST (BOARD_TASK_NAME + 1 bytes), NUL-terminated, with
- * anything but printable ASCII replaced by '_': the name was written by tenant code
- * and goes into log lines and JSON.
+ * Copies task T's name into DST (BOARD_TASK_NAME + 1 bytes) through text_sanitize
+ * (TEXT_TOKEN): the name was written by tenant code and goes into log lines and JSON.
  */
 void board_copy_name(char *dst, const struct board_task *t);
 

@@ -7,17 +7,12 @@
  * a few cgroup files, and answers at once, so the admin never blocks the loop that
  * hands connections to workers.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <fcntl.h>
-#include <netinet/in.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -28,6 +23,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/net.h"
 #include "admin.h"
 #include "admin_auth.h"
 #include "cgroup.h"
@@ -45,10 +41,9 @@
 static struct evhttp *admin_http;
 static struct evhttp_bound_socket *admin_bound;
 static char admin_addr[512];
-/* The socket file we created, and its inode, so we only ever remove our own. */
-static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-static dev_t admin_dev;
-static ino_t admin_ino;
+/* The socket file we created, and its identity, so we only ever remove our own. */
+static char admin_path[NET_UNIX_PATH_MAX];
+static struct net_unix_id admin_id;
 /* The read-only listener ("metrics"): its own evhttp, so no route leaks across. */
 static struct evhttp *metrics_http;
 static char metrics_addr[512];
@@ -779,7 +774,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/reload") == 0 || strcmp(path, "/stop") == 0 ||
 	    strncmp(path, "/drain/", 7) == 0) {
 		if (post) {
-			log_info("admin_request", "method=POST path=%s via=%s", path,
+			log_info("admin_request", "method=POST path=%s via=%s", log_qv(path),
 			    admin_path[0] ? "unix" : "tcp");
 			if (path[1] == 'r')
 				do_reload(req);
@@ -829,136 +824,53 @@ make_dirs(const char *dir)
 	return 0;
 }
 
-/* Binds and listens on a unix socket at PATH, replacing a stale one. Returns the fd. */
+/* Creates the directory the socket file PATH goes in, if it is missing. */
 static int
-listen_unix(const char *path, char *err, size_t errlen)
+make_parent(const char *path, char *err, size_t errlen)
 {
-	struct sockaddr_un sun = { .sun_family = AF_UNIX };
-	char dir[sizeof(sun.sun_path)];
-	struct stat st;
-	mode_t old;
+	char dir[sizeof(admin_path)];
 	char *slash;
-	int fd = -1, probe, saved;
 
-	if (strlen(path) >= sizeof(sun.sun_path)) {
-		snprintf(err, errlen, "unix:%s: path too long", path);
+	snprintf(dir, sizeof(dir), "%s", path);
+	slash = strrchr(dir, '/');
+	if (slash == NULL || slash == dir)
+		return 0;
+	*slash = '\0';
+	if (make_dirs(dir) < 0) {
+		snprintf(err, errlen, "unix:%s: cannot create %s: %s", path, dir, strerror(errno));
 		return -1;
 	}
-	strcpy(sun.sun_path, path);
-	strcpy(dir, path);
-	slash = strrchr(dir, '/');
-	if (slash != NULL && slash != dir) {
-		*slash = '\0';
-		if (make_dirs(dir) < 0) {
-			snprintf(err, errlen, "unix:%s: cannot create %s: %s", path, dir,
-			    strerror(errno));
-			return -1;
-		}
+	return 0;
+}
+
+/*
+ * Listens on A: a unix socket born 0600 (its file's identity goes to *ID, so that
+ * we only ever remove our own), or a loopback port - the endpoint has no
+ * authentication. Returns the fd, or -1 with the reason in ERR.
+ */
+static int
+admin_listen(const char *addr, const struct net_addr *a, struct net_unix_id *id,
+    char *err, size_t errlen)
+{
+	static const struct net_listen_opts opts = {
+		.backlog = 64, .loopback_only = true, .unix_mode = 0600,
+	};
+	char msg[256];
+	int fd;
+
+	if (a->kind == NET_UNIX && make_parent(a->path, err, errlen) < 0)
+		return -1;
+	if ((fd = net_listen(a, &opts, msg, sizeof(msg))) < 0) {
+		snprintf(err, errlen, "%s: %s", addr, msg);
+		return -1;
 	}
-	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode)) {
-			snprintf(err, errlen, "unix:%s: the path exists and is not a socket", path);
-			return -1;
-		}
-		/* Someone answering there is another supervisor: do not steal its socket. */
-		probe = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (probe >= 0 && (connect(probe, (struct sockaddr *)&sun, sizeof(sun)) == 0 ||
-		    errno == EAGAIN)) {
-			close(probe);
-			snprintf(err, errlen, "unix:%s: in use by a running process "
-			    "(another edgevisor?)", path);
-			return -1;
-		}
-		if (probe >= 0)
-			close(probe);
-		if (unlink(path) < 0 && errno != ENOENT) {
-			snprintf(err, errlen, "unix:%s: cannot remove the stale socket: %s", path,
-			    strerror(errno));
-			return -1;
-		}
-	}
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	/* Born 0600: no window in which another user could connect. */
-	old = umask(0177);
-	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0) {
-		saved = errno;
-		umask(old);
-		errno = saved;
-		goto fail;
-	}
-	umask(old);
-	if (chmod(path, 0600) < 0 || listen(fd, 64) < 0 || stat(path, &st) < 0) {
-		saved = errno;
-		unlink(path);
-		errno = saved;
-		goto fail;
-	}
-	admin_dev = st.st_dev;
-	admin_ino = st.st_ino;
-	return fd;
-fail:
-	saved = errno;
-	snprintf(err, errlen, "unix:%s: %s", path, strerror(saved));
-	if (fd >= 0)
+	if (a->kind == NET_UNIX && net_unix_id(a->path, id) < 0) {
+		snprintf(err, errlen, "%s: %s", addr, strerror(errno));
 		close(fd);
-	return -1;
-}
-
-static bool
-is_loopback(int fd)
-{
-	struct sockaddr_storage ss;
-	socklen_t len = sizeof(ss);
-
-	if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
-		return false;
-	if (ss.ss_family == AF_INET)
-		return (ntohl(((struct sockaddr_in *)&ss)->sin_addr.s_addr) >> 24) == 127;
-	if (ss.ss_family == AF_INET6)
-		return IN6_IS_ADDR_LOOPBACK(&((struct sockaddr_in6 *)&ss)->sin6_addr);
-	return false;
-}
-
-/* Binds "host:port" or "[v6]:port" on HTTP; LOOPBACK_ONLY refuses anything else. */
-static struct evhttp_bound_socket *
-listen_tcp(struct evhttp *http, const char *addr, bool loopback_only, char *err,
-    size_t errlen)
-{
-	struct evhttp_bound_socket *bs;
-	char host[256];
-	const char *colon = strrchr(addr, ':');
-	size_t hlen;
-	long port;
-
-	if (colon == NULL || (port = strtol(colon + 1, NULL, 10)) <= 0 || port > 65535) {
-		snprintf(err, errlen, "%s: must be \"unix:/path\" or \"host:port\"", addr);
-		return NULL;
+		unlink(a->path);
+		return -1;
 	}
-	hlen = (size_t)(colon - addr);
-	if (hlen >= 2 && addr[0] == '[' && addr[hlen - 1] == ']') {
-		addr++;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= sizeof(host)) {
-		snprintf(err, errlen, "%.*s: bad host", (int)(colon - addr), addr);
-		return NULL;
-	}
-	memcpy(host, addr, hlen);
-	host[hlen] = '\0';
-	bs = evhttp_bind_socket_with_handle(http, host, (ev_uint16_t)port);
-	if (bs == NULL) {
-		snprintf(err, errlen, "%s:%ld: cannot listen: %s", host, port, strerror(errno));
-		return NULL;
-	}
-	if (loopback_only && !is_loopback(evhttp_bound_socket_get_fd(bs))) {
-		evhttp_del_accept_socket(http, bs);
-		snprintf(err, errlen, "%s:%ld: the admin endpoint must be on loopback or a "
-		    "unix socket (\"metrics\" may listen anywhere)", host, port);
-		return NULL;
-	}
-	return bs;
+	return fd;
 }
 
 /* A new evhttp for the admin or the metrics listener (ON: on_admin, on_metrics). */
@@ -984,62 +896,78 @@ admin_open(const char *addr, char *err, size_t errlen)
 {
 	struct evhttp *http, *old_http = admin_http;
 	struct evhttp_bound_socket *bs;
-	char old_path[sizeof(admin_path)];
-	dev_t old_dev = admin_dev;
-	ino_t old_ino = admin_ino;
+	struct net_addr a;
+	struct net_unix_id id = { 0 };
+	const char *why;
 	int fd;
 
 	if (old_http != NULL && strcmp(addr, admin_addr) == 0)
 		return 0;
+	if (net_parse(addr, &a, &why) < 0) {
+		snprintf(err, errlen, "%s: %s", addr, why);
+		return -1;
+	}
 	if ((http = new_http(&on_admin, err, errlen)) == NULL)
 		return -1;
-	strcpy(old_path, admin_path);
-	if (strncmp(addr, "unix:", 5) == 0) {
-		/* A new socket at the same path as the old one replaces it below. */
-		if ((fd = listen_unix(addr + 5, err, errlen)) < 0)
-			goto fail;
-		if ((bs = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
-			snprintf(err, errlen, "%s: cannot serve: %s", addr, strerror(errno));
-			close(fd);
-			unlink(addr + 5);
-			goto fail;
-		}
-		snprintf(admin_path, sizeof(admin_path), "%s", addr + 5);
-	} else {
-		if ((bs = listen_tcp(http, addr, true, err, errlen)) == NULL)
-			goto fail;
-		admin_path[0] = '\0';
+	if ((fd = admin_listen(addr, &a, &id, err, errlen)) < 0)
+		goto fail;
+	if ((bs = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
+		snprintf(err, errlen, "%s: cannot serve: %s", addr, strerror(errno));
+		close(fd);
+		if (a.kind == NET_UNIX)
+			unlink(a.path);
+		goto fail;
 	}
 	/* The old endpoint goes only once the new one listens. */
 	if (old_http != NULL) {
 		evhttp_free(old_http);
-		if (old_path[0] && strcmp(old_path, admin_path) != 0) {
-			struct stat st;
-			if (stat(old_path, &st) == 0 && st.st_dev == old_dev && st.st_ino == old_ino)
-				unlink(old_path);
-		}
+		if (admin_path[0])
+			net_unix_release(admin_path, &admin_id);
 	}
 	admin_http = http;
 	admin_bound = bs;
+	snprintf(admin_path, sizeof(admin_path), "%s", a.kind == NET_UNIX ? a.path : "");
+	admin_id = id;
 	snprintf(admin_addr, sizeof(admin_addr), "%s", addr);
-	log_info("admin_listen", "addr=%s", addr);
+	log_info("admin_listen", "addr=%s", log_qv(addr));
 	return 0;
 fail:
 	evhttp_free(http);
 	return -1;
 }
 
-/* Opens the metrics listener at ADDR; the old one (if any) goes once it listens. */
+/* Opens the metrics listener at ADDR (any TCP address); the old one goes once it
+ * listens. */
 static int
 metrics_open(const char *addr, char *err, size_t errlen)
 {
+	static const struct net_listen_opts opts = { .backlog = 64 };
 	struct evhttp *http;
+	struct net_addr a;
+	const char *why;
+	char msg[256];
+	int fd;
 
 	if (metrics_http != NULL && strcmp(addr, metrics_addr) == 0)
 		return 0;
+	if (net_parse(addr, &a, &why) < 0) {
+		snprintf(err, errlen, "%s: %s", addr, why);
+		return -1;
+	}
+	if (a.kind == NET_UNIX) {
+		snprintf(err, errlen, "%s: the metrics listener is TCP only", addr);
+		return -1;
+	}
 	if ((http = new_http(&on_metrics, err, errlen)) == NULL)
 		return -1;
-	if (listen_tcp(http, addr, false, err, errlen) == NULL) {
+	if ((fd = net_listen(&a, &opts, msg, sizeof(msg))) < 0) {
+		snprintf(err, errlen, "%s: %s", addr, msg);
+		evhttp_free(http);
+		return -1;
+	}
+	if (evhttp_accept_socket_with_handle(http, fd) == NULL) {
+		snprintf(err, errlen, "%s: cannot serve: %s", addr, strerror(errno));
+		close(fd);
 		evhttp_free(http);
 		return -1;
 	}
@@ -1047,7 +975,7 @@ metrics_open(const char *addr, char *err, size_t errlen)
 		evhttp_free(metrics_http);
 	metrics_http = http;
 	snprintf(metrics_addr, sizeof(metrics_addr), "%s", addr);
-	log_info("metrics_listen", "addr=%s", addr);
+	log_info("metrics_listen", "addr=%s", log_qv(addr));
 	return 0;
 }
 
@@ -1090,17 +1018,14 @@ admin_stop(void)
 static void
 admin_close(void)
 {
-	struct stat st;
-
 	if (admin_http == NULL)
 		return;
 	evhttp_free(admin_http);
 	admin_http = NULL;
 	admin_bound = NULL;
 	/* Only our own socket: a newer supervisor may have taken the path. */
-	if (admin_path[0] && stat(admin_path, &st) == 0 && st.st_dev == admin_dev &&
-	    st.st_ino == admin_ino)
-		unlink(admin_path);
+	if (admin_path[0])
+		net_unix_release(admin_path, &admin_id);
 	admin_path[0] = '\0';
 	admin_addr[0] = '\0';
 }

@@ -6,7 +6,7 @@
  *   POST /reload          same as SIGHUP
  *   POST /drain/<name>    replace every worker of one function
  *   POST /stop            same as SIGTERM (graceful)
- * edgevisorctl (ctl_main.c) is its client. Over TCP only /metrics and /health are
+ * edgevisorctl (ctl/main.c) is its client. Over TCP only /metrics and /health are
  * open; the rest needs the admin_token_file's bearer token (admin_auth.h). The
  * "metrics" listener serves /metrics and /health and nothing else.
  */
@@ -32,8 +32,9 @@ void admin_set_ops(const struct admin_ops *ops);
 
 /*
  * Serves CONF's endpoints on sv.base with its admin token. "admin" is "unix:/path"
- * (the parent directory is created 0755 if missing, a stale socket is replaced, the
- * socket is made 0600) or a loopback "host:port" / "[v6]:port"; "metrics" is any
+ * (the parent directory is created 0755 if missing, the path is claimed as
+ * net_unix_claim says, the socket is born 0600) or a loopback "host:port" /
+ * "[v6]:port"; "metrics" is any
  * "host:port". Called again (a reload) it opens a changed address first, then closes
  * the old one; an unchanged one is kept; one now NULL is closed. Returns 0, or -1
  * with a one-line reason in ERR.

@@ -28,6 +28,7 @@
 
 #include "cgroup.h"
 #include "cgroup_fs.h"
+#include "cgroup_path.h"
 #include "log.h"
 
 #define CG_DEFAULT_ROOT	"/sys/fs/cgroup"
@@ -56,6 +57,19 @@ set_err(const char *fmt, ...)
 }
 
 
+/* MOUNT/BASE[/SUB] of H as one log value (errno kept for the caller's strerror). */
+static const char *
+qpath(const struct cg_hier *h, const char *sub)
+{
+	char path[PATH_MAX];
+	int saved = errno;
+
+	if (cg_path(path, sizeof(path), h, sub, NULL) < 0)
+		snprintf(path, sizeof(path), "(too long)");
+	errno = saved;
+	return log_qv(path);
+}
+
 /* Function cgroups left under <base> by an earlier run that did not shut down. */
 static void
 stale_cleanup(void)
@@ -72,7 +86,7 @@ stale_cleanup(void)
 			if (de->d_type != DT_DIR || de->d_name[0] == '.' ||
 			    strcmp(de->d_name, CG_LEAF) == 0)
 				continue;
-			log_info("cgroup_stale", "path=%s/%s", path, de->d_name);
+			log_info("cgroup_stale", "path=%s", qpath(&cg.h[i], de->d_name));
 			cgx_remove_tree(&cg.h[i], de->d_name, 1);
 		}
 		closedir(d);
@@ -235,8 +249,8 @@ v2_enable(const char *path, const char *ctrls)
 		return 0;
 	if (!cg.pids || strstr(ctrls, "+pids") == NULL)
 		return -1;
-	log_warn("cgroup_pids_off", "path=%s err=\"%s\" msg=\"max_pids is not enforced\"",
-	    path, strerror(errno));
+	log_warn("cgroup_pids_off", "path=%s err=%s msg=\"max_pids is not enforced\"",
+	    log_qv(path), log_qv(strerror(errno)));
 	cg.pids = false;
 	/* +pids is always the last word. */
 	snprintf(without, sizeof(without), "%s", ctrls);
@@ -334,7 +348,7 @@ v2_build(void)
 	}
 	if (cg.pids && !cgfs_has_word(buf, "pids")) {
 		log_warn("cgroup_pids_off", "path=%s msg=\"pids not enabled: max_pids is "
-		    "not enforced\"", path);
+		    "not enforced\"", log_qv(path));
 		cg.pids = false;
 	}
 	return 0;
@@ -366,8 +380,8 @@ v1_build(void)
 		if (i == H_MEM && cgx_get_u64(h, NULL, "memory.use_hierarchy",
 		    &hier) == 0 && hier == 0 &&
 		    cgx_set(h, NULL, "memory.use_hierarchy", "1") < 0)
-			log_warn("cgroup_use_hierarchy", "path=%s/%s err=\"%s\"",
-			    h->h_mount, h->h_base, strerror(errno));
+			log_warn("cgroup_use_hierarchy", "path=%s err=%s",
+			    qpath(h, NULL), log_qv(strerror(errno)));
 		if (cgx_create(h, CG_LEAF) < 0) {
 			cg_path(path, sizeof(path), h, CG_LEAF, NULL);
 			explain("cannot create", path, errno);
@@ -392,8 +406,8 @@ fail:
 		if (i != H_PIDS)
 			return -1;
 		/* pids is optional: without it only max_pids goes unenforced. */
-		log_warn("cgroup_pids_off", "msg=\"%s: max_pids is not enforced\"",
-		    cg_errbuf);
+		log_warn("cgroup_pids_off", "err=%s msg=\"max_pids is not enforced\"",
+		    log_qv(cg_errbuf));
 		cg_errbuf[0] = '\0';
 		(void)cgx_remove(h, CG_LEAF);
 		(void)cgx_remove(h, NULL);
@@ -432,30 +446,13 @@ in_use(void)
 	return 0;
 }
 
-/* Parent must stay below our cgroup: no "..", no empty or absolute path. */
-static bool
-parent_ok(const char *parent)
-{
-	const char *p = parent;
-
-	if (parent == NULL || *parent == '\0' || *parent == '/')
-		return false;
-	while (*p != '\0') {
-		if (p[0] == '.' && (p[1] == '.' || p[1] == '/' || p[1] == '\0'))
-			return false;
-		if ((p = strchr(p, '/')) == NULL)
-			break;
-		p++;
-	}
-	return strlen(parent) < 256;
-}
-
 int
 cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 {
 	const char *root = getenv("EDGEVISOR_CGROUP_ROOT");
 	char path[PATH_MAX];
 	bool override = root != NULL && *root != '\0', built = false;
+	const char *why;
 	int r;
 
 	if (cg.version != 0)
@@ -468,9 +465,8 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 	cg.required = mode == CG_MODE_REQUIRED;
 	if (!override)
 		root = CG_DEFAULT_ROOT;
-	if (!parent_ok(parent)) {
-		set_err("cgroup_parent \"%s\" is not a relative path below our cgroup",
-		    parent ? parent : "");
+	if (cg_parent_check(parent, &why) < 0) {
+		set_err("cgroup_parent \"%s\" %s", parent ? parent : "", why);
 		errno = EINVAL;
 		goto fail;
 	}
@@ -479,7 +475,7 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 		if ((r = cgroup_init()) == 0)
 			cg.lib = true;
 		else
-			log_debug("cgroup_lib_init", "err=\"%s\"", cgroup_strerror(r));
+			log_debug("cgroup_lib_init", "err=%s", log_qv(cgroup_strerror(r)));
 	}
 	if (detect(root, override) < 0)
 		goto fail;
@@ -519,7 +515,7 @@ cg_init(enum cg_mode mode, const char *parent, char *err, size_t errlen)
 		goto fail;
 	stale_cleanup();
 	cg_path(path, sizeof(path), &cg.h[cg.version == 2 ? 0 : H_MEM], NULL, NULL);
-	log_info("cgroup_init", "version=v%d base=%s lib=%s pids=%s%s", cg.version, path,
+	log_info("cgroup_init", "version=v%d base=%s lib=%s pids=%s%s", cg.version, log_qv(path),
 	    cg.lib ? "libcgroup" : "files", cg.pids ? "yes" : "no",
 	    cg.fake ? " fake=1" : "");
 	return 0;
@@ -593,8 +589,8 @@ set_memory(const char *sub, uint32_t mb)
 		goto fail;
 	return 0;
 fail:
-	log_warn("cgroup_set_failed", "path=%s/%s/%s memory=%s err=\"%s\"",
-	    h->h_mount, h->h_base, sub, val, strerror(errno));
+	log_warn("cgroup_set_failed", "path=%s memory=%s err=%s",
+	    qpath(h, sub), val, log_qv(strerror(errno)));
 	return -1;
 }
 
@@ -626,8 +622,8 @@ set_cpu(const char *sub, uint32_t pct)
 		goto fail;
 	return 0;
 fail:
-	log_warn("cgroup_set_failed", "path=%s/%s/%s cpu=%s err=\"%s\"",
-	    h->h_mount, h->h_base, sub, val, strerror(errno));
+	log_warn("cgroup_set_failed", "path=%s cpu=%s err=%s",
+	    qpath(h, sub), log_qv(val), log_qv(strerror(errno)));
 	return -1;
 }
 
@@ -645,8 +641,8 @@ set_pids(const char *sub, uint32_t n)
 	else
 		snprintf(val, sizeof(val), "%u", (unsigned)n);
 	if (cgx_set(h, sub, "pids.max", val) < 0) {
-		log_warn("cgroup_set_failed", "path=%s/%s/%s pids=%s err=\"%s\"",
-		    h->h_mount, h->h_base, sub, val, strerror(errno));
+		log_warn("cgroup_set_failed", "path=%s pids=%s err=%s",
+		    qpath(h, sub), val, log_qv(strerror(errno)));
 		return -1;
 	}
 	return 0;
@@ -689,8 +685,8 @@ cg_function_setup(const struct fn_conf *fn)
 	for (int i = 0; i < H_MAX; i++) {
 		if (cg.h[i].h_on && cgx_create(&cg.h[i], fn->name) < 0) {
 			cg_path(path, sizeof(path), &cg.h[i], fn->name, NULL);
-			log_warn("cgroup_create_failed", "path=%s err=\"%s\"", path,
-			    strerror(errno));
+			log_warn("cgroup_create_failed", "path=%s err=%s", log_qv(path),
+			    log_qv(strerror(errno)));
 			return -1;
 		}
 	}
@@ -698,8 +694,8 @@ cg_function_setup(const struct fn_conf *fn)
 	if (cg.version == 2 && (cg_path(path, sizeof(path), &cg.h[0], fn->name,
 	    "cgroup.subtree_control") < 0 ||
 	    cgfs_write(path, ctrls, strlen(ctrls)) < 0)) {
-		log_warn("cgroup_set_failed", "path=%s err=\"%s\"", path,
-		    strerror(errno));
+		log_warn("cgroup_set_failed", "path=%s err=%s", log_qv(path),
+		    log_qv(strerror(errno)));
 		return -1;
 	}
 	(void)cg_check_function(fn, NULL, 0);
@@ -760,8 +756,8 @@ cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathl
 	for (int i = 0; i < H_MAX; i++) {
 		if (cg.h[i].h_on && cgx_create(&cg.h[i], sub) < 0) {
 			cg_path(dir, sizeof(dir), &cg.h[i], sub, NULL);
-			log_warn("cgroup_create_failed", "path=%s err=\"%s\"", dir,
-			    strerror(errno));
+			log_warn("cgroup_create_failed", "path=%s err=%s", log_qv(dir),
+			    log_qv(strerror(errno)));
 			return -1;
 		}
 	}
@@ -875,8 +871,8 @@ cg_worker_remove(const char *fn, uint32_t id)
 		if (!cg.h[i].h_on || cgx_remove(&cg.h[i], sub) == 0)
 			continue;
 		cg_path(path, sizeof(path), &cg.h[i], sub, NULL);
-		log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", path,
-		    strerror(errno));
+		log_warn("cgroup_remove_failed", "path=%s err=%s", log_qv(path),
+		    log_qv(strerror(errno)));
 		rc = -1;
 	}
 	return rc;
@@ -929,20 +925,20 @@ teardown(bool functions)
 				    "%s/%s/cgroup.subtree_control", h->h_mount,
 				    h->h_own) < 0 ||
 				    cgfs_write(path, cg.own_off, strlen(cg.own_off)) < 0)
-					log_warn("cgroup_restore_failed", "path=%s err=\"%s\"",
-					    path, strerror(errno));
+					log_warn("cgroup_restore_failed", "path=%s err=%s",
+					    log_qv(path), log_qv(strerror(errno)));
 			}
 		}
 		if (h->h_moved && (cgfs_pathf(path, sizeof(path), "%s%s%s/cgroup.procs",
 		    h->h_mount, h->h_own[0] ? "/" : "", h->h_own) < 0 ||
 		    cgfs_write_pid(path, getpid()) < 0) && !cg.quiet)
-			log_warn("cgroup_restore_failed", "path=%s err=\"%s\"", path,
-			    strerror(errno));
+			log_warn("cgroup_restore_failed", "path=%s err=%s", log_qv(path),
+			    log_qv(strerror(errno)));
 		h->h_moved = false;
 		if ((cgx_remove(h, CG_LEAF) < 0 || cgx_remove(h, NULL) < 0) &&
 		    !cg.quiet)
-			log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", dir,
-			    strerror(errno));
+			log_warn("cgroup_remove_failed", "path=%s err=%s", log_qv(dir),
+			    log_qv(strerror(errno)));
 	}
 }
 
@@ -954,8 +950,7 @@ cg_shutdown(void)
 	if (cg.version == 0)
 		return;
 	teardown(true);
-	log_info("cgroup_shutdown", "version=v%d base=%s/%s", cg.version,
-	    h->h_mount, h->h_base);
+	log_info("cgroup_shutdown", "version=v%d base=%s", cg.version, qpath(h, NULL));
 	reset();
 }
 

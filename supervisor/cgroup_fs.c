@@ -216,8 +216,8 @@ cgx_create(struct cg_hier *h, const char *sub)
 		cgroup_free(&c);
 		if (r == 0 && cgfs_exists(path))
 			return 0;
-		log_debug("cgroup_lib_fallback", "op=create path=%s err=\"%s\"",
-		    path, cgroup_strerror(r));
+		log_debug("cgroup_lib_fallback", "op=create path=%s err=%s",
+		    log_qv(path), log_qv(cgroup_strerror(r)));
 	}
 	/* v2: libcgroup 2.0.2 would enable controllers up from the mount root. */
 	if (mkdir(path, 0755) < 0 && errno != EEXIST)
@@ -244,8 +244,8 @@ cgx_set(struct cg_hier *h, const char *sub, const char *file, const char *val)
 		cgroup_free(&c);
 		if (r == 0)
 			return 0;
-		log_debug("cgroup_lib_fallback", "op=set path=%s err=\"%s\"",
-		    path, cgroup_strerror(r));
+		log_debug("cgroup_lib_fallback", "op=set path=%s err=%s",
+		    log_qv(path), log_qv(cgroup_strerror(r)));
 	}
 	return cgfs_write(path, val, strlen(val));
 }
@@ -278,8 +278,8 @@ cgx_get(struct cg_hier *h, const char *sub, const char *file, char *buf, size_t 
 			cgroup_read_value_end(&handle);
 		if (r == 0 || r == ECGEOF)
 			return 0;
-		log_debug("cgroup_lib_fallback", "op=get path=%s err=\"%s\"",
-		    path, cgroup_strerror(r));
+		log_debug("cgroup_lib_fallback", "op=get path=%s err=%s",
+		    log_qv(path), log_qv(cgroup_strerror(r)));
 	}
 	return cgfs_read(path, buf, len);
 }
@@ -337,8 +337,8 @@ cgx_remove(struct cg_hier *h, const char *sub)
 			r = cgroup_delete_cgroup_ext(c, CGFLAG_DELETE_EMPTY_ONLY);
 		cgroup_free(&c);
 		if (r != 0)
-			log_debug("cgroup_lib_fallback", "op=delete path=%s err=\"%s\"",
-			    path, cgroup_strerror(r));
+			log_debug("cgroup_lib_fallback", "op=delete path=%s err=%s",
+			    log_qv(path), log_qv(cgroup_strerror(r)));
 	}
 	cgfs_fake_unlink(path);
 	for (i = 0; i < CG_KILL_ROUNDS; i++) {
@@ -368,8 +368,8 @@ cgx_kill_procs(struct cg_hier *h, const char *sub)
 	    cg_path(kpath, sizeof(kpath), h, sub, "cgroup.kill") < 0)
 		return -1;
 	if (cg.version == 2 && cgfs_exists(kpath) && cgfs_write(kpath, "1", 1) < 0)
-		log_warn("cgroup_kill_failed", "path=%s err=\"%s\"", kpath,
-		    strerror(errno));
+		log_warn("cgroup_kill_failed", "path=%s err=%s", log_qv(kpath),
+		    log_qv(strerror(errno)));
 	for (i = 0; i < CG_KILL_ROUNDS; i++) {
 		if ((f = fopen(path, "re")) == NULL)
 			return errno == ENOENT ? 0 : -1;
@@ -379,8 +379,8 @@ cgx_kill_procs(struct cg_hier *h, const char *sub)
 				continue;
 			any = true;
 			if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
-				log_warn("cgroup_kill_failed", "path=%s pid=%d err=\"%s\"",
-				    path, pid, strerror(errno));
+				log_warn("cgroup_kill_failed", "path=%s pid=%d err=%s",
+				    log_qv(path), pid, log_qv(strerror(errno)));
 		}
 		fclose(f);
 		if (!any)
@@ -415,8 +415,8 @@ cgx_remove_tree(struct cg_hier *h, const char *sub, int depth)
 		closedir(d);
 	}
 	if ((cgx_kill_procs(h, sub) < 0 || cgx_remove(h, sub) < 0) && !cg.quiet) {
-		log_warn("cgroup_remove_failed", "path=%s err=\"%s\"", path,
-		    strerror(errno));
+		log_warn("cgroup_remove_failed", "path=%s err=%s", log_qv(path),
+		    log_qv(strerror(errno)));
 		rc = -1;
 	}
 	return rc;

@@ -8,8 +8,10 @@
  */
 #include "config.h"
 #include "../common/token.h"
+#include "cgroup_path.h"
+#include "../common/net.h"
+#include "../common/paths.h"
 
-#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <glob.h>
@@ -21,8 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #define CONF_MAXDEPTH 8
@@ -407,110 +407,19 @@ get_enum(struct loader *ld, json_t *obj, const char *key, const char *const *nam
 	return -1;
 }
 
-/*
- * Checks an address: "unix:/absolute/path", "[v6]:port", or "host:port" with an
- * IPv4 address or a host name. Fills CANON (for the duplicate check) and returns 0,
- * or returns -1 with a short reason in *WHY.
- */
-static int
-parse_addr(const char *s, char *canon, size_t len, const char **why)
-{
-	struct sockaddr_un sun;
-	char host[256], ip[INET6_ADDRSTRLEN];
-	struct in6_addr a6;
-	struct in_addr a4;
-	const char *colon, *p;
-	unsigned long port = 0;
-	size_t hlen;
-
-	if (strncmp(s, "unix:", 5) == 0) {
-		if (s[5] != '/') {
-			*why = "unix socket path must be absolute";
-			return -1;
-		}
-		if (strlen(s + 5) >= sizeof(sun.sun_path)) {
-			*why = "unix socket path too long";
-			return -1;
-		}
-		snprintf(canon, len, "%s", s);
-		return 0;
-	}
-	if ((colon = strrchr(s, ':')) == NULL) {
-		*why = "must be \"host:port\", \"[v6]:port\" or \"unix:/path\"";
-		return -1;
-	}
-	for (p = colon + 1; *p != '\0' && port <= 65535; p++) {
-		if (!isdigit((unsigned char)*p))
-			break;
-		port = port * 10 + (unsigned long)(*p - '0');
-	}
-	if (colon[1] == '\0' || *p != '\0' || port < 1 || port > 65535) {
-		*why = "port must be a number between 1 and 65535";
-		return -1;
-	}
-	hlen = (size_t)(colon - s);
-	if (s[0] == '[') {
-		if (hlen < 3 || s[hlen - 1] != ']' || hlen - 2 >= sizeof(host)) {
-			*why = "bad IPv6 address";
-			return -1;
-		}
-		memcpy(host, s + 1, hlen - 2);
-		host[hlen - 2] = '\0';
-		if (inet_pton(AF_INET6, host, &a6) != 1) {
-			*why = "bad IPv6 address";
-			return -1;
-		}
-		inet_ntop(AF_INET6, &a6, ip, sizeof(ip));
-		snprintf(canon, len, "[%s]:%lu", ip, port);
-		return 0;
-	}
-	if (hlen == 0 || hlen > 253) {
-		*why = "missing or too long host";
-		return -1;
-	}
-	memcpy(host, s, hlen);
-	host[hlen] = '\0';
-	if (strspn(host, "0123456789.") == hlen) {
-		if (inet_pton(AF_INET, host, &a4) != 1) {
-			*why = "bad IPv4 address";
-			return -1;
-		}
-		inet_ntop(AF_INET, &a4, ip, sizeof(ip));
-		snprintf(canon, len, "%s:%lu", ip, port);
-		return 0;
-	}
-	/* A host name: dot-separated labels of letters, digits and inner hyphens. */
-	for (char *label = host, *end;; label = end + 1) {
-		if ((end = strchr(label, '.')) == NULL)
-			end = label + strlen(label);
-		size_t l = (size_t)(end - label);
-		if (l == 0 || l > 63 || label[0] == '-' || label[l - 1] == '-' ||
-		    strspn(label, "abcdefghijklmnopqrstuvwxyz"
-		    "ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-") < l) {
-			*why = "bad host name";
-			return -1;
-		}
-		if (*end == '\0')
-			break;
-	}
-	for (char *c = host; *c != '\0'; c++)
-		*c = (char)tolower((unsigned char)*c);
-	snprintf(canon, len, "%s:%lu", host, port);
-	return 0;
-}
-
 /* Checks the string at the current path as an address, and that it is unused so far. */
 static int
 check_addr(struct loader *ld, const char *s, int remember)
 {
-	char canon[512], where[4400];
+	struct net_addr na;
+	char where[4400];
 	struct conf_addr *a;
 	const char *why;
 
-	if (parse_addr(s, canon, sizeof(canon), &why) < 0)
+	if (net_parse(s, &na, &why) < 0)
 		return conf_error(ld, LOC_VALUE, "%s", why);
 	SLIST_FOREACH(a, &ld->addrs, entry)
-		if (strcmp(a->canon, canon) == 0)
+		if (strcmp(a->canon, na.canon) == 0)
 			return conf_error(ld, LOC_VALUE, "address \"%s\" already used at %s",
 			    s, a->where);
 	if (!remember)
@@ -523,7 +432,7 @@ check_addr(struct loader *ld, const char *s, int remember)
 		snprintf(where, sizeof(where), "%s%s%s", ld->included ? ld->path : "",
 		    ld->included ? ": " : "", kp);
 	}
-	if ((a = calloc(1, sizeof(*a))) == NULL || (a->canon = strdup(canon)) == NULL ||
+	if ((a = calloc(1, sizeof(*a))) == NULL || (a->canon = strdup(na.canon)) == NULL ||
 	    (a->where = strdup(where)) == NULL) {
 		if (a != NULL) {
 			free(a->canon);
@@ -533,27 +442,6 @@ check_addr(struct loader *ld, const char *s, int remember)
 	}
 	SLIST_INSERT_HEAD(&ld->addrs, a, entry);
 	return 0;
-}
-
-/* cgroup_parent: a relative path of plain names, so nothing escapes the base. */
-static int
-check_cgroup_parent(const char *s)
-{
-	size_t l;
-
-	if (*s == '\0' || *s == '/')
-		return -1;
-	for (const char *c = s;; c += l + 1) {
-		l = strcspn(c, "/");
-		if (l == 0 || (l == 1 && c[0] == '.') ||
-		    (l == 2 && c[0] == '.' && c[1] == '.'))
-			return -1;
-		for (size_t i = 0; i < l; i++)
-			if (!isalnum((unsigned char)c[i]) && strchr("_-.@", c[i]) == NULL)
-				return -1;
-		if (c[l] == '\0')
-			return 0;
-	}
 }
 
 /*
@@ -995,6 +883,7 @@ static int
 load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 {
 	json_t *fns, *fn, *admin, *inc;
+	const char *why;
 	int mode = CG_MODE_AUTO, level = 2;
 	size_t i;
 
@@ -1022,9 +911,8 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
 
 	push_key(ld, "cgroup_parent");
-	if (check_cgroup_parent(conf->cgroup_parent) < 0)
-		return conf_error(ld, LOC_VALUE, "must be a relative path of names "
-		    "([A-Za-z0-9_.@-], no \".\" or \"..\")");
+	if (cg_parent_check(conf->cgroup_parent, &why) < 0)
+		return conf_error(ld, LOC_VALUE, "%s", why);
 	pop(ld);
 
 	fns = json_object_get(root, "functions");
@@ -1083,7 +971,7 @@ config_load(const char *path, char *err, size_t errlen)
 	TAILQ_INIT(&conf->functions);
 	conf->check_timeout_ms = 5000;
 	if ((conf->path = strdup(path)) == NULL ||
-	    (conf->admin = strdup("unix:/run/edgevisor/admin.sock")) == NULL ||
+	    (conf->admin = strdup(EV_ADMIN_DEFAULT)) == NULL ||
 	    (conf->cgroup_parent = strdup("edgevisor")) == NULL)
 		goto fail;
 	if (load_root(&ld, conf, root) < 0) {

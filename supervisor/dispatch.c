@@ -8,21 +8,17 @@
  * stays, so no connection is refused while pools are swapped.
  */
 #include <errno.h>
-#include <netdb.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/net.h"
 #include "dispatch.h"
 #include "evq.h"
 #include "pool.h"
@@ -38,6 +34,8 @@ struct listener {
 	char l_fn[64];               /* the function it serves */
 	char l_newfn[64];            /* the one it serves once the pending config commits */
 	int l_fd;
+	struct net_addr l_na;        /* l_addr parsed */
+	struct net_unix_id l_id;     /* a unix socket file: ours to remove at close */
 	bool l_seen;                 /* named by the pending config */
 	bool l_fresh;                /* opened for the pending config */
 	struct event *l_ev;
@@ -177,8 +175,8 @@ flush(struct worker *w)
 		return 0;
 	}
 	saved = errno;
-	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=\"%s\"",
-	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, strerror(saved));
+	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u err=%s",
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n, log_qv(strerror(saved)));
 	/* Gone for good only when its end of the socket is: anything else (a full
 	 * queue, ENOBUFS) only skips it for this round. */
 	if (saved == EPIPE || saved == ECONNRESET || saved == ECONNREFUSED)
@@ -362,17 +360,18 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 				struct timeval tv = { 0, 100000 };
 				/* One line per episode, not ten a second. */
 				if (l->l_pauses++ == 0)
-					log_warn("accept_paused", "addr=%s err=\"%s\" retry_ms=100",
-					    l->l_addr, strerror(errno));
+					log_warn("accept_paused", "addr=%s err=%s retry_ms=100",
+					    log_qv(l->l_addr), log_qv(strerror(errno)));
 				event_del(l->l_ev);
 				evtimer_add(l->l_pause_ev, &tv);
 			} else if (errno != EAGAIN) {
-				log_warn("accept_failed", "addr=%s err=\"%s\"", l->l_addr, strerror(errno));
+				log_warn("accept_failed", "addr=%s err=%s", log_qv(l->l_addr),
+				    log_qv(strerror(errno)));
 			}
 			break;
 		}
 		if (l->l_pauses) {
-			log_info("accept_resumed", "addr=%s pauses=%u", l->l_addr, l->l_pauses);
+			log_info("accept_resumed", "addr=%s pauses=%u", log_qv(l->l_addr), l->l_pauses);
 			l->l_pauses = 0;
 		}
 		assign(p, fd);
@@ -390,81 +389,31 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 	event_add(l->l_ev, NULL);
 }
 
-/* Opens a listening socket for ADDR ("unix:/p", "host:port", "[v6]:port"). */
+/* Opens L's listening socket for ADDR (validated by the config). */
 static int
-open_listener(const char *addr, char *err, size_t errlen)
+open_listener(struct listener *l, const char *addr, char *err, size_t errlen)
 {
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM, .ai_flags = AI_PASSIVE | AI_NUMERICSERV };
-	struct addrinfo *res = NULL;
-	char host[256], port[16];
-	const char *colon;
-	int fd = -1, one = 1, defer_s = DEFER_ACCEPT_S, r;
+	static const struct net_listen_opts opts = {
+		.backlog = LISTEN_BACKLOG, .nodelay = true, .defer_accept_s = DEFER_ACCEPT_S,
+	};
+	const char *why;
+	char msg[256];
 
-	if (strncmp(addr, "unix:", 5) == 0) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-		struct stat st;
-		const char *path = addr + 5;
-
-		if (strlen(path) >= sizeof(sun.sun_path)) {
-			snprintf(err, errlen, "listen %s: path too long", addr);
-			return -1;
-		}
-		strcpy(sun.sun_path, path);
-		/* A socket file left by an earlier run is ours to replace; anything else is not. */
-		if (lstat(path, &st) == 0 && S_ISSOCK(st.st_mode))
-			unlink(path);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-		if (fd < 0 || bind(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0 ||
-		    listen(fd, LISTEN_BACKLOG) < 0)
-			goto fail;
-		return fd;
-	}
-	if (addr[0] == '[') {
-		const char *end = strchr(addr, ']');
-		if (end == NULL || end[1] != ':')
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s", (int)(end - addr - 1), addr + 1);
-		colon = end + 1;
-	} else {
-		colon = strrchr(addr, ':');
-		if (colon == NULL)
-			goto bad;
-		snprintf(host, sizeof(host), "%.*s", (int)(colon - addr), addr);
-	}
-	snprintf(port, sizeof(port), "%s", colon + 1);
-	r = getaddrinfo(host[0] ? host : NULL, port, &hints, &res);
-	if (r != 0) {
-		snprintf(err, errlen, "listen %s: %s", addr, gai_strerror(r));
+	if (net_parse(addr, &l->l_na, &why) < 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, why);
 		return -1;
 	}
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		goto fail;
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	/*
-	 * Accepted sockets inherit TCP_NODELAY from the listener: set once here, not
-	 * once per connection on the hand-off path. TCP_DEFER_ACCEPT: a connection is
-	 * accepted when its first bytes are there, so the worker's first read finds
-	 * the request instead of registering for it (no EAGAIN, no epoll_ctl pair).
-	 */
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	setsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &defer_s, sizeof(defer_s));
-	if (res->ai_family == AF_INET6)
-		setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
-	if (bind(fd, res->ai_addr, res->ai_addrlen) < 0 || listen(fd, LISTEN_BACKLOG) < 0)
-		goto fail;
-	freeaddrinfo(res);
-	return fd;
-bad:
-	snprintf(err, errlen, "listen %s: not host:port, [v6]:port or unix:/path", addr);
-	return -1;
-fail:
-	snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
-	if (fd >= 0)
-		close(fd);
-	if (res)
-		freeaddrinfo(res);
-	return -1;
+	if ((l->l_fd = net_listen(&l->l_na, &opts, msg, sizeof(msg))) < 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, msg);
+		return -1;
+	}
+	if (l->l_na.kind == NET_UNIX && net_unix_id(l->l_na.path, &l->l_id) < 0) {
+		snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
+		close(l->l_fd);
+		unlink(l->l_na.path);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -474,8 +423,8 @@ listener_free(struct listener *l)
 	event_free(l->l_ev);
 	event_free(l->l_pause_ev);
 	close(l->l_fd);
-	if (strncmp(l->l_addr, "unix:", 5) == 0)
-		unlink(l->l_addr + 5);
+	if (l->l_na.kind == NET_UNIX)
+		net_unix_release(l->l_na.path, &l->l_id);
 	free(l);
 }
 
@@ -519,8 +468,7 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 			snprintf(l->l_addr, sizeof(l->l_addr), "%s", addr);
 			snprintf(l->l_fn, sizeof(l->l_fn), "%s", fc->name);
 			snprintf(l->l_newfn, sizeof(l->l_newfn), "%s", fc->name);
-			l->l_fd = open_listener(addr, err, errlen);
-			if (l->l_fd < 0) {
+			if (open_listener(l, addr, err, errlen) < 0) {
 				free(l);
 				goto rollback;
 			}
@@ -528,7 +476,7 @@ dispatch_listen(struct sv_conf *conf, char *err, size_t errlen)
 			l->l_pause_ev = evtimer_new(dispatch_base, resume_cb, l);
 			l->l_seen = l->l_fresh = true;
 			TAILQ_INSERT_TAIL(&listeners, l, l_entry);
-			log_info("listen", "fn=%s addr=%s", fc->name, addr);
+			log_info("listen", "fn=%s addr=%s", fc->name, log_qv(addr));
 		}
 	}
 	return 0;
@@ -560,7 +508,7 @@ dispatch_commit(void)
 
 	TAILQ_FOREACH_SAFE(l, &listeners, l_entry, tmp) {
 		if (!l->l_seen) {
-			log_info("unlisten", "fn=%s addr=%s", l->l_fn, l->l_addr);
+			log_info("unlisten", "fn=%s addr=%s", l->l_fn, log_qv(l->l_addr));
 			listener_free(l);
 			continue;
 		}

@@ -23,6 +23,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/text.h"
 #include "cgroup.h"
 #include "evq.h"
 
@@ -377,15 +378,10 @@ static void
 log_init_failed(const struct worker *w, const struct wire_status *st)
 {
 	char why[sizeof(st->text)];
-	size_t i;
 
-	for (i = 0; i < sizeof(why) - 1 && st->text[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)st->text[i];
-		why[i] = (c >= 0x20 && c < 0x7f && c != '"' && c != '\\') ? (char)c : '?';
-	}
-	why[i] = '\0';
-	log_error("worker_init_failed", "fn=%s wid=%u pid=%d why=\"%s\"", w->w_conf->name,
-	    w->w_id, (int)w->w_pid, why);
+	text_sanitize(why, sizeof(why), st->text, sizeof(st->text), 0);
+	log_error("worker_init_failed", "fn=%s wid=%u pid=%d why=%s",
+	    w->w_conf->name, w->w_id, (int)w->w_pid, log_qv(why));
 }
 
 void

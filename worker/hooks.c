@@ -28,8 +28,6 @@ struct hook {
 
 static struct edge_ctx *hooks_ctx;
 
-static void log_value(char *dst, size_t len, const char *src, int quoted);
-
 void
 hooks_init(struct edge_ctx *ctx)
 {
@@ -124,7 +122,6 @@ hooks_task_error(int64_t id, const char *name, const char *reason, int code)
 	struct edge_task_error err;
 	struct edge_ctx *ctx = hooks_ctx;
 	struct hook *h;
-	char why[64], what[64];
 
 	if (name == NULL)
 		name = "task";
@@ -141,44 +138,13 @@ hooks_task_error(int64_t id, const char *name, const char *reason, int code)
 		TAILQ_FOREACH(h, &ctx->error_hooks, h_entry)
 			h->h_fn.error(ctx, &err, h->h_arg);
 	}
-	/* An async task's reason is the function's text: keep the line one logfmt value. */
-	log_value(why, sizeof(why), reason, 0);
-	log_value(what, sizeof(what), name, 0);
+	/* An async task's reason is the function's text: one quoted logfmt value. */
 	if (!err.handled)
 		log_warn("task_error", "task_id=%lld task_name=%s reason=%s code=%d handled=0",
-		    (long long)id, what, why, code);
+		    (long long)id, log_qv(name), log_qv(reason), code);
 	else
 		log_debug("task_error", "task_id=%lld task_name=%s reason=%s code=%d handled=1",
-		    (long long)id, what, why, code);
-}
-
-/*
- * Copies SRC into DST as one logfmt value: inside quotes (QUOTED) with '"' and '\'
- * escaped and control characters shown as \n, \t or '?'; bare otherwise, with
- * blanks, quotes and '=' replaced by '_'. Truncates to LEN.
- */
-static void
-log_value(char *dst, size_t len, const char *src, int quoted)
-{
-	size_t o = 0;
-
-	for (; *src != '\0' && o + 3 < len; src++) {
-		unsigned char c = (unsigned char)*src;
-
-		if (!quoted) {
-			dst[o++] = (c <= ' ' || c == 0x7f || c == '"' || c == '=' ||
-			    c == '\\') ? '_' : (char)c;
-		} else if (c == '"' || c == '\\') {
-			dst[o++] = '\\';
-			dst[o++] = (char)c;
-		} else if (c == '\n' || c == '\t' || c == '\r') {
-			dst[o++] = '\\';
-			dst[o++] = c == '\n' ? 'n' : c == '\t' ? 't' : 'r';
-		} else {
-			dst[o++] = (c < ' ' || c == 0x7f) ? '?' : (char)c;
-		}
-	}
-	dst[o] = '\0';
+		    (long long)id, log_qv(name), log_qv(reason), code);
 }
 
 struct event_base *
@@ -197,7 +163,7 @@ edge_ctx_function(const edge_ctx *ctx)
 void
 edge_log(edge_ctx *ctx, const char *fmt, ...)
 {
-	char msg[1024], esc[1536];
+	char msg[1024], esc[2048];
 	va_list ap;
 
 	if (log_level < LOG_LVL_INFO || fmt == NULL)
@@ -205,6 +171,5 @@ edge_log(edge_ctx *ctx, const char *fmt, ...)
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, ap);
 	va_end(ap);
-	log_value(esc, sizeof(esc), msg, 1);
-	log_info("function_log", "msg=\"%s\"", esc);
+	log_info("function_log", "msg=%s", log_quote(esc, sizeof(esc), msg));
 }

@@ -608,7 +608,7 @@ conn_read(struct conn *c)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return 0;
-		log_debug("http_read_error", "peer=%s err=%s", conn_peer(c), strerror(errno));
+		log_debug("http_read_error", "peer=%s err=%s", conn_peer(c), log_qv(strerror(errno)));
 		return -1;
 	}
 }
@@ -635,7 +635,7 @@ conn_dispatch(struct conn *c)
 	c->c_res_close = false;
 	c->c_hdrs.b_len = 0;
 	log_debug("http_request", "peer=%s method=%s path=%s", conn_peer(c),
-	    c->c_req.rq_method, c->c_req.rq_path);
+	    log_qv(c->c_req.rq_method), log_qv(c->c_req.rq_path));
 	c->c_dispatching = true;
 	wk.fn->handle(&c->c_req, &c->c_res);
 	c->c_dispatching = false;
@@ -685,7 +685,7 @@ conn_flush(struct conn *c)
 			continue;
 		if (errno == EAGAIN || errno == EWOULDBLOCK)
 			return 1;
-		log_debug("http_write_error", "peer=%s err=%s", conn_peer(c), strerror(errno));
+		log_debug("http_write_error", "peer=%s err=%s", conn_peer(c), log_qv(strerror(errno)));
 		return -1;
 	}
 	c->c_out.b_len = c->c_out_off = 0;
@@ -877,7 +877,7 @@ http_adopt(int fd)
 	struct conn *c;
 
 	if ((c = conn_get()) == NULL) {
-		log_error("http_adopt", "fd=%d err=%s", fd, strerror(errno));
+		log_error("http_adopt", "fd=%d err=%s", fd, log_qv(strerror(errno)));
 		close(fd);
 		if (wk.board != NULL)
 			BOARD_ADD(&wk.board->conns_closed, 1);

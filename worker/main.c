@@ -106,7 +106,7 @@ send_status(struct wire_status *st)
 {
 	st->version = WIRE_VERSION;
 	if (wire_send_status(WIRE_STATUS_FD, st) < 0)
-		log_warn("status_write_failed", "type=%u err=\"%s\"", st->type, strerror(errno));
+		log_warn("status_write_failed", "type=%u err=%s", st->type, log_qv(strerror(errno)));
 }
 
 static void __attribute__((noreturn))
@@ -121,7 +121,7 @@ init_failed(const char *fmt, const char *detail)
 		fflush(stdout);
 		_exit(1);
 	}
-	log_error("init_failed", "msg=\"%s\"", st.text);
+	log_error("init_failed", "msg=%s", log_qv(st.text));
 	send_status(&st);
 	_exit(3);
 }
@@ -329,7 +329,7 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 			continue;
 		}
 		/* EOF: the supervisor is gone; behave as if told to terminate. */
-		log_warn("ctl_closed", "err=\"%s\"", r < 0 ? strerror(errno) : "eof");
+		log_warn("ctl_closed", "err=%s", log_qv(r < 0 ? strerror(errno) : "eof"));
 		terminate(WIRE_REASON_TERMINATION);
 	}
 }
@@ -421,7 +421,7 @@ main(int argc, char **argv)
 	    event_add(ctl_ev, NULL) < 0)
 		init_failed("event loop: %s", strerror(errno));
 	load_function();
-	log_debug("ready", "library=%s", wk.conf.library);
+	log_debug("ready", "library=%s", log_qv(wk.conf.library));
 	send_status(&ready);
 	event_base_dispatch(wk.base);
 	log_error("loop_exit", "msg=\"event loop ended unexpectedly\"");

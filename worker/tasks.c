@@ -34,6 +34,7 @@
 #include "../common/board.h"
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/text.h"
 #include "worker.h"
 
 #define TASK_CHUNK		64	/* records allocated at once, never freed */
@@ -155,17 +156,9 @@ task_recycle(struct edge_task *t)
 static void
 task_set_name(struct edge_task *t, const char *name)
 {
-	size_t i;
-
 	if (name == NULL || *name == '\0')
 		name = "task";
-	for (i = 0; i < sizeof(t->t_name) - 1 && name[i] != '\0'; i++) {
-		unsigned char c = (unsigned char)name[i];
-
-		t->t_name[i] = (c <= ' ' || c >= 0x7f || c == '"' || c == '=' ||
-		    c == '\\') ? '_' : (char)c;
-	}
-	t->t_name[i] = '\0';
+	text_sanitize(t->t_name, sizeof(t->t_name), name, sizeof(t->t_name), TEXT_TOKEN);
 }
 
 /* A timeout libevent can keep in an O(1) queue, or the plain value. */

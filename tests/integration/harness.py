@@ -137,12 +137,29 @@ def function(name, library=None, workers=1, policy="per_worker", limits=None, po
 _LOGFMT = re.compile(r'([A-Za-z_][\w.\-\[\]/]*)=("(?:[^"\\]|\\.)*"|\S*)')
 
 
+_UNESCAPE = re.compile(r'\\(x[0-9a-f]{2}|.)')
+_ESCAPES = {'n': b"\n", 'r': b"\r", 't': b"\t", '"': b'"', '\\': b"\\"}
+
+
+def logfmt_unquote(v):
+    """The value a quoted logfmt value stands for: exactly what common/log.c's
+    log_quote() escapes (\\" \\\\ \\n \\r \\t \\xNN), the bytes read as UTF-8."""
+    out, pos = bytearray(), 0
+    for m in _UNESCAPE.finditer(v):
+        out += v[pos:m.start()].encode()
+        e = m.group(1)
+        out += bytes([int(e[1:], 16)]) if len(e) == 3 else _ESCAPES.get(e, b"\\" + e.encode())
+        pos = m.end()
+    out += v[pos:].encode()
+    return out.decode(errors="replace")
+
+
 def parse_logfmt(line):
     """A logfmt line as a dict; quoted values are unescaped."""
     d = {}
     for k, v in _LOGFMT.findall(line):
         if v.startswith('"') and v.endswith('"') and len(v) >= 2:
-            v = re.sub(r'\\(.)', r'\1', v[1:-1])
+            v = logfmt_unquote(v[1:-1])
         d[k] = v
     return d
 

@@ -535,15 +535,67 @@ def admin_path_taken_by_stale_file():
     s = socket.socket(socket.AF_UNIX)
     s.bind(path)
     s.close()
-    with h.Supervisor([h.function("hello")], name="admstale", admin="unix:" + path) as sv:
-        c = socket.socket(socket.AF_UNIX)
-        try:
-            c.connect(path)
-            c.sendall(b"GET /status HTTP/1.0\r\n\r\n")
-            check(b"200" in h.read_until_close(c).split(b"\r\n")[0], "admin did not answer")
-        finally:
-            c.close()
+    with h.Supervisor([h.function("hello")], name="admstale", admin="unix:" + path):
+        check(_unix_get_ok(path, "/status"), "admin did not answer")
 
+
+def _unix_get_ok(path, target):
+    """True when GET TARGET over the unix socket at PATH is answered 200."""
+    c = socket.socket(socket.AF_UNIX)
+    try:
+        c.connect(path)
+        c.sendall(b"GET %s HTTP/1.0\r\n\r\n" % target.encode())
+        return b"200" in h.read_until_close(c).split(b"\r\n")[0]
+    finally:
+        c.close()
+
+
+def _start_with_unix_listener(name, path):
+    """A supervisor serving hello on a fresh port and on unix:PATH (not started)."""
+    fn = h.function("hello")
+    fn["listen"].append("unix:" + path)
+    return h.Supervisor([fn], name=name)
+
+
+def _refused(name, path):
+    """Starts one on unix:PATH that must refuse: (exit code, listen_failed message)."""
+    sv = _start_with_unix_listener(name, path)
+    try:
+        sv.start(wait=False)
+        code = sv.proc.wait(15)
+        msg = sv.wait_event("listen_failed").get("msg", "")
+        check(not h.session_pids(sv.pid), "processes left: %r" % h.session_pids(sv.pid))
+        return code, msg
+    finally:
+        sv.cleanup()
+
+
+@test
+def listen_path_taken():
+    """The one stale-socket policy holds for listeners too: a unix listen path held by
+    a live process is refused (never stolen), a dead socket is replaced, a file is
+    never removed."""
+    path = os.path.join(h.tmpdir("lsn"), "fn.sock")
+    live = socket.socket(socket.AF_UNIX)
+    try:
+        live.bind(path)
+        live.listen(1)
+        ino = os.stat(path).st_ino
+        code, msg = _refused("lsnlive", path)
+        check(code == 1 and "in use by another process" in msg and path in msg,
+              "live socket at a listen path: exit %r, %r" % (code, msg))
+        check(os.stat(path).st_ino == ino, "the live socket was replaced")
+    finally:
+        live.close()
+    # Its owner gone, the file left behind: replaced, and served.
+    with _start_with_unix_listener("lsnstale", path):
+        check(_unix_get_ok(path, "/"), "no answer on the socket")
+    check(not os.path.exists(path), "the listen socket was left behind")
+    with open(path, "w") as f:
+        f.write("keep\n")
+    code, msg = _refused("lsnfile", path)
+    check(code == 1 and "not a socket" in msg, "file: exit %r, %r" % (code, msg))
+    check(open(path).read() == "keep\n", "the file was touched")
 
 if __name__ == "__main__":
     h.main()

@@ -393,7 +393,8 @@ case_async(void)
 	UNIT_CHECKF(strcmp(last_error()->name, "db_write") == 0, "name %s",
 	    last_error()->name);
 	UNIT_CHECK(wk.board->tasks_failed == failed + 1);
-	UNIT_CHECK(log_has("task_name=db_write reason=conn_refused code=3 handled=0"));
+	/* The function's reason is its text, quoted: not mangled into a word. */
+	UNIT_CHECK(log_has("task_name=db_write reason=\"conn refused\" code=3 handled=0"));
 
 	t = edge_task_begin(&wk, NULL, 30);
 	UNIT_CHECK(t != NULL);

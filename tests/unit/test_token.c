@@ -1,11 +1,11 @@
 /*
  * test_token.c - token_equal (common/token.c): equal only for the same bytes and the
- * same length, whatever the padding; and its timing does not depend on how much of
- * the token a guess gets right.
+ * same length, whatever the padding. That its time does not depend on how much of
+ * a guess is right is a property of the code (no early exit, common/token.c), not
+ * judged here by a clock: a timed assertion on a shared machine passes by luck.
  */
 #include <stdbool.h>
 #include <string.h>
-#include <time.h>
 
 #include "../../common/token.h"
 #include "unit.h"
@@ -43,54 +43,11 @@ out:
 	;
 }
 
-static double
-time_guess(const char *guess, size_t len, const char want[TOKEN_MAX + 1], int rounds)
-{
-	struct timespec a, b;
-	volatile bool sink = false;
-
-	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (int i = 0; i < rounds; i++)
-		sink ^= token_equal(guess, len, want);
-	clock_gettime(CLOCK_MONOTONIC, &b);
-	(void)sink;
-	return (b.tv_sec - a.tv_sec) * 1e9 + (b.tv_nsec - a.tv_nsec);
-}
-
-/*
- * A guess right in its first 63 bytes against one right in none: an early-exit
- * compare would take several times longer for the first. Best of 7 runs each, so
- * a busy (shared) machine only makes both slower; a generous 1.5x bound.
- */
-static void
-case_timing(void)
-{
-	char want[TOKEN_MAX + 1], near[64], far[64];
-	double tc = 1e30, tf = 1e30, t;
-
-	memset(want, 0, sizeof(want));
-	memset(want, 'k', 64);
-	memset(near, 'k', 64);
-	near[63] = 'x';
-	memset(far, 'x', 64);
-	for (int r = 0; r < 7; r++) {
-		if ((t = time_guess(near, 64, want, 200000)) < tc)
-			tc = t;
-		if ((t = time_guess(far, 64, want, 200000)) < tf)
-			tf = t;
-	}
-	UNIT_CHECKF(tc < 1.5 * tf && tf < 1.5 * tc, "near guess %.0f ns, far guess %.0f ns "
-	    "(200000 compares)", tc, tf);
-out:
-	;
-}
-
 int
 main(int argc, char **argv)
 {
 	if (unit_chdir_root(argc, argv) < 0)
 		return 1;
 	unit_run("token_equal", case_equal);
-	unit_run("token_equal_timing", case_timing);
 	return unit_exit();
 }

@@ -1,13 +1,14 @@
 /*
- * ctl_main.c - edgevisorctl, the operator's client of the admin endpoint (admin.c):
+ * main.c - edgevisorctl, the operator's client of the admin endpoint
+ * (supervisor/admin.c):
  *
  *   edgevisorctl [-s ADDR | -c CONFIG] [--token-file FILE] status [--json] | metrics |
  *       reload | stop | drain NAME
  *
- * ADDR is "unix:/path" or "host:port"; it comes from -s, else the "admin" key of
- * CONFIG, else $EDGEVISOR_ADMIN, else unix:/run/edgevisor/admin.sock. The bearer
- * token for a TCP admin comes from --token-file, else CONFIG's "admin_token_file".
- * Exit status: 0 done, 1 error (message on stderr), 2 usage.
+ * ADDR is "unix:/path", "host:port" or "[v6]:port" (common/net.h); it comes from -s,
+ * else the "admin" key of CONFIG, else $EDGEVISOR_ADMIN, else EV_ADMIN_DEFAULT
+ * (common/paths.h). The bearer token for a TCP admin comes from --token-file, else
+ * CONFIG's "admin_token_file". Exit status: 0 done, 1 error (message on stderr), 2 usage.
  *
  * One blocking HTTP/1.1 request with "Connection: close" per run. libevent 2.1's
  * evhttp client cannot use a unix socket (its connect step always replaces the
@@ -17,7 +18,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <netdb.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -25,17 +25,15 @@
 #include <string.h>
 #include <time.h>
 #include <strings.h>
-#include <sys/socket.h>
-#include <sys/time.h>
-#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "../common/net.h"
+#include "../common/paths.h"
 #include "../common/token.h"
 
-#define DEFAULT_ADMIN "unix:/run/edgevisor/admin.sock"
 #define IO_TIMEOUT_S  15
 
 struct reply {
@@ -45,6 +43,7 @@ struct reply {
 };
 
 static const char *addr;
+static struct net_addr admin;      /* ADDR parsed */
 static char token[TOKEN_MAX + 1];   /* "" = send none */
 static char token_path[512];        /* CONFIG's admin_token_file, if any */
 
@@ -59,9 +58,9 @@ usage(void)
 	    "                   --wait: return once the new generation is ready (ExecReload)\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
-	    "ADDR: unix:/path or host:port; default $EDGEVISOR_ADMIN or %s\n"
+	    "ADDR: unix:/path, host:port or [v6]:port; default $EDGEVISOR_ADMIN or %s\n"
 	    "FILE: the admin bearer token (default: CONFIG's admin_token_file)\n",
-	    DEFAULT_ADMIN);
+	    EV_ADMIN_DEFAULT);
 }
 
 static void __attribute__((format(printf, 1, 2)))
@@ -93,7 +92,7 @@ admin_from_config(const char *path)
 		    json_string_value(json_object_get(root, "admin_token_file")));
 	a = json_object_get(root, "admin");
 	if (a == NULL) {
-		snprintf(buf, sizeof(buf), "%s", DEFAULT_ADMIN);
+		snprintf(buf, sizeof(buf), "%s", EV_ADMIN_DEFAULT);
 	} else if (json_is_string(a)) {
 		snprintf(buf, sizeof(buf), "%s", json_string_value(a));
 	} else {
@@ -104,77 +103,6 @@ admin_from_config(const char *path)
 	}
 	json_decref(root);
 	return buf;
-}
-
-/* A connected, blocking socket to ADDR, or -1 with errno. */
-static int
-dial(const char *a)
-{
-	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res = NULL, *ai;
-	struct timeval tv = { IO_TIMEOUT_S, 0 };
-	char host[256];
-	const char *colon;
-	size_t hlen;
-	int fd = -1, saved = ECONNREFUSED, rc;
-
-	if (strncmp(a, "unix:", 5) == 0) {
-		struct sockaddr_un sun = { .sun_family = AF_UNIX };
-
-		if (strlen(a + 5) >= sizeof(sun.sun_path)) {
-			errno = ENAMETOOLONG;
-			return -1;
-		}
-		strcpy(sun.sun_path, a + 5);
-		if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) < 0)
-			return -1;
-		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) < 0)
-			goto fail;
-		goto done;
-	}
-	if ((colon = strrchr(a, ':')) == NULL || colon[1] == '\0') {
-		errno = EINVAL;
-		return -1;
-	}
-	hlen = (size_t)(colon - a);
-	if (hlen >= 2 && a[0] == '[' && a[hlen - 1] == ']') {
-		a++;
-		hlen -= 2;
-	}
-	if (hlen == 0 || hlen >= sizeof(host)) {
-		errno = EINVAL;
-		return -1;
-	}
-	memcpy(host, a, hlen);
-	host[hlen] = '\0';
-	if ((rc = getaddrinfo(host, colon + 1, &hints, &res)) != 0) {
-		errno = rc == EAI_SYSTEM ? errno : EHOSTUNREACH;
-		return -1;
-	}
-	for (ai = res; ai != NULL; ai = ai->ai_next) {
-		fd = socket(ai->ai_family, ai->ai_socktype | SOCK_CLOEXEC, ai->ai_protocol);
-		if (fd < 0)
-			continue;
-		if (connect(fd, ai->ai_addr, ai->ai_addrlen) == 0)
-			break;
-		saved = errno;
-		close(fd);
-		fd = -1;
-	}
-	freeaddrinfo(res);
-	if (fd < 0) {
-		errno = saved;
-		return -1;
-	}
-done:
-	/* A wedged supervisor must not hang the operator's shell. */
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	return fd;
-fail:
-	saved = errno;
-	close(fd);
-	errno = saved;
-	return -1;
 }
 
 /* Splits a Connection: close response held in BUF. Returns 0 or -1 (message given). */
@@ -235,7 +163,8 @@ http(const char *method, const char *path, struct reply *r)
 	ssize_t got;
 
 	memset(r, 0, sizeof(*r));
-	if ((fd = dial(addr)) < 0) {
+	/* A wedged supervisor must not hang the operator's shell. */
+	if ((fd = net_connect(&admin, IO_TIMEOUT_S)) < 0) {
 		fail("cannot connect to %s: %s", addr, strerror(errno));
 		return -1;
 	}
@@ -554,7 +483,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL, *cmd, *token_file = NULL;
+	const char *config = NULL, *cmd, *token_file = NULL, *why;
 	char path[600];
 	bool json = false, wait = false;
 	int c;
@@ -589,7 +518,11 @@ main(int argc, char **argv)
 	if (addr == NULL && (addr = getenv("EDGEVISOR_ADMIN")) != NULL && *addr == '\0')
 		addr = NULL;
 	if (addr == NULL)
-		addr = DEFAULT_ADMIN;
+		addr = EV_ADMIN_DEFAULT;
+	if (net_parse(addr, &admin, &why) < 0) {
+		fail("%s: %s", addr, why);
+		return 1;
+	}
 	if (token_file == NULL && token_path[0] != '\0')
 		token_file = token_path;
 	if (token_file != NULL && token_read(token_file, token, path, sizeof(path)) < 0) {
