@@ -496,7 +496,7 @@ refusal_reason(int status)
 	case 431:
 		return "headers_too_large";
 	case 501:
-		return "upgrade_not_supported";
+		return "not_implemented";
 	default:
 		return "bad_request";
 	}
@@ -516,9 +516,14 @@ conn_head_cb(void *arg, struct hp_msg *m)
 	c->c_keepalive = m->keep_alive;
 	c->c_http10 = m->version_major == 1 && m->version_minor == 0;
 	c->c_head = m->is_head;
-	/* We speak HTTP/1.1 only: WebSocket, h2c and CONNECT are not implemented. */
-	if (m->upgrade)
+	/* No tunnels. */
+	if (m->connect)
 		return 501;
+	/*
+	 * An Upgrade offer (h2c, WebSocket) is ignored, as RFC 9110 7.8 allows: the
+	 * request is served as HTTP/1.1 and the parser reads on after it. A function
+	 * that takes an upgrade would be asked here, and answer 101 instead.
+	 */
 	if (m->has_length && m->content_length > wk.conf.max_body_bytes)
 		return 413;
 	for (i = 0; i < m->nfields; i++) {

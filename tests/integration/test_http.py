@@ -1,10 +1,13 @@
 """test_http.py - HTTP/1.1 behaviour of a worker behind the real supervisor (SPEC §7):
 keep-alive, pipelining, a concurrent burst, chunked bodies, HEAD, Expect:
-100-continue, and the 400/413/431 answers to bad input, over loopback."""
+100-continue, the 400/413/431 answers to bad input, and curl offering an h2c or
+WebSocket upgrade (ignored: answered as HTTP/1.1), over loopback. The framing cases
+(Host, versions, bare LF) are in tests/corpus/http, run by test_hostile_clients.py."""
 
 import http.client
 import os
 import socket
+import subprocess
 import threading
 
 import harness as h
@@ -185,6 +188,82 @@ def malformed_request_gets_400():
                 s.close()
             check(status == 400, "%r answered %d, want 400" % (data[:30], status))
         still_serves(sv)
+
+
+def curl(args, timeout=10):
+    """curl -sS ARGS; returns (exit code, stdout bytes, stderr text)."""
+    p = subprocess.run(["curl", "-sS", "--max-time", "5"] + args, stdout=subprocess.PIPE,
+                       stderr=subprocess.PIPE, timeout=timeout)
+    return p.returncode, p.stdout, p.stderr.decode(errors="replace")
+
+
+@test
+def curl_http2_upgrade_gets_http11():
+    """curl --http2 on http:// offers h2c (Upgrade: h2c, HTTP2-Settings): the offer is
+    ignored (RFC 9110 7.8) and the answer is the function's, in HTTP/1.1."""
+    with hello_sv() as sv:
+        url = "http://127.0.0.1:%d/" % sv.port()
+        rc, out, err = curl(["--http2", "-v", url])
+        check(rc == 0 and out == b"hello\n", "curl --http2: rc %d, body %r, %s" % (
+            rc, out, err[-300:]))
+        check("Upgrade: h2c" in err, "curl did not offer h2c: %s" % err[-500:])
+        check("< HTTP/1.1 200" in err and "HTTP/2" not in err.split("Upgrade: h2c")[1],
+              "not an HTTP/1.1 200: %s" % err[-500:])
+        # Two URLs on one connection: the connection stays HTTP/1.1 and keeps serving.
+        rc, out, err = curl(["--http2", "-v", url + "a", url + "b"])
+        check(rc == 0 and out == b"hello\nhello\n", "two requests: rc %d %r" % (rc, out))
+        check("Re-using existing connection" in err or "Reusing existing connection" in err,
+              "the second request did not reuse the connection: %s" % err[-600:])
+        # A WebSocket handshake is not spoken yet: answered as plain HTTP/1.1 too.
+        rc, out, err = curl(["-v", "-H", "Connection: Upgrade", "-H", "Upgrade: websocket",
+                             "-H", "Sec-WebSocket-Version: 13",
+                             "-H", "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", url])
+        check(rc == 0 and out == b"hello\n" and "< HTTP/1.1 200" in err,
+              "websocket offer: rc %d %r %s" % (rc, out, err[-300:]))
+        check(not sv.events("http_error"), "http_error logged: %r" % sv.events("http_error"))
+
+
+@test
+def framing_errors_with_real_clients():
+    """The issue-13 framing cases with real clients: no Host or an invalid one in
+    HTTP/1.1 gets 400 (curl; two Hosts, which curl will not send, are in the corpus),
+    HTTP/9.9 gets 505; an empty Host and HTTP/1.0 without Host are served; a chunk
+    extension with a bare LF gets 400 and Connection: close at once, before the
+    request_timeout_ms 408 (10 s here, the socket gives up at 5 s), while the client
+    keeps its side open."""
+    lim = dict(CAPS, request_timeout_ms=10000)
+    with h.Supervisor([h.function("echo", limits=lim)], name="http") as sv:
+        url = "http://127.0.0.1:%d/f" % sv.port()
+        for args, want in ((["-H", "Host:"], "400"),     # curl: "Host:" drops its Host
+                           (["-H", "Host: a@b"], "400"),   # a userinfo: invalid value
+                           (["-H", "Host;"], "200"),       # an empty Host is valid
+                           (["--http1.0", "-H", "Host:"], "200"),
+                           ([], "200")):
+            rc, out, err = curl(["-o", "/dev/null", "-w", "%{http_code}"] + args + [url])
+            check(out.decode() == want, "curl %s: %r (rc %d %s), want %s" % (
+                " ".join(args), out, rc, err[-200:], want))
+        s = h.connect(sv.port(), timeout=5)
+        try:
+            s.sendall(b"GET / HTTP/9.9\r\nHost: a\r\n\r\n")
+            status, _ = h.read_status_line(s.makefile("rb"))
+        finally:
+            s.close()
+        check(status == 505, "HTTP/9.9 answered %d, want 505" % status)
+        s = h.connect(sv.port(), timeout=5)
+        try:
+            s.sendall(b"POST /c HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+                      b"3;ext\nabc\r\n")
+            f = s.makefile("rb")
+            # No deadline beyond the socket's 5 s: the 408 would come only at 10 s.
+            status, hdrs = h.read_status_line(f)
+            rest = f.read()         # up to the server's close
+        finally:
+            s.close()
+        check(status == 400, "bare LF in a chunk extension answered %d, want 400" % status)
+        check(hdrs.get("connection") == "close", "the 400 says Connection: %r" %
+              hdrs.get("connection"))
+        check(rest == b"400 Bad Request\n", "after the 400: %r" % rest[:200])
+        check(sv.events("http_error", reason="bare_lf"), "no http_error reason=bare_lf")
 
 
 @test
