@@ -505,5 +505,30 @@ def stream_head_pipelining_and_http10():
         check(body == piece * 16, "HTTP/1.0 body: %d bytes" % len(body))
 
 
+@test
+def stream_client_that_leaves_frees_the_stream():
+    """Clients that reset an SSE stream or a download mid-way: the function hears
+    GONE and ends the stream, the worker's fds come back, and it keeps serving."""
+    with h.Supervisor([h.function("sse"), h.function("download")], name="http") as sv:
+        pids = [list(sv.workers(n).values())[0] for n in ("sse", "download")]
+        h.request(sv.port("download"), "/?mb=1")
+        fds = [h.settled_fd_count(p) for p in pids]
+        for i in range(20):
+            for name, path in (("sse", "/?ms=20"), ("download", "/?mb=64")):
+                s = h.connect(sv.port(name), timeout=5)
+                s.sendall(b"GET %s HTTP/1.1\r\nHost: a\r\n\r\n" % path.encode())
+                check(s.recv(4096).startswith(b"HTTP/1.1 200 "), "%s: no stream" % name)
+                # SO_LINGER 0: the close is a reset, as when a client dies.
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\0\0\0\0\0\0\0")
+                s.close()
+        for p, n in zip(pids, fds):
+            h.wait_until(lambda: h.fd_count(p) <= n, 10,
+                         "worker %d fds back to %d (now %d)" % (p, n, h.fd_count(p)))
+        check(h.request(sv.port("download"), "/?mb=1").status == 200, "download after")
+        check(not sv.events("worker_state", to="crashed"), "a worker crashed")
+        check([list(sv.workers(n).values())[0] for n in ("sse", "download")] == pids,
+              "a worker was replaced")
+
+
 if __name__ == "__main__":
     h.main()
