@@ -72,6 +72,54 @@ int edge_res_header(edge_res *res, const char *name, const char *value);
 int edge_res_send(edge_res *res, int status, const char *content_type,
     const void *body, size_t len);
 
+/* ---- streaming response --------------------------------------------------------- */
+/*
+ * A body produced over time (server-sent events, a large download): start it, write
+ * pieces from the loop as they are produced, end it. HTTP/1.1 gets
+ * Transfer-Encoding: chunked (keep-alive and pipelining go on after the end); HTTP/1.0
+ * gets a body that ends when the connection closes; HEAD gets the head only (writes
+ * are taken and dropped).
+ *
+ * Backpressure: at most EDGE_STREAM_BUFFER bytes (chunk framing included) wait in
+ * the worker per response. A write that does not fit is not taken and returns 1: the
+ * client is slow; the stream callback is told EDGE_STREAM_WRITABLE once it fits.
+ *
+ * request_timeout_ms applies to stalls, not to the stream's life: a stream that moves
+ * no byte (nothing written by the function, nothing read by the client) for that long
+ * is closed and told EDGE_STREAM_GONE. A stream counts as work in flight: a worker
+ * drains only after it ended; when the worker starts draining the callback is told
+ * EDGE_STREAM_DRAINING (an endless stream should end now; a finite one may finish).
+ */
+#define EDGE_STREAM_BUFFER (256 * 1024)  /* fixed for now; a limits key later */
+
+enum edge_stream_event {
+	EDGE_STREAM_WRITABLE = 1,  /* the write that returned 1 fits now */
+	EDGE_STREAM_DRAINING,      /* the worker is retiring: end an endless stream */
+	EDGE_STREAM_GONE,          /* client left, stalled, or the worker stops: call edge_res_end */
+};
+typedef void (*edge_stream_fn)(edge_res *res, enum edge_stream_event ev, void *arg);
+
+/*
+ * Sends STATUS, CONTENT_TYPE (NULL for none) and the headers added so far; FN(ARG)
+ * (may be NULL) is told the events above, on the loop, never from inside a call here.
+ * Call it from the handler or later, like edge_res_send. Returns 0, or -1 (answered
+ * already, timed out, STATUS 1xx/204/304 or out of range).
+ */
+int edge_res_start(edge_res *res, int status, const char *content_type,
+    edge_stream_fn fn, void *arg);
+/*
+ * Queues LEN bytes of body (copied). Returns 0 (taken), 1 (not taken: the buffer is
+ * full, wait for EDGE_STREAM_WRITABLE), or -1 (not taken: the stream is gone, or LEN
+ * is over EDGE_STREAM_BUFFER - 32; stop writing and call edge_res_end).
+ */
+int edge_res_write(edge_res *res, const void *data, size_t len);
+/*
+ * Ends the body (the client sees a complete response once the buffer is written).
+ * RES and the request are invalid afterwards. Returns 0, or -1 if the stream was gone
+ * before its end (the client did not get all of it).
+ */
+int edge_res_end(edge_res *res);
+
 /* ---- background tasks --------------------------------------------------------- */
 typedef int (*edge_task_fn)(void *arg); /* 0 = success, non-zero = failed */
 

@@ -13,6 +13,11 @@
  * One request per connection is in flight: the parser pauses after each request, the
  * handler runs outside the parser, and if it answers later (async) the connection
  * reads nothing more until edge_res_send().
+ *
+ * A streamed response (edge_res_start/write/end) holds the request the same way
+ * until its end. Its bytes wait in c_out, bounded by EDGE_STREAM_BUFFER; the function
+ * hears of room, of a drain and of the stream's loss through c_notify, a zero timer,
+ * so that its callback never runs inside one of our calls.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -63,7 +68,17 @@ enum conn_timer {
 	CT_WRITE,       /* the client does not read our output: close */
 	CT_LINGER,      /* discarding input after an error response */
 	CT_RESUME,      /* zero timeout: an async answer arrived, carry on */
+	CT_STREAM,      /* a streamed response: no byte moved for request_timeout: close */
 };
+
+/* c_stream_events: what the stream callback is to be told. */
+#define SEV_WRITABLE  0x1
+#define SEV_DRAINING  0x2
+#define SEV_GONE      0x4
+
+/* Room a chunk's framing takes: up to 16 hex digits, CRLF, CRLF. */
+#define CHUNK_FRAMING 20
+#define STREAM_WRITE_MAX (EDGE_STREAM_BUFFER - 32)
 
 struct conn;
 
@@ -110,6 +125,14 @@ struct conn {
 	bool c_zombie;                /* closed while the handler held c_res */
 	bool c_oneshot_due;
 	bool c_peer_done;
+	bool c_stream;                /* a streamed response is open (started, not ended) */
+	bool c_stream_chunked;        /* HTTP/1.1: chunked; else the close ends the body */
+	bool c_stream_close;          /* close once the stream ends */
+	uint8_t c_stream_events;      /* SEV_*: pending for the callback */
+	size_t c_stream_need;         /* bytes of the write that did not fit; 0: none */
+	edge_stream_fn c_stream_fn;
+	void *c_stream_arg;
+	struct event c_notify;        /* delivers c_stream_events from the loop */
 	char c_peer[INET6_ADDRSTRLEN + 10];
 	TAILQ_ENTRY(conn) c_entry;
 };
@@ -118,8 +141,11 @@ TAILQ_HEAD(conn_list, conn);
 
 static void conn_io_cb(evutil_socket_t, short, void *);
 static void conn_timer_cb(evutil_socket_t, short, void *);
+static void stream_notify_cb(evutil_socket_t, short, void *);
+static void stream_check_room(struct conn *);
 static int conn_head_cb(void *, struct hp_msg *);
 static int conn_body_cb(void *, const char *, size_t);
+static void stream_notify(struct conn *, uint8_t);
 
 static const struct hp_ops conn_hp_ops = { conn_head_cb, conn_body_cb };
 
@@ -266,6 +292,7 @@ timer_tv(enum conn_timer kind)
 	case CT_READ:
 	case CT_HANDLER:
 	case CT_WRITE:
+	case CT_STREAM:
 		return tv_request;
 	case CT_LINGER:
 		return tv_linger;
@@ -344,6 +371,10 @@ conn_get(void)
 	c->c_held = c->c_dispatching = c->c_expired = c->c_closing = false;
 	c->c_linger = c->c_lingering = c->c_eof = c->c_zombie = false;
 	c->c_oneshot_due = c->c_peer_done = false;
+	c->c_stream = c->c_stream_chunked = c->c_stream_close = false;
+	c->c_stream_events = 0;
+	c->c_stream_need = 0;
+	c->c_stream_fn = NULL;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -354,6 +385,10 @@ conn_get(void)
 static void
 conn_release(struct conn *c)
 {
+	if (c->c_stream_events != 0) {
+		event_del(&c->c_notify);
+		c->c_stream_events = 0;
+	}
 	if (nfree >= FREE_CONNS_MAX) {
 		buf_free(&c->c_in);
 		buf_free(&c->c_body);
@@ -409,10 +444,39 @@ conn_close(struct conn *c, bool linger)
 		buf_free(&c->c_out);
 		buf_free(&c->c_hdrs);
 		c->c_out_off = 0;
+		if (c->c_stream)
+			stream_notify(c, SEV_GONE);
 	} else
 		conn_release(c);
 	if (wk.retiring && !quiet_close)
 		worker_check_drained();
+}
+
+/*
+ * Writes the status line, Server, Date, Content-Type and the user headers (consumed)
+ * at P, which has room for them (see the callers' reserve).
+ */
+static char *
+put_head_start(struct conn *c, char *p, int status, const char *reason, const char *date,
+    const char *ctype)
+{
+	p = PUTS(p, "HTTP/1.1 ");
+	p = put_uint(p, (uint64_t)status);
+	*p++ = ' ';
+	p = put(p, reason, strlen(reason));
+	p = PUTS(p, "\r\nServer: edgevisor\r\nDate: ");
+	p = put(p, date, strlen(date));
+	p = PUTS(p, "\r\n");
+	if (ctype != NULL) {
+		p = PUTS(p, "Content-Type: ");
+		p = put(p, ctype, strlen(ctype));
+		p = PUTS(p, "\r\n");
+	}
+	if (c->c_hdrs.b_len > 0) {
+		p = put(p, c->c_hdrs.b_data, c->c_hdrs.b_len);
+		c->c_hdrs.b_len = 0;
+	}
+	return p;
 }
 
 /*
@@ -432,27 +496,11 @@ conn_respond(struct conn *c, int status, const char *ctype, const void *body,
 	    c->c_hdrs.b_len + len;
 	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
 		return -1;
-	p = c->c_out.b_data + c->c_out.b_len;
-	p = PUTS(p, "HTTP/1.1 ");
-	p = put_uint(p, (uint64_t)status);
-	*p++ = ' ';
-	p = put(p, reason, strlen(reason));
-	p = PUTS(p, "\r\nServer: edgevisor\r\nDate: ");
-	p = put(p, date, strlen(date));
-	p = PUTS(p, "\r\n");
-	if (ctype != NULL) {
-		p = PUTS(p, "Content-Type: ");
-		p = put(p, ctype, strlen(ctype));
-		p = PUTS(p, "\r\n");
-	}
+	p = put_head_start(c, c->c_out.b_data + c->c_out.b_len, status, reason, date, ctype);
 	if (status != 204) {
 		p = PUTS(p, "Content-Length: ");
 		p = put_uint(p, nobody ? 0 : len);
 		p = PUTS(p, "\r\n");
-	}
-	if (c->c_hdrs.b_len > 0) {
-		p = put(p, c->c_hdrs.b_data, c->c_hdrs.b_len);
-		c->c_hdrs.b_len = 0;
 	}
 	if (close)
 		p = PUTS(p, "Connection: close\r\n");
@@ -496,7 +544,7 @@ refusal_reason(int status)
 	case 431:
 		return "headers_too_large";
 	case 501:
-		return "upgrade_not_supported";
+		return "not_implemented";
 	default:
 		return "bad_request";
 	}
@@ -516,9 +564,14 @@ conn_head_cb(void *arg, struct hp_msg *m)
 	c->c_keepalive = m->keep_alive;
 	c->c_http10 = m->version_major == 1 && m->version_minor == 0;
 	c->c_head = m->is_head;
-	/* We speak HTTP/1.1 only: WebSocket, h2c and CONNECT are not implemented. */
-	if (m->upgrade)
+	/* No tunnels. */
+	if (m->connect)
 		return 501;
+	/*
+	 * An Upgrade offer (h2c, WebSocket) is ignored, as RFC 9110 7.8 allows: the
+	 * request is served as HTTP/1.1 and the parser reads on after it. A function
+	 * that takes an upgrade would be asked here, and answer 101 instead.
+	 */
 	if (m->has_length && m->content_length > wk.conf.max_body_bytes)
 		return 413;
 	for (i = 0; i < m->nfields; i++) {
@@ -641,7 +694,7 @@ conn_dispatch(struct conn *c)
 	c->c_dispatching = false;
 	/* Answered later (async): read nothing more until then, at most request_timeout. */
 	if (c->c_held)
-		conn_timer(c, CT_HANDLER);
+		conn_timer(c, c->c_stream ? CT_STREAM : CT_HANDLER);
 }
 
 /* Parses and answers every complete request in the buffer, in order. */
@@ -679,6 +732,9 @@ conn_flush(struct conn *c)
 		    c->c_out.b_len - c->c_out_off, MSG_DONTWAIT | MSG_NOSIGNAL);
 		if (n >= 0) {
 			c->c_out_off += (size_t)n;
+			/* The client reads: the stream is not stalled. */
+			if (c->c_stream && n > 0)
+				c->c_active_ms = clock_ms();
 			continue;
 		}
 		if (errno == EINTR)
@@ -689,7 +745,8 @@ conn_flush(struct conn *c)
 		return -1;
 	}
 	c->c_out.b_len = c->c_out_off = 0;
-	if (c->c_out.b_cap > OUT_KEEP)
+	/* Not under a stream: it refills the buffer at once. */
+	if (c->c_out.b_cap > OUT_KEEP && !c->c_stream)
 		buf_free(&c->c_out);
 	if (c->c_oneshot_due) {
 		c->c_oneshot_due = false;
@@ -714,10 +771,15 @@ conn_settle(struct conn *c)
 		conn_close(c, false);
 		return;
 	}
+	if (c->c_stream)
+		stream_check_room(c);
 	if (r == 1) {
 		/* Back-pressure: read nothing while the client does not read. */
 		conn_want(c, EV_WRITE);
-		if (c->c_tkind != CT_WRITE && !(c->c_tkind == CT_HANDLER && c->c_held &&
+		if (c->c_stream) {
+			if (c->c_tkind != CT_STREAM)
+				conn_timer(c, CT_STREAM);
+		} else if (c->c_tkind != CT_WRITE && !(c->c_tkind == CT_HANDLER && c->c_held &&
 		    !c->c_expired))
 			conn_timer(c, CT_WRITE);
 		return;
@@ -729,7 +791,10 @@ conn_settle(struct conn *c)
 	}
 	if (c->c_held) {
 		conn_want(c, 0);
-		if (c->c_tkind != CT_HANDLER && c->c_tkind != CT_RESUME)
+		if (c->c_stream) {
+			if (c->c_tkind != CT_STREAM && c->c_tkind != CT_RESUME)
+				conn_timer(c, CT_STREAM);
+		} else if (c->c_tkind != CT_HANDLER && c->c_tkind != CT_RESUME)
 			conn_timer(c, CT_HANDLER);
 		return;
 	}
@@ -787,29 +852,50 @@ conn_io_cb(evutil_socket_t fd, short what, void *arg)
 	conn_settle(c);
 }
 
+/*
+ * A lazily re-armed timer that fired: if less than LIMIT ms passed since the last
+ * activity, arms it again for the rest and returns true.
+ */
+static bool
+timer_extend(struct conn *c, enum conn_timer kind, uint64_t limit)
+{
+	uint64_t now = clock_ms(), left;
+	struct timeval tv;
+
+	if (now - c->c_active_ms >= limit)
+		return false;
+	left = limit - (now - c->c_active_ms);
+	tv.tv_sec = (time_t)(left / 1000);
+	tv.tv_usec = (suseconds_t)(left % 1000 * 1000);
+	c->c_tkind = kind;
+	event_add(&c->c_timer, &tv);
+	return true;
+}
+
 static void
 conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct conn *c = arg;
 	enum conn_timer kind = c->c_tkind;
-	uint64_t idle, now;
-	struct timeval tv;
+	uint64_t idle;
 
 	c->c_tkind = CT_NONE;
 	switch (kind) {
 	case CT_IDLE:
 		/* Re-armed lazily: activity since it was set only moved c_active_ms. */
-		now = clock_ms();
 		idle = wk.retiring && wk.conf.idle_timeout_ms > RETIRE_IDLE_MS ?
 		    RETIRE_IDLE_MS : wk.conf.idle_timeout_ms;
-		if (now - c->c_active_ms < idle) {
-			tv.tv_sec = (time_t)((idle - (now - c->c_active_ms)) / 1000);
-			tv.tv_usec = (suseconds_t)((idle - (now - c->c_active_ms)) % 1000 * 1000);
-			c->c_tkind = CT_IDLE;
-			event_add(&c->c_timer, &tv);
+		if (timer_extend(c, CT_IDLE, idle))
 			return;
-		}
 		log_debug("http_idle", "peer=%s", conn_peer(c));
+		conn_close(c, false);
+		return;
+	case CT_STREAM:
+		/* The same lazy re-arm: each byte moved only stamped c_active_ms. */
+		if (!c->c_stream || timer_extend(c, CT_STREAM, wk.conf.request_timeout_ms))
+			return;
+		log_info("http_stream_stalled", "peer=%s ms=%u", conn_peer(c),
+		    wk.conf.request_timeout_ms);
 		conn_close(c, false);
 		return;
 	case CT_READ:
@@ -885,6 +971,7 @@ http_adopt(int fd)
 	}
 	c->c_fd = fd;
 	evtimer_assign(&c->c_timer, wk.base, conn_timer_cb, c);
+	evtimer_assign(&c->c_notify, wk.base, stream_notify_cb, c);
 	TAILQ_INSERT_TAIL(&conns, c, c_entry);
 	nconns++;
 	/*
@@ -912,6 +999,9 @@ http_retire(void)
 	TAILQ_FOREACH_SAFE(c, &conns, c_entry, next) {
 		if (c->c_tkind == CT_IDLE)
 			conn_timer(c, CT_IDLE);
+		/* A stream keeps the worker until it ends: an endless one is asked to end. */
+		if (c->c_stream)
+			stream_notify(c, SEV_DRAINING);
 	}
 }
 
@@ -1048,7 +1138,8 @@ edge_res_header(edge_res *res, const char *name, const char *value)
 	size_t nlen, vlen;
 	char *p;
 
-	if (!c->c_held || c->c_expired || c->c_zombie || name == NULL || value == NULL)
+	if (!c->c_held || c->c_expired || c->c_zombie || c->c_stream || name == NULL ||
+	    value == NULL)
 		return -1;
 	if (!valid_name(name) || !valid_value(value))
 		return -1;
@@ -1084,7 +1175,8 @@ edge_res_send(edge_res *res, int status, const char *content_type,
 	struct conn *c = res->rs_conn;
 	bool close;
 
-	if (!c->c_held)
+	/* A started stream ends with edge_res_end, never here. */
+	if (!c->c_held || c->c_stream)
 		return -1;
 	if (c->c_zombie) {
 		/* The connection is gone (timed out or reset): let the struct go. */
@@ -1106,6 +1198,210 @@ edge_res_send(edge_res *res, int status, const char *content_type,
 	c->c_held = false;
 	count_request();
 	/* An async answer: resume this connection from the loop, not from here. */
+	if (!c->c_dispatching)
+		conn_timer(c, CT_RESUME);
+	return 0;
+}
+
+/* ---- streaming response API (edgevisor.h) --------------------------------------- */
+
+static size_t
+out_pending(const struct conn *c)
+{
+	return c->c_out.b_len - c->c_out_off;
+}
+
+/* Queues EV for the stream's callback; GONE replaces whatever else was pending. */
+static void
+stream_notify(struct conn *c, uint8_t ev)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	if (c->c_stream_fn == NULL || (c->c_stream_events & SEV_GONE))
+		return;
+	c->c_stream_events = ev == SEV_GONE ? SEV_GONE : c->c_stream_events | ev;
+	event_add(&c->c_notify, &zero);
+}
+
+/*
+ * Tells the callback one pending event, GONE first; more are delivered on the next
+ * round. After GONE the callback may end the stream, which frees C: nothing touches
+ * C after the call.
+ */
+static void
+stream_notify_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval zero = { 0, 0 };
+	struct conn *c = arg;
+	enum edge_stream_event ev;
+
+	if (!c->c_stream || c->c_stream_fn == NULL || c->c_stream_events == 0) {
+		c->c_stream_events = 0;
+		return;
+	}
+	if (c->c_stream_events & SEV_GONE) {
+		ev = EDGE_STREAM_GONE;
+		c->c_stream_events = 0;
+	} else if (c->c_stream_events & SEV_DRAINING) {
+		ev = EDGE_STREAM_DRAINING;
+		c->c_stream_events &= (uint8_t)~SEV_DRAINING;
+	} else {
+		ev = EDGE_STREAM_WRITABLE;
+		c->c_stream_events &= (uint8_t)~SEV_WRITABLE;
+	}
+	if (c->c_stream_events != 0)
+		event_add(&c->c_notify, &zero);
+	c->c_stream_fn(&c->c_res, ev, c->c_stream_arg);
+}
+
+/*
+ * After a flush: a write that did not fit is told to go on once it fits and the
+ * buffer is at most half full (so the next refill is not a trickle of small sends).
+ */
+static void
+stream_check_room(struct conn *c)
+{
+	size_t pending = out_pending(c);
+
+	if (c->c_stream_need == 0 || pending > EDGE_STREAM_BUFFER / 2 ||
+	    pending + c->c_stream_need > EDGE_STREAM_BUFFER)
+		return;
+	c->c_stream_need = 0;
+	stream_notify(c, SEV_WRITABLE);
+}
+
+int
+edge_res_start(edge_res *res, int status, const char *content_type,
+    edge_stream_fn fn, void *arg)
+{
+	struct conn *c = res->rs_conn;
+	const char *reason = status_text(status), *date = http_date();
+	size_t need;
+	char *p;
+
+	if (!c->c_held || c->c_stream)
+		return -1;
+	if (c->c_zombie) {
+		c->c_held = false;
+		conn_release(c);
+		return -1;
+	}
+	if (c->c_expired) {
+		c->c_held = false;
+		return -1;
+	}
+	/* 204 and 304 have no body, 1xx is not final: edge_res_send is for those. */
+	if (status < 200 || status > 599 || status == 204 || status == 304 ||
+	    (content_type != NULL && !valid_value(content_type)))
+		return -1;
+	need = 160 + strlen(reason) + strlen(date) + (content_type ? strlen(content_type) : 0) +
+	    c->c_hdrs.b_len;
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+		return -1;
+	/* HTTP/1.0 has no chunked coding: its body ends with the connection. */
+	c->c_stream_chunked = !c->c_http10;
+	c->c_stream_close = c->c_http10 || !c->c_keepalive || c->c_res_close || wk.retiring ||
+	    wk.conf.policy == WK_ONESHOT;
+	p = put_head_start(c, c->c_out.b_data + c->c_out.b_len, status, reason, date,
+	    content_type);
+	if (c->c_stream_chunked)
+		p = PUTS(p, "Transfer-Encoding: chunked\r\n");
+	p = c->c_stream_close ? PUTS(p, "Connection: close\r\n\r\n") : PUTS(p, "\r\n");
+	c->c_out.b_len = (size_t)(p - c->c_out.b_data);
+	c->c_stream = true;
+	c->c_stream_need = 0;
+	c->c_stream_events = 0;
+	c->c_stream_fn = fn;
+	c->c_stream_arg = arg;
+	c->c_active_ms = clock_ms();
+	if (wk.retiring)
+		stream_notify(c, SEV_DRAINING);
+	/* From the loop (not the handler): send the head now, run the stall timer. */
+	if (!c->c_dispatching)
+		conn_settle(c);
+	return 0;
+}
+
+int
+edge_res_write(edge_res *res, const void *data, size_t len)
+{
+	struct conn *c = res->rs_conn;
+	size_t need;
+	char *p;
+
+	if (!c->c_stream || c->c_zombie || len > STREAM_WRITE_MAX || (len > 0 && data == NULL))
+		return -1;
+	/* HEAD: the head says what GET would; the body is not sent. An empty chunk
+	 * would end a chunked body: nothing to send either. */
+	if (c->c_head || len == 0) {
+		c->c_active_ms = clock_ms();
+		return 0;
+	}
+	need = len + (c->c_stream_chunked ? CHUNK_FRAMING : 0);
+	if (out_pending(c) + need > EDGE_STREAM_BUFFER) {
+		c->c_stream_need = need;
+		return 1;
+	}
+	/* The written front of the buffer is dead: reuse it before growing. */
+	if (c->c_out_off > 0 && c->c_out.b_cap - c->c_out.b_len < need) {
+		memmove(c->c_out.b_data, c->c_out.b_data + c->c_out_off, out_pending(c));
+		c->c_out.b_len -= c->c_out_off;
+		c->c_out_off = 0;
+	}
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+		return -1;
+	p = c->c_out.b_data + c->c_out.b_len;
+	if (c->c_stream_chunked) {
+		p += sprintf(p, "%zx", len);
+		p = PUTS(p, "\r\n");
+	}
+	p = put(p, data, len);
+	if (c->c_stream_chunked)
+		p = PUTS(p, "\r\n");
+	c->c_out.b_len = (size_t)(p - c->c_out.b_data);
+	c->c_active_ms = clock_ms();
+	/* Send now unless the handler is running (its return sends) or the socket is full. */
+	if (!c->c_dispatching && !(c->c_want & EV_WRITE))
+		conn_settle(c);
+	return 0;
+}
+
+int
+edge_res_end(edge_res *res)
+{
+	struct conn *c = res->rs_conn;
+
+	if (!c->c_stream)
+		return -1;
+	c->c_stream = false;
+	c->c_stream_fn = NULL;
+	c->c_stream_need = 0;
+	if (c->c_stream_events != 0) {
+		event_del(&c->c_notify);
+		c->c_stream_events = 0;
+	}
+	if (c->c_zombie) {
+		/* Gone before its end: the struct was kept for this call. */
+		c->c_held = false;
+		conn_release(c);
+		return -1;
+	}
+	if (c->c_stream_chunked && !c->c_head) {
+		if (buf_reserve(&c->c_out, 5, SIZE_MAX, IN_INITIAL) < 0)
+			c->c_stream_close = true;  /* cannot say "the end": a close must */
+		else {
+			memcpy(c->c_out.b_data + c->c_out.b_len, "0\r\n\r\n", 5);
+			c->c_out.b_len += 5;
+		}
+	}
+	/* A drain that began during the stream: this connection ends with it. */
+	if (c->c_stream_close || wk.retiring)
+		c->c_closing = true;
+	if (wk.conf.policy == WK_ONESHOT)
+		c->c_oneshot_due = true;
+	c->c_held = false;
+	count_request();
+	/* Like an async answer: carry on (flush, the next pipelined request) from the loop. */
 	if (!c->c_dispatching)
 		conn_timer(c, CT_RESUME);
 	return 0;

@@ -3,12 +3,23 @@
  * http_parser, records the request head as offsets into that buffer and pauses the
  * parser at the end of each request so the caller can run the handler between two
  * pipelined requests without copying anything.
+ *
+ * It also enforces what RFC 9112 requires and the library (Debian's 2.9, built
+ * without HTTP_PARSER_STRICT) lets through: CRLF line ends (hp_check_crlf), major
+ * version 1 and exactly one valid Host (hp_check_head).
  */
 #include "http_parse.h"
 
 #include <string.h>
+#include <strings.h>
+
+/* Longest Host value we check; a DNS name is at most 253 bytes. */
+#define HP_HOST_MAX 1024
 
 enum { HP_CB_NONE, HP_CB_URL, HP_CB_FIELD, HP_CB_VALUE };
+
+/* hp_crlf: what the next byte outside a body may be. */
+enum { HP_CRLF_ANY, HP_CRLF_WANT_LF, HP_CRLF_WANT_CR };
 
 static int hp_begin_cb(http_parser *);
 static int hp_url_cb(http_parser *, const char *, size_t);
@@ -16,6 +27,7 @@ static int hp_field_cb(http_parser *, const char *, size_t);
 static int hp_value_cb(http_parser *, const char *, size_t);
 static int hp_headers_cb(http_parser *);
 static int hp_body_cb(http_parser *, const char *, size_t);
+static int hp_chunk_header_cb(http_parser *);
 static int hp_complete_cb(http_parser *);
 
 static const http_parser_settings hp_settings = {
@@ -26,6 +38,7 @@ static const http_parser_settings hp_settings = {
 	.on_headers_complete = hp_headers_cb,
 	.on_body = hp_body_cb,
 	.on_message_complete = hp_complete_cb,
+	.on_chunk_header = hp_chunk_header_cb,
 };
 
 void
@@ -60,6 +73,101 @@ hp_note_end(struct hp *h, uint32_t end)
 {
 	if (end + 1 > h->hp_msg.keep_end)
 		h->hp_msg.keep_end = end + 1;
+}
+
+/*
+ * RFC 9112 2.2 and 7.1: every line of the head, of a chunk-size line and of the
+ * trailers ends in CRLF, and chunk data is followed by CRLF. The library also takes a
+ * bare LF as a line end (request line, header and trailer lines, the empty line),
+ * lets a bare CR end the head and then swallows the next byte whatever it is, keeps
+ * reading a chunk extension across a bare LF (so "3;x\nabc" waits for a CR that may
+ * never come), and takes any two bytes as the CRLF after chunk data. So every byte it
+ * consumed outside a body comes through here, in order: an LF must follow a CR, a CR
+ * must be followed by an LF, and the first two bytes after chunk data must be CRLF.
+ * Leading empty lines before a request stay allowed (RFC 9112 2.2), as CRLF only.
+ */
+static int
+hp_check_crlf(struct hp *h, const char *base, size_t from, size_t to)
+{
+	size_t i;
+
+	for (i = from; i < to; i++) {
+		switch (h->hp_crlf) {
+		case HP_CRLF_WANT_LF:
+			if (base[i] != '\n')
+				return hp_fail(h, 400, "bare_cr"), -1;
+			h->hp_crlf = HP_CRLF_ANY;
+			break;
+		case HP_CRLF_WANT_CR:
+			if (base[i] != '\r')
+				return hp_fail(h, 400, "chunk_data_without_crlf"), -1;
+			h->hp_crlf = HP_CRLF_WANT_LF;
+			break;
+		default:
+			if (base[i] == '\n')
+				return hp_fail(h, 400, "bare_lf"), -1;
+			if (base[i] == '\r')
+				h->hp_crlf = HP_CRLF_WANT_LF;
+			break;
+		}
+	}
+	return 0;
+}
+
+/*
+ * RFC 9112 3.2: Host = uri-host [ ":" port ], empty when the target has no
+ * authority. The library's URL parser reads it as the authority of "http://V/":
+ * what it takes is letters, digits, '.', '-', '_', an IP literal and a port up to
+ * 65535; a userinfo, a path, a query or anything else in V is invalid. (It refuses
+ * '~', sub-delims and %-escapes too, which a reg-name allows and no DNS name has.)
+ */
+static bool
+hp_valid_host(const char *v, size_t len)
+{
+	char url[HP_HOST_MAX + 8];
+	struct http_parser_url u;
+	const uint16_t want = (1 << UF_SCHEMA) | (1 << UF_HOST) | (1 << UF_PATH);
+
+	/* Trailing whitespace is not part of a field value (the library keeps it). */
+	while (len > 0 && (v[len - 1] == ' ' || v[len - 1] == '\t'))
+		len--;
+	if (len == 0)
+		return true;
+	if (len > HP_HOST_MAX)
+		return false;
+	memcpy(url, "http://", 7);
+	memcpy(url + 7, v, len);
+	url[7 + len] = '/';
+	http_parser_url_init(&u);
+	if (http_parser_parse_url(url, len + 8, 0, &u) != 0)
+		return false;
+	return (u.field_set & ~(1 << UF_PORT)) == want && u.field_data[UF_PATH].len == 1;
+}
+
+/* RFC 9112 2.3 and 3.2: the head's version and its Host field. */
+static int
+hp_check_head(struct hp *h)
+{
+	const struct hp_msg *m = &h->hp_msg;
+	const struct hp_field *host = NULL, *f;
+	uint32_t i;
+
+	/* We speak 1.x (a higher minor is served as 1.1); HTTP/0.9 and 2+ are not spoken. */
+	if (m->version_major != 1)
+		return hp_fail(h, 505, "version_not_supported"), -1;
+	for (i = 0; i < m->nfields; i++) {
+		f = &m->fields[i];
+		if (f->name_len != 4 || strncasecmp(h->hp_base + f->name_off, "host", 4) != 0)
+			continue;
+		if (host != NULL)
+			return hp_fail(h, 400, "duplicate_host"), -1;
+		host = f;
+	}
+	if (host == NULL)
+		return m->version_minor >= 1 ? (hp_fail(h, 400, "missing_host"), -1) : 0;
+	if (!hp_valid_host(h->hp_base + host->value_off, host->value_len))
+		return hp_fail(h, 400, "bad_host"), -1;
+	return 0;
 }
 
 static int
@@ -146,12 +254,16 @@ hp_value_cb(http_parser *p, const char *at, size_t len)
 	return 0;
 }
 
+/*
+ * The head is complete. Its checks and the owner's head callback run in hp_execute,
+ * after the parser pauses here: only then is it known where the head ends, so that
+ * its line ends are checked before anything (a 100 Continue) is answered.
+ */
 static int
 hp_headers_cb(http_parser *p)
 {
 	struct hp *h = p->data;
 	struct hp_msg *m = &h->hp_msg;
-	int status;
 
 	m->method = http_method_str((enum http_method)p->method);
 	m->version_major = p->http_major;
@@ -160,14 +272,13 @@ hp_headers_cb(http_parser *p)
 	m->chunked = (p->flags & F_CHUNKED) != 0;
 	m->has_length = (p->flags & F_CONTENTLENGTH) != 0;
 	m->content_length = m->has_length ? p->content_length : 0;
-	/* The library sets this before the callback: Upgrade + Connection: upgrade, or CONNECT. */
-	m->upgrade = p->upgrade != 0;
 	m->is_head = p->method == HTTP_HEAD;
+	m->connect = p->method == HTTP_CONNECT;
+	/* The library sets this before the callback: Upgrade + Connection: upgrade, or CONNECT. */
+	m->upgrade = p->upgrade != 0 && !m->connect;
 	h->hp_in_body = true;
-	if ((status = h->hp_ops->head(h->hp_arg, m)) != 0) {
-		hp_fail(h, status, NULL);
-		return -1;
-	}
+	h->hp_head_done = true;
+	http_parser_pause(p, 1);
 	return 0;
 }
 
@@ -175,12 +286,32 @@ static int
 hp_body_cb(http_parser *p, const char *at, size_t len)
 {
 	struct hp *h = p->data;
+	size_t start = (size_t)(at - h->hp_base);
 	int status;
 
+	/* The framing bytes before this piece (a chunk-size line) are checked first. */
+	if (hp_check_crlf(h, h->hp_base, h->hp_scan, start) < 0)
+		return -1;
+	h->hp_scan = start + len;
+	if (h->hp_msg.chunked) {
+		h->hp_chunk_left -= len;
+		/* The library takes any two bytes after chunk data for its CRLF. */
+		if (h->hp_chunk_left == 0)
+			h->hp_crlf = HP_CRLF_WANT_CR;
+	}
 	if ((status = h->hp_ops->body(h->hp_arg, at, len)) != 0) {
 		hp_fail(h, status, NULL);
 		return -1;
 	}
+	return 0;
+}
+
+static int
+hp_chunk_header_cb(http_parser *p)
+{
+	struct hp *h = p->data;
+
+	h->hp_chunk_left = p->content_length;
 	return 0;
 }
 
@@ -201,20 +332,38 @@ hp_execute(struct hp *h, char *base, size_t *off, size_t len)
 {
 	enum http_errno e;
 	size_t n;
+	int status;
 
 	/* A zero length would tell the library the peer closed: never pass one. */
 	if (*off >= len)
 		return HP_AGAIN;
 	h->hp_base = base;
-	n = http_parser_execute(&h->hp_parser, &hp_settings, base + *off, len - *off);
-	*off += n;
-	e = HTTP_PARSER_ERRNO(&h->hp_parser);
-	if (e == HPE_PAUSED) {
+	h->hp_scan = *off;
+	for (;;) {
+		n = http_parser_execute(&h->hp_parser, &hp_settings, base + *off, len - *off);
+		*off += n;
+		e = HTTP_PARSER_ERRNO(&h->hp_parser);
+		if (e != HPE_PAUSED || !h->hp_head_done)
+			break;
+		/* Paused at the head's end: its last LF, at *off, is consumed on resume. */
+		h->hp_head_done = false;
+		if (hp_check_crlf(h, base, h->hp_scan, *off + 1) < 0 || hp_check_head(h) < 0)
+			return HP_ERROR;
+		h->hp_scan = *off + 1;
+		if ((status = h->hp_ops->head(h->hp_arg, &h->hp_msg)) != 0) {
+			hp_fail(h, status, NULL);
+			return HP_ERROR;
+		}
+		http_parser_pause(&h->hp_parser, 0);
+	}
+	if (e == HPE_PAUSED || e == HPE_OK) {
+		if (hp_check_crlf(h, base, h->hp_scan, *off) < 0)
+			return HP_ERROR;
+		if (e == HPE_OK)
+			return HP_AGAIN;
 		http_parser_pause(&h->hp_parser, 0);
 		return HP_DONE;
 	}
-	if (e == HPE_OK)
-		return HP_AGAIN;
 	if (h->hp_status == 0) {
 		if (e == HPE_HEADER_OVERFLOW)
 			hp_fail(h, 431, "header_overflow");

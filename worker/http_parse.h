@@ -29,13 +29,16 @@ struct hp_msg {
 	uint32_t nfields;
 	uint64_t content_length;   /* when has_length */
 	uint16_t version_major, version_minor;
-	bool has_length, chunked, keep_alive, upgrade, is_head;
+	bool has_length, chunked, keep_alive, is_head;
+	bool connect;              /* CONNECT: a tunnel */
+	bool upgrade;              /* an offer to switch protocols (Upgrade + Connection: upgrade) */
 	struct hp_field fields[HP_MAX_FIELDS];
 };
 
 /*
  * What the parser tells its owner. Each returns 0 to go on or an HTTP status
- * (413, 417, 501, ...) to refuse the request with.
+ * (413, 417, 501, ...) to refuse the request with. The head has passed the RFC 9112
+ * checks by then: CRLF line ends, major version 1, one valid Host (none in 1.0).
  */
 struct hp_ops {
 	int (*head)(void *arg, struct hp_msg *msg);
@@ -50,6 +53,10 @@ struct hp {
 	int hp_last;               /* the last data callback, to join split pieces */
 	bool hp_in_msg;            /* first byte of a request seen, not yet complete */
 	bool hp_in_body;           /* head complete, body (if any) in progress */
+	bool hp_head_done;         /* paused at the end of the head, before its last LF */
+	int hp_crlf;               /* what the next framing byte must be (http_parse.c) */
+	uint64_t hp_chunk_left;    /* data bytes left in the current chunk */
+	size_t hp_scan;            /* during hp_execute: bytes before this are checked */
 	int hp_status;             /* on HP_ERROR: the status to answer with */
 	const char *hp_reason;     /* on HP_ERROR: a short token for the log */
 	struct hp_msg hp_msg;
