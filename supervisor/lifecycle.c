@@ -80,8 +80,8 @@ real_signal(struct worker *w, uint32_t reason)
 	}
 	/* sigqueue carries the reason: the worker reads it from its signalfd. */
 	if (sigqueue(w->w_pid, SIGTERM, v) < 0 && errno != ESRCH)
-		log_warn("sigterm_failed", "fn=%s wid=%u pid=%d err=\"%s\"", w->w_conf->name,
-		    w->w_id, (int)w->w_pid, strerror(errno));
+		log_warn("sigterm_failed", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name,
+		    w->w_id, (int)w->w_pid, log_qv(strerror(errno)));
 }
 
 static void
@@ -152,8 +152,8 @@ a_retire(struct worker *w, uint32_t reason)
 	w->w_reason = reason;
 	if (ops->send_retire(w, reason, lim->drain_timeout_ms + lim->beforeunload_grace_ms) < 0) {
 		/* It cannot hear us: it is dying or hung. SIGTERM is the other way in. */
-		log_warn("retire_send_failed", "fn=%s wid=%u pid=%d err=\"%s\"", w->w_conf->name,
-		    w->w_id, (int)w->w_pid, strerror(errno));
+		log_warn("retire_send_failed", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name,
+		    w->w_id, (int)w->w_pid, log_qv(strerror(errno)));
 		worker_event(w, WE_TERMINATE, reason ? reason : WIRE_REASON_TERMINATION);
 		return;
 	}

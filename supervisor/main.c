@@ -95,9 +95,9 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)
-			log_error("log_reopen_failed", "err=\"%s\"", strerror(errno));
+			log_error("log_reopen_failed", "err=%s", log_qv(strerror(errno)));
 		else
-			log_info("log_reopened", "config=%s", sv.conf_path);
+			log_info("log_reopened", "config=%s", log_qv(sv.conf_path));
 		break;
 	case SIGCHLD:
 		orch_reap();
@@ -201,25 +201,29 @@ main(int argc, char **argv)
 	}
 	if (cg_init(conf->cgroups, conf->cgroup_parent, err, sizeof(err)) < 0 ||
 	    cg_check_conf(conf, err, sizeof(err)) < 0) {
-		log_error("cgroups_required", "msg=\"%s\"", err);
+		log_error("cgroups_required", "msg=%s", log_qv(err));
 		fprintf(stderr, "edgevisor: cgroups required but unavailable: %s\n", err);
 		goto out;
 	}
-	if (!cg_enabled() && conf->cgroups == CG_MODE_AUTO)
-		log_warn("cgroups_off", "msg=\"CPU and memory caps are OFF: %s\"", err);
+	if (!cg_enabled() && conf->cgroups == CG_MODE_AUTO) {
+		char msg[1100];
+
+		snprintf(msg, sizeof(msg), "CPU and memory caps are OFF: %s", err);
+		log_warn("cgroups_off", "msg=%s", log_qv(msg));
+	}
 	log_info("start", "pid=%d config=%s cgroups=%s worker=%s functions=%zu", (int)getpid(),
-	    sv.conf_path, cg_describe(), sv.worker_path, conf->nfunctions);
+	    log_qv(sv.conf_path), cg_describe(), log_qv(sv.worker_path), conf->nfunctions);
 	if (orch_init() < 0) {
 		log_error("fatal", "msg=\"out of memory\"");
 		goto out;
 	}
 	orch = true;
 	if (dispatch_listen(conf, err, sizeof(err)) < 0) {
-		log_error("listen_failed", "msg=\"%s\"", err);
+		log_error("listen_failed", "msg=%s", log_qv(err));
 		goto out;
 	}
 	if (admin_start(conf, err, sizeof(err)) < 0) {
-		log_error("admin_failed", "msg=\"%s\"", err);
+		log_error("admin_failed", "msg=%s", log_qv(err));
 		goto out;
 	}
 	for (size_t i = 0; i < NHANDLED; i++) {

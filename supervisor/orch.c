@@ -411,7 +411,7 @@ switch_over(void)
 	sv.conf = rl.conf;
 	/* The admin endpoint follows the file too (same address: nothing happens). */
 	if (admin_start(sv.conf, err, sizeof(err)) < 0)
-		log_error("admin_failed", "msg=\"%s\"", err);
+		log_error("admin_failed", "msg=%s", log_qv(err));
 	collect_confs();
 }
 
@@ -426,9 +426,9 @@ finish(void)
 		reload_names(&rl, RL_ROLLED, rolled, sizeof(rolled));
 		reload_names(&rl, RL_ADDED, added, sizeof(added));
 		reload_names(&rl, RL_REMOVED, removed, sizeof(removed));
-		log_info("reload_done", "gen=%u kept=%u rolled=%u added=%u removed=%u kept_fns=\"%s\" rolled_fns=\"%s\" added_fns=\"%s\" removed_fns=\"%s\"",
+		log_info("reload_done", "gen=%u kept=%u rolled=%u added=%u removed=%u kept_fns=%s rolled_fns=%s added_fns=%s removed_fns=%s",
 		    rl.gen, rl.count[RL_KEPT], rl.count[RL_ROLLED], rl.count[RL_ADDED],
-		    rl.count[RL_REMOVED], kept, rolled, added, removed);
+		    rl.count[RL_REMOVED], log_qv(kept), log_qv(rolled), log_qv(added), log_qv(removed));
 	}
 	log_info("ready", "gen=%u workers=%u", rl.gen, pools_live_workers());
 	notify_ready();
@@ -447,11 +447,11 @@ fail(void)
 	} else if (first) {
 		/* Nothing serves yet: a start that cannot check its libraries is refused. */
 		fprintf(stderr, "%s: %s\n", sv.conf_path, rl.err);
-		log_error("library_invalid", "config=%s msg=\"%s\"", sv.conf_path, rl.err);
+		log_error("library_invalid", "config=%s msg=%s", log_qv(sv.conf_path), log_qv(rl.err));
 		sv.exit_code = 1;
 		event_base_loopexit(sv.base, NULL);
 	} else {
-		log_error("reload_failed", "gen=%u msg=\"%s\"", rl.gen, rl.err);
+		log_error("reload_failed", "gen=%u msg=%s", rl.gen, log_qv(rl.err));
 		sv.failed_gen = rl.gen;
 		snprintf(sv.failed_why, sizeof(sv.failed_why), "%s", rl.err);
 		notify_ready();
@@ -551,7 +551,7 @@ orch_start(struct sv_conf *conf)
 	char err[256];
 
 	if (begin(conf, err, sizeof(err)) < 0) {
-		log_error("start_failed", "msg=\"%s\"", err);
+		log_error("start_failed", "msg=%s", log_qv(err));
 		config_free(conf);
 		sv.exit_code = 1;
 		event_base_loopexit(sv.base, NULL);
@@ -583,19 +583,19 @@ orch_reload(const struct reload **plan, char *err, size_t errlen)
 		return 1;
 	}
 	notify_reloading();
-	log_info("reload", "config=%s", sv.conf_path);
+	log_info("reload", "config=%s", log_qv(sv.conf_path));
 	conf = config_load(sv.conf_path, buf, sizeof(buf));
 	if (conf == NULL)
 		snprintf(err, errlen, "invalid config: %s", buf);
 	if (conf == NULL || cg_check_conf(conf, err, errlen) < 0 ||
 	    dispatch_listen(conf, err, errlen) < 0) {
-		log_error("reload_failed", "msg=\"%s\"", err);
+		log_error("reload_failed", "msg=%s", log_qv(err));
 		config_free(conf);
 		notify_ready();
 		return -1;
 	}
 	if (begin(conf, err, errlen) < 0) {
-		log_error("reload_failed", "msg=\"%s\"", err);
+		log_error("reload_failed", "msg=%s", log_qv(err));
 		dispatch_abort();
 		config_free(conf);
 		notify_ready();

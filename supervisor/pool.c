@@ -132,8 +132,8 @@ cgroup_up(struct pool *p)
 			return;
 		}
 	if (cg_function_setup(p->p_conf) < 0)
-		log_warn("cgroup_function_failed", "fn=%s err=\"%s\"", p->p_conf->name,
-		    strerror(errno));
+		log_warn("cgroup_function_failed", "fn=%s err=%s", p->p_conf->name,
+		    log_qv(strerror(errno)));
 	p->p_cgroup = true;
 }
 
@@ -166,8 +166,8 @@ pool_spawn(struct pool *p)
 	w->w_id = p->p_totals->next_wid++;
 	w->w_ctl = w->w_status = -1;
 	if (spawn_worker(w) < 0) {
-		log_error("spawn_failed", "fn=%s wid=%u err=\"%s\"", p->p_conf->name, w->w_id,
-		    strerror(errno));
+		log_error("spawn_failed", "fn=%s wid=%u err=%s", p->p_conf->name, w->w_id,
+		    log_qv(strerror(errno)));
 		free(w);
 		return NULL;
 	}

@@ -182,8 +182,8 @@ spawn_worker(struct worker *w)
 	w->w_cgroup[0] = '\0';
 	if (cg_enabled() &&
 	    cg_worker_create(fc, w->w_id, w->w_cgroup, sizeof(w->w_cgroup)) < 0) {
-		log_warn("cgroup_worker_failed", "fn=%s wid=%u err=\"%s\"", fc->name, w->w_id,
-		    strerror(errno));
+		log_warn("cgroup_worker_failed", "fn=%s wid=%u err=%s", fc->name, w->w_id,
+		    log_qv(strerror(errno)));
 		w->w_cgroup[0] = '\0';
 	}
 	parent = getpid();
@@ -242,8 +242,8 @@ status_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		if (r == 0 || (r < 0 && errno != EAGAIN)) {
 			if (r < 0)
-				log_warn("status_bad", "fn=%s wid=%u pid=%d err=\"%s\"",
-				    w->w_conf->name, w->w_id, (int)w->w_pid, strerror(errno));
+				log_warn("status_bad", "fn=%s wid=%u pid=%d err=%s",
+				    w->w_conf->name, w->w_id, (int)w->w_pid, log_qv(strerror(errno)));
 			event_del(w->w_status_ev);
 		}
 		return;
