@@ -54,8 +54,13 @@ usage(void)
 	    "usage: edgevisorctl [-s ADDR | -c CONFIG] [--token-file FILE] COMMAND\n"
 	    "  status [--json]  workers and per-function totals (--json: the raw document)\n"
 	    "  metrics          the Prometheus text of GET /metrics\n"
-	    "  reload [--wait]  new config, new workers; the old ones drain (like SIGHUP);\n"
-	    "                   --wait: return once the new generation is ready (ExecReload)\n"
+	    "  reload [--wait]  apply the config file (like SIGHUP): changed functions roll,\n"
+	    "                   unchanged ones keep their workers; --wait: return once the\n"
+	    "                   new generation is ready, or fail saying why not (ExecReload)\n"
+	    "  deploy NAME      reload, then wait until NAME's new workers are ready or say\n"
+	    "                   why not (only NAME's outcome decides the exit status)\n"
+	    "  functions        one line per function: state, generation, min/max, workers,\n"
+	    "                   queued connections, cold starts, scale-ups/downs\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
 	    "ADDR: unix:/path, host:port or [v6]:port; default $EDGEVISOR_ADMIN or %s\n"
@@ -270,6 +275,8 @@ fmt_ms(uint64_t ms, char *buf, size_t len)
 	return buf;
 }
 
+static void print_functions(json_t *st);
+
 static void
 print_status(json_t *st)
 {
@@ -327,6 +334,8 @@ print_status(json_t *st)
 		    json_is_true(json_object_get(o, "failed")) ? "  FAILED" : "",
 		    json_is_true(json_object_get(o, "current")) ? "" : "  (removed, draining)");
 	}
+	printf("\n");
+	print_functions(st);
 }
 
 /* ---- commands ------------------------------------------------------------------- */
@@ -434,6 +443,13 @@ wait_ready(json_int_t gen, int timeout_s)
 		svo = json_object_get(o, "supervisor");
 		ready = num(svo, "ready_generation");
 		now = num(svo, "generation");
+		if (num(json_object_get(svo, "reload"), "failed_generation") == gen) {
+			/* Refused after it began (a library check): it will never be ready. */
+			fail("reload: generation %lld refused: %s", (long long)gen,
+			    str(json_object_get(svo, "reload"), "failed_why", "?"));
+			json_decref(o);
+			return 1;
+		}
 		json_decref(o);
 		if (ready >= gen) {
 			printf("reload: generation %lld ready\n", (long long)gen);
@@ -448,6 +464,171 @@ wait_ready(json_int_t gen, int timeout_s)
 		nanosleep(&nap, NULL);
 	}
 	fail("reload: generation %lld not ready after %d s", (long long)gen, timeout_s);
+	return 1;
+}
+
+/* The function NAME in a /status document, or NULL. */
+static json_t *
+find_function(json_t *st, const char *name)
+{
+	json_t *o;
+	size_t i;
+
+	json_array_foreach(json_object_get(st, "functions"), i, o)
+		if (strcmp(str(o, "name", ""), name) == 0)
+			return o;
+	return NULL;
+}
+
+static json_t *
+get_status(void)
+{
+	struct reply r;
+	json_t *o;
+
+	if (http("GET", "/status", &r) < 0)
+		return NULL;
+	if (r.code != 200) {
+		fail_reply("status", &r);
+		free(r.body);
+		return NULL;
+	}
+	o = json_loads(r.body, 0, NULL);
+	free(r.body);
+	if (o == NULL)
+		fail("status: not JSON");
+	return o;
+}
+
+/* One line per function: state, generation, pool size and the on-demand figures. */
+static void
+print_functions(json_t *st)
+{
+	json_t *o;
+	size_t i;
+
+	printf("%-20s %-8s %4s %7s %5s %5s %6s %6s %9s\n", "FUNCTION", "STATE", "GEN",
+	    "MIN/MAX", "LIVE", "READY", "QUEUED", "COLD", "UP/DOWN");
+	json_array_foreach(json_object_get(st, "functions"), i, o) {
+		json_t *sc = json_object_get(o, "scaling");
+		char mm[32], ud[32];
+
+		snprintf(mm, sizeof(mm), "%lld/%lld", num(sc, "min_workers"), num(sc, "max_workers"));
+		snprintf(ud, sizeof(ud), "%lld/%lld", num(sc, "scale_ups"), num(sc, "scale_downs"));
+		printf("%-20s %-8s %4lld %7s %5lld %5lld %6lld %6lld %9s%s\n", str(o, "name", "?"),
+		    str(o, "state", "?"), num(o, "generation"), mm, num(o, "live_workers"),
+		    num(json_object_get(o, "states"), "ready"), num(sc, "queued"),
+		    num(sc, "cold_starts"), ud,
+		    json_is_true(json_object_get(o, "current")) ? "" : "  (removed, draining)");
+	}
+}
+
+static int
+cmd_functions(void)
+{
+	json_t *st = get_status();
+
+	if (st == NULL)
+		return 1;
+	print_functions(st);
+	json_decref(st);
+	return 0;
+}
+
+/* In the reload answer's list NAME of changes? */
+static bool
+listed(json_t *answer, const char *list, const char *name)
+{
+	json_t *v;
+	size_t i;
+
+	json_array_foreach(json_object_get(answer, list), i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * Reloads and waits for NAME alone: its new generation ready (or at zero, for an
+ * on-demand pool), or why not. The other functions' changes are the reload's too,
+ * but deploy only answers for NAME.
+ */
+static int
+cmd_deploy(const char *name, int timeout_s)
+{
+	struct timespec nap = { 0, 50 * 1000 * 1000 };
+	time_t end = time(NULL) + timeout_s;
+	struct reply r;
+	json_int_t gen;
+	json_t *o, *st, *fn;
+	bool queued;
+
+	if (http("POST", "/reload", &r) < 0)
+		return 1;
+	if (r.code / 100 != 2) {
+		fail_reply("deploy", &r);
+		free(r.body);
+		return 1;
+	}
+	o = json_loads(r.body, 0, NULL);
+	free(r.body);
+	gen = num(o, "generation");
+	queued = strcmp(str(o, "result", ""), "queued") == 0;
+	if (!queued && listed(o, "removed", name)) {
+		fail("deploy: %s is no longer in the config: it drains", name);
+		json_decref(o);
+		return 1;
+	}
+	if (!queued && listed(o, "kept", name)) {
+		printf("deploy: %s unchanged, its workers keep serving\n", name);
+		json_decref(o);
+		return 0;
+	}
+	if (!queued && !listed(o, "rolled", name) && !listed(o, "added", name)) {
+		fail("deploy: no function %s in the config", name);
+		json_decref(o);
+		return 1;
+	}
+	json_decref(o);
+	printf("deploy: %s: generation %lld %s\n", name, (long long)gen,
+	    queued ? "queued behind a reload in flight" : "starting");
+	while (time(NULL) < end) {
+		json_t *svo;
+
+		if ((st = get_status()) == NULL)
+			return 1;
+		svo = json_object_get(st, "supervisor");
+		if (num(json_object_get(svo, "reload"), "failed_generation") >= gen) {
+			fail("deploy: %s: generation %lld refused: %s", name, (long long)gen,
+			    str(json_object_get(svo, "reload"), "failed_why", "?"));
+			json_decref(st);
+			return 1;
+		}
+		fn = find_function(st, name);
+		if (num(svo, "ready_generation") >= gen && fn != NULL) {
+			const char *state = str(fn, "state", "?");
+			int rc = 0;
+
+			if (strcmp(state, "failed") == 0 || num(fn, "generation") < gen) {
+				fail("deploy: %s: its new workers fail to start; the old ones (if any) "
+				    "keep serving", name);
+				rc = 1;
+			} else {
+				printf("deploy: %s generation %lld %s\n", name, (long long)num(fn,
+				    "generation"), state);
+			}
+			json_decref(st);
+			return rc;
+		}
+		if (num(svo, "ready_generation") >= gen && fn == NULL) {
+			fail("deploy: no function %s in the config", name);
+			json_decref(st);
+			return 1;
+		}
+		json_decref(st);
+		nanosleep(&nap, NULL);
+	}
+	fail("deploy: %s not ready after %d s", name, timeout_s);
 	return 1;
 }
 
@@ -538,6 +719,10 @@ main(int argc, char **argv)
 		return cmd_reload(wait);
 	if (strcmp(cmd, "stop") == 0 && optind == argc)
 		return cmd_post("stop", "/stop");
+	if (strcmp(cmd, "functions") == 0 && optind == argc)
+		return cmd_functions();
+	if (strcmp(cmd, "deploy") == 0 && optind + 1 == argc)
+		return cmd_deploy(argv[optind], 120);
 	if (strcmp(cmd, "drain") == 0 && optind + 1 == argc) {
 		const char *name = argv[optind];
 

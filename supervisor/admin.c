@@ -55,6 +55,7 @@ struct fn_view {
 	const char *name;
 	const struct fn_conf *conf;
 	bool current;               /* in the config being served */
+	uint32_t gen;               /* generation of its newest pool that is not leaving */
 	bool failed;
 	uint64_t requests, started, completed, failed_tasks, lost, pending, crashes;
 	uint64_t unloads[WIRE_REASON_MAX];
@@ -190,6 +191,8 @@ collect(size_t *n)
 		}
 		if (!p->p_retiring && p->p_failed)
 			v->failed = true;
+		if (!p->p_retiring && p->p_gen > v->gen)
+			v->gen = p->p_gen;
 		v->queued += p->p_npending;
 		TAILQ_FOREACH(w, &p->p_workers, w_entry) {
 			const struct board *b = w->w_board;
@@ -322,6 +325,7 @@ function_json(const struct fn_view *v)
 	if (fn == NULL)
 		return NULL;
 	json_object_set_new(fn, "state", json_string(function_state(v)));
+	json_object_set_new(fn, "generation", json_integer((json_int_t)v->gen));
 	json_object_set_new(fn, "scaling", scaling_json(v));
 	json_object_set_new(fn, "totals", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
 	    "requests", (json_int_t)v->requests,
@@ -650,10 +654,22 @@ plan_names(const struct reload *r, enum rl_change c)
 	return a;
 }
 
+/* The reload answer, built while the plan exists. */
+static void
+plan_seen(const struct reload *plan, void *arg)
+{
+	json_t **out = arg;
+
+	*out = json_pack("{s:s,s:I,s:o,s:o,s:o,s:o}",
+	    "result", "reloading", "generation", (json_int_t)plan->gen,
+	    "kept", plan_names(plan, RL_KEPT), "rolled", plan_names(plan, RL_ROLLED),
+	    "added", plan_names(plan, RL_ADDED), "removed", plan_names(plan, RL_REMOVED));
+}
+
 static void
 do_reload(struct evhttp_request *req)
 {
-	const struct reload *plan = NULL;
+	json_t *answer = NULL;
 	char err[1024];
 	int r;
 
@@ -661,7 +677,7 @@ do_reload(struct evhttp_request *req)
 		reply_error(req, 409, "Conflict", "the supervisor is stopping");
 		return;
 	}
-	r = ops->reload(&plan, err, sizeof(err));
+	r = ops->reload(plan_seen, &answer, err, sizeof(err));
 	if (r < 0) {
 		reply_error(req, 409, "Conflict", err);
 		return;
@@ -672,11 +688,7 @@ do_reload(struct evhttp_request *req)
 		return;
 	}
 	/* Begun: what it changes is known now; whether it lands, /status and the log say. */
-	reply_json(req, 202, "Accepted", json_pack("{s:s,s:I,s:s,s:o,s:o,s:o,s:o}",
-	    "result", "reloading", "generation", (json_int_t)plan->gen,
-	    "state", rl_state_name(plan->state),
-	    "kept", plan_names(plan, RL_KEPT), "rolled", plan_names(plan, RL_ROLLED),
-	    "added", plan_names(plan, RL_ADDED), "removed", plan_names(plan, RL_REMOVED)));
+	reply_json(req, 202, "Accepted", answer);
 }
 
 static void

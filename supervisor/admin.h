@@ -20,8 +20,10 @@ struct reload;
 
 /* What the endpoint asks of the orchestrator (it never calls it by name). */
 struct admin_ops {
-	/* 0: begun (*PLAN set), 1: queued behind the one in flight, -1: refused (ERR). */
-	int (*reload)(const struct reload **plan, char *err, size_t errlen);
+	/* 0: begun (SEEN was shown the plan), 1: queued behind the one in flight,
+	 * -1: refused (ERR). */
+	int (*reload)(void (*seen)(const struct reload *plan, void *arg), void *arg,
+	    char *err, size_t errlen);
 	void (*stop)(bool fast);
 	/* 0, or -1 when there is no such function. */
 	int (*drain)(const char *name);

@@ -499,15 +499,17 @@ act(enum rl_action a)
 	if (rl.state == RL_IDLE) {
 		if (reload_queued && !sv.stopping) {
 			reload_queued = false;
-			orch_reload(NULL, NULL, 0);
+			orch_reload(NULL, NULL, NULL, 0);
 		}
 		check_stopped();
 	}
 }
 
-/* Plans the change from sv.conf to CONF and begins it. 0 or -1 (ERR). */
+/* Plans the change from sv.conf to CONF, shows the plan to SEEN (if any: before
+ * anything runs, since a reload with nothing to start ends within this call), and
+ * begins it. 0 or -1 (ERR). */
 static int
-begin(struct sv_conf *conf, char *err, size_t errlen)
+begin(struct sv_conf *conf, orch_plan_fn seen, void *arg, char *err, size_t errlen)
 {
 	struct lib_check **nc;
 
@@ -541,6 +543,8 @@ begin(struct sv_conf *conf, char *err, size_t errlen)
 		log_info("reload_plan", "gen=%u kept=%u rolled=%u added=%u removed=%u checks=%u",
 		    rl.gen, rl.count[RL_KEPT], rl.count[RL_ROLLED], rl.count[RL_ADDED],
 		    rl.count[RL_REMOVED], rl.checks_pending);
+	if (seen != NULL)
+		seen(&rl, arg);
 	act(reload_step(&rl, RLE_BEGIN));
 	return 0;
 }
@@ -550,7 +554,7 @@ orch_start(struct sv_conf *conf)
 {
 	char err[256];
 
-	if (begin(conf, err, sizeof(err)) < 0) {
+	if (begin(conf, NULL, NULL, err, sizeof(err)) < 0) {
 		log_error("start_failed", "msg=%s", log_qv(err));
 		config_free(conf);
 		sv.exit_code = 1;
@@ -559,7 +563,7 @@ orch_start(struct sv_conf *conf)
 }
 
 int
-orch_reload(const struct reload **plan, char *err, size_t errlen)
+orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen)
 {
 	char buf[1024];
 	struct sv_conf *conf;
@@ -594,15 +598,13 @@ orch_reload(const struct reload **plan, char *err, size_t errlen)
 		notify_ready();
 		return -1;
 	}
-	if (begin(conf, err, errlen) < 0) {
+	if (begin(conf, seen, arg, err, errlen) < 0) {
 		log_error("reload_failed", "msg=%s", log_qv(err));
 		dispatch_abort();
 		config_free(conf);
 		notify_ready();
 		return -1;
 	}
-	if (plan != NULL)
-		*plan = &rl;
 	return 0;
 }
 

@@ -28,13 +28,16 @@ void orch_shutdown(void);
 /* Starts CONF (listeners already open through dispatch_listen): a reload from
  * nothing. Start-up failures end the loop with exit code 1. */
 void orch_start(struct sv_conf *conf);
+/* Shown a reload's plan once it is made (it is valid only during the call). */
+typedef void (*orch_plan_fn)(const struct reload *plan, void *arg);
 /*
- * Reloads sv.conf_path. Returns 0 when the reload began (PLAN, if not NULL, points
- * at its plan until it ends), 1 when one is in flight and this one will run after
- * it, or -1 when it was refused at once (ERR says why; the old config serves on).
- * A reload refused later (a library check failed) is logged as reload_failed.
+ * Reloads sv.conf_path. Returns 0 when the reload began (SEEN, if not NULL, was
+ * shown its plan), 1 when one is in flight and this one will run after it, or -1
+ * when it was refused at once (ERR says why; the old config serves on). A reload
+ * refused later (a library check failed) is logged as reload_failed and shown in
+ * sv.failed_gen.
  */
-int orch_reload(const struct reload **plan, char *err, size_t errlen);
+int orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen);
 /* Graceful (drain everything) or fast (SIGTERM everything) stop. */
 void orch_stop(bool fast);
 /* Replaces every ready worker of NAME: fresh ones start, the old ones drain.

@@ -12,7 +12,7 @@ import threading
 
 import harness as h
 from harness import check, test
-from test_admin import fn_status, status
+from test_admin import ctl, fn_status, status
 from test_isolation import base_dirs, host_version, parent_name, remove_cgroups
 
 
@@ -224,6 +224,42 @@ def deploy_one_function_file():
         sv.wait_event("worker_state", fn="gamma", to="exited", timeout=10)
         check(sv.workers("alpha") == now["alpha"] and sv.workers("beta") == now["beta"],
               "kept functions' workers changed")
+
+
+@test
+def ctl_deploy_and_functions():
+    """edgevisorctl deploy NAME waits for NAME's new workers (or says why not);
+    edgevisorctl functions lists every function with its state and generation."""
+    fns = [h.function("web", library="hello"), h.function("lazy", library="hello")]
+    del fns[1]["workers"]
+    fns[1].update(min_workers=0, max_workers=2)
+    with h.Supervisor(fns, name="ondemand-ctl") as sv:
+        rc, out, err = ctl("-s", sv.admin, "functions")
+        check(rc == 0, "functions: %d %r" % (rc, err))
+        rows = {l.split()[0]: l.split() for l in out.splitlines()[1:] if l.strip()}
+        check(rows["web"][1] == "ready" and rows["lazy"][1] == "cold", "functions %r" % rows)
+        check(rows["lazy"][3] == "0/2" and rows["web"][3] == "1/1", "min/max %r" % rows)
+        # Unchanged: nothing to wait for.
+        rc, out, err = ctl("-s", sv.admin, "deploy", "web")
+        check(rc == 0 and "unchanged" in out, "deploy unchanged: %d %r %r" % (rc, out, err))
+        old = sv.workers("web")
+        sv.rewrite_config(lambda c: c["functions"][0].setdefault("limits", {})
+                          .update(request_timeout_ms=20000))
+        rc, out, err = ctl("-s", sv.admin, "deploy", "web", timeout=60)
+        check(rc == 0 and "ready" in out, "deploy web: %d %r %r" % (rc, out, err))
+        check(sv.workers("web") and sv.workers("web") != old, "web was not rolled")
+        st = fn_status(status(sv), "web")
+        gen = int(out.split("generation ")[-1].split()[0])
+        check(st["generation"] == gen == status(sv)["supervisor"]["ready_generation"] and
+              st["state"] == "ready", "web after deploy (%r) %r" % (out, st))
+        # A version whose init fails: deploy says so, exit 1, the old worker serves.
+        now = sv.workers("web")
+        sv.rewrite_config(lambda c: c["functions"][0].update(library=h.lib("initfail")))
+        rc, out, err = ctl("-s", sv.admin, "deploy", "web", timeout=60)
+        check(rc == 1 and "fail to start" in err, "deploy initfail: %d %r %r" % (rc, out, err))
+        check(sv.workers("web") == now and h.get_ok(fns[0]["port"]), "old web worker gone")
+        rc, out, err = ctl("-s", sv.admin, "deploy", "nosuch")
+        check(rc == 1 and "no function nosuch" in err, "deploy nosuch: %d %r" % (rc, err))
 
 
 if __name__ == "__main__":
