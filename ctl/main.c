@@ -535,6 +535,27 @@ cmd_functions(void)
 	return 0;
 }
 
+/* POST /reload: the answer (the plan, or "queued"), or NULL when refused (said). */
+static json_t *
+post_reload(const char *what)
+{
+	struct reply r;
+	json_t *o;
+
+	if (http("POST", "/reload", &r) < 0)
+		return NULL;
+	if (r.code / 100 != 2) {
+		fail_reply(what, &r);
+		free(r.body);
+		return NULL;
+	}
+	o = json_loads(r.body, 0, NULL);
+	free(r.body);
+	if (o == NULL)
+		fail("%s: the answer is not JSON", what);
+	return o;
+}
+
 /* In the reload answer's list NAME of changes? */
 static bool
 listed(json_t *answer, const char *list, const char *name)
@@ -558,20 +579,12 @@ cmd_deploy(const char *name, int timeout_s)
 {
 	struct timespec nap = { 0, 50 * 1000 * 1000 };
 	time_t end = time(NULL) + timeout_s;
-	struct reply r;
 	json_int_t gen;
 	json_t *o, *st, *fn;
 	bool queued;
 
-	if (http("POST", "/reload", &r) < 0)
+	if ((o = post_reload("deploy")) == NULL)
 		return 1;
-	if (r.code / 100 != 2) {
-		fail_reply("deploy", &r);
-		free(r.body);
-		return 1;
-	}
-	o = json_loads(r.body, 0, NULL);
-	free(r.body);
 	gen = num(o, "generation");
 	queued = strcmp(str(o, "result", ""), "queued") == 0;
 	if (!queued && listed(o, "removed", name)) {
@@ -635,19 +648,11 @@ cmd_deploy(const char *name, int timeout_s)
 static int
 cmd_reload(bool wait)
 {
-	struct reply r;
 	json_int_t gen;
 	json_t *o;
 
-	if (http("POST", "/reload", &r) < 0)
+	if ((o = post_reload("reload")) == NULL)
 		return 1;
-	if (r.code / 100 != 2) {
-		fail_reply("reload", &r);
-		free(r.body);
-		return 1;
-	}
-	o = json_loads(r.body, 0, NULL);
-	free(r.body);
 	gen = num(o, "generation");
 	json_decref(o);
 	printf("reload: reloading, generation %lld\n", (long long)gen);

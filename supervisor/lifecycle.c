@@ -23,6 +23,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/names.h"
 #include "../common/text.h"
 #include "cgroup.h"
 #include "evq.h"
@@ -295,13 +296,13 @@ static const struct row table[WS_MAX][WE_MAX] = {
 const char *
 wstate_name(enum wstate s)
 {
-	return s < WS_MAX ? wstate_names[s] : "unknown";
+	return NAME_OF(wstate_names, s);
 }
 
 const char *
 wevent_name(enum wevent e)
 {
-	return e < WE_MAX ? wevent_names[e] : "unknown";
+	return NAME_OF(wevent_names, e);
 }
 
 bool

@@ -8,6 +8,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../common/names.h"
+
 static const char *const change_names[RL_NCHANGE] = {
 	[RL_KEPT] = "kept", [RL_ROLLED] = "rolled", [RL_ADDED] = "added",
 	[RL_REMOVED] = "removed",
@@ -20,13 +22,13 @@ static const char *const state_names[RL_NSTATE] = {
 const char *
 rl_change_name(enum rl_change c)
 {
-	return c < RL_NCHANGE ? change_names[c] : "unknown";
+	return NAME_OF(change_names, c);
 }
 
 const char *
 rl_state_name(enum rl_state s)
 {
-	return s < RL_NSTATE ? state_names[s] : "unknown";
+	return NAME_OF(state_names, s);
 }
 
 int
