@@ -27,7 +27,7 @@
 /* Most fds one hand-off message carries: a deep accept backlog costs one sendmsg. */
 #define WIRE_MAX_FDS 32
 
-/* Why a worker is asked to leave; also the beforeunload reason (SPEC 4). */
+/* Why a worker is asked to leave; also the beforeunload reason. */
 enum wire_reason {
 	WIRE_REASON_NONE = 0,
 	WIRE_REASON_CPU,

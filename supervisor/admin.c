@@ -1,5 +1,5 @@
 /*
- * admin.c - the operator's endpoint (SPEC §6): /status as JSON (jansson), /metrics
+ * admin.c - the operator's endpoint: /status as JSON (jansson), /metrics
  * as Prometheus text, /health, and POST /reload, /drain/<fn>, /stop; plus the
  * read-only metrics listener (/metrics and /health only). Who may call what is
  * admin_auth.c's. evhttp serves both on the supervisor's own loop and owns their

@@ -220,7 +220,7 @@ found:
 	return 0;
 }
 
-/* Explains a failed mkdir/write under DIR in the words SPEC §5 asks for. */
+/* Explains a failed mkdir/write under DIR in words an operator can act on. */
 static void
 explain(const char *what, const char *path, int e)
 {
