@@ -4,8 +4,9 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500" (the default: all of them) selects
-#        phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5, reload500 = 6;
+#        PHASES="wrk tasks startup reload500 ondemand" (the default: all of them)
+#        selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
+#        reload500 = 6, ondemand = 7;
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -44,7 +45,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500"
+all_phases="wrk tasks startup reload500 ondemand"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -669,6 +670,17 @@ if want reload500; then
 	done
 	stop_pid "$probe_pid"
 	stop_pid "$r5pid"
+fi
+
+# ---- 7. on-demand pools: cold starts and density (scripts/bench_ondemand.py) ------------
+# cold_start_p50/p99_ms (hello, and a 10 ms init): connection made -> first byte for a
+# function at zero workers, one fresh function a sample; density1000_*: 1,000
+# functions at min_workers 0 (start, supervisor RSS, RSS after all woke once and
+# went back to zero) and at min_workers 1 (the idle supervisor's CPU).
+if want ondemand; then
+	echo "== on-demand pools: cold starts and 1,000-function density"
+	python3 "$top/scripts/bench_ondemand.py" "$build" >>"$figs" ||
+		die "the on-demand phase could not measure its figures"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
