@@ -9,6 +9,13 @@
 #include <string.h>
 
 enum { HP_CB_NONE, HP_CB_URL, HP_CB_FIELD, HP_CB_VALUE };
+/* hp_scan_head: before a request, in a line, at a line's start, after a CR, done. */
+enum { SC_IDLE, SC_LINE, SC_BOL, SC_CR, SC_DONE };
+/* hp_scan_chunk: not in a size line, at its start, in the digits, in an extension,
+ * after its CR. */
+enum { CS_NONE, CS_START, CS_SIZE, CS_EXT, CS_CR };
+
+static int hp_scan_chunk(struct hp *h, size_t from, size_t to);
 
 static int hp_begin_cb(http_parser *);
 static int hp_url_cb(http_parser *, const char *, size_t);
@@ -135,6 +142,21 @@ hp_value_cb(http_parser *p, const char *at, size_t len)
 	/* A piece not adjacent to the last one: obs-fold, which RFC 7230 lets us refuse. */
 	if (h->hp_last == HP_CB_VALUE && off != f->value_off + f->value_len)
 		return hp_fail(h, 400, "obs_fold"), -1;
+	/* The library lets a control character through at a value's start ("X: \0a"):
+	 * NUL and the other CTLs but HT are refused wherever they are. */
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)at[i] < 0x20 && at[i] != '\t') || at[i] == 0x7f)
+			return hp_fail(h, 400, "ctl_in_value"), -1;
+	if (h->hp_last != HP_CB_VALUE && len > 0) {
+		/* The value's first byte follows a line break, not the colon: obs-fold
+		 * after an empty first line ("Name:\r\n value"), refused like any fold. */
+		const char *q = at, *lo = h->hp_base + h->hp_msg.url_off;
+
+		while (q > lo && (q[-1] == ' ' || q[-1] == '\t'))
+			q--;
+		if (q > lo && (q[-1] == '\n' || q[-1] == '\r'))
+			return hp_fail(h, 400, "obs_fold"), -1;
+	}
 	if (h->hp_last != HP_CB_VALUE) {
 		/* An empty value comes at the next line's start: point it at the name's NUL. */
 		f->value_off = len > 0 ? off : f->name_off + f->name_len;
@@ -164,9 +186,93 @@ hp_headers_cb(http_parser *p)
 	m->upgrade = p->upgrade != 0;
 	m->is_head = p->method == HTTP_HEAD;
 	h->hp_in_body = true;
+	/* A chunked body starts with a size line right after the head. */
+	if (m->chunked && h->hp_sc == SC_DONE) {
+		h->hp_cs = CS_START;
+		if (hp_scan_chunk(h, h->hp_head_end, h->hp_end) < 0)
+			return -1;
+	}
 	if ((status = h->hp_ops->head(h->hp_arg, m)) != 0) {
 		hp_fail(h, status, NULL);
 		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Checks the CRLF that must follow a chunk's data, from offset POS on (as far as the
+ * input goes; the rest at the next hp_execute), then the next chunk-size line. The
+ * library, built non-strict, skips any two bytes there: "3\r\nabcXY0\r\n\r\n" would
+ * be one complete request, and whatever followed the next one (a smuggling
+ * vector). Returns 0 or -1.
+ */
+static int
+hp_check_crlf(struct hp *h, size_t pos)
+{
+	while (h->hp_crlf > 0 && pos < h->hp_end) {
+		if (h->hp_base[pos] != (h->hp_crlf == 2 ? '\r' : '\n'))
+			return hp_fail(h, 400, "chunk_data_without_crlf"), -1;
+		h->hp_crlf--;
+		pos++;
+		if (h->hp_crlf == 0) {
+			h->hp_cs = CS_START;
+			return hp_scan_chunk(h, pos, h->hp_end);
+		}
+	}
+	return 0;
+}
+
+static bool
+hp_hex(char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/*
+ * Reads a chunk-size line in BASE[FROM, TO) before the library does: 1*HEXDIG, an
+ * optional extension (";", SP or HT, then no control character), CRLF. The library
+ * takes any byte after the CR as the LF, an LF inside an extension as part of it,
+ * and a size byte >= 0x80 as some digit (it indexes its hex table with a signed
+ * char): each a framing a stricter front end would not share. Stops at the line's
+ * end (the data is counted by the library; its end calls hp_check_crlf). Returns 0
+ * or -1.
+ */
+static int
+hp_scan_chunk(struct hp *h, size_t from, size_t to)
+{
+	for (size_t i = from; i < to && h->hp_cs != CS_NONE; i++) {
+		char c = h->hp_base[i];
+
+		switch (h->hp_cs) {
+		case CS_START:
+			if (!hp_hex(c))
+				return hp_fail(h, 400, "bad_chunk_size"), -1;
+			h->hp_cs = CS_SIZE;
+			break;
+		case CS_SIZE:
+			if (hp_hex(c))
+				;
+			else if (c == ';' || c == ' ' || c == '\t')
+				h->hp_cs = CS_EXT;
+			else if (c == '\r')
+				h->hp_cs = CS_CR;
+			else
+				return hp_fail(h, 400, "bad_chunk_size"), -1;
+			break;
+		case CS_EXT:
+			if (c == '\r')
+				h->hp_cs = CS_CR;
+			else if (((unsigned char)c < 0x20 && c != '\t') || c == 0x7f)
+				return hp_fail(h, 400, "bad_chunk_extension"), -1;
+			break;
+		case CS_CR:
+			if (c != '\n')
+				return hp_fail(h, 400, "bad_chunk_size"), -1;
+			/* Data follows (its end calls hp_check_crlf), or, after the last
+			 * chunk, the trailers (read as header lines). */
+			h->hp_cs = CS_NONE;
+			break;
+		}
 	}
 	return 0;
 }
@@ -181,6 +287,12 @@ hp_body_cb(http_parser *p, const char *at, size_t len)
 		hp_fail(h, status, NULL);
 		return -1;
 	}
+	/* The end of a chunk's data: its CRLF follows. */
+	if ((p->flags & F_CHUNKED) && p->content_length == 0) {
+		h->hp_crlf = 2;
+		if (hp_check_crlf(h, (size_t)(at + len - h->hp_base)) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -191,8 +303,57 @@ hp_complete_cb(http_parser *p)
 
 	h->hp_in_msg = false;
 	h->hp_in_body = false;
+	h->hp_sc = SC_IDLE;
+	h->hp_cs = CS_NONE;
+	h->hp_crlf = 0;
 	/* Stop right after this request: the caller runs its handler, then resumes. */
 	http_parser_pause(p, 1);
+	return 0;
+}
+
+/*
+ * Reads the head's bytes in BASE[FROM, TO) before the library does: a CR must be
+ * followed by LF. The library, built non-strict, takes any byte after a CR as the
+ * LF, so "Host: a\r\n\rX..." would end the head at "\rX" and make what follows the
+ * next request, where a stricter front end sees one header line (a smuggling
+ * vector). Bare LF line ends are tolerated, as the library does. Returns 0 or -1.
+ */
+static int
+hp_scan_head(struct hp *h, const char *base, size_t from, size_t to)
+{
+	for (size_t i = from; i < to && h->hp_sc != SC_DONE; i++) {
+		char c = base[i];
+
+		switch (h->hp_sc) {
+		case SC_IDLE:           /* empty lines before a request are skipped */
+			if (c != '\r' && c != '\n')
+				h->hp_sc = SC_LINE;
+			break;
+		case SC_CR:
+			if (c != '\n')
+				return hp_fail(h, 400, "bare_cr"), -1;
+			h->hp_sc = h->hp_sc_bol ? SC_DONE : SC_BOL;
+			h->hp_head_end = i + 1;
+			break;
+		case SC_BOL:
+			if (c == '\n') {
+				h->hp_sc = SC_DONE;
+				h->hp_head_end = i + 1;
+				break;
+			}
+			h->hp_sc_bol = true;
+			h->hp_sc = c == '\r' ? SC_CR : SC_LINE;
+			break;
+		case SC_LINE:
+			if (c == '\n')
+				h->hp_sc = SC_BOL;
+			else if (c == '\r') {
+				h->hp_sc_bol = false;
+				h->hp_sc = SC_CR;
+			}
+			break;
+		}
+	}
 	return 0;
 }
 
@@ -206,6 +367,14 @@ hp_execute(struct hp *h, char *base, size_t *off, size_t len)
 	if (*off >= len)
 		return HP_AGAIN;
 	h->hp_base = base;
+	h->hp_end = len;
+	if (h->hp_crlf > 0) {
+		if (hp_check_crlf(h, *off) < 0)
+			return HP_ERROR;
+	} else if (h->hp_cs != CS_NONE && hp_scan_chunk(h, *off, len) < 0)
+		return HP_ERROR;
+	if (h->hp_sc != SC_DONE && hp_scan_head(h, base, *off, len) < 0)
+		return HP_ERROR;
 	n = http_parser_execute(&h->hp_parser, &hp_settings, base + *off, len - *off);
 	*off += n;
 	e = HTTP_PARSER_ERRNO(&h->hp_parser);

@@ -52,6 +52,12 @@ struct hp {
 	bool hp_in_body;           /* head complete, body (if any) in progress */
 	int hp_status;             /* on HP_ERROR: the status to answer with */
 	const char *hp_reason;     /* on HP_ERROR: a short token for the log */
+	size_t hp_end;             /* the end of the hp_execute call's input in hp_base */
+	int hp_crlf;               /* bytes of a chunk's CRLF still to check (2, 1, 0) */
+	int hp_sc;                 /* hp_scan_head's state in the head being read */
+	bool hp_sc_bol;            /* ... the CR it waits on began a line */
+	size_t hp_head_end;        /* where hp_scan_head saw the head end (this call) */
+	int hp_cs;                 /* hp_scan_chunk's state in a chunk-size line */
 	struct hp_msg hp_msg;
 };
 
