@@ -8,8 +8,9 @@ Runs as-is on cgroup v1 (this host) and v2 (tests/vm/run.sh, see
 test_vm_cgroup_v2.py): the hierarchy comes from the supervisor's
 `ev=cgroup_init version=` line, and v1 or v2 files are read accordingly. Under the VM
 (EDGEVISOR_VM set: emulated, one CPU) CPU timing is noise, so the CPU test asserts
-throttling (cpu.stat nr_throttled > 0) instead of the exact share and skips the
-latency comparison. Every supervisor gets its own cgroup_parent, and every test
+throttling (cpu.stat nr_throttled > 0) instead of the exact share, and the neighbour
+latency test (both workers pinned to one CPU) is not registered there: it runs on the
+host only. Every supervisor gets its own cgroup_parent, and every test
 checks that nothing of it is left in any hierarchy after the stop.
 """
 
@@ -267,11 +268,12 @@ def parse_p99(text):
 _PACE_LUA = "function delay()\n  return 1\nend\n"
 
 
-def wrk_p99(port, duration=2, conns=8):
+def wrk_p99(port, duration=2, conns=8, cpus=None):
     script = os.path.join(h.tmpdir("wrk"), "pace.lua")
     with open(script, "w") as f:
         f.write(_PACE_LUA)
-    cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--latency", "-s", script,
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    cmd = pin + ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--latency", "-s", script,
            "http://127.0.0.1:%d/" % port]
     p = subprocess.run(cmd, capture_output=True, timeout=duration + 30)
     text = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
@@ -391,19 +393,95 @@ def memory_hog_soft_limit_then_oom():
         stop_and_check(sv)
 
 
+def per_cpu_idle_s():
+    """{cpu number: seconds it spent idle since boot} from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            v = line.split()
+            if v[0].startswith("cpu") and v[0] != "cpu":
+                out[int(v[0][3:])] = (int(v[4]) + int(v[5])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def threads_allowed(pid):
+    """{tid: Cpus_allowed_list} of every thread of PID."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("Cpus_allowed_list:"):
+                        out[int(tid)] = line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return out
+
+
+class OneCpu:
+    """Pins processes (all their threads, and threads they start later) to one CPU:
+    a cpuset cgroup of our own where the v1 cpuset hierarchy is mounted (the
+    supervisor does not use that one), else sched_setaffinity on every thread."""
+
+    def __init__(self, cpu):
+        self.cpu = cpu
+        self.dir = None
+        mine = proc_cgroups(os.getpid()).get("cpuset")
+        top = os.path.join(CG_ROOT, "cpuset")
+        if mine is not None and os.path.exists(os.path.join(top, "cpuset.cpus")):
+            self.dir = os.path.normpath("%s/%s/%s" % (top, mine, parent_name("pin")))
+            os.mkdir(self.dir)
+            with open(os.path.join(self.dir, "cpuset.cpus"), "w") as f:
+                f.write(str(cpu))
+            with open(os.path.join(os.path.dirname(self.dir), "cpuset.mems")) as f:
+                mems = f.read().strip()
+            with open(os.path.join(self.dir, "cpuset.mems"), "w") as f:
+                f.write(mems)
+
+    def add(self, pid):
+        if self.dir:
+            with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        else:
+            for tid in threads_allowed(pid):
+                os.sched_setaffinity(tid, {self.cpu})
+        got = threads_allowed(pid)
+        check(got and all(v == str(self.cpu) for v in got.values()),
+              "threads of %d not pinned to CPU %d: %r" % (pid, self.cpu, got))
+
+    def remove(self):
+        if not self.dir or not os.path.isdir(self.dir):
+            return
+        parent = os.path.join(os.path.dirname(self.dir), "cgroup.procs")
+        try:
+            for pid in read(os.path.join(self.dir, "cgroup.procs")).split():
+                try:
+                    with open(parent, "w") as f:
+                        f.write(pid)
+                except OSError:
+                    pass
+            os.rmdir(self.dir)
+        except OSError:
+            pass
+
+
+def start_capped_hog(sv, cg):
+    _, pid = worker_pid(sv, "cpuhog")
+    d = cg.worker_dirs(pid)
+    # Flat out: a task spins for 60 s of CPU, far more than the test lasts.
+    r = h.request(sv.port("cpuhog"), "/?ms=60000&task=1")
+    check(r.status == 200, "cpuhog answered %d" % r.status)
+    return pid, d
+
+
 @test
-def cpu_hog_capped_neighbour_latency():
+def cpu_hog_capped():
     hog = h.function("cpuhog", workers=1, limits={
         "cpu_percent": 20, "drain_timeout_ms": 1000, "beforeunload_grace_ms": 500})
-    hello = h.function("hello", workers=1)
-    sv = isolated([hog, hello], "cpu")
+    sv = isolated([hog], "cpu")
     with sv:
         cg = Cg(sv, sv.cg_parent)
-        _, pid = worker_pid(sv, "cpuhog")
-        d = cg.worker_dirs(pid)
-        # Flat out: a task spins for 60 s of CPU, far more than the test lasts.
-        r = h.request(sv.port("cpuhog"), "/?ms=60000&task=1")
-        check(r.status == 200, "cpuhog answered %d" % r.status)
+        pid, d = start_capped_hog(sv, cg)
         thr0 = cg.nr_throttled(d)
         h.wait_until(lambda: cg.nr_throttled(d) > thr0 + 2, 10, "the hog to be throttled")
         u0, t0, idle0 = cg.cpu_usage_us(d), time.monotonic(), cpu_idle_s()
@@ -413,39 +491,110 @@ def cpu_hog_capped_neighbour_latency():
         idle = (idle1 - idle0) / (t1 - t0)
         thr = cg.nr_throttled(d)
         check(thr > thr0, "cpu.stat nr_throttled did not grow (%d)" % thr)
+        print("#   hog %.1f%% of a core over 5 s (%.2f cores idle), nr_throttled %d"
+              % (share, idle, thr))
         if IN_VM:
-            print("#   hog %.1f%% of a core, nr_throttled %d (VM: share and latency "
-                  "not judged)" % (share, thr))
+            print("#   VM: emulated CPU, the share is not judged (throttling is)")
         else:
             check(share <= 25, "hog used %.1f%% of a core over 5 s (cap 20%%)" % share)
             # Below the cap only when the CPUs were taken by others (the cap is a
             # ceiling): with half a core idle on average it had no excuse.
             check(share >= 15 or idle < 0.5, "hog used only %.1f%% of a core over 5 s "
                   "with %.2f cores idle (cap 20%%)" % (share, idle))
-            # Pairs of runs back to back, the hog stopped (SIGSTOP: no hog) then
-            # running, so both sides see the same background load; the best run of
-            # each side is compared, which filters bursts of load from elsewhere
-            # (more pairs, up to 5, only while the comparison fails and counts).
-            base, hogged = [], []
-            most = 5 if idle >= 0.5 else 2
-            while len(base) < most and (len(base) < 2 or min(hogged) > 2 * min(base)):
-                os.kill(pid, signal.SIGSTOP)
-                try:
-                    base.append(wrk_p99(sv.port("hello")))
-                finally:
-                    os.kill(pid, signal.SIGCONT)
-                hogged.append(wrk_p99(sv.port("hello")))
-            ms = lambda xs: "/".join("%.2f" % (x * 1e3) for x in xs)
-            print("#   hog %.1f%% of a core (%.2f cores idle); hello p99 ms alone %s, "
-                  "beside the hog %s" % (share, idle, ms(base), ms(hogged)))
-            # On a machine other work keeps busy, p99 is that work's noise, not ours.
-            if idle >= 0.5:
-                check(min(hogged) <= 2 * min(base), "hello p99 %.2f ms beside the hog, "
-                      "%.2f ms alone" % (min(hogged) * 1e3, min(base) * 1e3))
-            else:
-                print("#   latency not judged: only %.2f cores were idle" % idle)
         check(h.alive(pid), "the hog worker died")
         stop_and_check(sv)
+
+
+def cpu_hog_capped_neighbour_latency():
+    """What the CPU cap does for a neighbour on the same CPU. Both hogs (one capped at
+    20%, one without a cap) and the neighbour are pinned to one CPU (on separate CPUs
+    the cap could not matter), wrk runs on the other CPUs. Rounds of three runs back
+    to back, so all see the same background load: both hogs stopped (SIGSTOP), only
+    the capped one running, only the uncapped one running; the best p99 of each is
+    compared. Promised: the capped hog costs the neighbour at most a quarter of what
+    the same hog costs it uncapped (measured: a few ms at p99, one scheduler slice per
+    wakeup while its 20 ms of quota per 100 ms last, against 100s of ms uncapped). Not
+    promised: p99 within 2x of alone on a shared CPU (printed, not judged). It declines
+    to judge (a skip) when the pinned CPU was less than half idle with both hogs
+    stopped: then p99 is other work's noise. Host only: under the VM's emulated single
+    CPU timing is noise (test_vm_cgroup_v2.py)."""
+    lim = {"drain_timeout_ms": 1000, "beforeunload_grace_ms": 500}
+    capped = h.function("cpuhog", workers=1, limits=dict(lim, cpu_percent=20))
+    free = h.function("cpuhog_free", library="cpuhog", workers=1, limits=lim)
+    hello = h.function("hello", workers=1)
+    sv = isolated([capped, free, hello], "cpulat")
+    ncpu = os.cpu_count() or 1
+    # The idlest CPU over half a second is the one the three workers get.
+    i0 = per_cpu_idle_s()
+    time.sleep(0.5)
+    i1 = per_cpu_idle_s()
+    cpu = max(i1, key=lambda c: i1[c] - i0.get(c, 0))
+    others = set(range(ncpu)) - {cpu} or {cpu}
+    pin = OneCpu(cpu)
+    try:
+        with sv:
+            cg = Cg(sv, sv.cg_parent)
+            _, hello_pid = worker_pid(sv, "hello")
+            _, cpid = worker_pid(sv, "cpuhog")
+            _, fpid = worker_pid(sv, "cpuhog_free")
+            for p in (hello_pid, cpid, fpid):
+                pin.add(p)
+            d = cg.worker_dirs(cpid)
+            fd = cg.worker_dirs(fpid)
+            for fn in ("cpuhog_free", "cpuhog"):
+                r = h.request(sv.port(fn), "/?ms=60000&task=1")
+                check(r.status == 200, "%s answered %d" % (fn, r.status))
+                if fn == "cpuhog_free":
+                    os.kill(fpid, signal.SIGSTOP)
+            thr0 = cg.nr_throttled(d)
+            h.wait_until(lambda: cg.nr_throttled(d) > thr0 + 2, 10, "the hog to be throttled")
+            os.kill(cpid, signal.SIGSTOP)
+            base, cap, nocap, idle = [], [], [], []
+            fthr0 = cg.nr_throttled(fd)
+            try:
+                while len(base) < 4 and (len(base) < 2 or 4 * min(cap) > min(nocap)):
+                    a, t0 = per_cpu_idle_s()[cpu], time.monotonic()
+                    base.append(wrk_p99(sv.port("hello"), cpus=others))
+                    idle.append((per_cpu_idle_s()[cpu] - a) / (time.monotonic() - t0))
+                    os.kill(cpid, signal.SIGCONT)
+                    cap.append(wrk_p99(sv.port("hello"), cpus=others))
+                    os.kill(cpid, signal.SIGSTOP)
+                    os.kill(fpid, signal.SIGCONT)
+                    nocap.append(wrk_p99(sv.port("hello"), cpus=others))
+                    os.kill(fpid, signal.SIGSTOP)
+            finally:
+                os.kill(cpid, signal.SIGCONT)
+                os.kill(fpid, signal.SIGCONT)
+            check(all(v == str(cpu) for p in (hello_pid, cpid, fpid)
+                      for v in threads_allowed(p).values()),
+                  "a worker thread left CPU %d" % cpu)
+            check(cg.nr_throttled(fd) == fthr0, "the uncapped hog was throttled")
+            ms = lambda xs: "/".join("%.2f" % (x * 1e3) for x in xs)
+            print("#   3 workers on CPU %d (%s), wrk on %s; hello p99 ms alone %s, beside "
+                  "the capped hog %s, beside the uncapped hog %s; CPU %d idle with the "
+                  "hogs stopped %s" % (
+                      cpu, "cpuset" if pin.dir else "affinity", sorted(others), ms(base),
+                      ms(cap), ms(nocap), cpu, "/".join("%.2f" % x for x in idle)),
+                  flush=True)
+            print("#   not judged: beside the capped hog p99 is %.1fx alone"
+                  % (min(cap) / min(base)))
+            if 4 * min(cap) > min(nocap) and max(idle) < 0.5:
+                stop_and_check(sv)
+                h.skip("latency not judged: CPU %d was at most %.2f idle with the hogs "
+                       "stopped (other work on it); p99 beside the capped hog %.2f ms, "
+                       "the uncapped one %.2f ms" % (cpu, max(idle), min(cap) * 1e3,
+                                                     min(nocap) * 1e3))
+            check(4 * min(cap) <= min(nocap), "hello p99 %.2f ms beside the capped hog on "
+                  "its CPU, %.2f ms beside the same hog uncapped: the cap does not protect "
+                  "it" % (min(cap) * 1e3, min(nocap) * 1e3))
+            stop_and_check(sv)
+    finally:
+        sv.cleanup()
+        pin.remove()
+
+
+if not IN_VM:
+    test(cpu_hog_capped_neighbour_latency)
 
 
 def budget_scenario(tag, fn, limits, start_path, reason):
