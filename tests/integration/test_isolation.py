@@ -393,6 +393,12 @@ def memory_hog_soft_limit_then_oom():
         stop_and_check(sv)
 
 
+def median(xs):
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
+
+
 def per_cpu_idle_s():
     """{cpu number: seconds it spent idle since boot} from /proc/stat."""
     out = {}
@@ -510,8 +516,8 @@ def cpu_hog_capped_neighbour_latency():
     20%, one without a cap) and the neighbour are pinned to one CPU (on separate CPUs
     the cap could not matter), wrk runs on the other CPUs. Rounds of three runs back
     to back, so all see the same background load: both hogs stopped (SIGSTOP), only
-    the capped one running, only the uncapped one running; the best p99 of each is
-    compared. Promised: the capped hog costs the neighbour at most a quarter of what
+    the capped one running, only the uncapped one running; the median p99 of each side
+    over 3 (or 4) rounds is compared. Promised: the capped hog costs the neighbour at most a quarter of what
     the same hog costs it uncapped (measured: a few ms at p99, one scheduler slice per
     wakeup while its 20 ms of quota per 100 ms last, against 100s of ms uncapped). Not
     promised: p99 within 2x of alone on a shared CPU (printed, not judged). It declines
@@ -552,7 +558,7 @@ def cpu_hog_capped_neighbour_latency():
             base, cap, nocap, idle = [], [], [], []
             fthr0 = cg.nr_throttled(fd)
             try:
-                while len(base) < 4 and (len(base) < 2 or 4 * min(cap) > min(nocap)):
+                while len(base) < 4 and (len(base) < 3 or 4 * median(cap) > median(nocap)):
                     a, t0 = per_cpu_idle_s()[cpu], time.monotonic()
                     base.append(wrk_p99(sv.port("hello"), cpus=others))
                     idle.append((per_cpu_idle_s()[cpu] - a) / (time.monotonic() - t0))
@@ -576,17 +582,17 @@ def cpu_hog_capped_neighbour_latency():
                       cpu, "cpuset" if pin.dir else "affinity", sorted(others), ms(base),
                       ms(cap), ms(nocap), cpu, "/".join("%.2f" % x for x in idle)),
                   flush=True)
-            print("#   not judged: beside the capped hog p99 is %.1fx alone"
-                  % (min(cap) / min(base)))
-            if 4 * min(cap) > min(nocap) and max(idle) < 0.5:
+            print("#   not judged: beside the capped hog p99 is %.1fx alone (medians)"
+                  % (median(cap) / median(base)))
+            if 4 * median(cap) > median(nocap) and max(idle) < 0.5:
                 stop_and_check(sv)
                 h.skip("latency not judged: CPU %d was at most %.2f idle with the hogs "
-                       "stopped (other work on it); p99 beside the capped hog %.2f ms, "
-                       "the uncapped one %.2f ms" % (cpu, max(idle), min(cap) * 1e3,
-                                                     min(nocap) * 1e3))
-            check(4 * min(cap) <= min(nocap), "hello p99 %.2f ms beside the capped hog on "
-                  "its CPU, %.2f ms beside the same hog uncapped: the cap does not protect "
-                  "it" % (min(cap) * 1e3, min(nocap) * 1e3))
+                       "stopped (other work on it); median p99 beside the capped hog %.2f "
+                       "ms, the uncapped one %.2f ms" % (cpu, max(idle), median(cap) * 1e3,
+                                                         median(nocap) * 1e3))
+            check(4 * median(cap) <= median(nocap), "hello median p99 %.2f ms beside the "
+                  "capped hog on its CPU, %.2f ms beside the same hog uncapped: the cap "
+                  "does not protect it" % (median(cap) * 1e3, median(nocap) * 1e3))
             stop_and_check(sv)
     finally:
         sv.cleanup()
