@@ -294,8 +294,15 @@ def hostile_tenant_is_contained():
                 idle = (idle1 - idle0) / (t1 - t0)
                 spun.append("%.1f%% of a core, nr_throttled +%d, %.2f cores idle"
                             % (share, thr1 - thr0, idle))
-                check(thr1 > thr0, "the spinning tenant was not throttled (nr_throttled "
-                      "%d -> %d, %.1f%% of a core)" % (thr0, thr1, share))
+                # On a machine other work keeps busy the spinner may get less than its
+                # quota for a while; it still meets it before long (uncapped, never).
+                if thr1 <= thr0:
+                    try:
+                        h.wait_until(lambda: cpu_stat(hw)[1] > thr0, 10, "throttling")
+                    except h.Failure:
+                        raise h.Failure("the spinning tenant was not throttled (nr_throttled "
+                                        "%d -> %d over %.1f s plus 10 s, %.1f%% of a core)"
+                                        % (thr0, cpu_stat(hw)[1], t1 - t0, share))
                 check(share <= 25, "the spinning tenant used %.1f%% of a core over %.1f s "
                       "(cpu_percent 20)" % (share, t1 - t0))
                 check(share >= 15 or idle < 0.5, "the spinning tenant used only %.1f%% of "
