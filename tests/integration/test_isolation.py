@@ -1,6 +1,6 @@
 """test_isolation.py - tenant isolation against the real supervisor and workers
 (SPEC §5): the cgroup tree and its caps, the memory cap with beforeunload(memory) and
-OOM detection, the CPU quota and a neighbour's latency, the CPU-time and wall-clock
+OOM detection, the CPU quota and a neighbour's share of its CPU, the CPU-time and wall-clock
 budgets, the process cap (max_pids) against a fork bomb, the tenant uid/gid with
 no_new_privs, and cgroups "required" / "auto".
 
@@ -9,8 +9,8 @@ test_vm_cgroup_v2.py): the hierarchy comes from the supervisor's
 `ev=cgroup_init version=` line, and v1 or v2 files are read accordingly. Under the VM
 (EDGEVISOR_VM set: emulated, one CPU) CPU timing is noise, so the CPU test asserts
 throttling (cpu.stat nr_throttled > 0) instead of the exact share, and the neighbour
-latency test (both workers pinned to one CPU) is not registered there: it runs on the
-host only. Every supervisor gets its own cgroup_parent, and every test
+test (a capped hog and its neighbour pinned to one CPU) is not registered there: it
+runs on the host only. Every supervisor gets its own cgroup_parent, and every test
 checks that nothing of it is left in any hierarchy after the stop.
 """
 
@@ -511,24 +511,41 @@ def cpu_hog_capped():
         stop_and_check(sv)
 
 
-def cpu_hog_capped_neighbour_latency():
-    """What the CPU cap does for a neighbour on the same CPU. Both hogs (one capped at
-    20%, one without a cap) and the neighbour are pinned to one CPU (on separate CPUs
-    the cap could not matter), wrk runs on the other CPUs. Rounds of three runs back
-    to back, so all see the same background load: both hogs stopped (SIGSTOP), only
-    the capped one running, only the uncapped one running; the median p99 of each side
-    over 3 (or 4) rounds is compared. Promised: the capped hog costs the neighbour at most a quarter of what
-    the same hog costs it uncapped (measured: a few ms at p99, one scheduler slice per
-    wakeup while its 20 ms of quota per 100 ms last, against 100s of ms uncapped). Not
-    promised: p99 within 2x of alone on a shared CPU (printed, not judged). It declines
-    to judge (a skip) when the pinned CPU was less than half idle with both hogs
-    stopped: then p99 is other work's noise. Host only: under the VM's emulated single
+def neighbour_rps(port, cpus, duration=2):
+    """Requests/s wrk gets from PORT with 2 connections (always one request waiting)."""
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    cmd = pin + ["wrk", "-t1", "-c2", "-d%ds" % duration,
+                 "http://127.0.0.1:%d/?ms=5" % port]
+    p = subprocess.run(cmd, capture_output=True, timeout=duration + 30)
+    text = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
+    w = h.parse_wrk(text)
+    check(p.returncode == 0 and w["requests"] > 0 and not w["non2xx"] and
+          not any(w["socket_errors"].values()), "wrk: %s" % text)
+    return w["rps"]
+
+
+def cpu_hog_capped_neighbour_keeps_its_share():
+    """What the CPU cap does for a neighbour on the same CPU. A CPU-bound neighbour
+    (cpuhog answering each request after 5 ms of CPU), a hog capped at 20% and the
+    same hog uncapped are pinned to one CPU (on separate CPUs the cap could not
+    matter), wrk on the other CPUs. Rounds of three 2-second runs back to back, so all
+    see the same background load: both hogs stopped (SIGSTOP), only the capped one
+    running, only the uncapped one running. Promised: beside the capped hog the
+    neighbour keeps at least 70% of its throughput alone (the hog is held to 20%);
+    beside the uncapped one it gets about half (CFS shares), which shows the test can
+    tell. Not promised, so not judged: the neighbour's latency. On one CPU a
+    latency-sensitive neighbour's p99 is a scheduler slice per wakeup whether the hog
+    is capped or not (measured on this host: p99 3.5 ms beside the capped hog, 2.7 ms
+    beside the uncapped one, 0.5 ms alone); the cap bounds the tenant's share of the
+    CPU, not the neighbour's wakeup latency. Only rounds in which our three workers had
+    the CPU to themselves count (their CPU time >= 0.85 of each run's wall time); a
+    skip when fewer than 2 of up to 8 rounds did (other work on that CPU). Host only: under the VM's emulated single
     CPU timing is noise (test_vm_cgroup_v2.py)."""
     lim = {"drain_timeout_ms": 1000, "beforeunload_grace_ms": 500}
     capped = h.function("cpuhog", workers=1, limits=dict(lim, cpu_percent=20))
     free = h.function("cpuhog_free", library="cpuhog", workers=1, limits=lim)
-    hello = h.function("hello", workers=1)
-    sv = isolated([capped, free, hello], "cpulat")
+    work = h.function("work", library="cpuhog", workers=1, limits=lim)
+    sv = isolated([capped, free, work], "cpushare")
     ncpu = os.cpu_count() or 1
     # The idlest CPU over half a second is the one the three workers get.
     i0 = per_cpu_idle_s()
@@ -540,13 +557,12 @@ def cpu_hog_capped_neighbour_latency():
     try:
         with sv:
             cg = Cg(sv, sv.cg_parent)
-            _, hello_pid = worker_pid(sv, "hello")
+            _, npid = worker_pid(sv, "work")
             _, cpid = worker_pid(sv, "cpuhog")
             _, fpid = worker_pid(sv, "cpuhog_free")
-            for p in (hello_pid, cpid, fpid):
+            for p in (npid, cpid, fpid):
                 pin.add(p)
-            d = cg.worker_dirs(cpid)
-            fd = cg.worker_dirs(fpid)
+            d, fd, nd = cg.worker_dirs(cpid), cg.worker_dirs(fpid), cg.worker_dirs(npid)
             for fn in ("cpuhog_free", "cpuhog"):
                 r = h.request(sv.port(fn), "/?ms=60000&task=1")
                 check(r.status == 200, "%s answered %d" % (fn, r.status))
@@ -555,44 +571,56 @@ def cpu_hog_capped_neighbour_latency():
             thr0 = cg.nr_throttled(d)
             h.wait_until(lambda: cg.nr_throttled(d) > thr0 + 2, 10, "the hog to be throttled")
             os.kill(cpid, signal.SIGSTOP)
-            base, cap, nocap, idle = [], [], [], []
+            # A round counts when our three workers had the CPU to themselves in each
+            # of its runs (their CPU time adds up to >= 0.85 of the wall time): other
+            # work on that CPU would squeeze both sides of a ratio.
+            rounds, spoilt = [], []
             fthr0 = cg.nr_throttled(fd)
+
+            def run():
+                dirs = (nd, d, fd)
+                u0, t0 = [cg.cpu_usage_us(x) for x in dirs], time.monotonic()
+                rps = neighbour_rps(sv.port("work"), others)
+                wall = time.monotonic() - t0
+                u = [(cg.cpu_usage_us(x) - a) / 1e6 / wall for x, a in zip(dirs, u0)]
+                return rps, u[0], sum(u)
             try:
-                while len(base) < 4 and (len(base) < 3 or 4 * median(cap) > median(nocap)):
-                    a, t0 = per_cpu_idle_s()[cpu], time.monotonic()
-                    base.append(wrk_p99(sv.port("hello"), cpus=others))
-                    idle.append((per_cpu_idle_s()[cpu] - a) / (time.monotonic() - t0))
+                while len(rounds) < 3 and len(rounds) + len(spoilt) < 8:
+                    a = run()
                     os.kill(cpid, signal.SIGCONT)
-                    cap.append(wrk_p99(sv.port("hello"), cpus=others))
+                    b = run()
                     os.kill(cpid, signal.SIGSTOP)
                     os.kill(fpid, signal.SIGCONT)
-                    nocap.append(wrk_p99(sv.port("hello"), cpus=others))
+                    c = run()
                     os.kill(fpid, signal.SIGSTOP)
+                    rnd = (a, b, c)
+                    (rounds if min(x[2] for x in rnd) >= 0.85 else spoilt).append(rnd)
             finally:
                 os.kill(cpid, signal.SIGCONT)
                 os.kill(fpid, signal.SIGCONT)
-            check(all(v == str(cpu) for p in (hello_pid, cpid, fpid)
+            check(all(v == str(cpu) for p in (npid, cpid, fpid)
                       for v in threads_allowed(p).values()),
                   "a worker thread left CPU %d" % cpu)
             check(cg.nr_throttled(fd) == fthr0, "the uncapped hog was throttled")
-            ms = lambda xs: "/".join("%.2f" % (x * 1e3) for x in xs)
-            print("#   3 workers on CPU %d (%s), wrk on %s; hello p99 ms alone %s, beside "
-                  "the capped hog %s, beside the uncapped hog %s; CPU %d idle with the "
-                  "hogs stopped %s" % (
-                      cpu, "cpuset" if pin.dir else "affinity", sorted(others), ms(base),
-                      ms(cap), ms(nocap), cpu, "/".join("%.2f" % x for x in idle)),
-                  flush=True)
-            print("#   not judged: beside the capped hog p99 is %.1fx alone (medians)"
-                  % (median(cap) / median(base)))
-            if 4 * median(cap) > median(nocap) and max(idle) < 0.5:
+            def show(rs):
+                return ", ".join("%.0f/%.0f/%.0f req/s (neighbour %.2f/%.2f/%.2f of the CPU, "
+                                 "ours %.2f/%.2f/%.2f)" % tuple(
+                                     [x[0] for x in r] + [x[1] for x in r] + [x[2] for x in r])
+                                 for r in rs)
+            print("#   3 workers on CPU %d (%s), wrk on %s; rounds alone/capped/uncapped: %s; "
+                  "spoilt by other work: %s" % (cpu, "cpuset" if pin.dir else "affinity",
+                                                sorted(others), show(rounds) or "none",
+                                                show(spoilt) or "none"), flush=True)
+            if len(rounds) < 2:
                 stop_and_check(sv)
-                h.skip("latency not judged: CPU %d was at most %.2f idle with the hogs "
-                       "stopped (other work on it); median p99 beside the capped hog %.2f "
-                       "ms, the uncapped one %.2f ms" % (cpu, max(idle), median(cap) * 1e3,
-                                                         median(nocap) * 1e3))
-            check(4 * median(cap) <= median(nocap), "hello median p99 %.2f ms beside the "
-                  "capped hog on its CPU, %.2f ms beside the same hog uncapped: the cap "
-                  "does not protect it" % (median(cap) * 1e3, median(nocap) * 1e3))
+                h.skip("not judged: other work used CPU %d in %d of %d rounds"
+                       % (cpu, len(spoilt), len(rounds) + len(spoilt)))
+            cap = median([r[1][0] / r[0][0] for r in rounds])
+            nocap = median([r[2][0] / r[0][0] for r in rounds])
+            print("#   beside the capped hog %.2f of alone, beside the uncapped one %.2f"
+                  % (cap, nocap))
+            check(cap >= 0.7, "beside the capped hog the neighbour kept only %.2f of its "
+                  "throughput alone (%.2f beside the uncapped one)" % (cap, nocap))
             stop_and_check(sv)
     finally:
         sv.cleanup()
@@ -600,7 +628,7 @@ def cpu_hog_capped_neighbour_latency():
 
 
 if not IN_VM:
-    test(cpu_hog_capped_neighbour_latency)
+    test(cpu_hog_capped_neighbour_keeps_its_share)
 
 
 def budget_scenario(tag, fn, limits, start_path, reason):
