@@ -250,40 +250,6 @@ def stop_and_check(sv, sig=signal.SIGTERM, timeout=30):
     check_nothing_left(sv.cg_parent)
 
 
-# ---- wrk latency -------------------------------------------------------------------
-
-_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-
-
-def parse_p99(text):
-    """The 99% line of wrk --latency's Latency Distribution, in seconds."""
-    m = re.search(r"Latency Distribution.*?^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", text,
-                  re.S | re.M)
-    check(m, "no 99%% line in wrk --latency output:\n%s" % text)
-    return float(m.group(1)) * _UNIT[m.group(2)]
-
-
-# wrk paced to 1 ms between a connection's requests: the neighbour is not saturated,
-# so its p99 shows interference from the hog rather than its own queueing.
-_PACE_LUA = "function delay()\n  return 1\nend\n"
-
-
-def wrk_p99(port, duration=2, conns=8, cpus=None):
-    script = os.path.join(h.tmpdir("wrk"), "pace.lua")
-    with open(script, "w") as f:
-        f.write(_PACE_LUA)
-    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
-    cmd = pin + ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--latency", "-s", script,
-           "http://127.0.0.1:%d/" % port]
-    p = subprocess.run(cmd, capture_output=True, timeout=duration + 30)
-    text = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
-    check(p.returncode == 0, "wrk exited %d: %s" % (p.returncode, text))
-    w = h.parse_wrk(text)
-    check(w["requests"] > 0 and not w["non2xx"] and not any(w["socket_errors"].values()),
-          "wrk saw errors: %s" % text)
-    return parse_p99(text)
-
-
 # ---- the tests -------------------------------------------------------------------------
 
 @test
