@@ -6,6 +6,9 @@
  *                 that takes S MB (default 0) at once, then N MB (default 1) every
  *                 T ms (default 100) until it holds M MB (default 1024), writing
  *                 every page so the cgroup is charged, and never frees it
+ *                 &oom=K: once its beforeunload hook has run (retired at the soft
+ *                 memory limit), the hook takes K MB more at once: past a cap this
+ *                 is the kernel's OOM kill, before the supervisor's next look
  * GET /           (no start/mb) 200 "alive\n"
  * Its beforeunload hook logs "beforeunload_hook reason=R deadline_ms=N".
  *
@@ -30,6 +33,7 @@ struct grow {
 };
 
 static struct block *volatile memgrow_blocks;
+static long memgrow_oom_mb;     /* taken by the beforeunload hook (?oom=) */
 
 /* Takes MB megabytes and writes one byte in every page of them. */
 static int
@@ -76,7 +80,12 @@ memgrow_unload_cb(edge_ctx *ctx, const char *reason, int64_t deadline_ms, void *
 {
 	edge_log(ctx, "beforeunload_hook reason=%s deadline_ms=%lld", reason,
 	    (long long)deadline_ms);
+	if (memgrow_oom_mb > 0) {
+		edge_log(ctx, "beforeunload_hook takes %ld MB", memgrow_oom_mb);
+		(void)take(memgrow_oom_mb);
+	}
 }
+
 
 static int
 memgrow_init(edge_ctx *ctx)
@@ -101,6 +110,7 @@ memgrow_handle(edge_req *req, edge_res *res)
 	g->mb = query_long(req, "mb", 1);
 	g->ms = query_long(req, "ms", 100);
 	g->max = query_long(req, "max", 1024);
+	memgrow_oom_mb = query_long(req, "oom", 0);
 	if (g->start < 0 || g->mb < 1 || g->ms < 0 || g->max > 65536 ||
 	    edge_wait_until_named(edge_req_ctx(req), "memgrow", 0, grow_task, g) < 0) {
 		free(g);

@@ -15,7 +15,22 @@
  *   - when there is no error answer, every request up to the first non-keep-alive
  *     one is answered.
  * And the worker must close the connection after the client's EOF (no hang).
+ *
+ * That reference is the same libhttp-parser the worker links, so it checks the glue
+ * (worker/http_parse.c, worker/http.c), not the library: a framing bug inside the
+ * library would be agreed on by both sides. The smuggling class is therefore also
+ * judged by rules written down here, from the README, with no http_parser in them:
+ *   - a fixed table of requests (CL+TE, duplicate CL, obfuscated TE, bare LF, bare
+ *     CR, chunk-size overflow, requests hidden in bodies) with the answers each must
+ *     get, run whole and byte by byte when the fuzzer starts (fixed_cases());
+ *   - for every input, an independent scan of the first request's head
+ *     (sm_judge()): Content-Length and Transfer-Encoding together, two
+ *     Content-Lengths or a bad one, a Transfer-Encoding whose final coding is not
+ *     chunked, whitespace before a colon, a control character in a value, obs-fold,
+ *     a bare CR (a bare LF ends a line), a chunk size that overflows 64 bits: the
+ *     first answer must be a 400 and nothing may be answered 200.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -330,6 +345,256 @@ ref_expect(const struct ref_req *r, char *out, size_t outlen)
 	return len < 0 || (size_t)len >= outlen ? -1 : len;
 }
 
+/* ---- the smuggling rules, independent of http_parser ------------------------------ */
+
+enum sm_verdict {
+	SM_NONE,        /* no fixed expectation */
+	SM_400,         /* the first (and only) answer is 400 */
+	SM_NO_200,      /* the first request is not answered 200 (400 or 413, or nothing) */
+};
+
+static bool
+sm_tchar(unsigned char c)
+{
+	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+	    (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
+}
+
+static bool
+sm_ieq(const uint8_t *s, size_t n, const char *lit)
+{
+	return n == strlen(lit) && strncasecmp((const char *)s, lit, n) == 0;
+}
+
+/* Parses 1*DIGIT (base 10) or 1*HEXDIG (base 16) in S[0..N): 0 ok, 1 overflow,
+ * -1 not a number. */
+static int
+sm_number(const uint8_t *s, size_t n, int base, uint64_t *v)
+{
+	uint64_t x = 0;
+	size_t i;
+
+	if (n == 0)
+		return -1;
+	for (i = 0; i < n; i++) {
+		int d;
+
+		if (s[i] >= '0' && s[i] <= '9')
+			d = s[i] - '0';
+		else if (base == 16 && s[i] >= 'a' && s[i] <= 'f')
+			d = s[i] - 'a' + 10;
+		else if (base == 16 && s[i] >= 'A' && s[i] <= 'F')
+			d = s[i] - 'A' + 10;
+		else
+			return -1;
+		if (x > (UINT64_MAX - (uint64_t)d) / (uint64_t)base)
+			return 1;
+		x = x * (uint64_t)base + (uint64_t)d;
+	}
+	*v = x;
+	return 0;
+}
+
+static void
+sm_trim(const uint8_t **s, size_t *n)
+{
+	while (*n > 0 && (**s == ' ' || **s == '\t'))
+		(*s)++, (*n)--;
+	while (*n > 0 && ((*s)[*n - 1] == ' ' || (*s)[*n - 1] == '\t'))
+		(*n)--;
+}
+
+/*
+ * Judges the first request of D[0..N) by the README's rules alone. *WHY names the
+ * rule. Requests that could also meet another refusal (413 from the head, 417,
+ * 431, 501) or are not plainly HTTP/1.x are not judged.
+ */
+static enum sm_verdict
+sm_judge(const uint8_t *d, size_t n, const char **why)
+{
+	static const char *methods[] = { "GET", "POST", "PUT", "HEAD", "DELETE", "OPTIONS",
+	    "PATCH", NULL };
+	const char *bad = NULL;
+	size_t p = 0, line, nfields = 0, ncl = 0, nte = 0, head_end = 0, i;
+	const uint8_t *te_last = NULL;
+	size_t te_last_len = 0;
+	uint64_t cl = 0;
+	bool first = true, other_refusal = false, cl_bad = false, cl_over = false;
+
+	*why = NULL;
+	/* Empty lines before a request are skipped (RFC 7230 3.5). */
+	while (p < n && (d[p] == '\n' || (d[p] == '\r' && p + 1 < n && d[p + 1] == '\n')))
+		p += d[p] == '\r' ? 2 : 1;
+	for (line = p; line < n;) {
+		const uint8_t *lf = memchr(d + line, '\n', n - line), *s = d + line, *c;
+		size_t len;
+
+		if (lf == NULL)
+			return SM_NONE;        /* the head never ends: nothing to judge */
+		len = (size_t)(lf - s);
+		if (len > 0 && s[len - 1] == '\r')
+			len--;                 /* CRLF, or a bare LF: both end the line */
+		line = (size_t)(lf - d) + 1;
+		if (len == 0) {
+			head_end = line;
+			break;
+		}
+		if (memchr(s, '\r', len) != NULL && bad == NULL)
+			bad = "a bare CR in the head";
+		if (first) {
+			const uint8_t *sp1 = memchr(s, ' ', len), *sp2;
+			bool known = false;
+
+			first = false;
+			if (sp1 == NULL || (sp2 = memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - s))) ==
+			    NULL)
+				return SM_NONE;
+			for (i = 0; methods[i] != NULL; i++)
+				known |= (size_t)(sp1 - s) == strlen(methods[i]) &&
+				    memcmp(s, methods[i], (size_t)(sp1 - s)) == 0;
+			if (!known || sp1[1] != '/' ||
+			    !((size_t)(s + len - sp2 - 1) == 8 &&
+			    (memcmp(sp2 + 1, "HTTP/1.1", 8) == 0 || memcmp(sp2 + 1, "HTTP/1.0", 8) == 0)))
+				return SM_NONE;
+			for (const uint8_t *t = sp1 + 1; t < sp2; t++)
+				if (*t <= 0x20 || *t >= 0x7f)
+					return SM_NONE;
+			continue;
+		}
+		nfields++;
+		if (s[0] == ' ' || s[0] == '\t') {
+			if (bad == NULL)
+				bad = "obs-fold (a continuation line)";
+			continue;
+		}
+		if ((c = memchr(s, ':', len)) == NULL) {
+			if (bad == NULL)
+				bad = "a header line without a colon";
+			continue;
+		}
+		{
+			const uint8_t *v = c + 1;
+			size_t nlen = (size_t)(c - s), vlen = len - nlen - 1;
+
+			for (i = 0; i < nlen && bad == NULL; i++)
+				if (s[i] == ' ' || s[i] == '\t')
+					bad = "whitespace between a field name and its colon";
+				else if (!sm_tchar(s[i]))
+					bad = "a field name that is not a token";
+			if (nlen == 0 && bad == NULL)
+				bad = "an empty field name";
+			sm_trim(&v, &vlen);
+			for (i = 0; i < vlen && bad == NULL; i++)
+				if ((v[i] < 0x20 && v[i] != '\t') || v[i] == 0x7f)
+					bad = "a control character in a field value";
+			if (sm_ieq(s, nlen, "content-length")) {
+				int r = sm_number(v, vlen, 10, &cl);
+
+				ncl++;
+				cl_bad |= r < 0;
+				cl_over |= r > 0;
+				other_refusal |= r == 0 && cl > MAX_BODY;    /* 413 from the head */
+			} else if (sm_ieq(s, nlen, "transfer-encoding")) {
+				nte++;
+				te_last = v;
+				te_last_len = vlen;
+			} else if (sm_ieq(s, nlen, "expect") || sm_ieq(s, nlen, "upgrade"))
+				other_refusal = true;
+		}
+	}
+	if (head_end == 0 || other_refusal || nfields > 100 || head_end - p > MAX_HEADER - 256)
+		return SM_NONE;
+	if (bad == NULL && ncl > 0 && nte > 0)
+		bad = "Content-Length and Transfer-Encoding together";
+	if (bad == NULL && ncl > 1)
+		bad = "two Content-Length fields";
+	if (bad == NULL && (cl_bad || cl_over))
+		bad = cl_over ? "a Content-Length past 2^64" : "a Content-Length that is not 1*DIGIT";
+	if (bad == NULL && nte > 0) {
+		/* The final coding: the last list element of the last field. */
+		const uint8_t *last = te_last, *comma;
+		size_t llen = te_last_len;
+
+		while ((comma = memchr(last, ',', llen)) != NULL) {
+			llen -= (size_t)(comma + 1 - last);
+			last = comma + 1;
+		}
+		sm_trim(&last, &llen);
+		if (llen == 0)
+			return SM_NONE;         /* an empty last element: not judged */
+		if (!sm_ieq(last, llen, "chunked"))
+			bad = "a Transfer-Encoding whose final coding is not chunked";
+	}
+	if (bad != NULL) {
+		*why = bad;
+		return SM_400;
+	}
+	if (nte > 0) {
+		/* The chunks: 1*HEXDIG [";" ext] CRLF, that many bytes, CRLF; up to the
+		 * last chunk, or as far as the input goes. */
+		size_t q = head_end, total = 0;
+
+		while (q < n) {
+			const uint8_t *s = d + q;
+			size_t k = 0;
+			uint64_t size;
+			int r;
+
+			while (q + k < n && isxdigit(s[k]))
+				k++;
+			if (k == 0) {
+				*why = "a chunk size that is not hex";
+				return SM_400;
+			}
+			if ((r = sm_number(s, k, 16, &size)) > 0) {
+				*why = "a chunk size that overflows 64 bits";
+				return SM_400;
+			}
+			if (q + k == n)
+				break;
+			if (size > MAX_BODY - total) {
+				*why = "chunks past max_body_bytes";
+				return SM_NO_200;
+			}
+			/* [";" / SP / HT ext] CRLF: no control character in the extension, and
+			 * the CR is followed by LF. */
+			if (s[k] == ';' || s[k] == ' ' || s[k] == '\t') {
+				while (q + k < n && s[k] != '\r') {
+					if ((s[k] < 0x20 && s[k] != '\t') || s[k] == 0x7f) {
+						*why = "a control character in a chunk extension";
+						return SM_400;
+					}
+					k++;
+				}
+				if (q + k == n)
+					break;
+			}
+			if (s[k] != '\r') {
+				*why = "a chunk size that is not hex";
+				return SM_400;
+			}
+			if (q + k + 1 >= n)
+				break;
+			if (s[k + 1] != '\n') {
+				*why = "a chunk-size line whose CR is not followed by LF";
+				return SM_400;
+			}
+			if (size == 0)
+				break;          /* the last chunk: trailers follow */
+			q += k + 2;
+			total += size;
+			if (n - q < size + 2)
+				break;
+			if (d[q + size] != '\r' || d[q + size + 1] != '\n') {
+				*why = "chunk data not followed by CRLF";
+				return SM_400;
+			}
+			q += size + 2;
+		}
+	}
+	return SM_NONE;
+}
+
 /* ---- the worker's output ------------------------------------------------------ */
 
 static char *out;
@@ -518,23 +783,19 @@ spin(int cfd, int rounds)
 	}
 }
 
-int
-LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Feeds DATA to a fresh connection in pieces of PIECE bytes (0: all at once) and
+ * collects the worker's output in out/out_len, until the worker has closed. */
+static void
+drive(const uint8_t *data, size_t size, size_t piece)
 {
-	static const size_t pieces[] = { 0, 1, 3, 17, 64, 511 };
-	size_t off = 0, piece;
+	size_t off = 0;
 	int sv[2], i, stuck = 0;
 	bool eof = false;
 
-	if (size > 65536)
-		return 0;
-	ref_run(data, size);
 	out_len = 0;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
 	http_adopt(sv[0]);
-	/* 0: all at once; else pieces of that size, each followed by loop rounds. */
-	piece = pieces[fnv(FNV0, data, size) % (sizeof(pieces) / sizeof(pieces[0]))];
 	while (off < size) {
 		size_t n = piece == 0 || piece > size - off ? size - off : piece;
 		ssize_t w = send(sv[1], data + off, n, MSG_NOSIGNAL);
@@ -563,6 +824,192 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (!eof)
 		fail("no EOF from the worker after it closed", out_len);
 	close(sv[1]);
+}
+
+/* The answers in out as "STATUS[ PATH]..." (PATH: what the echo saw, for a 200). */
+static void
+summarize(char *buf, size_t buflen)
+{
+	size_t off = 0, used = 0;
+
+	buf[0] = '\0';
+	while (off < out_len && used + 40 < buflen) {
+		const char *s = out + off, *hend = memmem(s, out_len - off, "\r\n\r\n", 4), *v;
+		size_t vlen, clen = 0;
+		int status = atoi(s + 9);
+
+		if (out_len - off < 12 || hend == NULL) {
+			used += (size_t)snprintf(buf + used, buflen - used, "%s?", used ? " " : "");
+			return;
+		}
+		if ((v = find_header(s, hend + 2, "Content-Length", &vlen)) != NULL)
+			clen = strtoull(v, NULL, 10);
+		off = (size_t)(hend + 4 - out);
+		if (status == 100)
+			continue;
+		used += (size_t)snprintf(buf + used, buflen - used, "%s%d", used ? " " : "", status);
+		if (status == 200 && off + clen <= out_len) {
+			const char *b = out + off, *path = memmem(b, clen, "\nP ", 3), *e;
+
+			if (path != NULL && (e = memchr(path + 3, '\n', clen - (size_t)(path + 3 - b))))
+				used += (size_t)snprintf(buf + used, buflen - used, " %.*s",
+				    (int)(e - path - 3), path + 3);
+		}
+		off += clen;
+	}
+}
+
+/* The status of the first answer that is not 100 Continue, 0 if none. */
+static int
+first_status(void)
+{
+	char sum[256];
+
+	summarize(sum, sizeof(sum));
+	return sum[0] == '?' ? -1 : atoi(sum);
+}
+
+/* Checks the worker's answers against the rules of sm_judge() (not the library). */
+static void
+check_smuggling(const uint8_t *data, size_t size)
+{
+	const char *why;
+	enum sm_verdict v = sm_judge(data, size, &why);
+	int st;
+
+	if (v == SM_NONE)
+		return;
+	st = first_status();
+	if (v == SM_400 && st != 400) {
+		fprintf(stderr, "fuzz_http: %s: first answer %d, want 400\n", why, st);
+		fail("a request of the smuggling class was not refused with 400", 0);
+	}
+	if (v == SM_NO_200 && st == 200) {
+		fprintf(stderr, "fuzz_http: %s: answered 200\n", why);
+		fail("a request of the smuggling class was answered 200", 0);
+	}
+}
+
+/* Requests of the smuggling class and the answers the README promises them ("STATUS
+ * PATH" per answer, PATH for a 200), written down here, not derived from a parser. */
+#define FX(name, req, want) { name, req, sizeof(req) - 1, want }
+static const struct {
+	const char *name, *req;
+	size_t len;
+	const char *want;
+} fixed[] = {
+	FX("cl-then-te", "POST /a HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", "400"),
+	FX("te-then-cl", "POST /a HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n"
+	    "Content-Length: 40\r\n\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", "400"),
+	FX("te-identity-and-cl", "POST /a HTTP/1.1\r\nTransfer-Encoding: identity\r\n"
+	    "Content-Length: 4\r\n\r\nabcd", "400"),
+	FX("cl-twice-same", "POST /a HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 4\r\n"
+	    "\r\nabcd", "400"),
+	FX("cl-twice-differ", "POST /a HTTP/1.1\r\nContent-Length: 4\r\nContent-Length: 30\r\n"
+	    "\r\nabcdGET /smuggled HTTP/1.1\r\n\r\n", "400"),
+	FX("cl-list", "POST /a HTTP/1.1\r\nContent-Length: 4, 4\r\n\r\nabcd", "400"),
+	FX("cl-plus", "POST /a HTTP/1.1\r\nContent-Length: +4\r\n\r\nabcd", "400"),
+	FX("cl-overflow", "POST /a HTTP/1.1\r\nContent-Length: 18446744073709551617\r\n\r\n",
+	    "400"),
+	FX("te-space-colon", "POST /a HTTP/1.1\r\nTransfer-Encoding : chunked\r\n\r\n0\r\n\r\n"
+	    "GET /smuggled HTTP/1.1\r\n\r\n", "400"),
+	FX("te-tab-colon", "POST /a HTTP/1.1\r\nTransfer-Encoding\t: chunked\r\n\r\n0\r\n\r\n",
+	    "400"),
+	FX("te-xchunked", "POST /a HTTP/1.1\r\nTransfer-Encoding: xchunked\r\n\r\n0\r\n\r\n",
+	    "400"),
+	FX("te-chunked-identity", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked, identity"
+	    "\r\n\r\n4\r\nabcd\r\n0\r\n\r\n", "400"),
+	FX("te-vtab", "POST /a HTTP/1.1\r\nTransfer-Encoding: \vchunked\r\n\r\n0\r\n\r\n",
+	    "400"),
+	FX("te-twice-last-identity", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+	    "Transfer-Encoding: identity\r\n\r\n0\r\n\r\n", "400"),
+	FX("te-obs-fold", "POST /a HTTP/1.1\r\nTransfer-Encoding:\r\n chunked\r\n\r\n0\r\n\r\n",
+	    "400"),
+	FX("bare-lf-hides-te", "POST /a HTTP/1.1\r\nX-A: 1\nTransfer-Encoding: chunked\r\n"
+	    "Content-Length: 4\r\n\r\n0\r\n\r\n", "400"),
+	FX("bare-lf-lines", "GET /lf1 HTTP/1.1\nHost: a\n\nGET /lf2 HTTP/1.1\nHost: a\n\n",
+	    "200 /lf1 200 /lf2"),
+	FX("bare-cr", "GET /i HTTP/1.1\r\nX-Echo: a\rTransfer-Encoding: chunked\r\n\r\n", "400"),
+	FX("chunk-size-overflow", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "ffffffffffffffffffff\r\nabc\r\n0\r\n\r\n", "400"),
+	FX("chunk-size-2^64", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "10000000000000000\r\nabc\r\n0\r\n\r\n", "400"),
+	FX("chunk-size-2^64+3-wraps-to-3", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n"
+	    "\r\n10000000000000003\r\nabc\r\n0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", "400"),
+	FX("chunk-data-without-crlf", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabcXY0\r\n\r\nGET /smuggled HTTP/1.1\r\n\r\n", "400"),
+	FX("chunk-data-bare-lf", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\r\nabc\n0\r\n\r\n", "400"),
+	FX("chunk-size-high-byte", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "\x9a\r\nabc\r\n0\r\n\r\n", "400"),
+	FX("chunk-size-cr-then-x", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3\rXabc\r\n0\r\n\r\n", "400"),
+	FX("chunk-ext-with-lf", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3;x\nabc\r\n0\r\n\r\n", "400"),
+	FX("chunk-ext-ok", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+	    "3;name=v\r\nabc\r\n0\r\n\r\nGET /b HTTP/1.1\r\n\r\n", "200 /a 200 /b"),
+	FX("head-cr-then-x", "GET /a HTTP/1.1\r\nHost: a\r\n\rXGET /smuggled HTTP/1.1\r\n\r\n",
+	    "400"),
+	FX("obs-fold-empty-value", "GET /a HTTP/1.1\r\nX-Echo:\r\n\tb\r\n\r\n", "400"),
+	FX("nul-first-in-value", "GET /a HTTP/1.1\r\nX-Echo: \0a\r\n\r\n", "400"),
+	FX("request-in-chunk", "POST /a HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n18\r\n"
+	    "GET /inside HTTP/1.1\r\n\r\n\r\n0\r\n\r\nGET /ok HTTP/1.1\r\nHost: a\r\n\r\n",
+	    "200 /a 200 /ok"),
+	FX("request-in-cl-body", "GET /a HTTP/1.1\r\nContent-Length: 26\r\n\r\n"
+	    "GET /smuggled HTTP/1.1\r\n\r\nGET /b HTTP/1.1\r\n\r\n", "200 /a 200 /b"),
+};
+
+/* Runs the fixed table, whole and byte by byte; aborts on the first wrong answer. */
+static void
+fixed_cases(void)
+{
+	static const size_t pieces[] = { 0, 1 };
+	char got[512];
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++) {
+		for (size_t k = 0; k < sizeof(pieces) / sizeof(pieces[0]); k++) {
+			const uint8_t *d = (const uint8_t *)fixed[i].req;
+			size_t n = fixed[i].len;
+			const char *why;
+
+			drive(d, n, pieces[k]);
+			summarize(got, sizeof(got));
+			if (strcmp(got, fixed[i].want) != 0) {
+				fprintf(stderr, "fuzz_http: fixed case %s (%s): answered \"%s\", "
+				    "want \"%s\"\n", fixed[i].name, pieces[k] ? "byte by byte" :
+				    "whole", got, fixed[i].want);
+				fail("a fixed smuggling case got the wrong answer", 0);
+			}
+			/* The scan agrees with the table (it judges every fuzz input). */
+			if ((sm_judge(d, n, &why) == SM_400) != (strcmp(fixed[i].want, "400") == 0)) {
+				fprintf(stderr, "fuzz_http: fixed case %s: sm_judge says %s\n",
+				    fixed[i].name, why ? why : "no rule");
+				abort();
+			}
+		}
+	}
+	if (verbose)
+		fprintf(stderr, "fuzz_http: %zu fixed smuggling cases answered as written\n",
+		    sizeof(fixed) / sizeof(fixed[0]));
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static const size_t pieces[] = { 0, 1, 3, 17, 64, 511 };
+	static bool fixed_done;
+
+	if (!fixed_done) {
+		fixed_done = true;
+		fixed_cases();
+	}
+	if (size > 65536)
+		return 0;
+	ref_run(data, size);
+	/* 0: all at once; else pieces of that size, each followed by loop rounds. */
+	drive(data, size, pieces[fnv(FNV0, data, size) % (sizeof(pieces) / sizeof(pieces[0]))]);
 	check_output();
+	check_smuggling(data, size);
 	return 0;
 }

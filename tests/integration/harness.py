@@ -2,8 +2,10 @@
 its logfmt log, talk HTTP to it over loopback, inspect its processes, and report.
 
 Python standard library only. A test file imports it, registers scenarios with
-@test, and ends with main(). Each scenario prints `ok - NAME` or `not ok - NAME: why`;
-main() exits 1 if any failed. Every process a test starts runs in its own session,
+@test, and ends with main(). Each scenario prints `ok - NAME`, `not ok - NAME: why`
+or, when it calls skip(why) because it cannot run here, `skip - NAME: why` (a skip
+is never printed as a pass); main() exits 1 if any failed. A scenario that raises
+SystemExit (or any other exception) fails; the scenarios after it still run. Every process a test starts runs in its own session,
 so whatever is left of it (supervisor, workers) is killed at the end, even when the
 test fails or the file is killed by tests/run.sh's timeout (SIGTERM).
 """
@@ -43,7 +45,12 @@ class Failure(AssertionError):
 
 
 class Skip(Exception):
-    """Raised by a scenario that cannot run here; main() prints `skip - NAME: why`."""
+    """Raised by skip(): the running scenario cannot run here (not a pass)."""
+
+
+def skip(why):
+    """Ends the running scenario as `skip - NAME: WHY`: say what is missing here."""
+    raise Skip(why)
 
 
 def check(cond, msg):
@@ -884,16 +891,28 @@ def main():
     atexit.register(_cleanup_all)
     names = sys.argv[1:]
     failed = 0
+    skipped = 0
+    for name in names:
+        if name not in [fn.__name__ for fn in _tests]:
+            failed += 1
+            print("not ok - %s: no such scenario in %s" % (name, os.path.basename(sys.argv[0])),
+                  flush=True)
     for fn in _tests:
         if names and fn.__name__ not in names:
             continue
         started = len(_started)
         t0 = time.monotonic()
         try:
-            fn()
+            try:
+                fn()
+            except SystemExit as e:
+                # sys.exit() inside a scenario must not end the file and drop the
+                # scenarios after it: it is this scenario's failure.
+                raise Failure("the scenario raised SystemExit(%r)" % (e.code,)) from e
             print("ok - %s" % fn.__name__, flush=True)
             dirs = []
         except Skip as e:
+            skipped += 1
             print("skip - %s: %s" % (fn.__name__, e), flush=True)
         except Exception as e:
             failed += 1

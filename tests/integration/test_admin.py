@@ -156,6 +156,11 @@ def metrics(sv):
 
 # ---- helpers -----------------------------------------------------------------------
 
+def fn_logs(sv, needle):
+    """function_log lines (the function's edge_log) containing NEEDLE."""
+    return [r for r in sv.events("function_log") if needle in r.get("msg", "")]
+
+
 def ready_pids(sv, fn, n):
     return h.wait_until(lambda: len(sv.workers(fn)) >= n and sv.workers(fn), 15,
                         "%d ready workers of %s" % (n, fn))
@@ -188,14 +193,24 @@ def drained_then_exited(sv, pid):
 @test
 def status_counts_match_traffic():
     fns = [h.function("hello", workers=2), h.function("bg", library="background", workers=1)]
+    t_start = time.monotonic()      # the supervisor starts after this...
     with h.Supervisor(fns, name="adm-status") as sv:
+        t_ready = time.monotonic()  # ...and before this
+
+        def uptime_in_bounds(s, t_before, t_after):
+            # Its own age: at least since we saw it ready, at most since we started it.
+            lo, hi = (t_before - t_ready) * 1000 - 2, (t_after - t_start) * 1000 + 2
+            check(lo <= s["uptime_ms"] <= hi, "uptime_ms %r, want %.0f..%.0f"
+                  % (s["uptime_ms"], lo, hi))
         ready_pids(sv, "hello", 2)
         ready_pids(sv, "bg", 1)
+        t0 = time.monotonic()
         st = status(sv)
         s = st["supervisor"]
+        uptime_in_bounds(s, t0, time.monotonic())
         check(s["pid"] == sv.pid, "supervisor.pid %r, want %d" % (s["pid"], sv.pid))
         check(s["generation"] == 1, "generation %r" % s["generation"])
-        check(s["uptime_ms"] >= 0 and s["config"] == sv.conf_path, "supervisor %r" % s)
+        check(s["config"] == sv.conf_path, "supervisor %r" % s)
         check(s["cgroups"] in ("off", "v1", "v2"), "cgroups %r" % s["cgroups"])
         hello = fn_status(st, "hello")
         check(hello["policy"] == "per_worker" and hello["workers"] == 2, "hello %r" % hello)
@@ -208,6 +223,7 @@ def status_counts_match_traffic():
 
         bg0 = fn_status(status(sv), "bg")["totals"]     # init's warm_cache counts too
         m = 12
+        t_first = time.monotonic()      # the oldest task starts after this
         for i in range(m):
             r = h.request(sv.port("bg"), "/?ms=%d" % (1200 + 20 * i))
             check(r.status == 200, "background request %d: %r" % (i, r))
@@ -218,9 +234,21 @@ def status_counts_match_traffic():
         check(bg["tasks_pending"] >= 1, "no task pending right after the requests: %r" % bg)
         [w] = [w for w in st["workers"] if w["function"] == "bg"]
         old = w["tasks"]["oldest_pending"]
-        check(old is not None and old["name"] == "sleep_then_log" and old["age_ms"] >= 0,
+        check(old is not None and old["name"] == "sleep_then_log",
               "oldest_pending %r" % old)
         check(w["tasks"]["pending"] >= 1, "worker tasks %r" % w["tasks"])
+
+        def oldest_age():
+            # The first task (1,200 ms) stays the oldest pending one: its age grows
+            # with the clock and never exceeds the time since its request was sent.
+            t_hi = time.monotonic()
+            [w] = [w for w in status(sv)["workers"] if w["function"] == "bg"]
+            o = w["tasks"]["oldest_pending"]
+            hi = (time.monotonic() - t_first) * 1000 + 2
+            check(o is not None and 0 <= o["age_ms"] <= hi, "oldest_pending %r, age at "
+                  "most %.0f ms" % (o, hi))
+            return o["age_ms"] >= 300 and (t_hi - t_first) < 1.1 and o["age_ms"]
+        h.wait_until(oldest_age, 1.0, "the oldest pending task's age_ms to reach 300")
         bg = totals_settle(sv, "bg", lambda t: t["tasks_pending"] == 0 and
                            t["tasks_completed"] - bg0["tasks_completed"] == m,
                            "all %d background tasks completed" % m)
@@ -238,6 +266,10 @@ def status_counts_match_traffic():
             check(w["tasks"]["oldest_pending"] is None, "idle worker with a pending task %r" % w)
         check(sum(w["requests"] for w in st["workers"] if w["function"] == "hello") == n,
               "per-worker requests do not add up to %d" % n)
+        # More than 1.2 s later (the tasks ran): uptime has followed the clock.
+        t0 = time.monotonic()
+        uptime_in_bounds(status(sv)["supervisor"], t0, time.monotonic())
+        check(t0 - t_ready > 1.2, "the test took only %.2f s" % (t0 - t_ready))
 
 
 @test
@@ -619,7 +651,9 @@ def ctl_stop_exits_0_and_removes_the_socket():
     sv = h.Supervisor([h.function("bg", library="background", workers=1)], name="adm-stop")
     try:
         sv.start()
-        h.request(sv.port("bg"), "/?ms=1500")
+        r = h.request(sv.port("bg"), "/?ms=1500")
+        t_task = time.monotonic()
+        check(r.status == 200, "background request: %r" % r)
         rc, out, err = ctl("-s", sv.admin, "stop")
         check(rc == 0 and "stopping" in out, "ctl stop: %d %r %r" % (rc, out, err))
         # The admin keeps serving while the workers drain; it closes only at exit.
@@ -627,9 +661,21 @@ def ctl_stop_exits_0_and_removes_the_socket():
         check(st["supervisor"]["stopping"] is True, "stopping %r" % st["supervisor"])
         check([w["state"] for w in st["workers"]] == ["draining"], "workers %r" % st["workers"])
         code = sv.proc.wait(30)
+        took = time.monotonic() - t_task
         check(code == 0, "exit code %r after ctl stop" % code)
         check(sv.events("stop", mode="graceful"), "no graceful stop in the log")
+        # Graceful: the 1,500 ms task ran to its end before the worker went.
+        s = sv.events("summary")
+        check(s, "no summary line at exit")
+        s = s[-1]
+        check(int(s["tasks_started"]) >= 2 and s["tasks_completed"] == s["tasks_started"]
+              and s["tasks_failed"] == "0" and s["tasks_lost"] == "0",
+              "summary %r: want every started task (init's and the 1,500 ms one) completed"
+              % s)
+        check(fn_logs(sv, "background task done after 1500 ms"),
+              "the 1,500 ms task never logged its end")
         check(not sv.events("task_lost"), "a task was lost on a graceful stop")
+        check(took >= 1.4, "the supervisor exited %.2f s after the 1,500 ms task began" % took)
         check(not os.path.exists(sv.admin[5:]), "admin socket left behind")
     finally:
         sv.cleanup()

@@ -1,6 +1,7 @@
 """test_background.py - background tasks, the drain/reaping protocol, beforeunload and
 the three policies (SPEC §2, §3, §4), against the real supervisor and workers."""
 
+import http.client
 import signal
 import threading
 import time
@@ -172,19 +173,78 @@ def failing_and_timed_out_tasks_reach_the_hook():
     transitions_obey_reaping_rule(sv)
 
 
+def worker_arg(pid, key):
+    """The KEY=VALUE argument the supervisor gave worker PID (its argv), as an int."""
+    with open("/proc/%d/cmdline" % pid, "rb") as f:
+        for a in f.read().split(b"\0"):
+            if a.startswith(key.encode() + b"="):
+                return int(a.split(b"=", 1)[1])
+    raise h.Failure("worker %d has no %s= argument" % (pid, key))
+
+
 @test
 def max_requests_recycles_with_jitter():
-    fn = h.function("hello", workers=1, limits={"max_requests": 20})
+    # README: max_requests gets up to +10% jitter per worker, so a pool does not
+    # recycle at once. 8 workers with a budget of 50: each gets 50..55 (6 values; all
+    # 8 alike by chance: 6^-7), and each is retired exactly at its own budget.
+    budget, nw = 50, 8
+    fn = h.function("hello", workers=nw, limits={"max_requests": budget})
     with h.Supervisor([fn], name="bg-maxreq") as sv:
-        for i in range(70):
-            r = h.request(sv.port(), "/r/%d" % i)
-            check(r.status == 200, "request %d: %d" % (i, r.status))
-        sv.wait_event("worker_state", to="exited", count=2, timeout=10)
-        retired = sv.events("worker_state", to="draining", reason="early_drop")
-        check(len(retired) >= 2, "want >= 2 recycled workers, got %r" % retired)
-        served = [int(r["requests"]) for r in sv.events("drained")]
-        # Each recycled worker served its budget plus 0..10% jitter (20..22).
-        check(served and all(20 <= n <= 22 for n in served), "requests per worker %r" % served)
+        ws = h.wait_until(lambda: len(sv.workers("hello")) == nw and sv.workers("hello"),
+                          10, "%d ready workers" % nw)
+        budgets = {wid: worker_arg(pid, "max_requests") for wid, pid in ws.items()}
+        print("#   budgets per worker: %s" % " ".join(
+            "w%s=%d" % kv for kv in sorted(budgets.items())), flush=True)
+        lo, hi = budget, budget + budget // 10
+        check(all(lo <= b <= hi for b in budgets.values()),
+              "budgets %r outside %d..%d" % (budgets, lo, hi))
+        check(len(set(budgets.values())) > 1,
+              "all %d workers got the same budget %r: no jitter" % (nw, budgets))
+
+        def hit():
+            # ev=max_requests requests=N: logged by a worker once it has served N.
+            return {r["proc"]: int(r["requests"]) for r in sv.events("max_requests")}
+        want = {"worker[hello/%s]" % wid: b for wid, b in budgets.items()}
+        # Rounds of NW keep-alive connections opened one after the other (least-loaded
+        # dispatch gives each an idle worker); each sends requests until its worker,
+        # retired, answers with Connection: close.
+        sent = 0
+        for rnd in range(10):
+            if set(want) <= set(hit()):
+                break
+            conns = []
+            try:
+                for i in range(nw):
+                    c = http.client.HTTPConnection("127.0.0.1", sv.port(), timeout=5)
+                    conns.append(c)
+                    c.request("GET", "/r/%d/%d" % (rnd, i))
+                    r = c.getresponse()
+                    r.read()
+                    check(r.status == 200, "request: %d" % r.status)
+                    sent += 1
+                for c in conns:
+                    while True:
+                        check(sent < 10 * nw * hi, "%d requests sent" % sent)
+                        c.request("GET", "/r/%d" % sent)
+                        r = c.getresponse()
+                        r.read()
+                        sent += 1
+                        check(r.status == 200, "request %d: %d" % (sent, r.status))
+                        if r.getheader("Connection") == "close":
+                            break
+            finally:
+                for c in conns:
+                    c.close()
+        check(set(want) <= set(hit()), "after %d requests, workers that reached their "
+              "budget: %r of %r" % (sent, hit(), want))
+        got = {k: v for k, v in hit().items() if k in want}
+        check(got == want, "requests at retirement %r, budgets %r" % (got, want))
+        for wid, pid in ws.items():
+            sv.wait_event("worker_state", pid=str(pid), to="exited", timeout=10)
+        retired = {r["pid"] for r in sv.events("worker_state", to="draining",
+                                               reason="early_drop")}
+        check({str(p) for p in ws.values()} <= retired,
+              "not every worker was retired with early_drop: %r" % retired)
     transitions_obey_reaping_rule(sv)
 
 

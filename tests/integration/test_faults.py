@@ -32,15 +32,22 @@ def parent_name(tag):
     return "edgevisor-flt-%s-%d-%d" % (tag, os.getpid(), _seq[0])
 
 
-def own_cgroup_dirs(parent):
-    """{hierarchy dir: <our cgroup>/PARENT} for the v1 memory+cpu and v2 lines."""
+def own_cgroup_dirs(parent, version):
+    """{hierarchy: <our cgroup>/PARENT dir} where the supervisor (our child, so it
+    starts in our cgroups) builds its base: on v1 one per controller line (cpu,
+    cpuacct, memory, pids), on v2 the `0::` line (as test_isolation.py reads it)."""
     out = {}
     with open("/proc/self/cgroup") as f:
         for line in f:
             _, ctrls, path = line.rstrip("\n").split(":", 2)
+            if version == "v2":
+                if ctrls == "":
+                    out["unified"] = os.path.normpath("%s/%s/%s" % (CG_ROOT, path, parent))
+                continue
             for c in ctrls.split(",") if ctrls else []:
-                if c in ("memory", "cpu", "cpuacct"):
+                if c in ("memory", "cpu", "cpuacct", "pids"):
                     out[c] = os.path.normpath("%s/%s/%s/%s" % (CG_ROOT, c, path, parent))
+    check(out, "no %s line in /proc/self/cgroup" % version)
     return out
 
 
@@ -262,6 +269,14 @@ def supervisor_sigkill_workers_exit_cgroups_cleaned_next_start():
     try:
         sv.start()
         rec = sv.wait_event("cgroup_init", timeout=5)
+        version = rec.get("version")
+        check(version in ("v1", "v2"), "cgroups are not on: %r" % rec)
+        dirs = own_cgroup_dirs(parent, version)
+        check(rec.get("base") in dirs.values(), "cgroup_init base=%s is none of %r"
+              % (rec.get("base"), dirs))
+        # test_vm_cgroup_v2.py checks this line to know the VM really ran v2.
+        print("#   supervisor_sigkill_workers_exit_cgroups_cleaned_next_start: cgroup %s "
+              "base=%s" % (version, rec.get("base")), flush=True)
         ready(sv, "hello", 2)
         ready(sv, "hostile", 1)
         r = h.request(sv.port("hostile"), "/?do=fork&n=3")
@@ -276,7 +291,6 @@ def supervisor_sigkill_workers_exit_cgroups_cleaned_next_start():
         h.wait_until(lambda: not [p for p in live + strays if h.alive(p)], 10,
                      "workers and their strays to exit after the supervisor's SIGKILL")
         check(not h.session_pids(sv.pid), "orphans: %r" % h.session_pids(sv.pid))
-        dirs = own_cgroup_dirs(parent)
         old = {}
         for d in dirs.values():
             for fn in ("hello", "hostile"):
@@ -284,8 +298,12 @@ def supervisor_sigkill_workers_exit_cgroups_cleaned_next_start():
                 for x in os.listdir(fd) if os.path.isdir(fd) else []:
                     if x.startswith("w"):
                         old[os.path.join(fd, x)] = os.stat(os.path.join(fd, x)).st_ino
-        if rec.get("version") == "v1":
-            check(old, "no stale worker cgroup left to clean (test needs one): %r" % dirs)
+        # A worker cannot remove the cgroup it dies in: each leaves its w<N> behind.
+        for d in dirs.values():
+            for fn, n in (("hello", 2), ("hostile", 1)):
+                left = [p for p in old if p.startswith(os.path.join(d, fn) + "/")]
+                check(len(left) >= n, "%d stale worker cgroups of %s in %s, want %d (the "
+                      "test needs them): %r" % (len(left), fn, d, n, sorted(old)))
         # The next start with the same base removes what the dead one left.
         sv2 = h.Supervisor(fns, name="svkill2", cgroups="auto", cgroup_parent=parent)
         for f in sv2.functions:

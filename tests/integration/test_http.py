@@ -160,24 +160,37 @@ def oversized_header_gets_431():
 @test
 def oversized_body_gets_413():
     with echo_sv() as sv:
+        [(wid, pid)] = h.wait_until(lambda: sv.workers("echo"), 10, "the echo worker").items()
         r = h.request(sv.port(), "/", method="POST", body=b"x" * 4096)
         check(r.status == 413, "Content-Length body: status %d, want 413" % r.status)
         s = h.connect(sv.port())
         try:
-            s.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
-            for _ in range(4):
-                s.sendall(b"400\r\n" + b"y" * 1024 + b"\r\n")
-            s.sendall(b"0\r\n\r\n")
-            r = h.read_response(s.makefile("rb"))
-        except (ConnectionResetError, BrokenPipeError):
-            # The worker may answer and close before the rest is sent.
-            r = None
+            try:
+                s.sendall(b"POST / HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+                for _ in range(4):
+                    s.sendall(b"400\r\n" + b"y" * 1024 + b"\r\n")
+                s.sendall(b"0\r\n\r\n")
+            except (ConnectionResetError, BrokenPipeError):
+                pass    # the worker may answer and close before the rest is sent
+            # The answer is read (the worker reads and discards before closing): a
+            # reset or a close without a 413 is a failure, e.g. a worker that died.
+            try:
+                r = h.read_response(s.makefile("rb"))
+            except (OSError, http.client.HTTPException) as e:
+                raise h.Failure("chunked body over the cap: no 413 but %s: %s"
+                                % (type(e).__name__, e))
         finally:
             s.close()
-        check(r is None or r.status == 413, "chunked body: status %d, want 413" %
-              (r.status if r else 0))
+        check(r.status == 413, "chunked body: status %d, want 413" % r.status)
         ok = h.request(sv.port(), "/", method="POST", body=b"z" * 1000)
         check(ok.status == 200, "a body under the cap got %d" % ok.status)
+        # The same worker answered both refusals and the request after them: a
+        # worker that crashed on the body and was replaced would pass the above.
+        check(not sv.events("worker_exit") and not sv.events("worker_state", to="crashed"),
+              "a worker exited: %r" % (sv.events("worker_exit") or
+                                       sv.events("worker_state", to="crashed")))
+        check(sv.workers("echo") == {wid: pid} and h.alive(pid),
+              "echo workers %r, want the same worker %s=%d" % (sv.workers("echo"), wid, pid))
 
 
 @test

@@ -152,8 +152,8 @@ def systemd_unit_is_valid_and_says_what_spec_asks():
     with open(os.path.join(pre, "share/edgevisor/supervisor.conf.example")) as f:
         check('"unix:/run/edgevisor/admin.sock"' in f.read(), "example config admin path")
     if shutil.which("systemd-analyze") is None:
-        print("# systemd-analyze not found: unit syntax not verified")
-        return
+        h.skip("systemd-analyze not found: the unit's syntax is not verified "
+               "(the checks of its keys above passed)")
     # systemd-analyze checks the binaries exist: point the copy at the installed ones.
     unit = os.path.join(h.tmpdir("unit"), "edgevisor.service")
     with open(unit, "w") as f:

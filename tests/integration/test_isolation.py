@@ -1,6 +1,6 @@
 """test_isolation.py - tenant isolation against the real supervisor and workers
 (SPEC §5): the cgroup tree and its caps, the memory cap with beforeunload(memory) and
-OOM detection, the CPU quota and a neighbour's latency, the CPU-time and wall-clock
+OOM detection, the CPU quota and a neighbour's share of its CPU, the CPU-time and wall-clock
 budgets, the process cap (max_pids) against a fork bomb, the tenant uid/gid with
 no_new_privs, and cgroups "required" / "auto".
 
@@ -8,8 +8,9 @@ Runs as-is on cgroup v1 (this host) and v2 (tests/vm/run.sh, see
 test_vm_cgroup_v2.py): the hierarchy comes from the supervisor's
 `ev=cgroup_init version=` line, and v1 or v2 files are read accordingly. Under the VM
 (EDGEVISOR_VM set: emulated, one CPU) CPU timing is noise, so the CPU test asserts
-throttling (cpu.stat nr_throttled > 0) instead of the exact share and skips the
-latency comparison. Every supervisor gets its own cgroup_parent, and every test
+throttling (cpu.stat nr_throttled > 0) instead of the exact share, and the neighbour
+test (a capped hog and its neighbour pinned to one CPU) is not registered there: it
+runs on the host only. Every supervisor gets its own cgroup_parent, and every test
 checks that nothing of it is left in any hierarchy after the stop.
 """
 
@@ -249,39 +250,6 @@ def stop_and_check(sv, sig=signal.SIGTERM, timeout=30):
     check_nothing_left(sv.cg_parent)
 
 
-# ---- wrk latency -------------------------------------------------------------------
-
-_UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0, "m": 60.0}
-
-
-def parse_p99(text):
-    """The 99% line of wrk --latency's Latency Distribution, in seconds."""
-    m = re.search(r"Latency Distribution.*?^\s*99%\s+([\d.]+)(us|ms|s|m)\s*$", text,
-                  re.S | re.M)
-    check(m, "no 99%% line in wrk --latency output:\n%s" % text)
-    return float(m.group(1)) * _UNIT[m.group(2)]
-
-
-# wrk paced to 1 ms between a connection's requests: the neighbour is not saturated,
-# so its p99 shows interference from the hog rather than its own queueing.
-_PACE_LUA = "function delay()\n  return 1\nend\n"
-
-
-def wrk_p99(port, duration=2, conns=8):
-    script = os.path.join(h.tmpdir("wrk"), "pace.lua")
-    with open(script, "w") as f:
-        f.write(_PACE_LUA)
-    cmd = ["wrk", "-t1", "-c%d" % conns, "-d%ds" % duration, "--latency", "-s", script,
-           "http://127.0.0.1:%d/" % port]
-    p = subprocess.run(cmd, capture_output=True, timeout=duration + 30)
-    text = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
-    check(p.returncode == 0, "wrk exited %d: %s" % (p.returncode, text))
-    w = h.parse_wrk(text)
-    check(w["requests"] > 0 and not w["non2xx"] and not any(w["socket_errors"].values()),
-          "wrk saw errors: %s" % text)
-    return parse_p99(text)
-
-
 # ---- the tests -------------------------------------------------------------------------
 
 @test
@@ -347,8 +315,10 @@ def memory_hog_soft_limit_then_oom():
         wid, pid = worker_pid(sv, "memgrow")
         with h.Prober(sv.port("hello")) as nb:
             # 40 MB at once, then 1 MB every 100 ms: the 250 ms poll sees 90% (57.6
-            # MB) well before the kernel's cap at 64 MB; the task keeps growing into it.
-            r = h.request(sv.port("memgrow"), "/?start=40&mb=1&ms=100")
+            # MB) well before the kernel's cap at 64 MB and retires the worker; its
+            # beforeunload(memory) hook then takes 32 MB at once (oom=32), far past
+            # the cap: the kernel's OOM kill, which the supervisor must report.
+            r = h.request(sv.port("memgrow"), "/?start=40&mb=1&ms=100&oom=32")
             check(r.status == 200, "memgrow answered %d" % r.status)
             soft = sv.wait_event("limit_soft", 15, fn="memgrow", pid=str(pid))
             check(soft.get("reason") == "memory", "limit_soft reason %r" % soft)
@@ -359,10 +329,19 @@ def memory_hog_soft_limit_then_oom():
             nb.check("hello while memgrow hit its cap")
         check(exit_rec.get("reason") == "memory", "worker_exit %r" % exit_rec)
         oom = sv.events("worker_oom", pid=str(pid))
-        print("#   memgrow worker ended: %s" % ("OOM kill" if oom else "drained"))
-        if "signal" in exit_rec:
-            check(exit_rec["signal"] == "9" and oom,
-                  "killed by signal %s without ev=worker_oom" % exit_rec["signal"])
+        if oom and exit_rec.get("signal") == "9":
+            seen = "OOM kill (ev=worker_oom, signal 9)"
+        elif "signal" in exit_rec:
+            seen = "signal %s%s" % (exit_rec["signal"], " with ev=worker_oom" if oom else
+                                    " without ev=worker_oom")
+        elif sv.events("limit_hard", pid=str(pid)):
+            seen = "SIGTERM at the hard limit (exit code %s)" % exit_rec.get("code")
+        else:
+            seen = "exit code %s" % exit_rec.get("code")
+        print("#   memgrow worker ended: %s" % seen)
+        check(oom and exit_rec.get("signal") == "9", "the worker ended by %s, not by the "
+              "OOM kill this test is named for: %r" % (seen, exit_rec))
+        check(int(oom[0].get("oom_kills", "0")) >= 1, "worker_oom %r" % oom[0])
         # beforeunload(memory) ran (worker and hook) before the worker went.
         lines = sv.lines()
         i_bu = [i for i, l in enumerate(lines) if "ev=beforeunload" in l and
@@ -380,19 +359,101 @@ def memory_hog_soft_limit_then_oom():
         stop_and_check(sv)
 
 
+def median(xs):
+    ys = sorted(xs)
+    n = len(ys)
+    return ys[n // 2] if n % 2 else (ys[n // 2 - 1] + ys[n // 2]) / 2
+
+
+def per_cpu_idle_s():
+    """{cpu number: seconds it spent idle since boot} from /proc/stat."""
+    out = {}
+    with open("/proc/stat") as f:
+        for line in f:
+            v = line.split()
+            if v[0].startswith("cpu") and v[0] != "cpu":
+                out[int(v[0][3:])] = (int(v[4]) + int(v[5])) / os.sysconf("SC_CLK_TCK")
+    return out
+
+
+def threads_allowed(pid):
+    """{tid: Cpus_allowed_list} of every thread of PID."""
+    out = {}
+    for tid in os.listdir("/proc/%d/task" % pid):
+        try:
+            with open("/proc/%d/task/%s/status" % (pid, tid)) as f:
+                for line in f:
+                    if line.startswith("Cpus_allowed_list:"):
+                        out[int(tid)] = line.split(":", 1)[1].strip()
+        except OSError:
+            pass
+    return out
+
+
+class OneCpu:
+    """Pins processes (all their threads, and threads they start later) to one CPU:
+    a cpuset cgroup of our own where the v1 cpuset hierarchy is mounted (the
+    supervisor does not use that one), else sched_setaffinity on every thread."""
+
+    def __init__(self, cpu):
+        self.cpu = cpu
+        self.dir = None
+        mine = proc_cgroups(os.getpid()).get("cpuset")
+        top = os.path.join(CG_ROOT, "cpuset")
+        if mine is not None and os.path.exists(os.path.join(top, "cpuset.cpus")):
+            self.dir = os.path.normpath("%s/%s/%s" % (top, mine, parent_name("pin")))
+            os.mkdir(self.dir)
+            with open(os.path.join(self.dir, "cpuset.cpus"), "w") as f:
+                f.write(str(cpu))
+            with open(os.path.join(os.path.dirname(self.dir), "cpuset.mems")) as f:
+                mems = f.read().strip()
+            with open(os.path.join(self.dir, "cpuset.mems"), "w") as f:
+                f.write(mems)
+
+    def add(self, pid):
+        if self.dir:
+            with open(os.path.join(self.dir, "cgroup.procs"), "w") as f:
+                f.write(str(pid))
+        else:
+            for tid in threads_allowed(pid):
+                os.sched_setaffinity(tid, {self.cpu})
+        got = threads_allowed(pid)
+        check(got and all(v == str(self.cpu) for v in got.values()),
+              "threads of %d not pinned to CPU %d: %r" % (pid, self.cpu, got))
+
+    def remove(self):
+        if not self.dir or not os.path.isdir(self.dir):
+            return
+        parent = os.path.join(os.path.dirname(self.dir), "cgroup.procs")
+        try:
+            for pid in read(os.path.join(self.dir, "cgroup.procs")).split():
+                try:
+                    with open(parent, "w") as f:
+                        f.write(pid)
+                except OSError:
+                    pass
+            os.rmdir(self.dir)
+        except OSError:
+            pass
+
+
+def start_capped_hog(sv, cg):
+    _, pid = worker_pid(sv, "cpuhog")
+    d = cg.worker_dirs(pid)
+    # Flat out: a task spins for 60 s of CPU, far more than the test lasts.
+    r = h.request(sv.port("cpuhog"), "/?ms=60000&task=1")
+    check(r.status == 200, "cpuhog answered %d" % r.status)
+    return pid, d
+
+
 @test
-def cpu_hog_capped_neighbour_latency():
+def cpu_hog_capped():
     hog = h.function("cpuhog", workers=1, limits={
         "cpu_percent": 20, "drain_timeout_ms": 1000, "beforeunload_grace_ms": 500})
-    hello = h.function("hello", workers=1)
-    sv = isolated([hog, hello], "cpu")
+    sv = isolated([hog], "cpu")
     with sv:
         cg = Cg(sv, sv.cg_parent)
-        _, pid = worker_pid(sv, "cpuhog")
-        d = cg.worker_dirs(pid)
-        # Flat out: a task spins for 60 s of CPU, far more than the test lasts.
-        r = h.request(sv.port("cpuhog"), "/?ms=60000&task=1")
-        check(r.status == 200, "cpuhog answered %d" % r.status)
+        pid, d = start_capped_hog(sv, cg)
         thr0 = cg.nr_throttled(d)
         h.wait_until(lambda: cg.nr_throttled(d) > thr0 + 2, 10, "the hog to be throttled")
         u0, t0, idle0 = cg.cpu_usage_us(d), time.monotonic(), cpu_idle_s()
@@ -402,39 +463,138 @@ def cpu_hog_capped_neighbour_latency():
         idle = (idle1 - idle0) / (t1 - t0)
         thr = cg.nr_throttled(d)
         check(thr > thr0, "cpu.stat nr_throttled did not grow (%d)" % thr)
+        print("#   hog %.1f%% of a core over 5 s (%.2f cores idle), nr_throttled %d"
+              % (share, idle, thr))
         if IN_VM:
-            print("#   hog %.1f%% of a core, nr_throttled %d (VM: share and latency "
-                  "not judged)" % (share, thr))
+            print("#   VM: emulated CPU, the share is not judged (throttling is)")
         else:
             check(share <= 25, "hog used %.1f%% of a core over 5 s (cap 20%%)" % share)
             # Below the cap only when the CPUs were taken by others (the cap is a
             # ceiling): with half a core idle on average it had no excuse.
             check(share >= 15 or idle < 0.5, "hog used only %.1f%% of a core over 5 s "
                   "with %.2f cores idle (cap 20%%)" % (share, idle))
-            # Pairs of runs back to back, the hog stopped (SIGSTOP: no hog) then
-            # running, so both sides see the same background load; the best run of
-            # each side is compared, which filters bursts of load from elsewhere
-            # (more pairs, up to 5, only while the comparison fails and counts).
-            base, hogged = [], []
-            most = 5 if idle >= 0.5 else 2
-            while len(base) < most and (len(base) < 2 or min(hogged) > 2 * min(base)):
-                os.kill(pid, signal.SIGSTOP)
-                try:
-                    base.append(wrk_p99(sv.port("hello")))
-                finally:
-                    os.kill(pid, signal.SIGCONT)
-                hogged.append(wrk_p99(sv.port("hello")))
-            ms = lambda xs: "/".join("%.2f" % (x * 1e3) for x in xs)
-            print("#   hog %.1f%% of a core (%.2f cores idle); hello p99 ms alone %s, "
-                  "beside the hog %s" % (share, idle, ms(base), ms(hogged)))
-            # On a machine other work keeps busy, p99 is that work's noise, not ours.
-            if idle >= 0.5:
-                check(min(hogged) <= 2 * min(base), "hello p99 %.2f ms beside the hog, "
-                      "%.2f ms alone" % (min(hogged) * 1e3, min(base) * 1e3))
-            else:
-                print("#   latency not judged: only %.2f cores were idle" % idle)
         check(h.alive(pid), "the hog worker died")
         stop_and_check(sv)
+
+
+def neighbour_rps(port, cpus, duration=2):
+    """Requests/s wrk gets from PORT with 2 connections (always one request waiting)."""
+    pin = ["taskset", "-c", ",".join(map(str, sorted(cpus)))] if cpus else []
+    cmd = pin + ["wrk", "-t1", "-c2", "-d%ds" % duration,
+                 "http://127.0.0.1:%d/?ms=5" % port]
+    p = subprocess.run(cmd, capture_output=True, timeout=duration + 30)
+    text = p.stdout.decode(errors="replace") + p.stderr.decode(errors="replace")
+    w = h.parse_wrk(text)
+    check(p.returncode == 0 and w["requests"] > 0 and not w["non2xx"] and
+          not any(w["socket_errors"].values()), "wrk: %s" % text)
+    return w["rps"]
+
+
+def cpu_hog_capped_neighbour_keeps_its_share():
+    """What the CPU cap does for a neighbour on the same CPU. A CPU-bound neighbour
+    (cpuhog answering each request after 5 ms of CPU), a hog capped at 20% and the
+    same hog uncapped are pinned to one CPU (on separate CPUs the cap could not
+    matter), wrk on the other CPUs. Rounds of three 2-second runs back to back, so all
+    see the same background load: both hogs stopped (SIGSTOP), only the capped one
+    running, only the uncapped one running. Promised: beside the capped hog the
+    neighbour keeps at least 70% of its throughput alone (the hog is held to 20%);
+    beside the uncapped one it gets about half (CFS shares), which shows the test can
+    tell. Not promised, so not judged: the neighbour's latency. On one CPU a
+    latency-sensitive neighbour's p99 is a scheduler slice per wakeup whether the hog
+    is capped or not (measured on this host: p99 3.5 ms beside the capped hog, 2.7 ms
+    beside the uncapped one, 0.5 ms alone); the cap bounds the tenant's share of the
+    CPU, not the neighbour's wakeup latency. Only rounds in which our three workers had
+    the CPU to themselves count (their CPU time >= 0.85 of each run's wall time); a
+    skip when fewer than 2 of up to 8 rounds did (other work on that CPU). Host only: under the VM's emulated single
+    CPU timing is noise (test_vm_cgroup_v2.py)."""
+    lim = {"drain_timeout_ms": 1000, "beforeunload_grace_ms": 500}
+    capped = h.function("cpuhog", workers=1, limits=dict(lim, cpu_percent=20))
+    free = h.function("cpuhog_free", library="cpuhog", workers=1, limits=lim)
+    work = h.function("work", library="cpuhog", workers=1, limits=lim)
+    sv = isolated([capped, free, work], "cpushare")
+    ncpu = os.cpu_count() or 1
+    # The idlest CPU over half a second is the one the three workers get.
+    i0 = per_cpu_idle_s()
+    time.sleep(0.5)
+    i1 = per_cpu_idle_s()
+    cpu = max(i1, key=lambda c: i1[c] - i0.get(c, 0))
+    others = set(range(ncpu)) - {cpu} or {cpu}
+    pin = OneCpu(cpu)
+    try:
+        with sv:
+            cg = Cg(sv, sv.cg_parent)
+            _, npid = worker_pid(sv, "work")
+            _, cpid = worker_pid(sv, "cpuhog")
+            _, fpid = worker_pid(sv, "cpuhog_free")
+            for p in (npid, cpid, fpid):
+                pin.add(p)
+            d, fd, nd = cg.worker_dirs(cpid), cg.worker_dirs(fpid), cg.worker_dirs(npid)
+            for fn in ("cpuhog_free", "cpuhog"):
+                r = h.request(sv.port(fn), "/?ms=60000&task=1")
+                check(r.status == 200, "%s answered %d" % (fn, r.status))
+                if fn == "cpuhog_free":
+                    os.kill(fpid, signal.SIGSTOP)
+            thr0 = cg.nr_throttled(d)
+            h.wait_until(lambda: cg.nr_throttled(d) > thr0 + 2, 10, "the hog to be throttled")
+            os.kill(cpid, signal.SIGSTOP)
+            # A round counts when our three workers had the CPU to themselves in each
+            # of its runs (their CPU time adds up to >= 0.85 of the wall time): other
+            # work on that CPU would squeeze both sides of a ratio.
+            rounds, spoilt = [], []
+            fthr0 = cg.nr_throttled(fd)
+
+            def run():
+                dirs = (nd, d, fd)
+                u0, t0 = [cg.cpu_usage_us(x) for x in dirs], time.monotonic()
+                rps = neighbour_rps(sv.port("work"), others)
+                wall = time.monotonic() - t0
+                u = [(cg.cpu_usage_us(x) - a) / 1e6 / wall for x, a in zip(dirs, u0)]
+                return rps, u[0], sum(u)
+            try:
+                while len(rounds) < 3 and len(rounds) + len(spoilt) < 8:
+                    a = run()
+                    os.kill(cpid, signal.SIGCONT)
+                    b = run()
+                    os.kill(cpid, signal.SIGSTOP)
+                    os.kill(fpid, signal.SIGCONT)
+                    c = run()
+                    os.kill(fpid, signal.SIGSTOP)
+                    rnd = (a, b, c)
+                    (rounds if min(x[2] for x in rnd) >= 0.85 else spoilt).append(rnd)
+            finally:
+                os.kill(cpid, signal.SIGCONT)
+                os.kill(fpid, signal.SIGCONT)
+            check(all(v == str(cpu) for p in (npid, cpid, fpid)
+                      for v in threads_allowed(p).values()),
+                  "a worker thread left CPU %d" % cpu)
+            check(cg.nr_throttled(fd) == fthr0, "the uncapped hog was throttled")
+            def show(rs):
+                return ", ".join("%.0f/%.0f/%.0f req/s (neighbour %.2f/%.2f/%.2f of the CPU, "
+                                 "ours %.2f/%.2f/%.2f)" % tuple(
+                                     [x[0] for x in r] + [x[1] for x in r] + [x[2] for x in r])
+                                 for r in rs)
+            print("#   3 workers on CPU %d (%s), wrk on %s; rounds alone/capped/uncapped: %s; "
+                  "spoilt by other work: %s" % (cpu, "cpuset" if pin.dir else "affinity",
+                                                sorted(others), show(rounds) or "none",
+                                                show(spoilt) or "none"), flush=True)
+            if len(rounds) < 2:
+                stop_and_check(sv)
+                h.skip("not judged: other work used CPU %d in %d of %d rounds"
+                       % (cpu, len(spoilt), len(rounds) + len(spoilt)))
+            cap = median([r[1][0] / r[0][0] for r in rounds])
+            nocap = median([r[2][0] / r[0][0] for r in rounds])
+            print("#   beside the capped hog %.2f of alone, beside the uncapped one %.2f"
+                  % (cap, nocap))
+            check(cap >= 0.7, "beside the capped hog the neighbour kept only %.2f of its "
+                  "throughput alone (%.2f beside the uncapped one)" % (cap, nocap))
+            stop_and_check(sv)
+    finally:
+        sv.cleanup()
+        pin.remove()
+
+
+if not IN_VM:
+    test(cpu_hog_capped_neighbour_keeps_its_share)
 
 
 def budget_scenario(tag, fn, limits, start_path, reason):
@@ -572,9 +732,9 @@ def fork_bomb_capped_by_max_pids():
         check(cg.pids == host_has_pids(), "cgroup_init pids=%s but the host %s one"
               % ("yes" if cg.pids else "no", "has" if host_has_pids() else "has not"))
         if not cg.pids:
-            print("#   no pids controller here: only the stop is checked", flush=True)
             stop_and_check(sv)
-            return
+            h.skip("no pids controller here: max_pids cannot be enforced (only the "
+                   "stop was checked)")
         wid, pid = worker_pid(sv, "forkbomb")
         _, nb_pid = worker_pid(sv, "hello")
         d = cg.worker_dirs(pid)["unified" if cg.version == 2 else "pids"]

@@ -14,6 +14,7 @@ import http.client
 import os
 import pwd
 import re
+import resource
 import signal
 import socket
 import subprocess
@@ -24,6 +25,7 @@ import harness as h
 from harness import check, test
 
 SOAK = int(os.environ.get("EDGEVISOR_SOAK", "1") or 1)
+_latency = []       # hostile_tenant_is_contained's samples, judged by the next test
 _seq = [0]
 _UNIT = {"us": 1e-6, "ms": 1e-3, "s": 1.0}
 
@@ -62,20 +64,41 @@ def latency(port, duration=1):
     return tuple(out)
 
 
+def worse(a, b):
+    """Element-wise max of two (p75, p99) pairs."""
+    return tuple(max(x, y) for x, y in zip(a, b))
+
+
 class Latency:
     """The neighbour's latency while the tenant misbehaves, against its baseline.
 
-    The machine is shared (2 cores, other test runs): each figure is the best of 3
-    one-second wrk runs, which filters out bursts that have nothing to do with the
-    tenant; the compared figure is the 75th percentile (p99 is printed); the baseline
-    is the worse of one taken before and one taken after the hostile sequence (a
-    machine that got busier meanwhile raises both); a floor of 0.5 ms keeps a 100 us
-    baseline from turning scheduler noise into a failure."""
+    What is judged (README "Hostile tenants"): while the tenant misbehaves the
+    neighbour's p75 stays within 2x of its baseline p75, and, through the steps that
+    do not burn CPU (P99_STEPS: forked children, the fd leak, exit() and respawn), its
+    p99 within 2x of its baseline p99. The tenant's CPU-burning steps (leaking memory
+    is page faults and memset, spinning) cost a neighbour that shares their CPU a
+    scheduler slice per wakeup at p99 (measured 0.09 -> 2.3 ms spinning, 0.5 ms
+    leaking): printed, not promised; the spinner is judged by its throttling. The machine is shared (2 cores,
+    other test runs, wrk on the same host): a figure is the best of the one-second wrk
+    runs taken, which filters out bursts that have nothing to do with the tenant; the
+    baseline is the worse of one taken before and one taken after the hostile
+    sequence (a machine that got busier meanwhile raises both). A sample is taken
+    while the misbehaviour goes on: `with lat.sampling(what):` runs wrk back to back
+    in a thread for as long as its body runs (at least MIN_RUNS runs), so the runs
+    overlap the misbehaviour itself, not the calm after the worker was replaced.
+    When a step is above a bound and other work than ours (the supervisor's session
+    and wrk) used half a core or more during it, the verdict is a skip naming the
+    step, not a pass."""
 
-    def __init__(self, port):
+    MIN_RUNS = 3
+    P99_STEPS = ("forked children", "fd leak", "exit() and respawn")
+
+    def __init__(self, port, sid):
         self.port = port
+        self.sid = sid
         self.base = self._measure()
         self.seen = {}
+        self.others = {}
 
     def _measure(self):
         runs = [latency(self.port) for _ in range(3)]
@@ -83,20 +106,132 @@ class Latency:
 
     def rebase(self):
         """A fresh baseline just before a step (the machine may be busier now)."""
-        self.base = max(self.base, self._measure())
+        self.base = worse(self.base, self._measure())
 
-    def during(self, what):
-        self.seen[what] = self._measure()
-        return self.seen[what][0] <= max(2 * self.base[0], self.base[0] + 0.0005)
+    def over(self, what, base):
+        """The percentiles of step WHAT above 2x BASE's, as text (empty: within)."""
+        v = self.seen[what]
+        out = []
+        if v[0] > 2 * base[0]:
+            out.append("p75 %.2f ms > 2x %.2f" % (v[0] * 1e3, base[0] * 1e3))
+        if what in self.P99_STEPS and v[1] > 2 * base[1]:
+            out.append("p99 %.2f ms > 2x %.2f" % (v[1] * 1e3, base[1] * 1e3))
+        return ", ".join(out)
+
+    class _Sampler:
+        def __init__(self, lat, what, min_runs):
+            self.lat, self.what, self.min_runs = lat, what, min_runs
+            self.runs, self.errors = [], []
+            self._stop = threading.Event()
+            self._t = threading.Thread(target=self._run, daemon=True)
+
+        def _run(self):
+            while not self._stop.is_set() or len(self.runs) < self.min_runs:
+                try:
+                    self.runs.append(latency(self.lat.port))
+                except Exception as e:      # reported by __exit__
+                    self.errors.append(e)
+                    return
+
+        def __enter__(self):
+            self._busy0, self._t0 = cpu_task_s(), time.monotonic()
+            self._ours0 = our_cpu_s(self.lat.sid)
+            self._t.start()
+            return self
+
+        def __exit__(self, etype, *rest):
+            self._stop.set()
+            self._t.join(60)
+            if etype is not None:
+                return False
+            check(not self.errors, "neighbour during %s: %s" % (self.what, self.errors[:1]))
+            check(self.runs, "no neighbour sample during %s" % self.what)
+            self.lat.seen[self.what] = (min(r[0] for r in self.runs),
+                                        min(r[1] for r in self.runs))
+            wall = time.monotonic() - self._t0
+            busy = cpu_task_s() - self._busy0
+            # Others' CPU: all tasks' time but ours (processes of ours that exited in
+            # the window are missed, so this errs towards "busy"; interrupt time,
+            # loopback's softirq for wrk among it, is no process's and not counted).
+            self.lat.others[self.what] = max(0.0, busy - (our_cpu_s(self.lat.sid) -
+                                                          self._ours0)) / wall
+            return False
+
+        def fine(self):
+            return not self.lat.over(self.what, self.lat.base)
+
+    def sampling(self, what, min_runs=None):
+        return self._Sampler(self, what, self.MIN_RUNS if min_runs is None else min_runs)
+
+    def finish(self):
+        """The baseline after the sequence (the supervisor still running)."""
+        self.after = self._measure()
 
     def verdict(self):
-        after = self._measure()
-        base = max(self.base, after)
-        limit = max(2 * base[0], base[0] + 0.0005)
-        bad = ["%s %.2f ms" % (k, v[0] * 1e3) for k, v in self.seen.items() if v[0] > limit]
-        check(not bad, "neighbour p75 above 2x baseline %.2f ms (before %.2f, after %.2f): %s"
-              % (base[0] * 1e3, self.base[0] * 1e3, after[0] * 1e3, ", ".join(bad)))
-        return base
+        after = self.after
+        base = worse(self.base, after)
+        bad = ["%s: %s (others used %.2f cores)" % (k, self.over(k, base), self.others[k])
+               for k in self.seen if self.over(k, base)]
+        busy = [k for k in self.seen if self.over(k, base) and self.others[k] >= 0.5]
+        text = ("neighbour above 2x its baseline p75/p99 %.2f/%.2f ms (before %.2f/%.2f, "
+                "after %.2f/%.2f): %s" % (base[0] * 1e3, base[1] * 1e3, self.base[0] * 1e3,
+                                         self.base[1] * 1e3, after[0] * 1e3,
+                                         after[1] * 1e3, "; ".join(bad)))
+        if bad and len(busy) == len(bad):
+            return base, text
+        check(not bad, text)
+        return base, None
+
+
+def our_cpu_s(sid):
+    """CPU seconds used by session SID's live processes (the supervisor and its
+    workers) plus our waited-for children (wrk)."""
+    t = resource.getrusage(resource.RUSAGE_CHILDREN)
+    total = t.ru_utime + t.ru_stime
+    for p in h.session_pids(sid):
+        try:
+            with open("/proc/%d/stat" % p) as f:
+                v = f.read().rsplit(")", 1)[1].split()
+            total += (int(v[11]) + int(v[12])) / os.sysconf("SC_CLK_TCK")
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def cpu_task_s():
+    """Seconds all CPUs spent running tasks since boot (user + nice + system in
+    /proc/stat; not irq or softirq, which no process's own times include)."""
+    with open("/proc/stat") as f:
+        v = f.readline().split()
+    return (int(v[1]) + int(v[2]) + int(v[3])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_idle_s():
+    """Seconds all CPUs spent idle since boot (idle + iowait in /proc/stat)."""
+    with open("/proc/stat") as f:
+        v = f.readline().split()
+    return (int(v[4]) + int(v[5])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_stat(pid):
+    """(CPU seconds used, nr_throttled) of worker PID's cgroup (v1 cpu/cpuacct or v2)."""
+    cgs = {}
+    with open("/proc/%d/cgroup" % pid) as f:
+        for line in f:
+            _, ctrls, path = line.rstrip("\n").split(":", 2)
+            for c in ctrls.split(",") if ctrls else [""]:
+                cgs[c] = path
+    root = "/sys/fs/cgroup"
+
+    def kv(path):
+        with open(path) as f:
+            return {k: int(v) for k, v in (l.split() for l in f if len(l.split()) == 2)}
+    if "cpu" in cgs and os.path.exists(os.path.join(root, "cpu") + cgs["cpu"]):
+        st = kv(os.path.join(root, "cpu") + cgs["cpu"] + "/cpu.stat")
+        with open(os.path.join(root, "cpuacct") + cgs["cpuacct"] + "/cpuacct.usage") as f:
+            return int(f.read()) / 1e9, st["nr_throttled"]
+    st = kv(root + cgs[""] + "/cpu.stat")
+    return st["usage_usec"] / 1e6, st["nr_throttled"]
 
 
 def hostile_ready(sv, old=None):
@@ -129,8 +264,9 @@ def hostile_tenant_is_contained():
     with sv:
         nb = list(h.wait_until(lambda: sv.workers("hello"), 10, "neighbour").values())[0]
         hw = hostile_ready(sv)
-        lat = Latency(sv.port("hello"))
+        lat = Latency(sv.port("hello"), sv.pid)
         hp = sv.port("hostile")
+        spun = []
         for rnd in range(SOAK):
             # fork: the children live in the worker's cgroup, as its uid, and die with it.
             r = h.request(hp, "/?do=fork&n=4")
@@ -141,7 +277,8 @@ def hostile_tenant_is_contained():
                       "child %d: cgroup %s uid %s, worker %s" % (k, proc_cgroup(k), uid_of(k),
                                                                  proc_cgroup(hw)))
             check(proc_cgroup(hw) != proc_cgroup(nb), "tenants share a cgroup")
-            lat.during("forked children")
+            with lat.sampling("forked children"):
+                pass    # the children live (and ignore SIGTERM) while it samples
             os.kill(hw, signal.SIGKILL)
             h.wait_until(lambda: not [k for k in kids if h.alive(k)], 5,
                          "the tenant's children to die with its worker")
@@ -154,74 +291,115 @@ def hostile_tenant_is_contained():
             m = re.match(rb"fds (\d+) errno (\d+)", r.body)
             check(m and int(m.group(1)) < 128 and int(m.group(2)) == 24, "fdleak: %r" % r)
             held = []
-            try:
-                for _ in range(8):      # at once: more than its one free fd
-                    s = h.connect(hp)
-                    s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-                    held.append(s)
-                sv.wait_event("handoff_lost", count=rnd + 1, timeout=10)
-            finally:
-                for s in held:
-                    s.close()
-            hw2 = hostile_ready(sv, hw)
-            h.wait_until(lambda: not h.alive(hw), 10, "the fd-leaking worker to go")
+            with lat.sampling("fd leak"):
+                # While it holds every fd it may have, and while hand-offs get lost.
+                try:
+                    for _ in range(8):      # at once: more than its one free fd
+                        s = h.connect(hp)
+                        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+                        held.append(s)
+                    sv.wait_event("handoff_lost", count=rnd + 1, timeout=10)
+                finally:
+                    for s in held:
+                        s.close()
+                hw2 = hostile_ready(sv, hw)
+                h.wait_until(lambda: not h.alive(hw), 10, "the fd-leaking worker to go")
             hw = hw2
             check(h.request(hp, "/").status == 200, "hostile not served after fdleak")
-            lat.during("fd leak")
 
             # leak: memory cap -> retired at the soft limit or OOM-killed; reported.
             n_mem = len(sv.events("limit_soft", reason="memory")) + len(sv.events("worker_oom"))
-            for _ in range(6):
-                try:
-                    h.request(hp, "/?do=leak&mb=20", timeout=5)
-                except (OSError, http.client.HTTPException):
-                    pass
-                if len(sv.events("limit_soft", reason="memory")) + \
-                        len(sv.events("worker_oom")) > n_mem:
-                    break
-            h.wait_until(lambda: len(sv.events("limit_soft", reason="memory")) +
-                         len(sv.events("worker_oom")) > n_mem, 5, "a memory event")
-            h.wait_until(lambda: not h.alive(hw), 10, "the leaking worker to go")
-            hw = hostile_ready(sv, hw)
-            lat.during("memory leak")
+            with lat.sampling("memory leak", min_runs=1):
+                for _ in range(32):
+                    try:
+                        h.request(hp, "/?do=leak&mb=4", timeout=5)
+                    except (OSError, http.client.HTTPException):
+                        pass
+                    if len(sv.events("limit_soft", reason="memory")) + \
+                            len(sv.events("worker_oom")) > n_mem:
+                        break
+                h.wait_until(lambda: len(sv.events("limit_soft", reason="memory")) +
+                             len(sv.events("worker_oom")) > n_mem, 5, "a memory event")
+                h.wait_until(lambda: not h.alive(hw), 10, "the leaking worker to go")
+                hw = hostile_ready(sv, hw)
 
             # spin: CPU-capped while it spins; hung once hand-offs queue; SIGKILLed.
-            # (Up to 3 tries when the neighbour looks slow: one busy second of a
-            # shared machine must not decide it; a real effect shows every time.)
+            # The samples are taken while it spins, and the spinner must have been
+            # throttled to its 20% over that time. (Up to 3 tries when the neighbour
+            # looks slow: one busy second of a shared machine must not decide it; a
+            # real effect shows every time.)
             for attempt in range(3):
                 lat.rebase()
                 background_get(hp, "/?do=spin")
                 h.wait_until(lambda: h.proc_stat(hw) and h.proc_stat(hw)[0] == "R", 5,
                              "the spinner to run")
-                fine = lat.during("spinning tenant")
+                (u0, thr0), t0, idle0 = cpu_stat(hw), time.monotonic(), cpu_idle_s()
+                with lat.sampling("spinning tenant") as smp:
+                    pass
+                (u1, thr1), t1, idle1 = cpu_stat(hw), time.monotonic(), cpu_idle_s()
+                share = (u1 - u0) / (t1 - t0) * 100
+                idle = (idle1 - idle0) / (t1 - t0)
+                spun.append("%.1f%% of a core, nr_throttled +%d, %.2f cores idle"
+                            % (share, thr1 - thr0, idle))
+                # On a machine other work keeps busy the spinner may get less than its
+                # quota for a while; it still meets it before long (uncapped, never).
+                if thr1 <= thr0:
+                    try:
+                        h.wait_until(lambda: cpu_stat(hw)[1] > thr0, 10, "throttling")
+                    except h.Failure:
+                        raise h.Failure("the spinning tenant was not throttled (nr_throttled "
+                                        "%d -> %d over %.1f s plus 10 s, %.1f%% of a core)"
+                                        % (thr0, cpu_stat(hw)[1], t1 - t0, share))
+                check(share <= 25, "the spinning tenant used %.1f%% of a core over %.1f s "
+                      "(cpu_percent 20)" % (share, t1 - t0))
+                check(share >= 15 or idle < 0.5, "the spinning tenant used only %.1f%% of "
+                      "a core with %.2f cores idle (cpu_percent 20)" % (share, idle))
                 background_get(hp, "/")
                 sv.wait_event("worker_hung", pid=hw, timeout=10)
                 sv.wait_event("worker_kill", pid=hw, timeout=5)
                 h.wait_until(lambda: not h.alive(hw), 5, "the spinner to die")
                 hw = hostile_ready(sv, hw)
-                if fine:
+                if smp.fine():
                     break
 
             # exit(): a crash; its pending tasks are counted lost and named.
-            try:
-                h.request(hp, "/?do=exit&tasks=3", timeout=5)
-            except (OSError, http.client.HTTPException):
-                pass
-            ex = sv.wait_event("worker_exit", pid=hw)
+            with lat.sampling("exit() and respawn", min_runs=1):
+                try:
+                    h.request(hp, "/?do=exit&tasks=3", timeout=5)
+                except (OSError, http.client.HTTPException):
+                    pass
+                ex = sv.wait_event("worker_exit", pid=hw)
+                old = hw
+                hw = hostile_ready(sv, hw)
             check(ex.get("code") == "0" and ex.get("lost") == "3", "exit(): %r" % ex)
-            check(sv.events("worker_state", pid=hw, to="crashed"), "exit() not a crash")
-            named = sv.events("task_lost", pid=hw)
+            check(sv.events("worker_state", pid=old, to="crashed"), "exit() not a crash")
+            named = sv.events("task_lost", pid=old)
             check(len(named) == 3 and all(t.get("task_name") == "doomed" for t in named),
                   "lost tasks named: %r" % named)
-            hw = hostile_ready(sv, hw)
             check(h.request(hp, "/").status == 200, "hostile not served after exit()")
 
         check(list(sv.workers("hello").values()) == [nb] and
               not sv.events("worker_exit", fn="hello"), "the neighbour's worker was disturbed")
-        base = lat.verdict()
-        print("#   neighbour p75/p99 baseline %.2f/%.2f ms; %s" % (
-            base[0] * 1e3, base[1] * 1e3, ", ".join(
-                "%s %.2f/%.2f ms" % (k, v[0] * 1e3, v[1] * 1e3) for k, v in lat.seen.items())))
+        lat.finish()
+        print("#   spinning tenant: %s" % "; ".join(spun))
+        _latency.append(lat)
+
+
+@test
+def hostile_tenant_neighbour_latency():
+    """The neighbour's latency through hostile_tenant_is_contained's sequence (judged
+    here, so that a skip for a busy machine does not hide that containment passed)."""
+    check(_latency, "hostile_tenant_is_contained did not get to sample the neighbour")
+    lat = _latency[-1]
+    base, busy = lat.verdict()
+    print("#   neighbour p75/p99 baseline %.2f/%.2f ms (before %.2f/%.2f, after %.2f/%.2f); "
+          "%s" % (base[0] * 1e3, base[1] * 1e3, lat.base[0] * 1e3, lat.base[1] * 1e3,
+                  lat.after[0] * 1e3, lat.after[1] * 1e3, ", ".join(
+                      "%s %.2f/%.2f ms (others %.2f cores)" % (k, v[0] * 1e3, v[1] * 1e3,
+                                                             lat.others[k])
+                      for k, v in lat.seen.items())))
+    if busy:
+        h.skip("latency not judged, other work used >= 0.5 cores: " + busy)
 
 
 def peek(port, **q):

@@ -13,7 +13,6 @@ import shutil
 import signal
 import socket
 import stat
-import sys
 
 import harness as h
 from harness import check, test
@@ -48,14 +47,12 @@ def traffic(sv, n=30):
 def supervisor_has_no_leak_over_reloads():
     vg = shutil.which("valgrind")
     if vg is None:
-        print("skip - valgrind is not installed (scripts/deps.sh installs it)")
-        sys.exit(77)
+        h.skip("valgrind is not installed (scripts/deps.sh installs it)")
     with open(h.EDGEVISOR, "rb") as f:
         if b"__asan_init" in f.read():
             # ASan and valgrind cannot both watch one process; the ASan run has
             # its own leak checks, and the plain `make test` runs this one.
-            print("skip - %s is an ASan build: valgrind cannot run it" % h.EDGEVISOR)
-            sys.exit(77)
+            h.skip("%s is an ASan build: valgrind cannot run it" % h.EDGEVISOR)
     # The read-only metrics listener and a token file ride along: both are set up
     # at start and at every reload and torn down at exit.
     maddr = "127.0.0.1:%d" % h.free_port()

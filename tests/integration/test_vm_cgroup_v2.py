@@ -1,11 +1,14 @@
-"""test_vm_cgroup_v2.py - the isolation tests (test_isolation.py) again, live on cgroup
-v2: tests/vm/run.sh boots a QEMU VM whose /sys/fs/cgroup is cgroup2 with +cpu +memory
-and runs the file there, unchanged, against the same build dir. Each of its results
-comes back as `ok - vm_cgroup_v2/NAME` or `not ok - vm_cgroup_v2/NAME: why`.
+"""test_vm_cgroup_v2.py - the isolation tests (test_isolation.py) and the cgroup half
+of the faults (test_faults.py's supervisor_sigkill_workers_exit_cgroups_cleaned_next_start:
+stale worker cgroups of a SIGKILLed supervisor removed at the next start) again, live
+on cgroup v2: tests/vm/run.sh boots a QEMU VM whose /sys/fs/cgroup is cgroup2 with
++cpu +memory and runs both there, unchanged, against the same build dir, in one boot.
+Each of their results comes back as `ok - vm_cgroup_v2/NAME`,
+`not ok - vm_cgroup_v2/NAME: why` or `skip - vm_cgroup_v2/NAME: why`.
 
-Exit 77 (`ok - vm_cgroup_v2 # SKIP reason`) only when tests/vm says QEMU, busybox or
-the kernel cannot be had here; anything else that keeps the file from reporting
-(timeout, a VM that died, a run that was not on v2) is a failure.
+`skip - vm_cgroup_v2: reason` (exit 77) only when tests/vm says QEMU, busybox or the
+kernel cannot be had here; anything else that keeps a file from reporting (timeout, a
+VM that died, a run that was not on v2) is a failure.
 """
 
 import os
@@ -17,6 +20,15 @@ import harness as h
 
 RUN = os.path.join(h.ROOT, "tests", "vm", "run.sh")
 INNER = os.path.join("tests", "integration", "test_isolation.py")
+FAULTS = os.path.join("tests", "integration", "test_faults.py")
+FAULTS_TEST = "supervisor_sigkill_workers_exit_cgroups_cleaned_next_start"
+# One boot, both files; each file's exit code is reported on a line of its own.
+SCRIPT = (
+    'b=$1; shift; '
+    'env EDGEVISOR_BUILD="$b" python3 %s "$@"; i=$?; echo "# vm-file isolation exit $i"; '
+    'env EDGEVISOR_BUILD="$b" python3 %s %s; f=$?; echo "# vm-file faults exit $f"; '
+    '[ "$i" = 0 ] && [ "$f" = 0 ]'
+    % (INNER, FAULTS, FAULTS_TEST))
 VM_TIMEOUT = int(os.environ.get("EDGEVISOR_VM_TIMEOUT", "240"))
 
 
@@ -33,7 +45,7 @@ def main():
         print("not ok - vm_cgroup_v2: build %s is not built or lies under /tmp outside "
               "the checkout" % h.BUILD)
         return 1
-    cmd = [RUN, "env", "EDGEVISOR_BUILD=" + h.BUILD, "python3", INNER] + sys.argv[1:]
+    cmd = [RUN, "sh", "-c", SCRIPT, "sh", h.BUILD] + sys.argv[1:]
     env = dict(os.environ, EDGEVISOR_VM_TIMEOUT=str(VM_TIMEOUT))
     try:
         p = subprocess.run(cmd, cwd=h.ROOT, stdin=subprocess.DEVNULL, capture_output=True,
@@ -46,14 +58,15 @@ def main():
     err = p.stderr.decode(errors="replace")
     skip = re.search(r"^tests/vm: SKIP: (.*)$", out + "\n" + err, re.M)
     if p.returncode == 77 and skip:
-        print("ok - vm_cgroup_v2 # SKIP %s" % skip.group(1).strip())
+        print("skip - vm_cgroup_v2: %s" % skip.group(1).strip())
         return 77
 
-    results = re.findall(r"^(ok|not ok) - (\S+)(.*)$", out, re.M)
+    results = re.findall(r"^(ok|not ok|skip) - (\S+?)(:.*)?$", out, re.M)
     failed = 0
     for status, name, rest in results:
         print("%s - vm_cgroup_v2/%s%s" % (status, name, rest))
-        failed += status != "ok"
+        failed += status == "not ok"
+    exits = dict(re.findall(r"^# vm-file (\w+) exit (\d+)$", out, re.M))
     # Everything else the inner file said (timings, logs of a failure) as comments.
     for line in out.splitlines():
         if line.startswith("#"):
@@ -70,7 +83,14 @@ def main():
         why = "no test reported (exit %d)" % p.returncode
     elif p.returncode != 0 and not failed:
         why = "the run exited %d without a failed test" % p.returncode
-    elif not re.search(r"^#\s+cgroup v2 ", out, re.M):
+    elif sorted(exits) != ["faults", "isolation"]:
+        why = "a file did not finish: %r" % exits
+    elif any(v != "0" for v in exits.values()) and not failed:
+        why = "a file exited non-zero without a failed test: %r" % exits
+    elif FAULTS_TEST not in [n for _, n, _ in results]:
+        why = "%s did not report" % FAULTS_TEST
+    elif not re.search(r"^#\s+cgroup v2 ", out, re.M) or \
+            not re.search(r"^#\s+%s: cgroup v2 " % FAULTS_TEST, out, re.M):
         why = "the tests did not run on cgroup v2"
     if why:
         failed += 1

@@ -5,7 +5,7 @@
 # Runs tests/integration/test_faults.py and test_tenants.py with EDGEVISOR_SOAK=FACTOR
 # (default 12): the SIGKILL storm lasts 10 s x FACTOR under wrk, the hostile-tenant
 # sequence (fork, fd leak, memory leak, spin, exit) repeats FACTOR times. Ends with
-# tests/run.sh's "N passed, N failed" line.
+# tests/run.sh's "N passed, N failed, N skipped" line.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
 build=${1:-build}

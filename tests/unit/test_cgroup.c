@@ -1134,27 +1134,38 @@ main(int argc, char **argv)
 	v1_live = geteuid() == 0 && is_v1("cpu") && is_v1("cpuacct") && is_v1("memory");
 	nhier = is_v1("pids") ? 4 : 3;
 	atexit(scrub);
-	if (v1_live) {
-		unit_run("v1_stale_setup", case_stale_setup);
-		unit_run("v1_init_and_stale_cleanup", case_v1_init);
-		unit_run("v1_caps", case_v1_caps);
-		unit_run("v1_attach_stats_throttle", case_v1_attach_stats);
-		unit_run("v1_kill_remove", case_v1_kill_remove);
-		unit_run("v1_oom_kill", case_v1_oom);
-		unit_run("v1_function_remove", case_v1_function_remove);
-		if (nhier > H_PIDS)
-			unit_run("v1_pids_cap_fork_loop", case_v1_pids_cap);
+	/* The live v1 cases, in order (each builds on the state the one before left). */
+	static const struct {
+		const char *name;
+		void (*fn)(void);
+		bool needs_pids;
+	} live[] = {
+		{ "v1_stale_setup", case_stale_setup, false },
+		{ "v1_init_and_stale_cleanup", case_v1_init, false },
+		{ "v1_caps", case_v1_caps, false },
+		{ "v1_attach_stats_throttle", case_v1_attach_stats, false },
+		{ "v1_kill_remove", case_v1_kill_remove, false },
+		{ "v1_oom_kill", case_v1_oom, false },
+		{ "v1_function_remove", case_v1_function_remove, false },
+		{ "v1_pids_cap_fork_loop", case_v1_pids_cap, true },
+		{ "v1_shutdown", case_v1_shutdown, false },
+		{ "v1_in_use", case_v1_in_use, false },
+		{ "v1_not_root", case_v1_not_root, false },
+	};
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++) {
+		if (!v1_live)
+			unit_skip(live[i].name, geteuid() != 0 ? "needs root" :
+			    "needs v1 cpu, cpuacct and memory hierarchies");
+		else if (live[i].needs_pids && nhier <= H_PIDS)
+			unit_skip(live[i].name, "no v1 pids hierarchy");
 		else
-			printf("ok - v1_pids_cap_fork_loop # SKIP no v1 pids hierarchy\n");
-		unit_run("v1_shutdown", case_v1_shutdown);
-		unit_run("v1_in_use", case_v1_in_use);
-		unit_run("v1_not_root", case_v1_not_root);
-	} else {
-		printf("ok - v1_live # SKIP needs root and v1 cpu, cpuacct, memory\n");
+			unit_run(live[i].name, live[i].fn);
 	}
 	unit_run("no_hierarchy", case_no_hierarchy);
 	if (geteuid() == 0)
 		unit_run("readonly_root", case_readonly);
+	else
+		unit_skip("readonly_root", "needs root");
 	unit_run("v2_fake_tree", case_v2_fake);
 	unit_run("v1_fake_tree", case_v1_fake);
 	cg_shutdown();

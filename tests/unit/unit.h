@@ -1,8 +1,10 @@
 /*
  * unit.h - the few helpers every C unit test shares.
  *
- * Convention: one line per case, "ok - NAME" or "not ok - NAME: WHY"; the binary
- * exits 1 if any case failed, else 0. argv[1] is the repo root (default: cwd).
+ * Convention: one line per case, "ok - NAME", "not ok - NAME: WHY" or, for a case
+ * that cannot run here, "skip - NAME: WHY" (unit_skip: never printed as "ok"); the
+ * binary exits 1 if any case failed, else 0 (a skip is not a failure). argv[1] is
+ * the repo root (default: cwd).
  *
  *	static void
  *	case_pipe(void)
@@ -86,6 +88,14 @@ unit_run(const char *name, void (*fn)(void))
 	errno = 0;
 	fn();
 	unit_result(name, unit_why);
+}
+
+/* Reports a case that cannot run here, and why: a skip, not a pass. */
+static inline void
+unit_skip(const char *name, const char *why)
+{
+	printf("skip - %s: %s\n", name, why);
+	fflush(stdout);
 }
 
 /* Moves to the repo root given as argv[1], if any; returns 0 or -1. */
