@@ -801,6 +801,35 @@ cg_worker_attach(const char *fn, uint32_t id, pid_t pid)
 	return 0;
 }
 
+/*
+ * The cgroup.procs file of <base>/SUB that lists every process of it: v2's one
+ * hierarchy, v1's memory one (a process is in one cgroup of each hierarchy, so any
+ * of them lists them all; memory is the one v1 always has here).
+ */
+static int
+procs_path(const char *sub, char *buf, size_t len)
+{
+	if (len > 0)
+		buf[0] = '\0';
+	if (cg.version == 0) {
+		errno = ENOENT;
+		return -1;
+	}
+	return cg_path(buf, len, &cg.h[cg.version == 2 ? 0 : H_MEM], sub, "cgroup.procs");
+}
+
+int
+cg_worker_procs(const char *fn, uint32_t id, char *buf, size_t len)
+{
+	char sub[256];
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	return procs_path(sub, buf, len);
+}
+
 int
 cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out)
 {

@@ -54,6 +54,12 @@ int cg_function_remove(const char *fn);
 int cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathlen);
 /* Moves PID into the worker's cgroup (called before the worker execs). */
 int cg_worker_attach(const char *fn, uint32_t id, pid_t pid);
+/*
+ * The absolute path of the one cgroup.procs file that lists every process of the
+ * worker's cgroup (v2: the unified hierarchy; v1: the memory one), for the worker
+ * itself to kill its strays with. 0, or -1 with errno (ENOENT: cgroups are off).
+ */
+int cg_worker_procs(const char *fn, uint32_t id, char *buf, size_t len);
 int cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out);
 /* Kills every process left in the worker's cgroup (a tenant's stray children). */
 int cg_worker_kill(const char *fn, uint32_t id);
