@@ -25,6 +25,7 @@
 #include "../common/log.h"
 #include "admin.h"
 #include "cgroup.h"
+#include "check.h"
 #include "notify.h"
 #include "supervisor.h"
 
@@ -314,6 +315,8 @@ sigchld_cb(evutil_socket_t sig, short what, void *arg)
 		struct worker *w = pool_find_pid(pid);
 		if (w != NULL)
 			worker_on_exit(w, status);
+		else
+			(void)lib_check_on_exit(pid, status);
 	}
 }
 
@@ -402,6 +405,9 @@ main(int argc, char **argv)
 		cg_shutdown();
 		return 1;
 	}
+	/* From here on a busy cgroup's removal is retried from the loop, never waited for. */
+	if (cg_enabled() && cg_set_base(sv.base) < 0)
+		log_warn("cgroup_retry_off", "msg=\"busy cgroups are waited for\"");
 	if (!cg_enabled() && sv.conf->cgroups == CG_MODE_AUTO)
 		log_warn("cgroups_off", "msg=\"CPU and memory caps are OFF: %s\"", err);
 	log_info("start", "pid=%d config=%s cgroups=%s worker=%s", (int)getpid(), sv.conf_path,

@@ -196,7 +196,9 @@ int spawn_worker(struct worker *w);
 /* FC's settings for worker ID as the wire record (no jitter, no cgroup path): 0, or
  * -1 (ENAMETOOLONG). */
 int spawn_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg);
-/* Loads FC's library in a throw-away worker as the tenant; 0, or -1 and ERR says why. */
+/* check.c: loads FC's library in a throw-away worker as the tenant, waiting for it
+ * on a private loop (LIB_CHECK_TIMEOUT_MS); 0, or -1 and ERR says why. Kept until
+ * main.c starts checks with lib_check_start (check.h). */
 int spawn_check_library(const struct fn_conf *fc, const char *worker_path, char *err,
     size_t errlen);
 

@@ -18,6 +18,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -78,6 +79,8 @@ send_status(struct wire_status *st)
 		log_warn("status_write_failed", "type=%u err=\"%s\"", st->type, strerror(errno));
 }
 
+static void __attribute__((noreturn)) check_leave(int code);
+
 static void __attribute__((noreturn))
 init_failed(const char *fmt, const char *detail)
 {
@@ -85,10 +88,10 @@ init_failed(const char *fmt, const char *detail)
 
 	snprintf(st.text, sizeof(st.text), fmt, detail);
 	if (check_only) {
-		/* No channels in check mode: the supervisor reads our stdout. */
+		/* No status channel in check mode: the supervisor reads our stdout. */
 		printf("%s\n", st.text);
 		fflush(stdout);
-		_exit(1);
+		check_leave(1);
 	}
 	log_error("init_failed", "msg=\"%s\"", st.text);
 	send_status(&st);
@@ -123,6 +126,56 @@ kill_strays(void)
 		if (pid > 0 && pid != getpid())
 			kill(pid, SIGKILL);
 	fclose(f);
+}
+
+/*
+ * Check mode: the supervisor made us a child subreaper, so whatever a constructor
+ * forked and orphaned (a double fork, setsid or not) is our child now. Kill every
+ * child until none is left; each one killed hands its own children to us.
+ */
+static void
+kill_descendants(void)
+{
+	for (int round = 0; round < 64; round++) {
+		char path[64];
+		pid_t killed[256];
+		unsigned n = 0;
+		struct dirent *de;
+		DIR *d;
+
+		if ((d = opendir("/proc/self/task")) == NULL)
+			return;
+		while ((de = readdir(d)) != NULL && n < 256) {
+			FILE *f;
+			int pid;
+
+			if (de->d_name[0] == '.' ||
+			    snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name) >=
+			    (int)sizeof(path) || (f = fopen(path, "re")) == NULL)
+				continue;
+			while (n < 256 && fscanf(f, "%d", &pid) == 1)
+				if (pid > 0 && kill(pid, SIGKILL) == 0)
+					killed[n++] = pid;
+			fclose(f);
+		}
+		closedir(d);
+		if (n == 0)
+			return;
+		/* Reap exactly those: a dead child's orphans come to us once it is gone,
+		 * and the next round kills them. */
+		for (unsigned i = 0; i < n; i++)
+			while (waitpid(killed[i], NULL, 0) < 0 && errno == EINTR)
+				;
+	}
+}
+
+/* Check mode's only way out: the verdict is written; nothing we loaded stays. */
+static void __attribute__((noreturn))
+check_leave(int code)
+{
+	kill_strays();
+	kill_descendants();
+	_exit(code);
 }
 
 static void __attribute__((noreturn))
@@ -304,7 +357,7 @@ load_function(void)
 	if (check_only) {
 		printf("ok\n");
 		fflush(stdout);
-		_exit(0);
+		check_leave(0);
 	}
 	if (fn->init != NULL && fn->init(&wk) != 0)
 		init_failed("%s: init returned an error", wk.conf.name);
