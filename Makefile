@@ -109,6 +109,7 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 UNIT_DEPS_test_config = supervisor/config.c
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
+UNIT_DEPS_test_check  = supervisor/check.c supervisor/child.c supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
 
 .SECONDARY:
 .SECONDEXPANSION:

@@ -233,6 +233,12 @@ check_finish(struct lib_check *c, int status)
 	check_free(c);
 }
 
+pid_t
+lib_check_pid(const struct lib_check *c)
+{
+	return c->c_pid > 0 ? c->c_pid : 0;
+}
+
 int
 lib_check_on_exit(pid_t pid, int status)
 {
@@ -278,7 +284,7 @@ lib_check_start(struct event_base *base, const struct fn_conf *fc,
 	if ((c->c_timer = evtimer_new(base, timer_cb, c)) == NULL)
 		goto fail;
 	/* Refusals that need no child still reach the caller from the loop. */
-	if (access(fc->library, F_OK) < 0 || spawn_config(fc, 0, &cfg) < 0) {
+	if (access(fc->library, F_OK) < 0 || child_config(fc, 0, &cfg) < 0) {
 		snprintf(c->c_err, sizeof(c->c_err), "function %s: library %s: %s", fc->name,
 		    fc->library, errno == ENAMETOOLONG ? "path too long" : strerror(errno));
 		if (evtimer_add(c->c_timer, &now) < 0)

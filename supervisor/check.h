@@ -46,6 +46,8 @@ void lib_check_cancel(struct lib_check *c);
 /* For `edgevisor -t` and tests: runs checks of every function of CONF on a private base,
  * at most N at once; 0, or -1 with the first failure (function order) in ERR. */
 int lib_check_all_sync(const struct sv_conf *conf, const char *worker_path, unsigned n, char *err, size_t errlen);
+/* The check's process (for logs and tests); 0 when none was started. */
+pid_t lib_check_pid(const struct lib_check *c);
 /* main.c's SIGCHLD loop reaped PID: 1 if it was a check's (its exit is taken), else 0. */
 int lib_check_on_exit(pid_t pid, int status);
 

@@ -1,7 +1,8 @@
 /*
- * child.c - a tenant's process between fork and exec (child.h). Everything it must
- * not have or must have is settled here, before exec gives it a fresh address
- * space: nothing of the supervisor's memory reaches tenant code.
+ * child.c - a tenant's process (child.h): the config record it is told, and what it
+ * becomes between fork and exec. Everything it must not have or must have is
+ * settled there, before exec gives it a fresh address space: nothing of the
+ * supervisor's memory reaches tenant code.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -14,8 +15,45 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "../common/log.h"
 #include "../common/wire.h"
 #include "child.h"
+
+int
+child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
+{
+	const struct fn_limits *l = &fc->limits;
+	static const uint32_t policy[] = {
+		[POLICY_PER_WORKER] = WIRE_POLICY_PER_WORKER,
+		[POLICY_PER_REQUEST] = WIRE_POLICY_PER_REQUEST,
+		[POLICY_ONESHOT] = WIRE_POLICY_ONESHOT,
+	};
+
+	memset(cfg, 0, sizeof(*cfg));
+	cfg->version = WIRE_VERSION;
+	cfg->type = WIRE_CTL_CONFIG;
+	cfg->size = sizeof(*cfg);
+	cfg->worker_id = id;
+	cfg->policy = policy[fc->policy];
+	/* log_level -1 (silent, tests) is not a level the worker takes: errors only. */
+	cfg->log_level = log_level < LOG_LVL_ERROR ? LOG_LVL_ERROR :
+	    log_level > LOG_LVL_DEBUG ? LOG_LVL_DEBUG : (uint32_t)log_level;
+	cfg->request_timeout_ms = l->request_timeout_ms;
+	cfg->idle_timeout_ms = l->idle_timeout_ms;
+	cfg->max_header_bytes = l->max_header_bytes;
+	cfg->max_body_bytes = l->max_body_bytes;
+	cfg->max_requests = l->max_requests;
+	cfg->max_pending_tasks = l->max_pending_tasks;
+	cfg->task_threads = l->task_threads;
+	cfg->grace_ms = l->beforeunload_grace_ms;
+	if (snprintf(cfg->name, sizeof(cfg->name), "%s", fc->name) >= (int)sizeof(cfg->name) ||
+	    snprintf(cfg->library, sizeof(cfg->library), "%s", fc->library) >=
+	    (int)sizeof(cfg->library)) {
+		errno = ENAMETOOLONG;
+		return -1;
+	}
+	return 0;
+}
 
 /* Tells the supervisor why exec never happened, then dies. */
 static void __attribute__((noreturn))

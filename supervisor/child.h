@@ -11,6 +11,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "../common/wire.h"
 #include "config.h"
 
 struct child_spec {
@@ -32,6 +33,10 @@ struct child_spec {
 	const char *path;            /* what to exec */
 	char *const *argv;
 };
+
+/* FC's settings for worker ID as the wire record (no max_requests jitter, no cgroup
+ * path: the caller adds what is its own). 0, or -1 (ENAMETOOLONG). */
+int child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg);
 
 /* In the child, after fork: only async-signal-safe work and syscalls. Never returns. */
 void child_exec(const struct child_spec *cs) __attribute__((noreturn));

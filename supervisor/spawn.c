@@ -7,17 +7,11 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <grp.h>
-#include <limits.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
-#include <sys/resource.h>
 #include <sys/socket.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -39,7 +33,7 @@ build_config(const struct worker *w, struct wire_config *cfg)
 {
 	const struct fn_conf *fc = w->w_pool->p_conf;
 
-	if (spawn_config(fc, w->w_id, cfg) < 0)
+	if (child_config(fc, w->w_id, cfg) < 0)
 		return -1;
 	/* Jitter (up to +10%) so a pool's workers do not all recycle at once. */
 	if (cfg->max_requests != 0)
@@ -47,40 +41,6 @@ build_config(const struct worker *w, struct wire_config *cfg)
 	if (w->w_cgroup[0] &&
 	    cg_worker_procs(fc->name, w->w_id, cfg->cgroup_procs, sizeof(cfg->cgroup_procs)) < 0)
 		return -1;
-	return 0;
-}
-
-int
-spawn_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
-{
-	const struct fn_limits *l = &fc->limits;
-	static const uint32_t policy[] = {
-		[POLICY_PER_WORKER] = WIRE_POLICY_PER_WORKER,
-		[POLICY_PER_REQUEST] = WIRE_POLICY_PER_REQUEST,
-		[POLICY_ONESHOT] = WIRE_POLICY_ONESHOT,
-	};
-
-	memset(cfg, 0, sizeof(*cfg));
-	cfg->version = WIRE_VERSION;
-	cfg->type = WIRE_CTL_CONFIG;
-	cfg->size = sizeof(*cfg);
-	cfg->worker_id = id;
-	cfg->policy = policy[fc->policy];
-	cfg->log_level = (uint32_t)log_level;
-	cfg->request_timeout_ms = l->request_timeout_ms;
-	cfg->idle_timeout_ms = l->idle_timeout_ms;
-	cfg->max_header_bytes = l->max_header_bytes;
-	cfg->max_body_bytes = l->max_body_bytes;
-	cfg->max_requests = l->max_requests;
-	cfg->max_pending_tasks = l->max_pending_tasks;
-	cfg->task_threads = l->task_threads;
-	cfg->grace_ms = l->beforeunload_grace_ms;
-	if (snprintf(cfg->name, sizeof(cfg->name), "%s", fc->name) >= (int)sizeof(cfg->name) ||
-	    snprintf(cfg->library, sizeof(cfg->library), "%s", fc->library) >=
-	    (int)sizeof(cfg->library)) {
-		errno = ENAMETOOLONG;
-		return -1;
-	}
 	return 0;
 }
 

@@ -193,9 +193,6 @@ uint64_t worker_load(const struct worker *w);
 /* spawn.c */
 /* Forks and execs the worker for W (W's fds and board prepared here). */
 int spawn_worker(struct worker *w);
-/* FC's settings for worker ID as the wire record (no jitter, no cgroup path): 0, or
- * -1 (ENAMETOOLONG). */
-int spawn_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg);
 /* check.c: loads FC's library in a throw-away worker as the tenant, waiting for it
  * on a private loop (LIB_CHECK_TIMEOUT_MS); 0, or -1 and ERR says why. Kept until
  * main.c starts checks with lib_check_start (check.h). */
