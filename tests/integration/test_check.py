@@ -165,7 +165,8 @@ def constructor_double_fork_with_cgroups_start_reload_stop():
                       log_level="debug")
     sv.cg_parent = parent
     try:
-        sv.start()
+        sv.start(wait=False)
+        sv.wait_event("ready", proc="supervisor", timeout=20)
         cg = sv.events("cgroup_init")
         check(cg, "cgroups did not come up: %s" % sv.tail(10))
         # Each of the 2 workers forked one daemon, in its own cgroup; the start-time
@@ -178,7 +179,8 @@ def constructor_double_fork_with_cgroups_start_reload_stop():
 
         # A reload checks the library again, now inside <base>/fk/check-<N>.
         sv.send(signal.SIGHUP)
-        sv.wait_ready(n=2)
+        # (not wait_ready: at debug level the workers log ev=ready too)
+        sv.wait_event("ready", count=2, proc="supervisor", timeout=20)
         h.wait_until(lambda: not strays_outside_workers(sv, lib), 3,
                      "no check process left after the reload: %s"
                      % strays_outside_workers(sv, lib))
