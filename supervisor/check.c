@@ -44,7 +44,8 @@ struct lib_check {
 	void *c_arg;
 	char c_fn[WIRE_NAME_LEN];
 	char c_lib[WIRE_PATH_LEN];
-	pid_t c_pid;                /* 0: never started (the failure is in c_err) */
+	pid_t c_pid;                /* 0: never started (the failure is in c_err);
+	                             * negative once reaped */
 	int c_out;                  /* read end of the child's stdout/stderr */
 	int c_pidfd;                /* -1: reaped by polling instead */
 	struct event *c_out_ev;
@@ -65,7 +66,11 @@ static uint32_t next_cg_id;
 
 static void check_finish(struct lib_check *c, int status);
 
-/* Kills the check and whatever it started: its cgroup, its process group. */
+/*
+ * Kills the check and whatever it started: its cgroup, its process group. Until it
+ * is reaped its pid (and so its process group id) cannot be reused; after, only the
+ * cgroup and a group that strays still hold are signalled, never the pid itself.
+ */
 static void
 check_kill(struct lib_check *c)
 {
@@ -74,6 +79,8 @@ check_kill(struct lib_check *c)
 	if (c->c_pid > 0) {
 		(void)killpg(c->c_pid, SIGKILL);
 		(void)kill(c->c_pid, SIGKILL);
+	} else if (c->c_pid < 0) {
+		(void)killpg(-c->c_pid, SIGKILL);
 	}
 }
 
@@ -159,6 +166,9 @@ exit_cb(evutil_socket_t fd, short what, void *arg)
 	int status;
 	pid_t r;
 
+	/* Exited but not reaped: its group is still its own to kill. */
+	if (c->c_pidfd >= 0)
+		(void)killpg(c->c_pid, SIGKILL);
 	do
 		r = waitpid(c->c_pid, &status, WNOHANG);
 	while (r < 0 && errno == EINTR);
@@ -207,9 +217,10 @@ check_finish(struct lib_check *c, int status)
 	char *last;
 	bool ok;
 
-	/* Strays: a constructor's children in its cgroup or process group. */
+	/* Reaped: the pid is never signalled again; strays in its cgroup or
+	 * process group are. */
+	c->c_pid = -c->c_pid;
 	check_kill(c);
-	c->c_pid = -c->c_pid;   /* reaped: never signal that number again */
 	if (c->c_out >= 0)
 		(void)check_read(c);
 	if (!c->c_done) {
@@ -236,7 +247,7 @@ check_finish(struct lib_check *c, int status)
 pid_t
 lib_check_pid(const struct lib_check *c)
 {
-	return c->c_pid > 0 ? c->c_pid : 0;
+	return c->c_pid > 0 ? c->c_pid : -c->c_pid;
 }
 
 int
