@@ -11,6 +11,8 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -18,10 +20,12 @@
 #include <event2/event.h>
 
 #include "../../supervisor/check.h"
+#include "../../supervisor/child.h"
 #include "../../supervisor/config.h"
 #include "clock.h"
 #include "log.h"
 #include "unit.h"
+#include "wire.h"
 
 static char build[2048], worker[2100];
 
@@ -318,6 +322,75 @@ out:
 	rmdir(dir);
 }
 
+/* Execs the worker with SP on WIRE_CTL_FD and PP on WIRE_STATUS_FD; returns its pid. */
+static pid_t
+exec_worker(int sp, int pp)
+{
+	pid_t pid = fork();
+
+	if (pid != 0)
+		return pid;
+	int null = open("/dev/null", O_WRONLY);
+
+	/* Its init_failed log line is not this test's output. */
+	if (null < 0 || dup2(null, STDERR_FILENO) < 0 || dup2(sp, WIRE_CTL_FD) < 0 ||
+	    dup2(pp, WIRE_STATUS_FD) < 0)
+		_exit(126);
+	close_range(WIRE_STATUS_FD + 1, ~0U, 0);
+	execl(worker, "edgevisor-worker", (char *)NULL);
+	_exit(127);
+}
+
+/*
+ * The worker takes nothing but a valid config record as its first message: one of
+ * another version (or a policy it does not know) is refused with an INIT_FAILED
+ * record and exit 2, before any library is loaded.
+ */
+static void
+case_worker_refuses_config(void)
+{
+	static struct wire_config cfg;
+	struct fn_conf fc;
+	struct wire_status st;
+	char lib[PATH_MAX];
+	int sp[2] = { -1, -1 }, pp[2] = { -1, -1 }, status;
+	pid_t pid;
+
+	lib_path(lib, sizeof(lib), "examples", "hello");
+	fn_init(&fc, "hello", lib);
+	for (int round = 0; round < 2; round++) {
+		UNIT_CHECK(child_config(&fc, 1, &cfg) == 0);
+		if (round == 0)
+			cfg.version = WIRE_VERSION + 1;
+		else
+			cfg.policy = WIRE_POLICY_MAX;
+		UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+		UNIT_CHECK(pipe2(pp, O_CLOEXEC) == 0);
+		/* Raw: wire_send_config would refuse to send it. */
+		UNIT_CHECK(send(sp[0], &cfg, sizeof(cfg), 0) == (ssize_t)sizeof(cfg));
+		UNIT_CHECK((pid = exec_worker(sp[1], pp[1])) > 0);
+		close(pp[1]);
+		pp[1] = -1;
+		UNIT_CHECK(waitpid(pid, &status, 0) == pid);
+		UNIT_CHECKF(WIFEXITED(status) && WEXITSTATUS(status) == 2, "status %#x", status);
+		UNIT_CHECK(wire_recv_status(pp[0], &st) == 1);
+		UNIT_CHECKF(st.type == WIRE_ST_INIT_FAILED &&
+		    strstr(st.text, "config message") != NULL, "type %u text %s", st.type, st.text);
+		for (int i = 0; i < 2; i++) {
+			close(sp[i]);
+			close(pp[i]);
+			sp[i] = pp[i] = -1;
+		}
+	}
+out:
+	for (int i = 0; i < 2; i++) {
+		if (sp[i] >= 0)
+			close(sp[i]);
+		if (pp[i] >= 0)
+			close(pp[i]);
+	}
+}
+
 int
 main(int argc, char **argv)
 {
@@ -343,5 +416,6 @@ main(int argc, char **argv)
 	unit_run("exit_from_sigchld_loop", case_reaped_elsewhere);
 	unit_run("double_fork_leaves_nothing", case_double_fork);
 	unit_run("all_sync_order_and_concurrency", case_all_sync);
+	unit_run("worker_refuses_bad_config", case_worker_refuses_config);
 	return unit_exit();
 }
