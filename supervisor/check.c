@@ -404,6 +404,7 @@ struct sync_run {
 	unsigned running;
 	struct event_base *base;
 	const char *worker_path;
+	uint32_t timeout_ms;
 	int *ok;                /* per function: 1, 0, or -1 not yet known */
 	char **errs;
 };
@@ -435,7 +436,7 @@ sync_start_more(struct sync_run *r, unsigned n)
 	while (n > 0 && r->next < r->nfcs) {
 		size_t i = r->next++;
 
-		if (lib_check_start(r->base, r->fcs[i], r->worker_path, LIB_CHECK_TIMEOUT_MS,
+		if (lib_check_start(r->base, r->fcs[i], r->worker_path, r->timeout_ms,
 		    sync_cb, r) == NULL) {
 			char msg[WIRE_NAME_LEN + 64];
 
@@ -470,9 +471,12 @@ wake_cb(evutil_socket_t fd, short what, void *arg)
 /* Runs the checks of FCS, at most N at once, on a private base. */
 static int
 sync_checks(const struct fn_conf **fcs, size_t nfcs, const char *worker_path, unsigned n,
-    char *err, size_t errlen)
+    uint32_t timeout_ms, char *err, size_t errlen)
 {
-	struct sync_run r = { .fcs = fcs, .nfcs = nfcs, .worker_path = worker_path };
+	struct sync_run r = {
+		.fcs = fcs, .nfcs = nfcs, .worker_path = worker_path,
+		.timeout_ms = timeout_ms ? timeout_ms : LIB_CHECK_TIMEOUT_MS,
+	};
 	struct event *wake = NULL;
 	struct lib_check *c, *tmp;
 	uint64_t linger_until = 0;
@@ -551,7 +555,7 @@ lib_check_all_sync(const struct sv_conf *conf, const char *worker_path, unsigned
 	TAILQ_FOREACH(fc, &conf->functions, entry)
 		if (i < conf->nfunctions)
 			fcs[i++] = fc;
-	rc = sync_checks(fcs, i, worker_path, n, err, errlen);
+	rc = sync_checks(fcs, i, worker_path, n, conf->check_timeout_ms, err, errlen);
 	free(fcs);
 	return rc;
 }
@@ -563,5 +567,5 @@ spawn_check_library(const struct fn_conf *fc, const char *worker_path, char *err
 {
 	const struct fn_conf *one[1] = { fc };
 
-	return sync_checks(one, 1, worker_path, 1, err, errlen);
+	return sync_checks(one, 1, worker_path, 1, LIB_CHECK_TIMEOUT_MS, err, errlen);
 }

@@ -29,8 +29,9 @@
 
 struct event_base;
 
-/* What lib_check_all_sync (and the old spawn_check_library) allow one check. */
-#define LIB_CHECK_TIMEOUT_MS 2000
+/* What spawn_check_library allows one check (lib_check_all_sync: the config's
+ * library_check_timeout_ms, whose default this is). */
+#define LIB_CHECK_TIMEOUT_MS 5000
 
 struct lib_check;
 /* Result of one check: ok = 1 and err "" on success; ok = 0 and a one-line reason.
@@ -44,7 +45,8 @@ struct lib_check *lib_check_start(struct event_base *base, const struct fn_conf 
 /* Stops a check in flight (kills its processes); its callback never runs. */
 void lib_check_cancel(struct lib_check *c);
 /* For `edgevisor -t` and tests: runs checks of every function of CONF on a private base,
- * at most N at once; 0, or -1 with the first failure (function order) in ERR. */
+ * at most N at once, each allowed CONF's check_timeout_ms; 0, or -1 with the first
+ * failure (function order) in ERR. */
 int lib_check_all_sync(const struct sv_conf *conf, const char *worker_path, unsigned n, char *err, size_t errlen);
 /* The check's process (for logs and tests); 0 when none was started. */
 pid_t lib_check_pid(const struct lib_check *c);

@@ -66,7 +66,8 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const top_keys[] = {
-	"admin", "cgroup_parent", "cgroups", "log_level", "log_file", "functions", NULL
+	"admin", "cgroup_parent", "cgroups", "log_level", "log_file", "library_check_timeout_ms",
+	"functions", NULL
 };
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "user", "group", "limits", NULL
@@ -795,7 +796,9 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 	    get_enum(ld, root, "cgroups", cg_mode_names, NELEM(cg_mode_names), &mode) < 0 ||
 	    get_enum(ld, root, "log_level", log_level_names, NELEM(log_level_names),
 	    &level) < 0 ||
-	    get_string(ld, root, "log_file", 1, &conf->log_file) < 0)
+	    get_string(ld, root, "log_file", 1, &conf->log_file) < 0 ||
+	    get_uint(ld, root, "library_check_timeout_ms", 100, 600000,
+	    &conf->check_timeout_ms) < 0)
 		return -1;
 	conf->cgroups = (enum cg_mode)mode;
 	if ((conf->log_level = strdup(log_level_names[level])) == NULL)
@@ -852,6 +855,7 @@ config_load(const char *path, char *err, size_t errlen)
 	if ((conf = calloc(1, sizeof(*conf))) == NULL)
 		goto fail;
 	TAILQ_INIT(&conf->functions);
+	conf->check_timeout_ms = 5000;
 	if ((conf->path = strdup(path)) == NULL ||
 	    (conf->admin = strdup("unix:/run/edgevisor/admin.sock")) == NULL ||
 	    (conf->cgroup_parent = strdup("edgevisor")) == NULL)

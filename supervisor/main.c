@@ -76,16 +76,12 @@ default_worker_path(void)
 	return "edgevisor-worker";
 }
 
-/* Every function's library loads and has our API version (see spawn_check_library). */
+/* Every function's library loads and has our API version (check.h); still
+ * synchronous (a private loop), up to 4 checks at once. */
 static int
 check_libraries(struct sv_conf *conf, char *err, size_t errlen)
 {
-	struct fn_conf *fc;
-
-	TAILQ_FOREACH(fc, &conf->functions, entry)
-		if (spawn_check_library(fc, sv.worker_path, err, errlen) < 0)
-			return -1;
-	return 0;
+	return lib_check_all_sync(conf, sv.worker_path, 4, err, errlen);
 }
 
 /* "required" cgroups: every cap a function asks for must have its controller. */

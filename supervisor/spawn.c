@@ -1,9 +1,8 @@
 /*
- * spawn.c - fork + exec of one worker. Everything a tenant's process must not have
- * or must have is settled here, in the child, before exec: its cgroup, its channels
- * on fixed fds and no other fd, rlimits, the tenant's uid/gid, no_new_privs and the
- * parent-death signal. exec gives it a fresh address space: nothing of the
- * supervisor's memory reaches tenant code.
+ * spawn.c - fork + exec of one worker: its channels (the control socketpair with
+ * the config record queued first, the status pipe, the scoreboard memfd), its
+ * cgroup, and the child's setup before exec, which is child.c's (shared with the
+ * library check), so a worker and a check cannot drift apart.
  */
 #include <errno.h>
 #include <fcntl.h>

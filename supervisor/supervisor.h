@@ -6,7 +6,8 @@
  *   lifecycle.c  the worker state machine (the reaping rule lives here, only here)
  *   pool.c       pools: spawning, respawn backoff, readiness, counters
  *   dispatch.c   listeners, accept, and the hand-off of sockets to workers
- *   spawn.c      fork + exec of one worker, and what the child does before exec
+ *   spawn.c      fork + exec of one worker (child.c: what a tenant process is told
+ *                and does before exec; check.c: the library check, check.h)
  *   limits.c     the once-a-second look at every worker's CPU, memory and age
  */
 #ifndef SV_SUPERVISOR_H

@@ -1,8 +1,9 @@
 """test_check.py - the library check runs tenant code (the library's constructors) and
 must leave nothing behind (supervisor/check.h):
 
-- a constructor that sleeps 3 s is refused by the check's timeout (2 s) at -t and at
-  reload, with the timeout named, and no process of it is left;
+- a constructor that sleeps 3 s is refused by the check's timeout
+  (library_check_timeout_ms 2000) at -t and at reload, with the timeout named, and no
+  process of it is left;
 - a constructor that double-forks a daemon (setsid, SIGTERM ignored) passes the check,
   and the check leaves no process: at -t (cgroups off: the check is a subreaper and
   kills the orphans it gets back), at start and at reload with cgroups on (the check
@@ -110,7 +111,7 @@ def remove_cgroups(parent):
 
 def write_conf(name, functions, **top):
     d = h.tmpdir(name)
-    conf = {"admin": None, "cgroups": "off"}
+    conf = {"admin": None, "cgroups": "off", "library_check_timeout_ms": 2000}
     conf.update(top)
     conf["functions"] = [{k: v for k, v in f.items() if k != "port"} for f in functions]
     path = os.path.join(d, "edgevisor.conf")
@@ -162,7 +163,7 @@ def constructor_double_fork_with_cgroups_start_reload_stop():
     sv = h.Supervisor([h.function("fk", "ctor_fork", workers=2, user="nobody"),
                        h.function("hello")],
                       name="chk-cg", cgroups="auto", cgroup_parent=parent,
-                      log_level="debug")
+                      log_level="debug", library_check_timeout_ms=2000)
     sv.cg_parent = parent
     try:
         sv.start(wait=False)
