@@ -1,6 +1,7 @@
-"""test_vm_cgroup_v2.py - the isolation tests (test_isolation.py) again, live on cgroup
-v2: tests/vm/run.sh boots a QEMU VM whose /sys/fs/cgroup is cgroup2 with +cpu +memory
-and runs the file there, unchanged, against the same build dir. Each of its results
+"""test_vm_cgroup_v2.py - the isolation tests (test_isolation.py) and the library
+check's (test_check.py: its cgroup killed whole, cgroup.kill on v2) again, live on
+cgroup v2: tests/vm/run.sh boots a QEMU VM whose /sys/fs/cgroup is cgroup2 with +cpu
++memory and runs the files there, unchanged, against the same build dir. Each of its results
 comes back as `ok - vm_cgroup_v2/NAME` or `not ok - vm_cgroup_v2/NAME: why`.
 
 Exit 77 (`ok - vm_cgroup_v2 # SKIP reason`) only when tests/vm says QEMU, busybox or
@@ -17,6 +18,8 @@ import harness as h
 
 RUN = os.path.join(h.ROOT, "tests", "vm", "run.sh")
 INNER = os.path.join("tests", "integration", "test_isolation.py")
+# Run after INNER in the same VM; only when no test names were asked for.
+AFTER = os.path.join("tests", "integration", "test_check.py")
 VM_TIMEOUT = int(os.environ.get("EDGEVISOR_VM_TIMEOUT", "240"))
 
 
@@ -33,7 +36,12 @@ def main():
         print("not ok - vm_cgroup_v2: build %s is not built or lies under /tmp outside "
               "the checkout" % h.BUILD)
         return 1
-    cmd = [RUN, "env", "EDGEVISOR_BUILD=" + h.BUILD, "python3", INNER] + sys.argv[1:]
+    # One boot for both files; the VM's exit is non-zero if either failed.
+    script = 'python3 "$0" "$@"; a=$?'
+    if not sys.argv[1:]:
+        script += '; python3 %s; b=$?; [ $a = 0 ] && a=$b' % AFTER
+    cmd = [RUN, "env", "EDGEVISOR_BUILD=" + h.BUILD, "sh", "-c", script + '; exit $a',
+           INNER] + sys.argv[1:]
     env = dict(os.environ, EDGEVISOR_VM_TIMEOUT=str(VM_TIMEOUT))
     try:
         p = subprocess.run(cmd, cwd=h.ROOT, stdin=subprocess.DEVNULL, capture_output=True,
