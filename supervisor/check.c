@@ -10,6 +10,7 @@
  * of it is in the pipe, whether or not a stray still holds the write end. On a
  * timeout it fires at once; the struct stays until the child is reaped.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -36,6 +37,7 @@
 #define CHECK_ERR_MAX	(WIRE_NAME_LEN + WIRE_PATH_LEN + CHECK_OUT_MAX + 64)
 #define CHECK_POLL_MS	20	/* reaping without a pidfd: waitpid(WNOHANG) this often */
 #define CHECK_REAP_MS	2000	/* sync: how long a killed check may take to be reaped */
+#define CHECK_TREE_MAX	1024	/* processes below one check that a kill finds */
 
 struct lib_check {
 	TAILQ_ENTRY(lib_check) c_entry;
@@ -66,10 +68,78 @@ static uint32_t next_cg_id;
 
 static void check_finish(struct lib_check *c, int status);
 
+/* Adds the children of every thread of PID to TREE (stopping each new one). */
+static void
+tree_add_children(pid_t pid, pid_t *tree, unsigned *n)
+{
+	char path[64], buf[4096];
+	struct dirent *de;
+	DIR *d;
+
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	if ((d = opendir(path)) == NULL)
+		return;
+	while ((de = readdir(d)) != NULL && *n < CHECK_TREE_MAX) {
+		char *p, *end;
+		int fd;
+		ssize_t len;
+
+		if (de->d_name[0] == '.' || snprintf(path, sizeof(path), "/proc/%d/task/%s/children",
+		    (int)pid, de->d_name) >= (int)sizeof(path) ||
+		    (fd = open(path, O_RDONLY | O_CLOEXEC)) < 0)
+			continue;
+		len = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		buf[len > 0 ? len : 0] = '\0';
+		for (p = buf; *n < CHECK_TREE_MAX; p = end) {
+			long kid = strtol(p, &end, 10);
+			unsigned i;
+
+			if (end == p)
+				break;
+			for (i = 0; i < *n && tree[i] != (pid_t)kid; i++)
+				;
+			if (kid <= 0 || i < *n)
+				continue;
+			/* Stopped before its own children are read: it forks no more. */
+			(void)kill((pid_t)kid, SIGSTOP);
+			tree[(*n)++] = (pid_t)kid;
+		}
+	}
+	closedir(d);
+}
+
 /*
- * Kills the check and whatever it started: its cgroup, its process group. Until it
- * is reaped its pid (and so its process group id) cannot be reused; after, only the
- * cgroup and a group that strays still hold are signalled, never the pid itself.
+ * Every process below the live check ROOT, killed. It is a child subreaper, so an
+ * orphan (a double fork, setsid included) is reparented into its tree instead of
+ * escaping to init: this is what bounds a timed-out check's strays when there is
+ * no cgroup to kill. Walked again until a pass finds nothing new (a process that
+ * exited mid-walk hands its children to ROOT).
+ */
+static void
+kill_tree(pid_t root)
+{
+	pid_t tree[CHECK_TREE_MAX];
+	unsigned n = 1, before;
+
+	tree[0] = root;
+	(void)kill(root, SIGSTOP);
+	for (int pass = 0; pass < 8; pass++) {
+		before = n;
+		for (unsigned i = 0; i < n; i++)
+			tree_add_children(tree[i], tree, &n);
+		if (n == before)
+			break;
+	}
+	for (unsigned i = 0; i < n; i++)
+		(void)kill(tree[i], SIGKILL);
+}
+
+/*
+ * Kills the check and whatever it started: its cgroup, its process tree, its
+ * process group. Until it is reaped its pid (and so its process group id) cannot
+ * be reused; after, only the cgroup and a group that strays still hold are
+ * signalled, never the pid itself.
  */
 static void
 check_kill(struct lib_check *c)
@@ -77,8 +147,8 @@ check_kill(struct lib_check *c)
 	if (c->c_cg)
 		(void)cg_check_kill(c->c_fn, c->c_cg_id);
 	if (c->c_pid > 0) {
+		kill_tree(c->c_pid);
 		(void)killpg(c->c_pid, SIGKILL);
-		(void)kill(c->c_pid, SIGKILL);
 	} else if (c->c_pid < 0) {
 		(void)killpg(-c->c_pid, SIGKILL);
 	}

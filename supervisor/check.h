@@ -14,9 +14,12 @@
  * What it leaves behind: nothing in its cgroup (killed whole once the check exits
  * or times out, then the cgroup is removed). With cgroups off, the check is a
  * child subreaper, so a constructor's orphans (a double fork, setsid included)
- * come back to it and it kills them before it exits; on a timeout its process
- * group is killed. Not bounded with cgroups off: a descendant that left the
- * process group (setsid) of a check killed by its timeout (it could not clean up).
+ * stay in its process tree: it kills them itself before it exits, and a timeout
+ * or cancel kills the tree (walked through /proc/<pid>/task/<tid>/children, each
+ * process stopped before its children are read) and the process group. Not
+ * bounded with cgroups off: strays of a check that dies some other way (the
+ * supervisor SIGKILLed: the parent-death signal kills the check only), and a tree
+ * of more than 1024 processes.
  */
 #ifndef SV_CHECK_H
 #define SV_CHECK_H

@@ -3,9 +3,12 @@
  * (setsid, SIGTERM ignored, sleeps an hour) and returns at once: the check passes,
  * and neither the check nor, once the supervisor stops, a worker may leave that
  * process behind (tests/integration/test_check.py). The daemon keeps stdout and
- * stderr open, as a careless one does, so nothing may wait for their EOF.
+ * stderr open, as a careless one does, so nothing may wait for their EOF. With
+ * EDGEVISOR_TEST_CTOR_SLEEP set the constructor then sleeps 3 s, so the check's
+ * timeout has to kill it with its daemon (tests/unit/test_check.c).
  */
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -26,6 +29,8 @@ ctor_fork(void)
 	}
 	if (pid > 0)
 		waitpid(pid, NULL, 0);
+	if (getenv("EDGEVISOR_TEST_CTOR_SLEEP") != NULL)
+		sleep(3);
 }
 
 static void

@@ -267,6 +267,27 @@ out:
 	;
 }
 
+/* With cgroups off, a check killed by its timeout still takes its daemon with it:
+ * the orphan was reparented to the check (a subreaper) and the kill walks its tree. */
+static void
+case_timeout_double_fork(void)
+{
+	char lib[PATH_MAX];
+	struct result r;
+
+	lib_path(lib, sizeof(lib), "tests/functions", "ctor_fork");
+	setenv("EDGEVISOR_TEST_CTOR_SLEEP", "1", 1);
+	run_one("fk", lib, 500, &r, NULL);
+	unsetenv("EDGEVISOR_TEST_CTOR_SLEEP");
+	UNIT_CHECKF(r.calls == 1 && r.ok == 0 && strstr(r.err, "timed out") != NULL,
+	    "calls %d err %s", r.calls, r.err);
+	for (uint64_t end = clock_ms() + 2000; mapping(lib) > 0 && clock_ms() < end;)
+		usleep(10000);
+	UNIT_CHECKF(mapping(lib) == 0, "%d processes still map %s", mapping(lib), lib);
+out:
+	;
+}
+
 /* Every function, N at once; the first failure in function order wins, not the
  * first in time (the sleeper is refused 2 s after badapi). */
 static void
@@ -415,6 +436,7 @@ main(int argc, char **argv)
 	unit_run("cancel_no_callback", case_cancel);
 	unit_run("exit_from_sigchld_loop", case_reaped_elsewhere);
 	unit_run("double_fork_leaves_nothing", case_double_fork);
+	unit_run("timeout_kills_the_daemon_too", case_timeout_double_fork);
 	unit_run("all_sync_order_and_concurrency", case_all_sync);
 	unit_run("worker_refuses_bad_config", case_worker_refuses_config);
 	return unit_exit();
