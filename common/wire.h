@@ -22,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2   /* 2: the worker is configured by a wire_config record, not argv */
 
 #define WIRE_CTL_FD    3
 #define WIRE_STATUS_FD 4
