@@ -113,6 +113,8 @@ UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
 	supervisor/cgroup_fs.c supervisor/cgroup_path.c supervisor/config.c
 UNIT_DEPS_test_reload = supervisor/reload.c supervisor/config.c supervisor/cgroup_path.c
+UNIT_DEPS_test_check  = supervisor/check.c supervisor/child.c supervisor/cgroup.c supervisor/cgroup_fs.c \
+	supervisor/cgroup_path.c supervisor/config.c
 
 .SECONDARY:
 .SECONDEXPANSION:

@@ -4,6 +4,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -156,6 +157,108 @@ wire_recv_status(int fd, struct wire_status *st)
 	if (n == 0)
 		return 0;
 	if ((size_t)n != sizeof(*st) || st->version != WIRE_VERSION) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 1;
+}
+
+static const char *const wire_policy_names[WIRE_POLICY_MAX] = {
+	[WIRE_POLICY_PER_WORKER] = "per_worker",
+	[WIRE_POLICY_PER_REQUEST] = "per_request",
+	[WIRE_POLICY_ONESHOT] = "oneshot",
+};
+
+const char *
+wire_policy_name(uint32_t policy)
+{
+	return policy < WIRE_POLICY_MAX ? wire_policy_names[policy] : "unknown";
+}
+
+/* A fixed-size string field must end inside itself; EMPTY_OK or it must not be empty. */
+static bool
+field_ok(const char *s, size_t len, bool empty_ok)
+{
+	return memchr(s, '\0', len) != NULL && (empty_ok || s[0] != '\0');
+}
+
+int
+wire_config_check(const struct wire_config *cfg, size_t len)
+{
+	if (len != sizeof(*cfg) || cfg->version != WIRE_VERSION ||
+	    cfg->type != WIRE_CTL_CONFIG || cfg->size != sizeof(*cfg) ||
+	    cfg->policy >= WIRE_POLICY_MAX || (cfg->flags & ~WIRE_CFG_FLAGS) != 0 ||
+	    cfg->log_level > WIRE_LOG_LEVEL_MAX ||
+	    cfg->request_timeout_ms == 0 || cfg->idle_timeout_ms == 0 ||
+	    cfg->max_header_bytes < WIRE_HEADER_MIN || cfg->max_header_bytes > WIRE_HEADER_MAX ||
+	    cfg->max_pending_tasks == 0 ||
+	    cfg->task_threads == 0 || cfg->task_threads > WIRE_THREADS_MAX ||
+	    !field_ok(cfg->name, sizeof(cfg->name), false) ||
+	    !field_ok(cfg->library, sizeof(cfg->library), false) ||
+	    !field_ok(cfg->cgroup_procs, sizeof(cfg->cgroup_procs), true)) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+int
+wire_send_config(int sock, const struct wire_config *cfg)
+{
+	ssize_t n;
+
+	if (wire_config_check(cfg, sizeof(*cfg)) < 0) {
+		errno = EINVAL;
+		return -1;
+	}
+	do
+		n = send(sock, cfg, sizeof(*cfg), MSG_NOSIGNAL);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	if ((size_t)n != sizeof(*cfg)) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
+}
+
+int
+wire_recv_config(int sock, struct wire_config *cfg)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { .iov_base = cfg, .iov_len = sizeof(*cfg) };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
+	};
+	struct cmsghdr *cm;
+	bool fds = false;
+	ssize_t n;
+
+	memset(cfg, 0, sizeof(*cfg));
+	do
+		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	if (n == 0)
+		return 0;
+	/* A config carries no descriptor: any that came are closed, never kept. */
+	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *in = (int *)CMSG_DATA(cm);
+		for (unsigned i = 0; i < k; i++)
+			close(in[i]);
+		fds = true;
+	}
+	if (fds || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
+	    wire_config_check(cfg, (size_t)n) < 0) {
 		errno = EPROTO;
 		return -1;
 	}

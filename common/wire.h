@@ -1,14 +1,18 @@
 /*
  * wire.h - the one wire format between the supervisor and its workers.
  *
- * Two channels per worker, both set up by the supervisor before exec and found by
- * the worker on fixed descriptors:
- *   WIRE_CTL_FD     SOCK_SEQPACKET socketpair, supervisor -> worker. One message is
- *                   one struct wire_ctl plus, for WIRE_CTL_CONN, up to WIRE_MAX_FDS
+ * Two channels and a shared page per worker, all set up by the supervisor before
+ * exec and found by the worker on fixed descriptors (argv carries nothing but the
+ * program name):
+ *   WIRE_CTL_FD     SOCK_SEQPACKET socketpair, supervisor -> worker. The first
+ *                   message is one struct wire_config (everything the worker is
+ *                   told: function, library, limits, policy), queued before fork so
+ *                   it is there when the worker starts. Every later message is one
+ *                   struct wire_ctl plus, for WIRE_CTL_CONN, up to WIRE_MAX_FDS
  *                   accepted sockets in one SCM_RIGHTS control message.
  *   WIRE_STATUS_FD  pipe, worker -> supervisor. Fixed-size struct wire_status
  *                   records; sizeof <= PIPE_BUF so every write is atomic.
- *   WIRE_BOARD_FD   memfd holding the worker's scoreboard (see scoreboard.h).
+ *   WIRE_BOARD_FD   memfd holding the worker's scoreboard (see board.h).
  * Every record starts with the version; a peer with another version is refused.
  */
 #ifndef EV_WIRE_H
@@ -18,7 +22,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 1
+#define WIRE_VERSION 2   /* 2: the worker is configured by a wire_config record, not argv */
 
 #define WIRE_CTL_FD    3
 #define WIRE_STATUS_FD 4
@@ -41,7 +45,58 @@ enum wire_reason {
 enum wire_ctl_type {
 	WIRE_CTL_CONN = 1,   /* fds attached: accepted client sockets */
 	WIRE_CTL_RETIRE = 2, /* stop taking work, drain, report DRAINED; arg = reason */
+	WIRE_CTL_CONFIG = 3, /* struct wire_config: the first message, and only then */
 };
+
+/* How the worker's life relates to its connections (the config's "policy"). */
+enum wire_policy {
+	WIRE_POLICY_PER_WORKER = 0,
+	WIRE_POLICY_PER_REQUEST,
+	WIRE_POLICY_ONESHOT,
+	WIRE_POLICY_MAX
+};
+
+/* wire_config.flags */
+#define WIRE_CFG_CHECK_ONLY 0x1u  /* load the library, check it, print "ok", exit; no init */
+#define WIRE_CFG_FLAGS      WIRE_CFG_CHECK_ONLY
+
+#define WIRE_NAME_LEN 64    /* function names are [A-Za-z0-9_-]{1,32} */
+#define WIRE_PATH_LEN 4096  /* fixed here, not PATH_MAX: the record's size is the format */
+
+/*
+ * The worker's whole configuration, the first message on WIRE_CTL_FD. Strings are
+ * fixed-size and must be NUL-terminated inside their field; numbers are the limits
+ * as the supervisor resolved them (max_requests already carries its per-worker
+ * jitter). wire_recv_config refuses anything it cannot take as it is.
+ */
+struct wire_config {
+	uint16_t version;
+	uint16_t type;               /* WIRE_CTL_CONFIG */
+	uint32_t size;               /* sizeof(struct wire_config) */
+	uint32_t worker_id;          /* unique within the function; names its cgroup */
+	uint32_t policy;             /* enum wire_policy */
+	uint32_t flags;              /* WIRE_CFG_* */
+	uint32_t log_level;          /* enum log_level (log.h): 0 error .. 3 debug */
+	uint32_t request_timeout_ms; /* >= 1 */
+	uint32_t idle_timeout_ms;    /* >= 1 */
+	uint32_t max_header_bytes;   /* WIRE_HEADER_MIN .. WIRE_HEADER_MAX */
+	uint32_t max_body_bytes;
+	uint32_t max_requests;       /* 0 = never recycle */
+	uint32_t max_pending_tasks;  /* >= 1 */
+	uint32_t task_threads;       /* 1 .. WIRE_THREADS_MAX */
+	uint32_t grace_ms;           /* beforeunload grace before SIGKILL */
+	char name[WIRE_NAME_LEN];    /* the function */
+	char library[WIRE_PATH_LEN]; /* its .so */
+	/* The cgroup.procs file listing every process of the worker's own cgroup
+	 * (given by supervisor/cgroup.c, v1 or v2), "" when cgroups are off: on its
+	 * way out the worker kills whatever else is in it. */
+	char cgroup_procs[WIRE_PATH_LEN];
+};
+
+#define WIRE_HEADER_MIN  1024u
+#define WIRE_HEADER_MAX  1048576u
+#define WIRE_THREADS_MAX 256u
+#define WIRE_LOG_LEVEL_MAX 3u
 
 struct wire_ctl {
 	uint16_t version;
@@ -97,6 +152,26 @@ int wire_send_ctl(int sock, const struct wire_ctl *msg, const int *fds, unsigned
  * -1 with errno (EAGAIN: nothing to read; EPROTO: malformed message).
  */
 int wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds);
+
+/*
+ * Sends the config record (no descriptors). Returns 0, or -1 with errno (EINVAL
+ * when CFG would not pass wire_config_check: the sender is checked like the peer).
+ */
+int wire_send_config(int sock, const struct wire_config *cfg);
+
+/*
+ * Receives the config record, waiting for it unless SOCK is non-blocking. A
+ * descriptor attached to it is closed (a config carries none) and the record
+ * refused. Returns 1 for a valid record, 0 at EOF, -1 with errno (EPROTO: short,
+ * long or foreign record, unterminated string, unknown policy or flag, a limit out
+ * of range).
+ */
+int wire_recv_config(int sock, struct wire_config *cfg);
+
+/* The checks wire_recv_config makes on a record of LEN bytes: 0, or -1 (EPROTO). */
+int wire_config_check(const struct wire_config *cfg, size_t len);
+
+const char *wire_policy_name(uint32_t policy);
 
 /* Writes one status record (atomic, never partial). Returns 0 or -1 with errno. */
 int wire_send_status(int fd, const struct wire_status *st);

@@ -46,6 +46,7 @@ static char admin_path[NET_UNIX_PATH_MAX];
 static struct net_unix_id admin_id;
 /* The read-only listener ("metrics"): its own evhttp, so no route leaks across. */
 static struct evhttp *metrics_http;
+static struct evhttp_bound_socket *metrics_bound;
 static char metrics_addr[512];
 /* request_cb's argument: which listener a request came in on. */
 static const char on_admin = 'a', on_metrics = 'm';
@@ -370,6 +371,7 @@ worker_json(const struct worker *w, uint64_t now)
 		json_decref(oldest);
 		return NULL;
 	}
+	json_object_set_new(o, "max_requests", json_integer((json_int_t)w->w_max_requests));
 	json_object_set_new(o, "tasks", json_pack("{s:I,s:I,s:I,s:I,s:o}",
 	    "started", (json_int_t)v.started,
 	    "completed", (json_int_t)v.completed,
@@ -885,6 +887,54 @@ admin_listen(const char *addr, const struct net_addr *a, struct net_unix_id *id,
 	return fd;
 }
 
+/*
+ * An endpoint that is replaced or closed stops listening at once, but its evhttp is
+ * freed a moment later: the request that replaced it (a POST /reload that moves the
+ * admin endpoint) is still being answered on it.
+ */
+#define RETIRED_MAX 8
+static struct evhttp *retired[RETIRED_MAX];
+static struct event *retired_ev;
+
+static void
+free_retired(void)
+{
+	for (int i = 0; i < RETIRED_MAX; i++) {
+		if (retired[i] != NULL)
+			evhttp_free(retired[i]);
+		retired[i] = NULL;
+	}
+}
+
+static void
+retired_cb(evutil_socket_t fd, short what, void *arg)
+{
+	free_retired();
+}
+
+static void
+retire_http(struct evhttp *http, struct evhttp_bound_socket *bs)
+{
+	static const struct timeval later = { 1, 0 };
+
+	if (bs != NULL)
+		evhttp_del_accept_socket(http, bs);
+	if (retired_ev == NULL)
+		retired_ev = evtimer_new(sv.base, retired_cb, NULL);
+	for (int i = 0; i < RETIRED_MAX; i++) {
+		if (retired[i] == NULL) {
+			retired[i] = http;
+			if (retired_ev != NULL)
+				evtimer_add(retired_ev, &later);
+			return;
+		}
+	}
+	/* Eight endpoints replaced within a second: the oldest is long answered. */
+	evhttp_free(retired[0]);
+	memmove(retired, retired + 1, (RETIRED_MAX - 1) * sizeof(retired[0]));
+	retired[RETIRED_MAX - 1] = http;
+}
+
 /* A new evhttp for the admin or the metrics listener (ON: on_admin, on_metrics). */
 static struct evhttp *
 new_http(const char *on, char *err, size_t errlen)
@@ -932,7 +982,7 @@ admin_open(const char *addr, char *err, size_t errlen)
 	}
 	/* The old endpoint goes only once the new one listens. */
 	if (old_http != NULL) {
-		evhttp_free(old_http);
+		retire_http(old_http, admin_bound);
 		if (admin_path[0])
 			net_unix_release(admin_path, &admin_id);
 	}
@@ -954,6 +1004,7 @@ static int
 metrics_open(const char *addr, char *err, size_t errlen)
 {
 	static const struct net_listen_opts opts = { .backlog = 64 };
+	struct evhttp_bound_socket *bs;
 	struct evhttp *http;
 	struct net_addr a;
 	const char *why;
@@ -977,15 +1028,16 @@ metrics_open(const char *addr, char *err, size_t errlen)
 		evhttp_free(http);
 		return -1;
 	}
-	if (evhttp_accept_socket_with_handle(http, fd) == NULL) {
+	if ((bs = evhttp_accept_socket_with_handle(http, fd)) == NULL) {
 		snprintf(err, errlen, "%s: cannot serve: %s", addr, strerror(errno));
 		close(fd);
 		evhttp_free(http);
 		return -1;
 	}
 	if (metrics_http != NULL)
-		evhttp_free(metrics_http);
+		retire_http(metrics_http, metrics_bound);
 	metrics_http = http;
+	metrics_bound = bs;
 	snprintf(metrics_addr, sizeof(metrics_addr), "%s", addr);
 	log_info("metrics_listen", "addr=%s", log_qv(addr));
 	return 0;
@@ -996,8 +1048,9 @@ metrics_close(void)
 {
 	if (metrics_http == NULL)
 		return;
-	evhttp_free(metrics_http);
+	retire_http(metrics_http, metrics_bound);
 	metrics_http = NULL;
+	metrics_bound = NULL;
 	metrics_addr[0] = '\0';
 }
 
@@ -1025,6 +1078,11 @@ admin_stop(void)
 	admin_close();
 	metrics_close();
 	admin_auth_set_token(NULL);
+	/* At exit no request is in flight: free them now. */
+	free_retired();
+	if (retired_ev != NULL)
+		event_free(retired_ev);
+	retired_ev = NULL;
 }
 
 static void
@@ -1032,7 +1090,7 @@ admin_close(void)
 {
 	if (admin_http == NULL)
 		return;
-	evhttp_free(admin_http);
+	retire_http(admin_http, admin_bound);
 	admin_http = NULL;
 	admin_bound = NULL;
 	/* Only our own socket: a newer supervisor may have taken the path. */

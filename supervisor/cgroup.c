@@ -23,17 +23,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <event2/event.h>
 #include <libcgroup.h>
 #include <linux/magic.h>
 
 #include "cgroup.h"
 #include "cgroup_fs.h"
 #include "cgroup_path.h"
+#include "list.h"
 #include "log.h"
 
 #define CG_DEFAULT_ROOT	"/sys/fs/cgroup"
 #define CG_LEAF		"supervisor"
 #define CG_PERIOD_US	100000
+#define CG_RETRY_MS	20		/* a busy cgroup's removal is tried again after */
+#define CG_RETRY_MAX	100		/* ... and given up (logged) after 2 s */
 
 struct cg_state cg = {
 	.h = { { .h_ctrl = "cpu" }, { .h_ctrl = "cpuacct" }, { .h_ctrl = "memory" },
@@ -45,6 +49,7 @@ static char cg_errbuf[512];
 static void	set_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void	teardown(bool functions);
 static void	reset(void);
+static void	retry_cancel(const char *sub);
 
 static void
 set_err(const char *fmt, ...)
@@ -557,6 +562,173 @@ name_ok(const char *fn)
 	    strcmp(fn, CG_LEAF) != 0 && strlen(fn) < 200;
 }
 
+/*
+ * Removals the kernel refuses for now (EBUSY: a killed task not yet gone, a child
+ * cgroup left) are tried again from a timer on the supervisor's loop, never waited
+ * for there. Nothing is reported up: a cgroup that stays busy past CG_RETRY_MAX
+ * rounds is logged and left (cg_shutdown and the next start's stale cleanup try
+ * again). FIFO, so a function's leaves go before the function.
+ */
+struct cg_retry {
+	TAILQ_ENTRY(cg_retry) r_entry;
+	unsigned r_tries;
+	char r_sub[256];
+};
+static TAILQ_HEAD(, cg_retry) retries = TAILQ_HEAD_INITIALIZER(retries);
+static struct event_base *retry_base;
+static struct event *retry_ev;
+
+/* One attempt at <base>/SUB in every hierarchy: kill what is left, rmdir. */
+static int
+sub_gone_once(const char *sub)
+{
+	int rc = 0, e = 0;
+
+	for (int i = 0; i < H_MAX; i++) {
+		if (!cg.h[i].h_on)
+			continue;
+		(void)cgx_kill_once(&cg.h[i], sub);
+		if (cgx_rmdir_once(&cg.h[i], sub) < 0) {
+			if (rc == 0 || errno != EBUSY)
+				e = errno;
+			rc = -1;
+		}
+	}
+	errno = e;
+	return rc;
+}
+
+static void
+retry_arm(void)
+{
+	struct timeval tv = { 0, CG_RETRY_MS * 1000 };
+
+	if (retry_ev != NULL && !TAILQ_EMPTY(&retries) && !evtimer_pending(retry_ev, NULL))
+		evtimer_add(retry_ev, &tv);
+}
+
+static void
+retry_drop(struct cg_retry *r)
+{
+	TAILQ_REMOVE(&retries, r, r_entry);
+	free(r);
+}
+
+static void
+retry_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct cg_retry *r, *tmp;
+	char path[PATH_MAX];
+
+	TAILQ_FOREACH_SAFE(r, &retries, r_entry, tmp) {
+		if (sub_gone_once(r->r_sub) == 0) {
+			retry_drop(r);
+			continue;
+		}
+		if (errno == EBUSY && ++r->r_tries < CG_RETRY_MAX)
+			continue;
+		cg_path(path, sizeof(path), &cg.h[cg.version == 2 ? 0 : H_MEM], r->r_sub, NULL);
+		log_warn("cgroup_remove_failed", "path=%s err=%s tries=%u msg=\"gave up\"",
+		    path, log_qv(strerror(errno)), r->r_tries);
+		retry_drop(r);
+	}
+	retry_arm();
+}
+
+/* Something is created at or below SUB again: a pending removal of it or of an
+ * ancestor must not take it away. */
+static void
+retry_cancel(const char *sub)
+{
+	struct cg_retry *r, *tmp;
+
+	TAILQ_FOREACH_SAFE(r, &retries, r_entry, tmp) {
+		size_t n = strlen(r->r_sub);
+
+		if (strncmp(sub, r->r_sub, n) == 0 && (sub[n] == '\0' || sub[n] == '/'))
+			retry_drop(r);
+	}
+}
+
+/*
+ * Removes <base>/SUB (every process in it killed). On the loop: one attempt, and
+ * if the kernel says busy the retry timer takes over; 0 either way. Without a
+ * loop: waits, bounded, as at start and exit.
+ */
+static int
+remove_later(const char *sub)
+{
+	char path[PATH_MAX];
+	struct cg_retry *r;
+	int rc = 0;
+
+	if (retry_base == NULL) {
+		for (int i = 0; i < H_MAX; i++) {
+			if (!cg.h[i].h_on || (cgx_kill_procs(&cg.h[i], sub) >= 0 &&
+			    cgx_remove(&cg.h[i], sub) == 0))
+				continue;
+			cg_path(path, sizeof(path), &cg.h[i], sub, NULL);
+			log_warn("cgroup_remove_failed", "path=%s err=%s", path,
+			    log_qv(strerror(errno)));
+			rc = -1;
+		}
+		return rc;
+	}
+	if (sub_gone_once(sub) == 0)
+		return 0;
+	if (errno != EBUSY) {
+		cg_path(path, sizeof(path), &cg.h[cg.version == 2 ? 0 : H_MEM], sub, NULL);
+		log_warn("cgroup_remove_failed", "path=%s err=%s", path, log_qv(strerror(errno)));
+		return -1;
+	}
+	TAILQ_FOREACH(r, &retries, r_entry)
+		if (strcmp(r->r_sub, sub) == 0)
+			return 0;
+	if ((r = calloc(1, sizeof(*r))) == NULL)
+		return -1;
+	snprintf(r->r_sub, sizeof(r->r_sub), "%s", sub);
+	TAILQ_INSERT_TAIL(&retries, r, r_entry);
+	retry_arm();
+	return 0;
+}
+
+/* Every pending removal, now, waiting as needed: the loop is about to go. */
+static void
+retry_flush(void)
+{
+	struct cg_retry *r;
+
+	while ((r = TAILQ_FIRST(&retries)) != NULL) {
+		for (int i = 0; i < H_MAX; i++)
+			if (cg.h[i].h_on && (cgx_kill_procs(&cg.h[i], r->r_sub) < 0 ||
+			    cgx_remove(&cg.h[i], r->r_sub) < 0) && !cg.quiet)
+				log_warn("cgroup_remove_failed", "path=%s/%s/%s err=%s",
+				    cg.h[i].h_mount, cg.h[i].h_base, r->r_sub, log_qv(strerror(errno)));
+		retry_drop(r);
+	}
+}
+
+int
+cg_set_base(struct event_base *base)
+{
+	if (base == retry_base)
+		return 0;
+	if (retry_ev != NULL) {
+		event_free(retry_ev);
+		retry_ev = NULL;
+	}
+	retry_base = NULL;
+	if (base == NULL) {
+		retry_flush();
+		return 0;
+	}
+	if ((retry_ev = evtimer_new(base, retry_cb, NULL)) == NULL)
+		return -1;
+	retry_base = base;
+	retry_arm();
+	return 0;
+}
+
 /* Memory cap on <base>/SUB: MB == 0 lifts it. Swap is capped at zero on top. */
 static int
 set_memory(const char *sub, uint32_t mb)
@@ -682,6 +854,7 @@ cg_function_setup(const struct fn_conf *fn)
 		errno = EINVAL;
 		return -1;
 	}
+	retry_cancel(fn->name);
 	for (int i = 0; i < H_MAX; i++) {
 		if (cg.h[i].h_on && cgx_create(&cg.h[i], fn->name) < 0) {
 			cg_path(path, sizeof(path), &cg.h[i], fn->name, NULL);
@@ -717,14 +890,36 @@ cg_function_remove(const char *fn)
 		errno = EINVAL;
 		return -1;
 	}
-	for (int i = 0; i < H_MAX; i++)
-		if (cg.h[i].h_on && cgx_remove_tree(&cg.h[i], fn, 1) < 0)
-			rc = -1;
+	if (retry_base == NULL) {
+		for (int i = 0; i < H_MAX; i++)
+			if (cg.h[i].h_on && cgx_remove_tree(&cg.h[i], fn, 1) < 0)
+				rc = -1;
+		return rc;
+	}
+	/* On the loop: the leaves first, then the function; what is busy is retried. */
+	for (int i = 0; i < H_MAX; i++) {
+		char path[PATH_MAX], sub[256];
+		struct dirent *de;
+		DIR *d;
+
+		if (!cg.h[i].h_on || cg_path(path, sizeof(path), &cg.h[i], fn, NULL) < 0 ||
+		    (d = opendir(path)) == NULL)
+			continue;
+		while ((de = readdir(d)) != NULL)
+			if (de->d_type == DT_DIR && de->d_name[0] != '.' &&
+			    cgfs_pathf(sub, sizeof(sub), "%s/%s", fn, de->d_name) == 0 &&
+			    remove_later(sub) < 0)
+				rc = -1;
+		closedir(d);
+	}
+	if (remove_later(fn) < 0)
+		rc = -1;
 	return rc;
 }
 
+/* <fn>/<KIND><ID>: KIND "w" for a worker, "check-" for a library check. */
 static int
-worker_sub(char *buf, size_t len, const char *fn, uint32_t id)
+leaf_sub(char *buf, size_t len, const char *fn, const char *kind, uint32_t id)
 {
 	int n;
 
@@ -732,7 +927,7 @@ worker_sub(char *buf, size_t len, const char *fn, uint32_t id)
 		errno = EINVAL;
 		return -1;
 	}
-	n = snprintf(buf, len, "%s/w%u", fn, (unsigned)id);
+	n = snprintf(buf, len, "%s/%s%u", fn, kind, (unsigned)id);
 	if (n < 0 || (size_t)n >= len) {
 		errno = ENAMETOOLONG;
 		return -1;
@@ -740,19 +935,26 @@ worker_sub(char *buf, size_t len, const char *fn, uint32_t id)
 	return 0;
 }
 
-int
-cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathlen)
+static int
+worker_sub(char *buf, size_t len, const char *fn, uint32_t id)
 {
-	char sub[256], dir[PATH_MAX];
-	uint32_t cpu = fn->limits.cpu_percent;
-	struct cg_hier *h;
+	return leaf_sub(buf, len, fn, "w", id);
+}
 
-	if (path != NULL && pathlen > 0)
-		path[0] = '\0';
-	if (cg.version == 0)
-		return 0;
-	if (worker_sub(sub, sizeof(sub), fn->name, id) < 0)
-		return -1;
+static int
+check_sub(char *buf, size_t len, const char *fn, uint32_t id)
+{
+	return leaf_sub(buf, len, fn, "check-", id);
+}
+
+/* <base>/SUB in every hierarchy, with FN's per-worker caps. */
+static int
+leaf_create(const struct fn_conf *fn, const char *sub)
+{
+	char dir[PATH_MAX];
+	uint32_t cpu = fn->limits.cpu_percent;
+
+	retry_cancel(sub);
 	for (int i = 0; i < H_MAX; i++) {
 		if (cg.h[i].h_on && cgx_create(&cg.h[i], sub) < 0) {
 			cg_path(dir, sizeof(dir), &cg.h[i], sub, NULL);
@@ -768,9 +970,40 @@ cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathl
 	if (set_memory(sub, fn->limits.memory_mb) < 0 || set_cpu(sub, cpu) < 0 ||
 	    set_pids(sub, fn->limits.max_pids) < 0)
 		return -1;
+	return 0;
+}
+
+int
+cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathlen)
+{
+	char sub[256];
+	struct cg_hier *h;
+
+	if (path != NULL && pathlen > 0)
+		path[0] = '\0';
+	if (cg.version == 0)
+		return 0;
+	if (worker_sub(sub, sizeof(sub), fn->name, id) < 0 || leaf_create(fn, sub) < 0)
+		return -1;
 	h = &cg.h[cg.version == 2 ? 0 : H_MEM];
 	if (path != NULL && pathlen > 0)
 		snprintf(path, pathlen, "/%s/%s", h->h_base, sub);
+	return 0;
+}
+
+/* Moves PID into <base>/SUB of every hierarchy; async-signal-safe (see below). */
+static int
+attach_sub(const char *sub, pid_t pid)
+{
+	char path[PATH_MAX];
+
+	for (int i = 0; i < H_MAX; i++) {
+		if (!cg.h[i].h_on)
+			continue;
+		if (cg_path(path, sizeof(path), &cg.h[i], sub, "cgroup.procs") < 0 ||
+		    cgfs_write_pid(path, pid) < 0)
+			return -1;
+	}
 	return 0;
 }
 
@@ -781,20 +1014,42 @@ cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathl
 int
 cg_worker_attach(const char *fn, uint32_t id, pid_t pid)
 {
-	char sub[256], path[PATH_MAX];
+	char sub[256];
 
 	if (cg.version == 0)
 		return 0;
 	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
 		return -1;
-	for (int i = 0; i < H_MAX; i++) {
-		if (!cg.h[i].h_on)
-			continue;
-		if (cg_path(path, sizeof(path), &cg.h[i], sub, "cgroup.procs") < 0 ||
-		    cgfs_write_pid(path, pid) < 0)
-			return -1;
+	return attach_sub(sub, pid);
+}
+
+/*
+ * The cgroup.procs file of <base>/SUB that lists every process of it: v2's one
+ * hierarchy, v1's memory one (a process is in one cgroup of each hierarchy, so any
+ * of them lists them all; memory is the one v1 always has here).
+ */
+static int
+procs_path(const char *sub, char *buf, size_t len)
+{
+	if (len > 0)
+		buf[0] = '\0';
+	if (cg.version == 0) {
+		errno = ENOENT;
+		return -1;
 	}
-	return 0;
+	return cg_path(buf, len, &cg.h[cg.version == 2 ? 0 : H_MEM], sub, "cgroup.procs");
+}
+
+int
+cg_worker_procs(const char *fn, uint32_t id, char *buf, size_t len)
+{
+	char sub[256];
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	return procs_path(sub, buf, len);
 }
 
 int
@@ -841,41 +1096,120 @@ cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out)
 	return 0;
 }
 
+/*
+ * Kills every process in <base>/SUB. On the loop (a base is set) one round of
+ * SIGKILL, never waiting: the removal that follows kills again on each retry.
+ * Without a loop (start, exit, unit tests) it waits, bounded, until SUB is empty.
+ */
+static int
+sub_kill(const char *sub)
+{
+	int rc = 0;
+
+	for (int i = 0; i < H_MAX; i++) {
+		if (!cg.h[i].h_on)
+			continue;
+		if ((retry_base != NULL ? cgx_kill_once(&cg.h[i], sub) :
+		    cgx_kill_procs(&cg.h[i], sub)) < 0)
+			rc = -1;
+	}
+	return rc;
+}
+
 int
 cg_worker_kill(const char *fn, uint32_t id)
 {
 	char sub[256];
-	int rc = 0;
 
 	if (cg.version == 0)
 		return 0;
 	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
 		return -1;
-	for (int i = 0; i < H_MAX; i++)
-		if (cg.h[i].h_on && cgx_kill_procs(&cg.h[i], sub) < 0)
-			rc = -1;
-	return rc;
+	return sub_kill(sub);
 }
 
 int
 cg_worker_remove(const char *fn, uint32_t id)
 {
-	char sub[256], path[PATH_MAX];
-	int rc = 0;
+	char sub[256];
 
 	if (cg.version == 0)
 		return 0;
 	if (worker_sub(sub, sizeof(sub), fn, id) < 0)
 		return -1;
-	for (int i = 0; i < H_MAX; i++) {
-		if (!cg.h[i].h_on || cgx_remove(&cg.h[i], sub) == 0)
-			continue;
-		cg_path(path, sizeof(path), &cg.h[i], sub, NULL);
-		log_warn("cgroup_remove_failed", "path=%s err=%s", log_qv(path),
-		    log_qv(strerror(errno)));
-		rc = -1;
+	return remove_later(sub);
+}
+
+int
+cg_check_create(const struct fn_conf *fn, uint32_t id)
+{
+	char sub[256], path[PATH_MAX];
+
+	if (cg.version == 0) {
+		errno = ENOENT;
+		return -1;
 	}
-	return rc;
+	if (check_sub(sub, sizeof(sub), fn->name, id) < 0)
+		return -1;
+	/* A function new in this config has no cgroup yet: give it its caps now. */
+	if (cg_path(path, sizeof(path), &cg.h[cg.version == 2 ? 0 : H_MEM], fn->name,
+	    NULL) < 0)
+		return -1;
+	if (!cgfs_exists(path) && cg_function_setup(fn) < 0)
+		return -1;
+	return leaf_create(fn, sub);
+}
+
+int
+cg_check_attach(const char *fn, uint32_t id, pid_t pid)
+{
+	char sub[256];
+
+	if (cg.version == 0)
+		return 0;
+	if (check_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	return attach_sub(sub, pid);
+}
+
+int
+cg_check_procs(const char *fn, uint32_t id, char *buf, size_t len)
+{
+	char sub[256];
+
+	if (len > 0)
+		buf[0] = '\0';
+	if (check_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	return procs_path(sub, buf, len);
+}
+
+int
+cg_check_kill(const char *fn, uint32_t id)
+{
+	char sub[256];
+	int n = 0, k;
+
+	if (cg.version == 0)
+		return 0;
+	if (check_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	for (int i = 0; i < H_MAX; i++)
+		if (cg.h[i].h_on && (k = cgx_kill_once(&cg.h[i], sub)) > n)
+			n = k;
+	return n;
+}
+
+int
+cg_check_remove(const char *fn, uint32_t id)
+{
+	char sub[256];
+
+	if (cg.version == 0)
+		return 0;
+	if (check_sub(sub, sizeof(sub), fn, id) < 0)
+		return -1;
+	return remove_later(sub);
 }
 
 static void
@@ -949,6 +1283,8 @@ cg_shutdown(void)
 
 	if (cg.version == 0)
 		return;
+	/* The loop is done: what is still busy is waited for now. */
+	cg_set_base(NULL);
 	teardown(true);
 	log_info("cgroup_shutdown", "version=v%d base=%s", cg.version, qpath(h, NULL));
 	reset();

@@ -19,6 +19,8 @@
 
 #include "config.h"
 
+struct event_base;
+
 struct cg_stats {
 	uint64_t memory_current;   /* bytes */
 	uint64_t memory_peak;      /* bytes (v1 max_usage, v2 memory.peak if present) */
@@ -56,10 +58,43 @@ int cg_function_remove(const char *fn);
 int cg_worker_create(const struct fn_conf *fn, uint32_t id, char *path, size_t pathlen);
 /* Moves PID into the worker's cgroup (called before the worker execs). */
 int cg_worker_attach(const char *fn, uint32_t id, pid_t pid);
+/*
+ * The absolute path of the one cgroup.procs file that lists every process of the
+ * worker's cgroup (v2: the unified hierarchy; v1: the memory one), for the worker
+ * itself to kill its strays with. 0, or -1 with errno (ENOENT: cgroups are off).
+ */
+int cg_worker_procs(const char *fn, uint32_t id, char *buf, size_t len);
 int cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out);
 /* Kills every process left in the worker's cgroup (a tenant's stray children). */
 int cg_worker_kill(const char *fn, uint32_t id);
+/* Removes the worker's cgroup, killing what is left; see cg_set_base for when
+ * this waits and when a busy cgroup is retried later. */
 int cg_worker_remove(const char *fn, uint32_t id);
+
+/*
+ * A library check's cgroup, <base>/<fn>/check-<ID>, with the per-worker caps (and
+ * <base>/<fn> with the function's if this is its first use). The check is moved
+ * in before it execs (cg_check_attach, async-signal-safe like cg_worker_attach).
+ */
+int cg_check_create(const struct fn_conf *fn, uint32_t id);
+int cg_check_attach(const char *fn, uint32_t id, pid_t pid);
+/* Its cgroup.procs (see cg_worker_procs). */
+int cg_check_procs(const char *fn, uint32_t id, char *buf, size_t len);
+/* One round of SIGKILL to everything in it (cgroup.kill on v2 where present);
+ * never waits. Returns how many processes it saw, or -1. */
+int cg_check_kill(const char *fn, uint32_t id);
+/* Removes it (see cg_worker_remove). */
+int cg_check_remove(const char *fn, uint32_t id);
+
+/*
+ * The loop busy cgroups are removed from. With BASE set, nothing here waits on a
+ * cgroup: cg_*_kill is one round of SIGKILL and cg_*_remove one attempt, a busy
+ * cgroup retried from a timer on BASE (every 20 ms, given up and logged after
+ * 2 s). Without it (before the loop, at exit, in unit tests) both wait, bounded, in
+ * 10 ms rounds as they always did. cg_set_base(NULL), and cg_shutdown, finish what
+ * is pending first. Returns 0, or -1 (no timer: stays without a base).
+ */
+int cg_set_base(struct event_base *base);
 
 /* Removes everything below <base> this run created (at exit). */
 void cg_shutdown(void);

@@ -316,16 +316,17 @@ cgfs_fake_unlink(const char *dir)
 }
 
 /*
- * Removes <base>[/SUB] of H once it is empty. v1: libcgroup, empty-only (its
- * default would migrate strays to the parent); v2: rmdir (libcgroup 2.0.2 fails
- * there). Retries while the kernel still counts exiting tasks. ENOENT is success.
+ * One attempt at removing <base>[/SUB] of H, never waiting. v1: libcgroup,
+ * empty-only (its default would migrate strays to the parent); v2: rmdir
+ * (libcgroup 2.0.2 fails there). ENOENT is success; EBUSY means the kernel still
+ * counts a task (or a child cgroup is left): try again later.
  */
 int
-cgx_remove(struct cg_hier *h, const char *sub)
+cgx_rmdir_once(struct cg_hier *h, const char *sub)
 {
 	char path[PATH_MAX], rel[PATH_MAX];
 	struct cgroup *c;
-	int i, r;
+	int r;
 
 	if (cg_path(path, sizeof(path), h, sub, NULL) < 0 ||
 	    cg_rel(rel, sizeof(rel), h, sub) < 0)
@@ -341,8 +342,17 @@ cgx_remove(struct cg_hier *h, const char *sub)
 			    log_qv(path), log_qv(cgroup_strerror(r)));
 	}
 	cgfs_fake_unlink(path);
-	for (i = 0; i < CG_KILL_ROUNDS; i++) {
-		if (rmdir(path) == 0 || errno == ENOENT)
+	if (rmdir(path) == 0 || errno == ENOENT)
+		return 0;
+	return -1;
+}
+
+/* Removes <base>[/SUB] of H once it is empty, waiting (bounded) while it is busy. */
+int
+cgx_remove(struct cg_hier *h, const char *sub)
+{
+	for (int i = 0; i < CG_KILL_ROUNDS; i++) {
+		if (cgx_rmdir_once(h, sub) == 0)
 			return 0;
 		if (errno != EBUSY)
 			break;
@@ -351,15 +361,18 @@ cgx_remove(struct cg_hier *h, const char *sub)
 	return -1;
 }
 
-/* Kills every process in <base>/SUB of H until it is empty (bounded). */
+/*
+ * One round of killing every process in <base>/SUB of H, never waiting:
+ * cgroup.kill where v2 has it, and SIGKILL to every pid cgroup.procs lists (v1,
+ * and v2 without cgroup.kill). Returns how many pids it saw (0: empty), or -1.
+ */
 int
-cgx_kill_procs(struct cg_hier *h, const char *sub)
+cgx_kill_once(struct cg_hier *h, const char *sub)
 {
 	char path[PATH_MAX], kpath[PATH_MAX];
 	pid_t self = getpid();
-	bool any;
 	FILE *f;
-	int i, pid;
+	int pid, n = 0;
 
 	/* A fake tree's cgroup.procs is only text: nothing lives there. */
 	if (cg.fake)
@@ -367,24 +380,33 @@ cgx_kill_procs(struct cg_hier *h, const char *sub)
 	if (cg_path(path, sizeof(path), h, sub, "cgroup.procs") < 0 ||
 	    cg_path(kpath, sizeof(kpath), h, sub, "cgroup.kill") < 0)
 		return -1;
-	if (cg.version == 2 && cgfs_exists(kpath) && cgfs_write(kpath, "1", 1) < 0)
-		log_warn("cgroup_kill_failed", "path=%s err=%s", log_qv(kpath),
+	if (cg.version == 2 && cgfs_exists(kpath) && cgfs_write(kpath, "1", 1) < 0 &&
+	    errno != ENOENT)
+		log_warn("cgroup_kill_failed", "path=%s err=%s", kpath,
 		    log_qv(strerror(errno)));
-	for (i = 0; i < CG_KILL_ROUNDS; i++) {
-		if ((f = fopen(path, "re")) == NULL)
-			return errno == ENOENT ? 0 : -1;
-		any = false;
-		while (fscanf(f, "%d", &pid) == 1) {
-			if (pid <= 0 || pid == self)
-				continue;
-			any = true;
-			if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
-				log_warn("cgroup_kill_failed", "path=%s pid=%d err=%s",
-				    log_qv(path), pid, log_qv(strerror(errno)));
-		}
-		fclose(f);
-		if (!any)
-			return 0;
+	if ((f = fopen(path, "re")) == NULL)
+		return errno == ENOENT ? 0 : -1;
+	while (fscanf(f, "%d", &pid) == 1) {
+		if (pid <= 0 || pid == self)
+			continue;
+		n++;
+		if (kill(pid, SIGKILL) < 0 && errno != ESRCH)
+			log_warn("cgroup_kill_failed", "path=%s pid=%d err=%s",
+			    path, pid, log_qv(strerror(errno)));
+	}
+	fclose(f);
+	return n;
+}
+
+/* Kills every process in <base>/SUB of H until it is empty, waiting (bounded). */
+int
+cgx_kill_procs(struct cg_hier *h, const char *sub)
+{
+	for (int i = 0; i < CG_KILL_ROUNDS; i++) {
+		int n = cgx_kill_once(h, sub);
+
+		if (n <= 0)
+			return n;
 		cgfs_sleep_ms(10);
 	}
 	errno = EBUSY;

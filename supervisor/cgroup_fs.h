@@ -61,8 +61,12 @@ int	cgx_create(struct cg_hier *h, const char *sub);
 int	cgx_set(struct cg_hier *h, const char *sub, const char *file, const char *val);
 int	cgx_get(struct cg_hier *h, const char *sub, const char *file, char *buf, size_t len);
 int	cgx_get_u64(struct cg_hier *h, const char *sub, const char *file, uint64_t *out);
+/* Waiting (bounded, 10 ms rounds): only where no loop runs (start, exit, tests). */
 int	cgx_remove(struct cg_hier *h, const char *sub);
 int	cgx_kill_procs(struct cg_hier *h, const char *sub);
+/* One attempt each, never waiting: what the running supervisor uses. */
+int	cgx_rmdir_once(struct cg_hier *h, const char *sub);
+int	cgx_kill_once(struct cg_hier *h, const char *sub);
 int	cgx_remove_tree(struct cg_hier *h, const char *sub, int depth);
 
 #endif

@@ -71,7 +71,7 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 
 static const char *const top_keys[] = {
 	"admin", "admin_token_file", "metrics", "cgroup_parent", "cgroups", "log_level",
-	"log_file", "check_timeout_ms", "functions", "include", NULL
+	"log_file", "library_check_timeout_ms", "functions", "include", NULL
 };
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "min_workers", "max_workers",
@@ -904,7 +904,8 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 	    get_enum(ld, root, "log_level", log_level_names, NELEM(log_level_names),
 	    &level) < 0 ||
 	    get_string(ld, root, "log_file", 1, &conf->log_file) < 0 ||
-	    get_uint(ld, root, "check_timeout_ms", 100, 60000, &conf->check_timeout_ms) < 0)
+	    get_uint(ld, root, "library_check_timeout_ms", 100, 600000,
+	    &conf->check_timeout_ms) < 0)
 		return -1;
 	conf->cgroups = (enum cg_mode)mode;
 	if ((conf->log_level = strdup(log_level_names[level])) == NULL)

@@ -74,7 +74,7 @@ struct sv_conf {
 	enum cg_mode cgroups;
 	char *log_level;              /* "info" ... */
 	char *log_file;               /* NULL = stderr */
-	uint32_t check_timeout_ms;    /* a library check that takes longer fails */
+	uint32_t check_timeout_ms;    /* library_check_timeout_ms: a library check's time */
 	size_t nfunctions;
 	struct fn_conf_list functions;
 };

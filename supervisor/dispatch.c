@@ -296,13 +296,31 @@ dispatch_flush_pending(struct pool *p)
 	struct held_conn held[POOL_PENDING_MAX];
 	uint64_t now = clock_ms();
 
-	memcpy(held, p->p_pending, n * sizeof(held[0]));
+	if (n > 0)
+		memcpy(held, p->p_pending, n * sizeof(held[0]));
 	p->p_npending = 0;
 	for (i = 0; i < n; i++)
 		if (assign_at(p, held[i].fd, held[i].since_ms) == SENT)
 			totals_cold_start(p->p_totals, now - held[i].since_ms);
 	pool_hold_done(p);
 	flush_pool(p);
+	close_sent();
+}
+
+void
+dispatch_move_pending(struct pool *from, struct pool *to)
+{
+	unsigned n = from->p_npending;
+	struct held_conn held[POOL_PENDING_MAX];
+
+	if (n == 0)
+		return;
+	memcpy(held, from->p_pending, n * sizeof(held[0]));
+	from->p_npending = 0;
+	pool_hold_done(from);
+	for (unsigned i = 0; i < n; i++)
+		assign_at(to, held[i].fd, held[i].since_ms);
+	flush_pool(to);
 	close_sent();
 }
 
@@ -331,7 +349,10 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 		if (gone)
 			log_warn("cold_wait_expired", "fn=%s count=%u wait_ms=%u", p->p_conf->name,
 			    gone, p->p_conf->cold_wait_ms);
-		waiting |= keep > 0;
+		/* Held while the ready workers were full: one may have room by now. */
+		if (keep > 0 && !p->p_retiring && pick(p) != NULL)
+			dispatch_flush_pending(p);
+		waiting |= p->p_npending > 0;
 	}
 	if (waiting)
 		evtimer_add(expire_ev, &tick);

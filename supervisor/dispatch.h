@@ -28,6 +28,8 @@ void dispatch_abort(void);
 void dispatch_close_all(void);
 /* Hands P's held connections to its ready workers. */
 void dispatch_flush_pending(struct pool *p);
+/* FROM is leaving: its held connections go to TO (held there, or served at once). */
+void dispatch_move_pending(struct pool *from, struct pool *to);
 /* P cannot serve them (failed or gone): every held connection hears 503. */
 void dispatch_reject_pending(struct pool *p);
 

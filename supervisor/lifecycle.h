@@ -73,6 +73,7 @@ struct worker {
 	uint32_t w_board_slots;     /* its size as we made it: the worker can write the header */
 	uint64_t w_sent;            /* connections handed over */
 	uint64_t w_spawned_ms;
+	uint32_t w_max_requests;    /* its recycling budget, jitter included (0 = none) */
 	uint32_t w_reason;          /* why it is leaving (enum wire_reason) */
 	bool w_used;                /* per_request/oneshot: took its connection */
 	bool w_replaced;            /* a replacement was asked for it */

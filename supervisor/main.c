@@ -209,6 +209,9 @@ main(int argc, char **argv)
 		fprintf(stderr, "edgevisor: cgroups required but unavailable: %s\n", err);
 		goto out;
 	}
+	/* From here on a busy cgroup's removal is retried from the loop, never waited for. */
+	if (cg_enabled() && cg_set_base(sv.base) < 0)
+		log_warn("cgroup_retry_off", "msg=\"busy cgroups are waited for\"");
 	if (!cg_enabled() && conf->cgroups == CG_MODE_AUTO) {
 		char msg[1100];
 

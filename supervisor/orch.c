@@ -45,6 +45,18 @@ static size_t nold, oldcap;
 
 static void handle(const struct evq_item *it);
 static void act(enum rl_action a);
+static struct event *requeue_ev;  /* runs a queued reload on a fresh loop turn */
+static void cancel_checks(void);
+
+static void
+requeue_cb(evutil_socket_t fd, short what, void *arg)
+{
+	/* Not after a refused start (the loop is ending) nor while stopping. */
+	if (!reload_queued || sv.stopping || sv.exit_code != 0 || sv.conf == NULL)
+		return;
+	reload_queued = false;
+	orch_reload(NULL, NULL, NULL, 0);
+}
 
 static const struct admin_ops admin_ops = {
 	orch_reload, orch_stop, orch_drain_function,
@@ -53,7 +65,8 @@ static const struct admin_ops admin_ops = {
 int
 orch_init(void)
 {
-	if (evq_init(sv.base, handle) < 0 || pool_init(sv.base) < 0)
+	if (evq_init(sv.base, handle) < 0 || pool_init(sv.base) < 0 ||
+	    (requeue_ev = evtimer_new(sv.base, requeue_cb, NULL)) == NULL)
 		return -1;
 	admin_set_ops(&admin_ops);
 	lifecycle_init(sv.base);
@@ -66,6 +79,10 @@ orch_init(void)
 void
 orch_shutdown(void)
 {
+	if (requeue_ev != NULL)
+		event_free(requeue_ev);
+	requeue_ev = NULL;
+	cancel_checks();
 	limits_stop();
 	dispatch_close_all();
 	evq_run();
@@ -153,7 +170,14 @@ maybe_free(struct pool *p)
 static void
 retire_pool(struct pool *p, uint32_t reason)
 {
+	struct pool *q;
+
 	pool_retire(p, reason, sv.fast);
+	/* Clients held for this pool's cold start are the function's, not this
+	 * generation's: the pool that serves the function now takes them. */
+	if (p->p_npending > 0 && !sv.stopping &&
+	    (q = pool_current(p->p_conf->name, sv.ready_gen)) != NULL && q != p)
+		dispatch_move_pending(p, q);
 	maybe_free(p);
 }
 
@@ -297,6 +321,20 @@ pump_checks(void)
 	}
 }
 
+/* The check made its function's cgroup; a function with no worker keeps none. */
+static void
+drop_check_cgroup(const char *name)
+{
+	struct pool *p;
+
+	if (!cg_enabled())
+		return;
+	TAILQ_FOREACH(p, &pools, p_entry)
+		if (p->p_cgroup && strcmp(p->p_conf->name, name) == 0)
+			return;
+	cg_function_remove(name);
+}
+
 static void
 check_done(struct lib_check *c, int ok, const char *err, void *arg)
 {
@@ -304,16 +342,23 @@ check_done(struct lib_check *c, int ok, const char *err, void *arg)
 
 	checks[i] = NULL;
 	checks_running--;
+	drop_check_cgroup(rl.items[i].name);
 	if (!ok) {
 		snprintf(rl.err, sizeof(rl.err), "%s", err);
 		act(reload_step(&rl, RLE_CHECK_FAILED));
 		return;
 	}
-	/* The leader and every follower it answers for. */
-	for (size_t j = i; j < rl.nitems && rl.state == RL_CHECKING; j++)
-		if (needs_check(&rl.items[j]) && leaders[j] == i)
-			act(reload_step(&rl, RLE_CHECK_OK));
-	pump_checks();
+	/* The leader and every follower it answers for; act() may end this reload
+	 * (nothing to start waits), so stop as soon as it is not the same one. */
+	{
+		uint32_t gen = rl.gen;
+
+		for (size_t j = i; j < rl.nitems && rl.state == RL_CHECKING && rl.gen == gen; j++)
+			if (needs_check(&rl.items[j]) && leaders[j] == i)
+				act(reload_step(&rl, RLE_CHECK_OK));
+		if (rl.gen == gen)
+			pump_checks();
+	}
 }
 
 static void
@@ -412,7 +457,8 @@ switch_over(void)
 	/* The admin endpoint follows the file too (same address: nothing happens). */
 	if (admin_start(sv.conf, err, sizeof(err)) < 0)
 		log_error("admin_failed", "msg=%s", log_qv(err));
-	collect_confs();
+	/* The old config is freed once finish() has logged the plan: the names of
+	 * removed functions live in it. */
 }
 
 static void
@@ -456,8 +502,8 @@ fail(void)
 		snprintf(sv.failed_why, sizeof(sv.failed_why), "%s", rl.err);
 		notify_ready();
 	}
-	/* Nothing was started with that generation number: the next one takes it. */
-	sv.gen = rl.gen - 1;
+	/* Its number is not given again: a "reload --wait" or deploy that asked for it
+	 * must not mistake a later reload for it (sv.failed_gen names it). */
 	config_free(rl.conf);
 	reload_clear(&rl);
 }
@@ -481,6 +527,7 @@ act(enum rl_action a)
 		return;
 	case RLA_FINISH:
 		finish();
+		collect_confs();
 		break;
 	case RLA_FAIL:
 		fail();
@@ -497,9 +544,13 @@ act(enum rl_action a)
 		return;
 	}
 	if (rl.state == RL_IDLE) {
-		if (reload_queued && !sv.stopping) {
-			reload_queued = false;
-			orch_reload(NULL, NULL, NULL, 0);
+		/* A queued reload begins on a later loop turn, never inside the events of
+		 * the one that just ended (a check's callback, a worker's report). */
+		if (reload_queued && !sv.stopping && requeue_ev != NULL &&
+		    !evtimer_pending(requeue_ev, NULL)) {
+			static const struct timeval now = { 0, 0 };
+
+			evtimer_add(requeue_ev, &now);
 		}
 		check_stopped();
 	}
@@ -621,6 +672,9 @@ orch_stop(bool fast)
 	sv.fast = fast;
 	reload_queued = false;
 	dispatch_close_all();
+	/* Held clients would wait out the drain for workers that will not take them. */
+	TAILQ_FOREACH(p, &pools, p_entry)
+		dispatch_reject_pending(p);
 	TAILQ_FOREACH_SAFE(p, &pools, p_entry, tmp) {
 		struct worker *w, *wtmp;
 

@@ -221,7 +221,7 @@ pool_want(const struct pool *p)
 		if (c.starting > want)
 			want = c.starting;
 	} else if (c.ready > 0 && c.min_load != UINT64_MAX && c.min_load >= fc->scale_target &&
-	    c.starting == 0) {
+	    c.starting == 0 && clock_ms() - p->p_scaled_down_ms >= fc->scale_idle_ms) {
 		/* Every ready worker is loaded: one more (one at a time, paced). */
 		if (have + 1 > want)
 			want = have + 1;
@@ -276,6 +276,9 @@ pool_hold_done(struct pool *p)
 void
 pool_scaled_down(struct worker *w)
 {
+	/* No growth for load for a while after shrinking (pool_want): a worker kept
+	 * busy by a long task alone must not make its pool grow, shrink, grow... */
+	w->w_pool->p_scaled_down_ms = clock_ms();
 	w->w_totals->scale_downs++;
 	log_info("scale_down", "fn=%s wid=%u pid=%d", w->w_conf->name, w->w_id, (int)w->w_pid);
 	worker_retire(w, WIRE_REASON_EARLY_DROP);
@@ -325,9 +328,6 @@ fill_one(struct pool *p, uint64_t now)
 
 	if (p->p_retiring || p->p_failed || have >= want)
 		return true;
-	/* Above the floor, a spawn is the pool growing for its load. */
-	if (have >= p->p_conf->min_workers)
-		p->p_totals->scale_ups++;
 	if (p->p_crash_streak > 0) {
 		/* After a crash: one spawn at a time, spaced by the backoff. */
 		if (now < p->p_next_spawn_ms) {
@@ -341,8 +341,17 @@ fill_one(struct pool *p, uint64_t now)
 		pool_spawn(p);
 		return true;
 	}
-	if (pool_spawn(p) == NULL)
-		return true;            /* logged; the next exit or fill tries again */
+	if (pool_spawn(p) == NULL) {
+		/* Logged. Out of fds or processes for now: try again a little later. */
+		static const struct timeval later = { 0, 200000 };
+
+		if (!evtimer_pending(p->p_spawn_ev, NULL))
+			evtimer_add(p->p_spawn_ev, &later);
+		return true;
+	}
+	/* Above the floor, a spawn is the pool growing for its load. */
+	if (have >= p->p_conf->min_workers)
+		p->p_totals->scale_ups++;
 	return have + 1 >= want;
 }
 

@@ -54,6 +54,7 @@ struct pool {
 	struct fn_totals *p_totals; /* shared by every generation of this function */
 	uint32_t p_crash_streak;    /* crashes before ready, for backoff */
 	uint64_t p_next_spawn_ms;
+	uint64_t p_scaled_down_ms;  /* when it last shrank for idleness (0 = never) */
 	struct event *p_spawn_ev;   /* deferred (backed-off) respawn */
 	struct held_conn *p_pending; /* accepted fds waiting for a ready worker (grown on use) */
 	unsigned p_npending, p_pending_cap;

@@ -17,8 +17,5 @@ struct event_base;
 void spawn_init(struct event_base *base, const char *worker_path);
 /* Forks and execs the worker for W (W's fds and board prepared here). 0 or -1. */
 int spawn_worker(struct worker *w);
-/* Loads FC's library in a throw-away worker as the tenant; 0, or -1 and ERR says why. */
-int spawn_check_library(const struct fn_conf *fc, const char *worker_path, char *err,
-    size_t errlen);
 
 #endif

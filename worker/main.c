@@ -11,13 +11,13 @@
 #include <dlfcn.h>
 #include <errno.h>
 #include <signal.h>
-#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -31,74 +31,43 @@ struct edge_ctx wk;
 static struct event *ctl_ev, *sig_ev;
 static bool limit_sent[2];
 static void *lib_handle;
-/* "check=1": only load the library and check its entry point, then exit (the
- * supervisor's -t, start and reload run this, as the tenant, before trusting it). */
+/* WIRE_CFG_CHECK_ONLY: only load the library and check its entry point, then exit
+ * (the supervisor's -t, start and reload run this, as the tenant, before trusting it). */
 static bool check_only;
+/* The config record as received: wk.conf's strings point into it. */
+static struct wire_config cfg;
 
-/* argv is "key=value" pairs: the table says where each number goes. */
-static const struct {
-	const char *key;
-	size_t off;
-} num_args[] = {
-#define N(k) { #k, offsetof(struct wk_conf, k) }
-	N(index), N(request_timeout_ms), N(idle_timeout_ms), N(max_header_bytes),
-	N(max_body_bytes), N(max_requests), N(max_pending_tasks), N(task_threads),
-	N(drain_timeout_ms), N(max_connections), N(memory_mb),
-	{ "grace_ms", offsetof(struct wk_conf, grace_ms) },
-#undef N
-};
-
+/*
+ * The first message on WIRE_CTL_FD is our whole configuration (wire.h). Anything
+ * but a valid record refuses the start: nothing here has a default to fall back on.
+ */
 static int
-parse_args(int argc, char **argv, struct wk_conf *c)
+read_config(struct wk_conf *c)
 {
-	/* Defaults match the config's, so a hand-started worker behaves. */
-	*c = (struct wk_conf){
-		.name = "function", .request_timeout_ms = 30000, .idle_timeout_ms = 60000,
-		.max_header_bytes = 16384, .max_body_bytes = 1048576, .max_pending_tasks = 16384,
-		.task_threads = 4, .grace_ms = 2000, .drain_timeout_ms = 30000,
-		.max_connections = 10000, .soft_limit_percent = 90,
+	static const enum wk_policy policy[WIRE_POLICY_MAX] = {
+		[WIRE_POLICY_PER_WORKER] = WK_PER_WORKER,
+		[WIRE_POLICY_PER_REQUEST] = WK_PER_REQUEST,
+		[WIRE_POLICY_ONESHOT] = WK_ONESHOT,
 	};
-	for (int i = 1; i < argc; i++) {
-		char *eq = strchr(argv[i], '=');
-		const char *v;
-		size_t klen;
-		bool known = false;
+	int r = wire_recv_config(WIRE_CTL_FD, &cfg);
 
-		if (eq == NULL)
-			return -1;
-		klen = (size_t)(eq - argv[i]);
-		v = eq + 1;
-		if (klen == 4 && strncmp(argv[i], "name", 4) == 0) {
-			c->name = v;
-			continue;
-		}
-		if (klen == 7 && strncmp(argv[i], "library", 7) == 0) {
-			c->library = v;
-			continue;
-		}
-		if (klen == 6 && strncmp(argv[i], "policy", 6) == 0) {
-			c->policy = strcmp(v, "oneshot") == 0 ? WK_ONESHOT :
-			    strcmp(v, "per_request") == 0 ? WK_PER_REQUEST : WK_PER_WORKER;
-			continue;
-		}
-		if (klen == 5 && strncmp(argv[i], "check", 5) == 0) {
-			check_only = strcmp(v, "1") == 0;
-			continue;
-		}
-		if (klen == 9 && strncmp(argv[i], "log_level", 9) == 0) {
-			log_level = atoi(v);
-			continue;
-		}
-		for (size_t k = 0; k < sizeof(num_args) / sizeof(num_args[0]); k++) {
-			if (strlen(num_args[k].key) == klen && strncmp(argv[i], num_args[k].key, klen) == 0) {
-				*(uint32_t *)((char *)c + num_args[k].off) = (uint32_t)strtoul(v, NULL, 10);
-				known = true;
-			}
-		}
-		if (!known)
-			return -1;
+	if (r <= 0) {
+		if (r == 0)
+			errno = EPIPE;
+		return -1;
 	}
-	return c->library != NULL ? 0 : -1;
+	/* wire_recv_config checked every field: the policy is one we know. */
+	*c = (struct wk_conf){
+		.name = cfg.name, .library = cfg.library, .index = cfg.worker_id,
+		.policy = policy[cfg.policy], .request_timeout_ms = cfg.request_timeout_ms,
+		.idle_timeout_ms = cfg.idle_timeout_ms, .max_header_bytes = cfg.max_header_bytes,
+		.max_body_bytes = cfg.max_body_bytes, .max_requests = cfg.max_requests,
+		.max_pending_tasks = cfg.max_pending_tasks, .task_threads = cfg.task_threads,
+		.grace_ms = cfg.grace_ms,
+	};
+	check_only = (cfg.flags & WIRE_CFG_CHECK_ONLY) != 0;
+	log_level = (int)cfg.log_level;
+	return 0;
 }
 
 static void
@@ -109,6 +78,8 @@ send_status(struct wire_status *st)
 		log_warn("status_write_failed", "type=%u err=%s", st->type, log_qv(strerror(errno)));
 }
 
+static void __attribute__((noreturn)) check_leave(int code);
+
 static void __attribute__((noreturn))
 init_failed(const char *fmt, const char *detail)
 {
@@ -116,10 +87,10 @@ init_failed(const char *fmt, const char *detail)
 
 	snprintf(st.text, sizeof(st.text), fmt, detail);
 	if (check_only) {
-		/* No channels in check mode: the supervisor reads our stdout. */
+		/* No status channel in check mode: the supervisor reads our stdout. */
 		printf("%s\n", st.text);
 		fflush(stdout);
-		_exit(1);
+		check_leave(1);
 	}
 	log_error("init_failed", "msg=%s", log_qv(st.text));
 	send_status(&st);
@@ -138,44 +109,6 @@ worker_report_limit(uint32_t reason, bool hard)
 }
 
 /*
- * The file listing the processes of our own worker cgroup (<base>/<name>/w<index>),
- * or -1 when we are not in one (cgroups off: then we share the supervisor's).
- */
-static int
-own_cgroup_procs(char *out, size_t outlen)
-{
-	char line[4096], tail[128], *ctrls, *path;
-	int found = -1;
-	FILE *f;
-
-	snprintf(tail, sizeof(tail), "/%s/w%u", wk.conf.name, wk.conf.index);
-	if ((f = fopen("/proc/self/cgroup", "re")) == NULL)
-		return -1;
-	while (found < 0 && fgets(line, sizeof(line), f) != NULL) {
-		size_t len, tlen = strlen(tail);
-
-		line[strcspn(line, "\n")] = '\0';
-		if ((ctrls = strchr(line, ':')) == NULL || (path = strchr(++ctrls, ':')) == NULL)
-			continue;
-		*path++ = '\0';
-		len = strlen(path);
-		if (len < tlen || strcmp(path + len - tlen, tail) != 0)
-			continue;
-		if (strstr(ctrls, "memory") != NULL)
-			snprintf(out, outlen, "/sys/fs/cgroup/memory%s/cgroup.procs", path);
-		else if (*ctrls == '\0' && snprintf(out, outlen, "/sys/fs/cgroup%s/cgroup.procs",
-		    path) > 0 && access(out, R_OK) != 0)
-			snprintf(out, outlen, "/sys/fs/cgroup/unified%s/cgroup.procs", path);
-		else if (*ctrls != '\0')
-			continue;
-		if (access(out, R_OK) == 0)
-			found = 0;
-	}
-	fclose(f);
-	return found;
-}
-
-/*
  * Whatever the tenant forked dies with the worker: every other process of our worker
  * cgroup. The supervisor does the same after our exit, but not if it was SIGKILLed
  * (we got here through the parent-death signal): then no orphan must stay.
@@ -183,16 +116,65 @@ own_cgroup_procs(char *out, size_t outlen)
 static void
 kill_strays(void)
 {
-	char path[4200];
 	FILE *f;
 	int pid;
 
-	if (own_cgroup_procs(path, sizeof(path)) < 0 || (f = fopen(path, "re")) == NULL)
+	if (cfg.cgroup_procs[0] == '\0' || (f = fopen(cfg.cgroup_procs, "re")) == NULL)
 		return;
 	while (fscanf(f, "%d", &pid) == 1)
 		if (pid > 0 && pid != getpid())
 			kill(pid, SIGKILL);
 	fclose(f);
+}
+
+/*
+ * Check mode: the supervisor made us a child subreaper, so whatever a constructor
+ * forked and orphaned (a double fork, setsid or not) is our child now. Kill every
+ * child until none is left; each one killed hands its own children to us.
+ */
+static void
+kill_descendants(void)
+{
+	for (int round = 0; round < 64; round++) {
+		char path[64];
+		pid_t killed[256];
+		unsigned n = 0;
+		struct dirent *de;
+		DIR *d;
+
+		if ((d = opendir("/proc/self/task")) == NULL)
+			return;
+		while ((de = readdir(d)) != NULL && n < 256) {
+			FILE *f;
+			int pid;
+
+			if (de->d_name[0] == '.' ||
+			    snprintf(path, sizeof(path), "/proc/self/task/%s/children", de->d_name) >=
+			    (int)sizeof(path) || (f = fopen(path, "re")) == NULL)
+				continue;
+			while (n < 256 && fscanf(f, "%d", &pid) == 1)
+				if (pid > 0 && kill(pid, SIGKILL) == 0)
+					killed[n++] = pid;
+			fclose(f);
+		}
+		closedir(d);
+		if (n == 0)
+			return;
+		/* Reap exactly those: a dead child's orphans come to us once it is gone,
+		 * and the next round kills them. */
+		for (unsigned i = 0; i < n; i++)
+			while (waitpid(killed[i], NULL, 0) < 0 && errno == EINTR)
+				;
+	}
+}
+
+/* Check mode's only way out: the verdict is written; nothing we loaded stays. */
+static void __attribute__((noreturn))
+check_leave(int code)
+{
+	kill_strays();
+	kill_descendants();
+	_exit(code);
 }
 
 static void __attribute__((noreturn))
@@ -374,7 +356,7 @@ load_function(void)
 	if (check_only) {
 		printf("ok\n");
 		fflush(stdout);
-		_exit(0);
+		check_leave(0);
 	}
 	if (fn->init != NULL && fn->init(&wk) != 0)
 		init_failed("%s: init returned an error", wk.conf.name);
@@ -387,8 +369,14 @@ main(int argc, char **argv)
 	sigset_t set;
 	int sfd;
 
-	if (parse_args(argc, argv, &wk.conf) < 0) {
-		fprintf(stderr, "edgevisor-worker: started by the supervisor with key=value arguments\n");
+	log_set_proc("worker");
+	if (read_config(&wk.conf) < 0) {
+		struct wire_status st = { .type = WIRE_ST_INIT_FAILED };
+
+		/* Started by hand, or by a supervisor speaking another version. */
+		snprintf(st.text, sizeof(st.text), "config message: %s", strerror(errno));
+		log_error("init_failed", "msg=\"%s\"", st.text);
+		send_status(&st);
 		return 2;
 	}
 	log_set_proc("worker[%s/%u]", wk.conf.name, wk.conf.index);

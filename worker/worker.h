@@ -1,6 +1,6 @@
 /*
- * worker.h - what the parts of the worker process share: its configuration (from
- * argv), the one edge_ctx, and the calls between the lifecycle (main.c), the HTTP
+ * worker.h - what the parts of the worker process share: its configuration (the
+ * wire_config record, first on WIRE_CTL_FD), the one edge_ctx, and the calls between the lifecycle (main.c), the HTTP
  * connections (http.c), background tasks (tasks.c) and the hooks (hooks.c).
  *
  * Threads: everything here runs on the loop thread, except the task pool's threads,
@@ -29,17 +29,11 @@ struct wk_conf {
 	uint32_t idle_timeout_ms;
 	uint32_t max_header_bytes;
 	uint32_t max_body_bytes;
-	uint32_t max_requests;        /* after this many, ask to be retired (early_drop) */
-	uint32_t cpu_time_ms;
-	uint32_t wall_clock_ms;
-	uint32_t memory_mb;           /* the cgroup cap, for the soft threshold */
-	uint32_t soft_limit_percent;
-	uint32_t idle_worker_ms;
+	uint32_t max_requests;        /* after this many, ask to be retired (early_drop);
+	                               * the supervisor's jitter is already in it */
 	uint32_t max_pending_tasks;
 	uint32_t task_threads;
 	uint32_t grace_ms;            /* beforeunload grace before SIGKILL */
-	uint32_t drain_timeout_ms;
-	uint32_t max_connections;
 };
 
 struct hook;

@@ -762,8 +762,7 @@ LLVMFuzzerInitialize(int *argc, char ***argv)
 		.name = "fuzz", .library = "none", .request_timeout_ms = 30000,
 		.idle_timeout_ms = 60000, .max_header_bytes = MAX_HEADER,
 		.max_body_bytes = MAX_BODY, .max_pending_tasks = 16, .task_threads = 1,
-		.grace_ms = 2000, .drain_timeout_ms = 30000, .max_connections = 100,
-		.soft_limit_percent = 90,
+		.grace_ms = 2000,
 	};
 	TAILQ_INIT(&wk.unload_hooks);
 	TAILQ_INIT(&wk.error_hooks);

@@ -173,13 +173,13 @@ def failing_and_timed_out_tasks_reach_the_hook():
     transitions_obey_reaping_rule(sv)
 
 
-def worker_arg(pid, key):
-    """The KEY=VALUE argument the supervisor gave worker PID (its argv), as an int."""
-    with open("/proc/%d/cmdline" % pid, "rb") as f:
-        for a in f.read().split(b"\0"):
-            if a.startswith(key.encode() + b"="):
-                return int(a.split(b"=", 1)[1])
-    raise h.Failure("worker %d has no %s= argument" % (pid, key))
+def worker_budget(sv, pid):
+    """The max_requests budget the supervisor gave worker PID (/status: the value it
+    put in the worker's config record, jitter included)."""
+    for w in h.admin_status(sv)["workers"]:
+        if w["pid"] == pid:
+            return w["max_requests"]
+    raise h.Failure("worker %d is not in /status" % pid)
 
 
 @test
@@ -192,7 +192,7 @@ def max_requests_recycles_with_jitter():
     with h.Supervisor([fn], name="bg-maxreq") as sv:
         ws = h.wait_until(lambda: len(sv.workers("hello")) == nw and sv.workers("hello"),
                           10, "%d ready workers" % nw)
-        budgets = {wid: worker_arg(pid, "max_requests") for wid, pid in ws.items()}
+        budgets = {wid: worker_budget(sv, pid) for wid, pid in ws.items()}
         print("#   budgets per worker: %s" % " ".join(
             "w%s=%d" % kv for kv in sorted(budgets.items())), flush=True)
         lo, hi = budget, budget + budget // 10

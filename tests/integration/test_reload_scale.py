@@ -3,7 +3,7 @@
 sending `Connection: close` every 5 ms: every answer 200, the slowest under 200 ms),
 a reload applies a diff (unchanged functions keep their worker pids, changed ones
 roll without a failed request, a reload changing nothing starts no worker), a library
-check that hangs is refused after check_timeout_ms without stalling anything, and
+check that hangs is refused after library_check_timeout_ms without stalling anything, and
 SIGTERM / SIGHUP during start-up of 200 functions are handled (exit 0; a reload
 applied once start-up is done).
 
@@ -331,13 +331,13 @@ def reload_changing_nothing_starts_no_worker():
 @test
 def library_check_past_check_timeout_is_refused_without_stalling():
     """A reload adds a function whose library constructor sleeps 3 s, with
-    check_timeout_ms 1000: refused (the message names the timeout), the probe on
+    library_check_timeout_ms 1000: refused (the message names the timeout), the probe on
     another function stays under the bound meanwhile, the old config keeps serving
     and no process of the check is left."""
     warm, other = h.function("warm", library="hello"), h.function("other", library="hello")
     sleeper_port = h.free_ports(1)[0]
     f = Findings()
-    sv = h.Supervisor([warm, other], name="scale-ctor", check_timeout_ms=1000)
+    sv = h.Supervisor([warm, other], name="scale-ctor", library_check_timeout_ms=1000)
     try:
         sv.start(timeout=30)
         warm_up(sv, ["warm", "other"])
@@ -388,7 +388,7 @@ def library_check_past_check_timeout_is_refused_without_stalling():
         f.check(not left, "process(es) of the check left after the refusal: %r" % left)
         done = sorted(set(os.listdir(marks)) - {str(p) for p in sv.worker_pids_seen()})
         f.check(not done, "process(es) %s loaded the library to the end: the check was not "
-                "killed at check_timeout_ms" % ", ".join(done))
+                "killed at library_check_timeout_ms" % ", ".join(done))
         check_probe(f, probe, "refused reload: probe on warm", t0, t1)
         f.check(ready_pids(sv) == before, "workers changed: %r -> %r" % (before, ready_pids(sv)))
         for fn in ("warm", "other"):

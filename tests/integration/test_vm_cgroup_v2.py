@@ -1,9 +1,10 @@
-"""test_vm_cgroup_v2.py - the isolation tests (test_isolation.py) and the cgroup half
+"""test_vm_cgroup_v2.py - the isolation tests (test_isolation.py), the cgroup half
 of the faults (test_faults.py's supervisor_sigkill_workers_exit_cgroups_cleaned_next_start:
-stale worker cgroups of a SIGKILLed supervisor removed at the next start) again, live
+stale worker cgroups of a SIGKILLed supervisor removed at the next start) and the
+library check's (test_check.py: its cgroup killed whole, cgroup.kill on v2) again, live
 on cgroup v2: tests/vm/run.sh boots a QEMU VM whose /sys/fs/cgroup is cgroup2 with
-+cpu +memory and runs both there, unchanged, against the same build dir, in one boot.
-Each of their results comes back as `ok - vm_cgroup_v2/NAME`,
++cpu +memory and runs the three there, unchanged, against the same build dir, in one
+boot. Each of their results comes back as `ok - vm_cgroup_v2/NAME`,
 `not ok - vm_cgroup_v2/NAME: why` or `skip - vm_cgroup_v2/NAME: why`.
 
 `skip - vm_cgroup_v2: reason` (exit 77) only when tests/vm says QEMU, busybox or the
@@ -22,13 +23,15 @@ RUN = os.path.join(h.ROOT, "tests", "vm", "run.sh")
 INNER = os.path.join("tests", "integration", "test_isolation.py")
 FAULTS = os.path.join("tests", "integration", "test_faults.py")
 FAULTS_TEST = "supervisor_sigkill_workers_exit_cgroups_cleaned_next_start"
-# One boot, both files; each file's exit code is reported on a line of its own.
+CHECK = os.path.join("tests", "integration", "test_check.py")
+# One boot, three files; each file's exit code is reported on a line of its own.
 SCRIPT = (
     'b=$1; shift; '
     'env EDGEVISOR_BUILD="$b" python3 %s "$@"; i=$?; echo "# vm-file isolation exit $i"; '
     'env EDGEVISOR_BUILD="$b" python3 %s %s; f=$?; echo "# vm-file faults exit $f"; '
-    '[ "$i" = 0 ] && [ "$f" = 0 ]'
-    % (INNER, FAULTS, FAULTS_TEST))
+    'env EDGEVISOR_BUILD="$b" python3 %s; c=$?; echo "# vm-file check exit $c"; '
+    '[ "$i" = 0 ] && [ "$f" = 0 ] && [ "$c" = 0 ]'
+    % (INNER, FAULTS, FAULTS_TEST, CHECK))
 VM_TIMEOUT = int(os.environ.get("EDGEVISOR_VM_TIMEOUT", "240"))
 
 
@@ -83,7 +86,7 @@ def main():
         why = "no test reported (exit %d)" % p.returncode
     elif p.returncode != 0 and not failed:
         why = "the run exited %d without a failed test" % p.returncode
-    elif sorted(exits) != ["faults", "isolation"]:
+    elif sorted(exits) != ["check", "faults", "isolation"]:
         why = "a file did not finish: %r" % exits
     elif any(v != "0" for v in exits.values()) and not failed:
         why = "a file exited non-zero without a failed test: %r" % exits

@@ -24,6 +24,8 @@
 
 #include <linux/magic.h>
 
+#include <event2/event.h>
+
 #include "../../supervisor/cgroup.h"
 #include "log.h"
 #include "unit.h"
@@ -553,6 +555,97 @@ case_v1_kill_remove(void)
 	UNIT_CHECK(cg_worker_stats("fnA", 1, &(struct cg_stats){ 0 }) < 0);
 out:
 	;
+}
+
+/* Runs BASE until every hierarchy's <parent>/SUB is gone or MS pass. */
+static bool
+loop_until_gone(struct event_base *base, const char *sub, uint64_t ms)
+{
+	char path[1024];
+	uint64_t end = now_ms() + ms;
+	struct timeval tick = { 0, 5000 };
+
+	for (;;) {
+		bool any = false;
+
+		for (int h = 0; h < nhier; h++) {
+			v1_path(path, sizeof(path), h, sub);
+			any |= exists(path);
+		}
+		if (!any)
+			return true;
+		if (now_ms() >= end)
+			return false;
+		event_base_loopexit(base, &tick);
+		event_base_dispatch(base);
+	}
+}
+
+/*
+ * On the loop (cg_set_base) nothing waits on a busy cgroup: a worker cgroup that
+ * still holds a child cgroup is left to the retry timer and goes once the child
+ * does; a check cgroup gets the worker's caps, its process is killed by one
+ * cg_check_kill round and the cgroup removed from the loop.
+ */
+static void
+case_v1_remove_on_loop(void)
+{
+	struct event_base *base = event_base_new();
+	struct fn_conf fn;
+	char path[1024];
+	uint64_t t0;
+	int st;
+	pid_t pid;
+
+	UNIT_CHECK(base != NULL);
+	UNIT_CHECK(cg_set_base(base) == 0);
+	fn_init(&fn, "fnF", 24, 0, 0, 0);
+	UNIT_CHECK(cg_function_setup(&fn) == 0);
+	UNIT_CHECK(cg_worker_create(&fn, 1, NULL, 0) == 0);
+	for (int h = 0; h < nhier; h++) {
+		v1_path(path, sizeof(path), h, "fnF/w1/nested");
+		UNIT_CHECKF(mkdir(path, 0755) == 0, "mkdir %s: %s", path, strerror(errno));
+	}
+	t0 = now_ms();
+	UNIT_CHECK(cg_worker_remove("fnF", 1) == 0);
+	UNIT_CHECKF(now_ms() - t0 < 100, "remove waited %llu ms",
+	    (unsigned long long)(now_ms() - t0));
+	v1_path(path, sizeof(path), 2, "fnF/w1");
+	UNIT_CHECKF(exists(path), "%s removed with a child cgroup in it", path);
+	for (int h = 0; h < nhier; h++) {
+		v1_path(path, sizeof(path), h, "fnF/w1/nested");
+		UNIT_CHECK(rmdir(path) == 0);
+	}
+	UNIT_CHECK(loop_until_gone(base, "fnF/w1", 2000));
+
+	UNIT_CHECK(cg_check_create(&fn, 9) == 0);
+	v1_path(path, sizeof(path), 2, "fnF/check-9/memory.limit_in_bytes");
+	UNIT_CHECKF(read_u64(path) == 24ULL << 20, "%s: %llu", path,
+	    (unsigned long long)read_u64(path));
+	UNIT_CHECK(cg_check_procs("fnF", 9, path, sizeof(path)) == 0);
+	UNIT_CHECKF(strstr(path, "/memory/") != NULL &&
+	    strstr(path, "/fnF/check-9/cgroup.procs") != NULL, "procs path %s", path);
+	if ((pid = spawn()) == 0) {
+		if (cg_check_attach("fnF", 9, getpid()) < 0)
+			_exit(2);
+		for (;;)
+			pause();
+	}
+	UNIT_CHECK(pid > 0);
+	for (uint64_t end = now_ms() + 5000; !pid_in(path, pid) && now_ms() < end;)
+		nap(5);
+	UNIT_CHECKF(pid_in(path, pid), "%d never joined", pid);
+	UNIT_CHECK(cg_check_kill("fnF", 9) >= 1);
+	st = wait_deadline(pid, 5000);
+	UNIT_CHECKF(st >= 0 && WIFSIGNALED(st) && WTERMSIG(st) == SIGKILL, "status %d", st);
+	UNIT_CHECK(cg_check_remove("fnF", 9) == 0);
+	UNIT_CHECK(loop_until_gone(base, "fnF/check-9", 2000));
+	UNIT_CHECK(cg_function_remove("fnF") == 0);
+	UNIT_CHECK(loop_until_gone(base, "fnF", 2000));
+out:
+	cg_set_base(NULL);
+	if (base != NULL)
+		event_base_free(base);
 }
 
 /* A memory hog in a 32 MiB worker cgroup is OOM-killed and the kill is counted. */
@@ -1147,6 +1240,7 @@ main(int argc, char **argv)
 		{ "v1_kill_remove", case_v1_kill_remove, false },
 		{ "v1_oom_kill", case_v1_oom, false },
 		{ "v1_function_remove", case_v1_function_remove, false },
+		{ "v1_remove_on_loop", case_v1_remove_on_loop, false },
 		{ "v1_pids_cap_fork_loop", case_v1_pids_cap, true },
 		{ "v1_shutdown", case_v1_shutdown, false },
 		{ "v1_in_use", case_v1_in_use, false },

@@ -151,6 +151,7 @@ case_defaults(void)
 	UNIT_CHECK(conf->cgroups == CG_MODE_AUTO);
 	UNIT_CHECK(strcmp(conf->log_level, "info") == 0);
 	UNIT_CHECK(conf->log_file == NULL);
+	UNIT_CHECK(conf->check_timeout_ms == 5000);
 	UNIT_CHECK(conf->nfunctions == 1);
 	fc = TAILQ_FIRST(&conf->functions);
 	UNIT_CHECK(fc != NULL && TAILQ_NEXT(fc, entry) == NULL);
@@ -200,6 +201,7 @@ case_full(void)
 	UNIT_CHECK(strcmp(conf->log_level, "debug") == 0);
 	UNIT_CHECK(conf->log_file != NULL &&
 	    strcmp(conf->log_file, "/var/log/edgevisor.log") == 0);
+	UNIT_CHECK(conf->check_timeout_ms == 1500);
 	UNIT_CHECK((fc = config_find(conf, "hello_1")) != NULL);
 	UNIT_CHECK(strcmp(fc->library, "/opt/fn/hello.so") == 0);
 	UNIT_CHECK(fc->nlisten == 3);

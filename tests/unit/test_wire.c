@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -225,6 +226,176 @@ out:
 	close_all(sp, 2);
 }
 
+/* A config record as the supervisor would send it. */
+static void
+good_config(struct wire_config *c)
+{
+	memset(c, 0, sizeof(*c));
+	c->version = WIRE_VERSION;
+	c->type = WIRE_CTL_CONFIG;
+	c->size = sizeof(*c);
+	c->worker_id = 7;
+	c->policy = WIRE_POLICY_ONESHOT;
+	c->flags = WIRE_CFG_CHECK_ONLY;
+	c->log_level = 3;
+	c->request_timeout_ms = 30000;
+	c->idle_timeout_ms = 60000;
+	c->max_header_bytes = 16384;
+	c->max_body_bytes = 1048576;
+	c->max_requests = 110;
+	c->max_pending_tasks = 16384;
+	c->task_threads = 4;
+	c->grace_ms = 2000;
+	snprintf(c->name, sizeof(c->name), "hello");
+	snprintf(c->library, sizeof(c->library), "/x/hello.so");
+	snprintf(c->cgroup_procs, sizeof(c->cgroup_procs), "/sys/fs/cgroup/memory/e/hello/w7/cgroup.procs");
+}
+
+/* The config crosses a SEQPACKET socketpair as one message, every field intact. */
+static void
+case_config(void)
+{
+	int sp[2] = { -1, -1 };
+	static struct wire_config out, in;
+
+	good_config(&out);
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	UNIT_CHECKF(wire_send_config(sp[0], &out) == 0, "send: %s", strerror(errno));
+	UNIT_CHECKF(wire_recv_config(sp[1], &in) == 1, "recv: %s", strerror(errno));
+	UNIT_CHECK(memcmp(&in, &out, sizeof(in)) == 0);
+	UNIT_CHECK(strcmp(wire_policy_name(in.policy), "oneshot") == 0);
+	UNIT_CHECK(strcmp(wire_policy_name(WIRE_POLICY_MAX), "unknown") == 0);
+	/* An empty cgroup path (cgroups off) is valid. */
+	out.cgroup_procs[0] = '\0';
+	UNIT_CHECK(wire_send_config(sp[0], &out) == 0);
+	UNIT_CHECK(wire_recv_config(sp[1], &in) == 1 && in.cgroup_procs[0] == '\0');
+	/* The supervisor gone before sending: EOF. */
+	close(sp[0]);
+	sp[0] = -1;
+	UNIT_CHECK(wire_recv_config(sp[1], &in) == 0);
+out:
+	close_all(sp, 2);
+}
+
+/*
+ * Sends LEN bytes of REC raw (bypassing wire_send_config, which checks its input
+ * too), with NFDS pipe ends attached, and expects wire_recv_config to refuse it with
+ * EPROTO and to leave no descriptor behind. WHAT names the case.
+ */
+static void
+expect_config_refused(const void *rec, size_t len, unsigned nfds, const char *what)
+{
+	int sp[2] = { -1, -1 }, pp[2] = { -1, -1 }, before = unit_fd_count(), after;
+	static struct wire_config in;
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+		struct cmsghdr align;
+	} cbuf;
+	struct iovec iov = { .iov_base = (void *)rec, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	if (nfds > 0) {
+		UNIT_CHECK(pipe2(pp, O_CLOEXEC) == 0);
+		memset(&cbuf, 0, sizeof(cbuf));
+		mh.msg_control = cbuf.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * 2);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * 2);
+		memcpy(CMSG_DATA(cm), pp, sizeof(pp));
+	}
+	UNIT_CHECKF(sendmsg(sp[0], &mh, 0) == (ssize_t)len, "%s: send: %s", what, strerror(errno));
+	close_all(pp, 2);
+	errno = 0;
+	UNIT_CHECKF(wire_recv_config(sp[1], &in) == -1 && errno == EPROTO,
+	    "%s: accepted (errno %d)", what, errno);
+	close_all(sp, 2);
+	after = unit_fd_count();
+	UNIT_CHECKF(after == before, "%s: fd count %d before, %d after", what, before, after);
+out:
+	close_all(pp, 2);
+	close_all(sp, 2);
+}
+
+/* Every way a config record can be wrong is refused with EPROTO. */
+static void
+case_config_bad(void)
+{
+	static struct wire_config c;
+	static char longer[sizeof(struct wire_config) + 8];
+	static const struct {
+		const char *what;
+		size_t off;       /* a uint32_t field (or the uint16_t version/type) */
+		int wide;
+		uint32_t value;
+	} fields[] = {
+		{ "wrong version", offsetof(struct wire_config, version), 0, WIRE_VERSION + 1 },
+		{ "wrong type", offsetof(struct wire_config, type), 0, WIRE_CTL_CONN },
+		{ "wrong size field", offsetof(struct wire_config, size), 1, sizeof(struct wire_config) - 1 },
+		{ "bad policy", offsetof(struct wire_config, policy), 1, WIRE_POLICY_MAX },
+		{ "huge policy", offsetof(struct wire_config, policy), 1, 0xffffffffu },
+		{ "unknown flag", offsetof(struct wire_config, flags), 1, 0x80 },
+		{ "bad log level", offsetof(struct wire_config, log_level), 1, 4 },
+		{ "zero request timeout", offsetof(struct wire_config, request_timeout_ms), 1, 0 },
+		{ "zero idle timeout", offsetof(struct wire_config, idle_timeout_ms), 1, 0 },
+		{ "header cap too small", offsetof(struct wire_config, max_header_bytes), 1, WIRE_HEADER_MIN - 1 },
+		{ "header cap too big", offsetof(struct wire_config, max_header_bytes), 1, WIRE_HEADER_MAX + 1 },
+		{ "no pending tasks", offsetof(struct wire_config, max_pending_tasks), 1, 0 },
+		{ "no task threads", offsetof(struct wire_config, task_threads), 1, 0 },
+		{ "too many task threads", offsetof(struct wire_config, task_threads), 1, WIRE_THREADS_MAX + 1 },
+	};
+
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		good_config(&c);
+		if (fields[i].wide)
+			memcpy((char *)&c + fields[i].off, &fields[i].value, 4);
+		else {
+			uint16_t v = (uint16_t)fields[i].value;
+			memcpy((char *)&c + fields[i].off, &v, 2);
+		}
+		UNIT_CHECKF(wire_config_check(&c, sizeof(c)) == -1 && errno == EPROTO,
+		    "%s: passes the check", fields[i].what);
+		expect_config_refused(&c, sizeof(c), 0, fields[i].what);
+		/* The sender refuses it too: a bad record never leaves the supervisor. */
+		errno = 0;
+		UNIT_CHECKF(wire_send_config(-1, &c) == -1 && errno == EINVAL,
+		    "%s: sent", fields[i].what);
+	}
+	/* Unterminated strings: each field filled to its last byte. */
+	good_config(&c);
+	memset(c.name, 'a', sizeof(c.name));
+	expect_config_refused(&c, sizeof(c), 0, "unterminated name");
+	good_config(&c);
+	memset(c.library, 'l', sizeof(c.library));
+	expect_config_refused(&c, sizeof(c), 0, "unterminated library");
+	good_config(&c);
+	memset(c.cgroup_procs, 'p', sizeof(c.cgroup_procs));
+	expect_config_refused(&c, sizeof(c), 0, "unterminated cgroup path");
+	good_config(&c);
+	c.name[0] = '\0';
+	expect_config_refused(&c, sizeof(c), 0, "empty name");
+	good_config(&c);
+	c.library[0] = '\0';
+	expect_config_refused(&c, sizeof(c), 0, "empty library");
+	/* Short, long and foreign records. */
+	good_config(&c);
+	expect_config_refused(&c, sizeof(c) - 1, 0, "short record");
+	expect_config_refused(&c, 4, 0, "header only");
+	memcpy(longer, &c, sizeof(c));
+	expect_config_refused(longer, sizeof(longer), 0, "long record");
+	{
+		struct wire_ctl ctl = { .version = WIRE_VERSION, .type = WIRE_CTL_RETIRE };
+		expect_config_refused(&ctl, sizeof(ctl), 0, "a wire_ctl instead");
+	}
+	/* A valid record with descriptors attached: refused, and they are closed. */
+	expect_config_refused(&c, sizeof(c), 2, "config with fds");
+out:
+	;
+}
+
 /* Status records cross a pipe intact; EOF reads as 0. */
 static void
 case_status(void)
@@ -379,6 +550,8 @@ main(int argc, char **argv)
 	unit_run("retire_with_fds_rejected", case_retire_with_fds);
 	unit_run("too_many_fds_rejected", case_too_many_fds);
 	unit_run("short_ctl_rejected", case_short_ctl);
+	unit_run("config_round_trip", case_config);
+	unit_run("config_refused", case_config_bad);
 	unit_run("status_round_trip", case_status);
 	unit_run("status_short_or_foreign", case_status_bad);
 	unit_run("reason_names", case_reason_names);

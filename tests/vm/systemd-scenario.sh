@@ -212,6 +212,8 @@ tasks() {
 n=$(tasks 6 1500)
 [ "$n" = 6 ] && ok "6 background tasks of 1500 ms started" || not_ok "only $n of 6 task requests answered 200"
 old=$(workers | awk '{print $3}' | tr '\n' ' ')
+# A reload rolls only what changed: change both functions (their drain timeout).
+sed -i 's/"drain_timeout_ms": 10000/"drain_timeout_ms": 9999/' "$CONF"
 (while :; do systemctl show -P ActiveState "$UNIT"; sleep 0.02; done) >"$WORK/states" 2>/dev/null &
 poller=$!
 t0=$(date +%s%N)
