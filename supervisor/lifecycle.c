@@ -455,7 +455,15 @@ account(struct worker *w, int status, bool clean)
 {
 	struct fn_totals *t = w->w_totals;
 	struct board *b = w->w_board;
-	uint64_t lost = count_lost(w);
+	uint64_t lost;
+
+	/* A worker that drained with nothing pending has no slot to name: scanning its
+	 * table (max_pending_tasks slots, a megabyte by default) for each of 500 workers
+	 * leaving a reload would fault in half a gigabyte on the loop. */
+	if (w->w_state == WS_DRAINED && b != NULL && BOARD_LOAD(&b->tasks_pending) == 0)
+		lost = 0;
+	else
+		lost = count_lost(w);
 
 	if (b != NULL) {
 		t->requests += BOARD_LOAD(&b->requests);
