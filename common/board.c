@@ -28,6 +28,12 @@ board_create(uint32_t task_slots, struct board **out)
 	b = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (b == MAP_FAILED)
 		goto fail;
+	/*
+	 * Not copied into the children we fork: a supervisor with a thousand workers
+	 * holds a thousand boards, and fork's copy of their mappings made every spawn
+	 * cost O(workers) (the child gets its board as an fd anyway).
+	 */
+	(void)madvise(b, len, MADV_DONTFORK);
 	b->version = BOARD_VERSION;
 	b->task_slots = task_slots;
 	*out = b;
