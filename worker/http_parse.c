@@ -155,6 +155,12 @@ hp_check_head(struct hp *h)
 	/* We speak 1.x (a higher minor is served as 1.1); HTTP/0.9 and 2+ are not spoken. */
 	if (m->version_major != 1)
 		return hp_fail(h, 505, "version_not_supported"), -1;
+	/* RFC 9112 6.3: a Transfer-Encoding whose final coding is not chunked. The
+	 * library refuses it only on a request it reads a body for, not on one offering
+	 * an Upgrade (it would hand the rest to the new protocol); we ignore the offer
+	 * and read on, so it is refused here. */
+	if (h->hp_parser.uses_transfer_encoding && !(h->hp_parser.flags & F_CHUNKED))
+		return hp_fail(h, 400, "bad_transfer_encoding"), -1;
 	for (i = 0; i < m->nfields; i++) {
 		f = &m->fields[i];
 		if (f->name_len != 4 || strncasecmp(h->hp_base + f->name_off, "host", 4) != 0)
@@ -243,7 +249,21 @@ hp_value_cb(http_parser *p, const char *at, size_t len)
 	/* A piece not adjacent to the last one: obs-fold, which RFC 7230 lets us refuse. */
 	if (h->hp_last == HP_CB_VALUE && off != f->value_off + f->value_len)
 		return hp_fail(h, 400, "obs_fold"), -1;
+	/* The library checks a value's bytes only after the first ("X: \0a" passes):
+	 * NUL and the other CTLs but HT are refused wherever they are (RFC 9110 5.5). */
+	for (size_t i = 0; i < len; i++)
+		if (((unsigned char)at[i] < 0x20 && at[i] != '\t') || at[i] == 0x7f)
+			return hp_fail(h, 400, "ctl_in_value"), -1;
 	if (h->hp_last != HP_CB_VALUE) {
+		/*
+		 * obs-fold after an empty first line: the library skips "Name:\r\n b" up to
+		 * the 'b' as whitespace before the value (and reports "Name:\r\n \r\n" as an
+		 * empty value), so the fold shows only in the bytes between the colon and
+		 * this piece: a line end followed by SP or HT.
+		 */
+		for (const char *s = h->hp_base + f->name_off + f->name_len; s + 1 < at; s++)
+			if (*s == '\n' && (s[1] == ' ' || s[1] == '\t'))
+				return hp_fail(h, 400, "obs_fold"), -1;
 		/* An empty value comes at the next line's start: point it at the name's NUL. */
 		f->value_off = len > 0 ? off : f->name_off + f->name_len;
 		f->value_len = 0;
