@@ -67,6 +67,8 @@ struct edge_ws {
 	bool w_need_writable;         /* a send returned 1 */
 	bool w_in_io;                 /* inside our own callback: the caller pumps */
 	bool w_dead;                  /* an I/O error: finish on the next pump */
+	bool w_rx_failed;             /* our recv callback saw EOF or an error */
+	int w_raw_close;              /* a close code we wrote ourselves (see frame_error) */
 };
 
 static void ws_pump(edge_ws *ws, bool readable);
@@ -167,8 +169,10 @@ recv_cb(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags, void *
 			continue;
 		if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
-		else
+		else {
+			ws->w_rx_failed = true;
 			wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		}
 		return -1;
 	}
 }
@@ -235,6 +239,25 @@ static const struct wslay_event_callbacks ws_callbacks = {
 
 /* ---- the connection's life ------------------------------------------------------ */
 
+/*
+ * wslay_event_recv failed without our recv callback failing: wslay's frame layer
+ * refused a header (a fragmented control frame, one over 125 bytes, a length with
+ * its top bit set). It then queues a close without a code, where RFC 6455 7.4.1 wants
+ * 1002, so that close is not sent: we write the 4-byte server close frame (FIN +
+ * close, unmasked, length 2, code 1002) best-effort and drop the connection.
+ */
+static void
+frame_error(edge_ws *ws)
+{
+	static const uint8_t close_1002[4] = { 0x88, 0x02, 0x03, 0xea };
+
+	if (ws->w_out_off < ws->w_out.len)
+		return;  /* the 101 is not out yet: no frame may go first */
+	if (send(ws->w_fd, close_1002, sizeof(close_1002), MSG_DONTWAIT | MSG_NOSIGNAL) ==
+	    (ssize_t)sizeof(close_1002))
+		ws->w_raw_close = WSLAY_CODE_PROTOCOL_ERROR;
+}
+
 static void
 ws_want(edge_ws *ws, short mask)
 {
@@ -277,7 +300,7 @@ ws_finish(edge_ws *ws)
 	int code = wslay_event_get_close_received(ws->w_ctx) ?
 	    wslay_event_get_status_code_received(ws->w_ctx) : WSLAY_CODE_ABNORMAL_CLOSURE;
 	int sent = wslay_event_get_close_sent(ws->w_ctx) ?
-	    wslay_event_get_status_code_sent(ws->w_ctx) : 0;
+	    wslay_event_get_status_code_sent(ws->w_ctx) : ws->w_raw_close;
 
 	/* Protocol errors are the client's news worth a line; normal ends are not. */
 	if (sent != 0 && sent != 1000 && sent != 1001)
@@ -355,8 +378,11 @@ ws_pump(edge_ws *ws, bool readable)
 		goto gone;
 	/* Frames that came with the handshake are read without a readiness event. */
 	readable = readable || ws->w_in_off < ws->w_in.len;
-	if (readable && wslay_event_want_read(ws->w_ctx) && wslay_event_recv(ws->w_ctx) != 0)
+	if (readable && wslay_event_want_read(ws->w_ctx) && wslay_event_recv(ws->w_ctx) != 0) {
+		if (!ws->w_rx_failed)
+			frame_error(ws);
 		goto gone;
+	}
 	if (ws_write(ws) < 0 || ws->w_dead)
 		goto gone;
 	if (ws->w_need_writable && !ws->w_closing &&
