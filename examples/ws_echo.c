@@ -1,6 +1,6 @@
 /*
  * ws_echo - a WebSocket echo: every text or binary message comes back as it came.
- * A request without an upgrade offer gets a line saying so. A client that does not
+ * A request without a WebSocket upgrade offer gets a line saying so. A client that does not
  * read its echoes while it keeps sending is closed with 1013 (try again later): an
  * echo has nowhere else to put them.
  */
@@ -27,7 +27,10 @@ on_event(edge_ws *ws, const struct edge_ws_msg *m, void *arg)
 static void
 handle(edge_req *req, edge_res *res)
 {
-	if (edge_req_header(req, "Upgrade") == NULL) {
+	const char *up = edge_req_header(req, "Upgrade");
+
+	/* Another offer (h2c) or none: plain HTTP, as for a function that takes none. */
+	if (up == NULL || strcasestr(up, "websocket") == NULL) {
 		edge_res_send(res, 200, "text/plain", "ws_echo: speak WebSocket to me\n", 31);
 		return;
 	}

@@ -71,8 +71,8 @@ def handshake_and_10000_messages_in_order():
 @test
 def bad_handshakes_are_refused():
     """A wrong version gets 426 with Sec-WebSocket-Version: 13; a missing or short key,
-    POST, HTTP/1.0 and a missing Connection: upgrade get 400; a function that does not
-    accept an upgrade answers as plain HTTP/1.1 (test_http.py covers hello)."""
+    POST, HTTP/1.0 and a missing Connection: upgrade get 400; an h2c offer, which
+    ws_echo does not accept, is answered as plain HTTP/1.1 (test_http.py covers hello)."""
     with echo_sv() as sv:
         port = sv.port()
         req, _ = W.handshake_request(version="8")
@@ -89,6 +89,9 @@ def bad_handshakes_are_refused():
                  W.handshake_request()[0].replace(b"Connection: Upgrade", b"Connection: x"))):
             st, hdrs = raw_status(port, data)
             check(st == 400, "%s: status %d, want 400" % (what, st))
+        st, _ = raw_status(port, b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings"
+                           b"\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n\r\n")
+        check(st == 200, "an h2c offer to ws_echo: %d, want 200 (plain HTTP)" % st)
         ws = W.WS(port)
         check(ws.status == 101, "after the refusals: %r" % ws.status_line)
         ws.close()
