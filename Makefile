@@ -13,7 +13,7 @@ CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd
-WK_LIBS  = -levent -lhttp_parser -ldl -lpthread
+WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread
 CTL_LIBS = -levent -ljansson
 
 COMMON_SRC = $(wildcard common/*.c)
@@ -67,7 +67,7 @@ FUZZ_CC      ?= clang
 FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -O1 -g
-FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c $(COMMON_SRC)
+FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c worker/ws.c $(COMMON_SRC)
 FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c $(COMMON_SRC)
 FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
 
@@ -76,7 +76,7 @@ fuzz: deps $(FUZZ_BINS)
 
 $(BUILD)/fuzz/fuzz_http: $(FUZZ_HTTP_SRC) $(wildcard worker/*.h common/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_HTTP_SRC) -levent -lhttp_parser
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_HTTP_SRC) -levent -lhttp_parser -lwslay -lnettle
 
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) $(wildcard supervisor/*.h common/*.h)
 	@mkdir -p $(dir $@)

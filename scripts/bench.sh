@@ -4,9 +4,9 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand" (the default: all of them)
+#        PHASES="wrk tasks startup reload500 ondemand ws" (the default: all of them)
 #        selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
-#        reload500 = 6, ondemand = 7;
+#        reload500 = 6, ondemand = 7, ws = 8;
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -31,6 +31,8 @@
 #      every worker is ready and the retired ones are gone (a loop that blocks shows
 #      here: the slowest probe is the longest stall), the probes that failed, and
 #      that time itself; plus the start-up of the 500 (launch to `ready`).
+#   8. WebSocket echo (examples/ws_echo.so): messages per second with one python
+#      client keeping 256 messages in flight (scripts/bench_ws.py).
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -45,7 +47,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand"
+all_phases="wrk tasks startup reload500 ondemand ws"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -681,6 +683,15 @@ if want ondemand; then
 	echo "== on-demand pools: cold starts and 1,000-function density"
 	python3 "$top/scripts/bench_ondemand.py" "$build" >>"$figs" ||
 		die "the on-demand phase could not measure its figures"
+fi
+
+# ---- 8. WebSocket echo: messages per second (scripts/bench_ws.py) -----------------------
+# One ws_echo worker, one python client with 256 messages of 64 bytes in flight, a few
+# seconds: the median of ROUNDS rounds (at most 3: it is a short phase).
+if want ws; then
+	echo "== WebSocket echo: messages per second"
+	ROUNDS=$((rounds < 3 ? rounds : 3)) python3 "$top/scripts/bench_ws.py" "$build" >>"$figs" ||
+		die "the ws phase could not measure its figure"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -120,6 +120,71 @@ int edge_res_write(edge_res *res, const void *data, size_t len);
  */
 int edge_res_end(edge_res *res);
 
+/* ---- WebSocket (RFC 6455) ------------------------------------------------------ */
+/*
+ * A handler (or code answering later, while the request is held) may take an
+ * `Upgrade: websocket` request with edge_ws_accept(): the client gets 101 and the
+ * connection speaks WebSocket from then on. Messages arrive whole (fragments are
+ * reassembled) and are sent whole; pings are answered with pongs by the runtime.
+ *
+ * Caps: an incoming message over EDGE_WS_MAX_MESSAGE closes the connection with
+ * 1009; outgoing messages wait in the worker up to EDGE_WS_BUFFER bytes per
+ * connection (a send that does not fit returns 1: wait for EDGE_WS_WRITABLE).
+ * Protocol errors get their close code from the runtime: 1002 (e.g. an unmasked
+ * client frame), 1007 (a text message that is not UTF-8), 1009 (too big).
+ *
+ * An open WebSocket is work in flight: when the worker retires, each one is sent
+ * close 1001 (going away) and has EDGE_WS_CLOSE_WAIT_MS to answer it before it is
+ * dropped. idle_timeout_ms counts from the last frame the client sent (a ping
+ * counts): a silent connection is closed with 1000.
+ */
+typedef struct edge_ws edge_ws;
+
+#define EDGE_WS_MAX_MESSAGE   (1024 * 1024)  /* per incoming message, after reassembly */
+#define EDGE_WS_BUFFER        (1024 * 1024)  /* outgoing bytes queued per connection */
+#define EDGE_WS_CLOSE_WAIT_MS 2000           /* our close sent: wait this long for theirs */
+
+enum edge_ws_event {
+	EDGE_WS_TEXT = 1,    /* a whole text message (valid UTF-8); also a send type */
+	EDGE_WS_BINARY,      /* a whole binary message; also a send type */
+	EDGE_WS_CLOSE,       /* the peer sent close (code, reason): answered already */
+	EDGE_WS_WRITABLE,    /* a send that returned 1 fits now */
+	EDGE_WS_GONE,        /* the connection is closed; WS is invalid once this returns */
+};
+
+struct edge_ws_msg {
+	enum edge_ws_event ev;
+	const void *data;    /* TEXT, BINARY: the message; CLOSE: the reason; valid in the call */
+	size_t len;
+	int code;            /* CLOSE, GONE: the code the peer sent (1005: none, 1006: no close) */
+};
+typedef void (*edge_ws_fn)(edge_ws *ws, const struct edge_ws_msg *msg, void *arg);
+
+/*
+ * Checks the handshake (GET, HTTP/1.1, Upgrade: websocket, Connection: upgrade, a
+ * 16-byte Sec-WebSocket-Key, Sec-WebSocket-Version: 13) and answers 101 with the
+ * headers added by edge_res_header (e.g. Sec-WebSocket-Protocol). FN(ARG) hears the
+ * events above, on the loop, never from inside a call here. Returns the WebSocket
+ * (REQ and RES are then invalid), or NULL: the request was answered with 400 (a bad
+ * handshake), 426 (another version), 503 (the worker is retiring), or could not be
+ * answered (sent already, timed out, gone).
+ */
+edge_ws *edge_ws_accept(edge_req *req, edge_res *res, edge_ws_fn fn, void *arg);
+/*
+ * Queues one message of TYPE (EDGE_WS_TEXT: the caller makes it UTF-8, or
+ * EDGE_WS_BINARY), copied. Returns 0 (taken), 1 (not taken: EDGE_WS_BUFFER is full,
+ * wait for EDGE_WS_WRITABLE) or -1 (closing or gone, LEN over EDGE_WS_BUFFER, a bad
+ * TYPE).
+ */
+int edge_ws_send(edge_ws *ws, enum edge_ws_event type, const void *data, size_t len);
+/*
+ * Starts the closing handshake with CODE (1000-1003, 1007-1014, 3000-4999) and
+ * REASON (may be NULL, at most 123 bytes): queued messages go first, then GONE comes
+ * once the peer answers or after EDGE_WS_CLOSE_WAIT_MS. Returns 0, or -1 (closing
+ * already, a bad code or reason).
+ */
+int edge_ws_close(edge_ws *ws, int code, const char *reason);
+
 /* ---- background tasks --------------------------------------------------------- */
 typedef int (*edge_task_fn)(void *arg); /* 0 = success, non-zero = failed */
 

@@ -18,6 +18,10 @@
  * until its end. Its bytes wait in c_out, bounded by EDGE_STREAM_BUFFER; the function
  * hears of room, of a drain and of the stream's loss through c_notify, a zero timer,
  * so that its callback never runs inside one of our calls.
+ *
+ * A WebSocket (ws.c) takes a connection over from a handler that accepts an upgrade
+ * (http_upgrade): from then on ws.c owns the socket's events and this file only keeps
+ * the struct on the list, so that the connection counts until it ends.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -43,6 +47,7 @@
 #include "log.h"
 #include "wire.h"
 #include "worker.h"
+#include "ws.h"
 
 #define IN_INITIAL      4096        /* first read buffer: a typical request fits */
 #define IN_MIN_FREE     1024        /* read only with at least this much room */
@@ -130,6 +135,7 @@ struct conn {
 	bool c_stream_close;          /* close once the stream ends */
 	uint8_t c_stream_events;      /* SEV_*: pending for the callback */
 	size_t c_stream_need;         /* bytes of the write that did not fit; 0: none */
+	edge_ws *c_ws;                /* a WebSocket owns the socket now (ws.c) */
 	edge_stream_fn c_stream_fn;
 	void *c_stream_arg;
 	struct event c_notify;        /* delivers c_stream_events from the loop */
@@ -375,6 +381,7 @@ conn_get(void)
 	c->c_stream_events = 0;
 	c->c_stream_need = 0;
 	c->c_stream_fn = NULL;
+	c->c_ws = NULL;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -427,6 +434,11 @@ conn_close(struct conn *c, bool linger)
 	if (c->c_tkind != CT_NONE)
 		event_del(&c->c_timer);
 	c->c_tkind = CT_NONE;
+	/* Only at exit (http_shutdown): a WebSocket still open goes with its socket. */
+	if (c->c_ws != NULL) {
+		ws_abandon(c->c_ws);
+		c->c_ws = NULL;
+	}
 	/* A handler answering later may still ask for the peer: look it up while we can. */
 	if (c->c_held)
 		conn_peer(c);
@@ -568,9 +580,9 @@ conn_head_cb(void *arg, struct hp_msg *m)
 	if (m->connect)
 		return 501;
 	/*
-	 * An Upgrade offer (h2c, WebSocket) is ignored, as RFC 9110 7.8 allows: the
-	 * request is served as HTTP/1.1 and the parser reads on after it. A function
-	 * that takes an upgrade would be asked here, and answer 101 instead.
+	 * An Upgrade offer (h2c, WebSocket) is ignored, as RFC 9110 7.8 allows, unless
+	 * the handler takes it (edge_ws_accept -> http_upgrade): otherwise the request
+	 * is served as HTTP/1.1 and the parser reads on after it.
 	 */
 	if (m->has_length && m->content_length > wk.conf.max_body_bytes)
 		return 413;
@@ -703,7 +715,7 @@ conn_process(struct conn *c)
 {
 	enum hp_result r;
 
-	while (!c->c_closing && !c->c_held && c->c_parsed < c->c_in.b_len) {
+	while (!c->c_closing && !c->c_held && c->c_ws == NULL && c->c_parsed < c->c_in.b_len) {
 		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
 		if (r == HP_AGAIN)
 			break;
@@ -715,7 +727,7 @@ conn_process(struct conn *c)
 		conn_dispatch(c);
 	}
 	/* The peer is done sending: answer what was complete, then close. */
-	if (c->c_eof && !c->c_held && (c->c_parsed >= c->c_in.b_len || c->c_closing))
+	if (c->c_ws == NULL && c->c_eof && !c->c_held && (c->c_parsed >= c->c_in.b_len || c->c_closing))
 		c->c_closing = true;
 }
 
@@ -767,6 +779,9 @@ conn_settle(struct conn *c)
 {
 	int r = 0;
 
+	/* Upgraded: the socket is ws.c's. */
+	if (c->c_ws != NULL)
+		return;
 	if (c->c_out_off < c->c_out.b_len && (r = conn_flush(c)) < 0) {
 		conn_close(c, false);
 		return;
@@ -1002,6 +1017,9 @@ http_retire(void)
 		/* A stream keeps the worker until it ends: an endless one is asked to end. */
 		if (c->c_stream)
 			stream_notify(c, SEV_DRAINING);
+		/* A WebSocket is told 1001 and has a bounded time to answer. */
+		if (c->c_ws != NULL)
+			ws_drain(c->c_ws);
 	}
 }
 
@@ -1405,4 +1423,85 @@ edge_res_end(edge_res *res)
 	if (!c->c_dispatching)
 		conn_timer(c, CT_RESUME);
 	return 0;
+}
+
+/* ---- upgrade to WebSocket (ws.h) ------------------------------------------------ */
+
+int
+http_upgrade_ok(const edge_res *res)
+{
+	const struct conn *c = res->rs_conn;
+	const struct hp_msg *m = &c->c_hp.hp_msg;
+
+	if (!c->c_held || c->c_stream || c->c_zombie || c->c_expired || c->c_ws != NULL)
+		return -1;
+	/* An upgrade is HTTP/1.1's; a request body would sit between head and frames. */
+	if (c->c_http10 || !m->upgrade || m->chunked || (m->has_length && m->content_length > 0))
+		return -1;
+	return 0;
+}
+
+/* Copies [DATA, DATA + LEN) into *B (malloc'd, NULL when empty). */
+static int
+bytes_copy(struct ws_bytes *b, const char *data, size_t len)
+{
+	b->data = NULL;
+	b->len = 0;
+	if (len == 0)
+		return 0;
+	if ((b->data = malloc(len)) == NULL)
+		return -1;
+	memcpy(b->data, data, len);
+	b->len = len;
+	return 0;
+}
+
+int
+http_upgrade(edge_res *res, edge_ws *ws, const char *accept, struct ws_bytes *out,
+    struct ws_bytes *in)
+{
+	struct conn *c = res->rs_conn;
+	const char *reason = status_text(101), *date = http_date();
+	size_t need;
+	char *p;
+
+	if (http_upgrade_ok(res) < 0)
+		return -1;
+	need = 200 + strlen(reason) + strlen(date) + strlen(accept) + c->c_hdrs.b_len;
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+		return -1;
+	p = put_head_start(c, c->c_out.b_data + c->c_out.b_len, 101, reason, date, NULL);
+	p = PUTS(p, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
+	p = put(p, accept, strlen(accept));
+	p = PUTS(p, "\r\n\r\n");
+	c->c_out.b_len = (size_t)(p - c->c_out.b_data);
+	/* Earlier pipelined answers still unwritten go first, then the 101. */
+	if (bytes_copy(out, c->c_out.b_data + c->c_out_off, c->c_out.b_len - c->c_out_off) < 0)
+		return -1;
+	/* A client may send its first frames right behind the handshake. */
+	if (bytes_copy(in, c->c_in.b_data + c->c_parsed, c->c_in.b_len - c->c_parsed) < 0) {
+		free(out->data);
+		return -1;
+	}
+	c->c_out.b_len = c->c_out_off = 0;
+	c->c_in.b_len = c->c_parsed;
+	c->c_held = false;
+	c->c_ws = ws;
+	count_request();
+	conn_want(c, 0);
+	if (c->c_tkind != CT_NONE)
+		event_del(&c->c_timer);
+	c->c_tkind = CT_NONE;
+	return c->c_fd;
+}
+
+void
+http_upgrade_closed(edge_res *res)
+{
+	struct conn *c = res->rs_conn;
+
+	c->c_ws = NULL;
+	/* Half-close and read what is left, so the peer reads our close frame, not a reset. */
+	c->c_closing = true;
+	conn_close(c, true);
 }
