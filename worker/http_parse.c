@@ -10,6 +10,7 @@
  */
 #include "http_parse.h"
 
+#include <ctype.h>
 #include <string.h>
 #include <strings.h>
 
@@ -20,6 +21,8 @@ enum { HP_CB_NONE, HP_CB_URL, HP_CB_FIELD, HP_CB_VALUE };
 
 /* hp_crlf: what the next byte outside a body may be. */
 enum { HP_CRLF_ANY, HP_CRLF_WANT_LF, HP_CRLF_WANT_CR };
+/* hp_size: not in a chunk-size line, in its digits, in its extension. */
+enum { HP_SIZE_NONE, HP_SIZE_DIGITS, HP_SIZE_EXT };
 
 static int hp_begin_cb(http_parser *);
 static int hp_url_cb(http_parser *, const char *, size_t);
@@ -92,21 +95,37 @@ hp_check_crlf(struct hp *h, const char *base, size_t from, size_t to)
 	size_t i;
 
 	for (i = from; i < to; i++) {
+		unsigned char c = (unsigned char)base[i];
+
 		switch (h->hp_crlf) {
 		case HP_CRLF_WANT_LF:
-			if (base[i] != '\n')
+			if (c != '\n')
 				return hp_fail(h, 400, "bare_cr"), -1;
 			h->hp_crlf = HP_CRLF_ANY;
+			/* The LF after chunk data starts a size line; the one after a size
+			 * line ends it. */
+			h->hp_size = h->hp_after_data ? HP_SIZE_DIGITS : HP_SIZE_NONE;
+			h->hp_after_data = false;
 			break;
 		case HP_CRLF_WANT_CR:
-			if (base[i] != '\r')
+			if (c != '\r')
 				return hp_fail(h, 400, "chunk_data_without_crlf"), -1;
 			h->hp_crlf = HP_CRLF_WANT_LF;
+			h->hp_after_data = true;
 			break;
 		default:
-			if (base[i] == '\n')
+			if (c == '\n')
 				return hp_fail(h, 400, "bare_lf"), -1;
-			if (base[i] == '\r')
+			/*
+			 * chunk-size = 1*HEXDIG (RFC 9112 7.1). The library reads some bytes
+			 * >= 0x80 as digits and then waits for a chunk that never comes.
+			 */
+			if (h->hp_size == HP_SIZE_DIGITS && !isxdigit(c)) {
+				if (c != ';' && c != ' ' && c != '\t' && c != '\r')
+					return hp_fail(h, 400, "bad_chunk_size"), -1;
+				h->hp_size = HP_SIZE_EXT;
+			}
+			if (c == '\r')
 				h->hp_crlf = HP_CRLF_WANT_LF;
 			break;
 		}
@@ -370,6 +389,9 @@ hp_execute(struct hp *h, char *base, size_t *off, size_t len)
 		if (hp_check_crlf(h, base, h->hp_scan, *off + 1) < 0 || hp_check_head(h) < 0)
 			return HP_ERROR;
 		h->hp_scan = *off + 1;
+		/* A chunked body begins with a chunk-size line. */
+		h->hp_size = h->hp_msg.chunked ? HP_SIZE_DIGITS : HP_SIZE_NONE;
+		h->hp_after_data = false;
 		if ((status = h->hp_ops->head(h->hp_arg, &h->hp_msg)) != 0) {
 			hp_fail(h, status, NULL);
 			return HP_ERROR;

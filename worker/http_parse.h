@@ -55,6 +55,8 @@ struct hp {
 	bool hp_in_body;           /* head complete, body (if any) in progress */
 	bool hp_head_done;         /* paused at the end of the head, before its last LF */
 	int hp_crlf;               /* what the next framing byte must be (http_parse.c) */
+	int hp_size;               /* where in a chunk-size line we are (http_parse.c) */
+	bool hp_after_data;        /* the CRLF being read ends chunk data */
 	uint64_t hp_chunk_left;    /* data bytes left in the current chunk */
 	size_t hp_scan;            /* during hp_execute: bytes before this are checked */
 	int hp_status;             /* on HP_ERROR: the status to answer with */

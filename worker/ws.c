@@ -429,13 +429,14 @@ ws_kick(edge_ws *ws)
 		event_add(&ws->w_kick, &zero);
 }
 
+/* Bounded by the beforeunload grace too: a close handshake must not outlast the
+ * time a terminating worker has left. */
 static uint64_t
 close_wait_ms(void)
 {
 	uint64_t ms = EDGE_WS_CLOSE_WAIT_MS;
 
-	return wk.conf.drain_timeout_ms > 0 && wk.conf.drain_timeout_ms < ms ?
-	    wk.conf.drain_timeout_ms : ms;
+	return wk.conf.grace_ms > 0 && wk.conf.grace_ms < ms ? wk.conf.grace_ms : ms;
 }
 
 /* Idle (lazily re-armed from w_active_ms), or our close got no answer in time. */
