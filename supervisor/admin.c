@@ -1,9 +1,11 @@
 /*
  * admin.c - the operator's endpoint (SPEC §6): /status as JSON (jansson), /metrics
- * as Prometheus text, and POST /reload, /drain/<fn>, /stop. evhttp serves it on the
- * supervisor's own loop and owns its listening socket. Every handler reads only
- * memory, the workers' scoreboards and a few cgroup files, and answers at once, so
- * the admin never blocks the loop that hands connections to workers.
+ * as Prometheus text, /health, and POST /reload, /drain/<fn>, /stop; plus the
+ * read-only metrics listener (/metrics and /health only). Who may call what is
+ * admin_auth.c's. evhttp serves both on the supervisor's own loop and owns their
+ * listening sockets. Every handler reads only memory, the workers' scoreboards and
+ * a few cgroup files, and answers at once, so the admin never blocks the loop that
+ * hands connections to workers.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -27,6 +29,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "admin.h"
+#include "admin_auth.h"
 #include "cgroup.h"
 #include "supervisor.h"
 
@@ -43,6 +46,11 @@ static char admin_addr[512];
 static char admin_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 static dev_t admin_dev;
 static ino_t admin_ino;
+/* The read-only listener ("metrics"): its own evhttp, so no route leaks across. */
+static struct evhttp *metrics_http;
+static char metrics_addr[512];
+/* request_cb's argument: which listener a request came in on. */
+static const char on_admin = 'a', on_metrics = 'm';
 
 /* One function as the admin shows it: config plus totals of every generation. */
 struct fn_view {
@@ -356,7 +364,7 @@ status_json(void)
 		TAILQ_FOREACH(w, &p->p_workers, w_entry)
 			json_array_append_new(workers, worker_json(w, now));
 	}
-	root = json_pack("{s:{s:I,s:I,s:I,s:I,s:s,s:s,s:s?,s:b,s:I},s:o,s:o}",
+	root = json_pack("{s:{s:I,s:I,s:I,s:I,s:s,s:s,s:s?,s:s?,s:b,s:I},s:o,s:o}",
 	    "supervisor",
 	    "pid", (json_int_t)getpid(),
 	    "uptime_ms", (json_int_t)(now - sv.started_ms),
@@ -365,6 +373,7 @@ status_json(void)
 	    "config", sv.conf_path,
 	    "cgroups", cg_describe(),
 	    "admin", admin_addr[0] ? admin_addr : NULL,
+	    "metrics", metrics_addr[0] ? metrics_addr : NULL,
 	    "stopping", sv.stopping,
 	    "workers", (json_int_t)pools_live_workers(),
 	    "functions", fns,
@@ -606,6 +615,18 @@ do_stop(struct evhttp_request *req)
 	reply_json(req, 202, "Accepted", json_pack("{s:s}", "result", "stopping"));
 }
 
+/* 200 while serving; 503 before the first generation is ready and once stopping. */
+static void
+do_health(struct evhttp_request *req)
+{
+	const char *state = sv.stopping ? "stopping" : sv.ready_gen == 0 ? "starting" :
+	    "serving";
+	bool up = strcmp(state, "serving") == 0;
+
+	reply_json(req, up ? 200 : 503, up ? "OK" : "Service Unavailable",
+	    json_pack("{s:s,s:I}", "status", state, "generation", (json_int_t)sv.ready_gen));
+}
+
 static void
 request_cb(struct evhttp_request *req, void *arg)
 {
@@ -618,7 +639,23 @@ request_cb(struct evhttp_request *req, void *arg)
 
 	if (path == NULL || *path == '\0')
 		path = "/";
-	if (strcmp(path, "/status") == 0) {
+	/* Decided before routing, so a route added later is private by default. */
+	if (!admin_auth_public(path)) {
+		if (arg == &on_metrics) {
+			reply_error(req, 404, "Not Found", "no such endpoint on the metrics "
+			    "listener (GET /metrics, GET /health)");
+			return;
+		}
+		if (!admin_auth_privileged(req, path))
+			return;
+	}
+	if (strcmp(path, "/health") == 0) {
+		if (get) {
+			do_health(req);
+			return;
+		}
+		allow = "GET, HEAD";
+	} else if (strcmp(path, "/status") == 0) {
 		if (get) {
 			json_t *st = status_json();
 			if (st == NULL)
@@ -644,7 +681,8 @@ request_cb(struct evhttp_request *req, void *arg)
 	} else if (strcmp(path, "/reload") == 0 || strcmp(path, "/stop") == 0 ||
 	    strncmp(path, "/drain/", 7) == 0) {
 		if (post) {
-			log_info("admin_request", "method=POST path=%s", path);
+			log_info("admin_request", "method=POST path=%s via=%s", path,
+			    admin_path[0] ? "unix" : "tcp");
 			if (path[1] == 'r')
 				do_reload(req);
 			else if (path[1] == 's')
@@ -661,7 +699,8 @@ request_cb(struct evhttp_request *req, void *arg)
 		return;
 	}
 	reply_error(req, 404, "Not Found",
-	    "no such endpoint (GET /status, GET /metrics, POST /reload, POST /drain/NAME, POST /stop)");
+	    "no such endpoint (GET /status, GET /metrics, GET /health, POST /reload, "
+	    "POST /drain/NAME, POST /stop)");
 }
 
 /* ---- listening ------------------------------------------------------------------ */
@@ -784,9 +823,10 @@ is_loopback(int fd)
 	return false;
 }
 
-/* Binds "host:port" or "[v6]:port" on HTTP; refuses anything but loopback. */
+/* Binds "host:port" or "[v6]:port" on HTTP; LOOPBACK_ONLY refuses anything else. */
 static struct evhttp_bound_socket *
-listen_tcp(struct evhttp *http, const char *addr, char *err, size_t errlen)
+listen_tcp(struct evhttp *http, const char *addr, bool loopback_only, char *err,
+    size_t errlen)
 {
 	struct evhttp_bound_socket *bs;
 	char host[256];
@@ -814,17 +854,35 @@ listen_tcp(struct evhttp *http, const char *addr, char *err, size_t errlen)
 		snprintf(err, errlen, "%s:%ld: cannot listen: %s", host, port, strerror(errno));
 		return NULL;
 	}
-	if (!is_loopback(evhttp_bound_socket_get_fd(bs))) {
+	if (loopback_only && !is_loopback(evhttp_bound_socket_get_fd(bs))) {
 		evhttp_del_accept_socket(http, bs);
-		snprintf(err, errlen, "%s:%ld: the admin endpoint has no authentication; "
-		    "use a loopback address or a unix socket", host, port);
+		snprintf(err, errlen, "%s:%ld: the admin endpoint must be on loopback or a "
+		    "unix socket (\"metrics\" may listen anywhere)", host, port);
 		return NULL;
 	}
 	return bs;
 }
 
-int
-admin_start(const char *addr, char *err, size_t errlen)
+/* A new evhttp for the admin or the metrics listener (ON: on_admin, on_metrics). */
+static struct evhttp *
+new_http(const char *on, char *err, size_t errlen)
+{
+	struct evhttp *http = evhttp_new(sv.base);
+
+	if (http == NULL) {
+		snprintf(err, errlen, "evhttp_new failed");
+		return NULL;
+	}
+	evhttp_set_gencb(http, request_cb, (void *)on);
+	evhttp_set_timeout(http, ADMIN_TIMEOUT_S);
+	evhttp_set_max_headers_size(http, ADMIN_MAX_HEADERS);
+	evhttp_set_max_body_size(http, ADMIN_MAX_BODY);
+	return http;
+}
+
+/* Opens the admin endpoint at ADDR (see admin_start). */
+static int
+admin_open(const char *addr, char *err, size_t errlen)
 {
 	struct evhttp *http, *old_http = admin_http;
 	struct evhttp_bound_socket *bs;
@@ -835,14 +893,8 @@ admin_start(const char *addr, char *err, size_t errlen)
 
 	if (old_http != NULL && strcmp(addr, admin_addr) == 0)
 		return 0;
-	if ((http = evhttp_new(sv.base)) == NULL) {
-		snprintf(err, errlen, "evhttp_new failed");
+	if ((http = new_http(&on_admin, err, errlen)) == NULL)
 		return -1;
-	}
-	evhttp_set_gencb(http, request_cb, NULL);
-	evhttp_set_timeout(http, ADMIN_TIMEOUT_S);
-	evhttp_set_max_headers_size(http, ADMIN_MAX_HEADERS);
-	evhttp_set_max_body_size(http, ADMIN_MAX_BODY);
 	strcpy(old_path, admin_path);
 	if (strncmp(addr, "unix:", 5) == 0) {
 		/* A new socket at the same path as the old one replaces it below. */
@@ -856,7 +908,7 @@ admin_start(const char *addr, char *err, size_t errlen)
 		}
 		snprintf(admin_path, sizeof(admin_path), "%s", addr + 5);
 	} else {
-		if ((bs = listen_tcp(http, addr, err, errlen)) == NULL)
+		if ((bs = listen_tcp(http, addr, true, err, errlen)) == NULL)
 			goto fail;
 		admin_path[0] = '\0';
 	}
@@ -879,8 +931,66 @@ fail:
 	return -1;
 }
 
+/* Opens the metrics listener at ADDR; the old one (if any) goes once it listens. */
+static int
+metrics_open(const char *addr, char *err, size_t errlen)
+{
+	struct evhttp *http;
+
+	if (metrics_http != NULL && strcmp(addr, metrics_addr) == 0)
+		return 0;
+	if ((http = new_http(&on_metrics, err, errlen)) == NULL)
+		return -1;
+	if (listen_tcp(http, addr, false, err, errlen) == NULL) {
+		evhttp_free(http);
+		return -1;
+	}
+	if (metrics_http != NULL)
+		evhttp_free(metrics_http);
+	metrics_http = http;
+	snprintf(metrics_addr, sizeof(metrics_addr), "%s", addr);
+	log_info("metrics_listen", "addr=%s", addr);
+	return 0;
+}
+
+static void
+metrics_close(void)
+{
+	if (metrics_http == NULL)
+		return;
+	evhttp_free(metrics_http);
+	metrics_http = NULL;
+	metrics_addr[0] = '\0';
+}
+
+static void admin_close(void);
+
+int
+admin_start(const struct sv_conf *conf, char *err, size_t errlen)
+{
+	/* The token first: a listener that opens below must never serve without it. */
+	admin_auth_set_token(conf->admin_token);
+	if (conf->admin == NULL)
+		admin_close();
+	else if (admin_open(conf->admin, err, errlen) < 0)
+		return -1;
+	if (conf->metrics == NULL)
+		metrics_close();
+	else if (metrics_open(conf->metrics, err, errlen) < 0)
+		return -1;
+	return 0;
+}
+
 void
 admin_stop(void)
+{
+	admin_close();
+	metrics_close();
+	admin_auth_set_token(NULL);
+}
+
+static void
+admin_close(void)
 {
 	struct stat st;
 

@@ -7,6 +7,7 @@
  * and punctuation between them.
  */
 #include "config.h"
+#include "../common/token.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -66,7 +67,8 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 #define NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
 static const char *const top_keys[] = {
-	"admin", "cgroup_parent", "cgroups", "log_level", "log_file", "functions", NULL
+	"admin", "admin_token_file", "metrics", "cgroup_parent", "cgroups", "log_level",
+	"log_file", "functions", NULL
 };
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "user", "group", "limits", NULL
@@ -772,6 +774,58 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	return 0;
 }
 
+/*
+ * admin_token_file: read now, at start and at every reload, so a token that cannot
+ * be used fails the load (and `edgevisor -t`) instead of locking the operator out.
+ */
+static int
+load_token(struct loader *ld, struct sv_conf *conf, json_t *root)
+{
+	char why[512];
+	int rc = 0;
+
+	if (json_is_null(json_object_get(root, "admin_token_file")))
+		return 0;
+	if (get_string(ld, root, "admin_token_file", 1, &conf->admin_token_file) < 0)
+		return -1;
+	if (conf->admin_token_file == NULL)
+		return 0;
+	push_key(ld, "admin_token_file");
+	if ((conf->admin_token = malloc(TOKEN_MAX + 1)) == NULL)
+		rc = conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+	else if (token_read(conf->admin_token_file, conf->admin_token, why,
+	    sizeof(why)) < 0)
+		rc = conf_error(ld, LOC_VALUE, "%s", why);
+	pop(ld);
+	return rc;
+}
+
+/*
+ * metrics: a TCP address only. It serves nothing that needs a caller's identity
+ * (GET /metrics, GET /health), so unlike the admin it may listen beyond loopback,
+ * e.g. for a load balancer's health check.
+ */
+static int
+load_metrics(struct loader *ld, struct sv_conf *conf, json_t *root)
+{
+	int rc = 0;
+
+	if (json_is_null(json_object_get(root, "metrics")))
+		return 0;
+	if (get_string(ld, root, "metrics", 1, &conf->metrics) < 0)
+		return -1;
+	if (conf->metrics == NULL)
+		return 0;
+	push_key(ld, "metrics");
+	if (strncmp(conf->metrics, "unix:", 5) == 0)
+		rc = conf_error(ld, LOC_VALUE, "must be \"host:port\" or \"[v6]:port\" "
+		    "(the read-only listener is TCP only)");
+	else
+		rc = check_addr(ld, conf->metrics, 0);
+	pop(ld);
+	return rc;
+}
+
 static int
 load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 {
@@ -822,10 +876,12 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 	/* Checked last so a clash names the listen address it collides with. */
 	if (conf->admin != NULL) {
 		push_key(ld, "admin");
-		if (check_addr(ld, conf->admin, 0) < 0)
+		if (check_addr(ld, conf->admin, 1) < 0)
 			return -1;
 		pop(ld);
 	}
+	if (load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0)
+		return -1;
 	return 0;
 }
 
@@ -888,6 +944,11 @@ config_free(struct sv_conf *conf)
 	}
 	free(conf->path);
 	free(conf->admin);
+	free(conf->admin_token_file);
+	if (conf->admin_token != NULL)
+		explicit_bzero(conf->admin_token, TOKEN_MAX + 1);
+	free(conf->admin_token);
+	free(conf->metrics);
 	free(conf->cgroup_parent);
 	free(conf->log_level);
 	free(conf->log_file);

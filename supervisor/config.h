@@ -59,6 +59,9 @@ TAILQ_HEAD(fn_conf_list, fn_conf);
 struct sv_conf {
 	char *path;                   /* the file it came from */
 	char *admin;                  /* "unix:/path" or "host:port"; NULL = none */
+	char *admin_token_file;       /* NULL = none: TCP admin serves only read-only routes */
+	char *admin_token;            /* its token (TOKEN_MAX + 1 bytes, NUL-padded), or NULL */
+	char *metrics;                /* "host:port" of the read-only listener; NULL = none */
 	char *cgroup_parent;          /* below the supervisor's own cgroup */
 	enum cg_mode cgroups;
 	char *log_level;              /* "info" ... */

@@ -1,11 +1,13 @@
 /*
  * ctl_main.c - edgevisorctl, the operator's client of the admin endpoint (admin.c):
  *
- *   edgevisorctl [-s ADDR | -c CONFIG] status [--json] | metrics | reload | stop | drain NAME
+ *   edgevisorctl [-s ADDR | -c CONFIG] [--token-file FILE] status [--json] | metrics |
+ *       reload | stop | drain NAME
  *
  * ADDR is "unix:/path" or "host:port"; it comes from -s, else the "admin" key of
- * CONFIG, else $EDGEVISOR_ADMIN, else unix:/run/edgevisor/admin.sock. Exit status:
- * 0 done, 1 error (message on stderr), 2 usage.
+ * CONFIG, else $EDGEVISOR_ADMIN, else unix:/run/edgevisor/admin.sock. The bearer
+ * token for a TCP admin comes from --token-file, else CONFIG's "admin_token_file".
+ * Exit status: 0 done, 1 error (message on stderr), 2 usage.
  *
  * One blocking HTTP/1.1 request with "Connection: close" per run. libevent 2.1's
  * evhttp client cannot use a unix socket (its connect step always replaces the
@@ -31,6 +33,8 @@
 #include <event2/buffer.h>
 #include <jansson.h>
 
+#include "../common/token.h"
+
 #define DEFAULT_ADMIN "unix:/run/edgevisor/admin.sock"
 #define IO_TIMEOUT_S  15
 
@@ -41,19 +45,23 @@ struct reply {
 };
 
 static const char *addr;
+static char token[TOKEN_MAX + 1];   /* "" = send none */
+static char token_path[512];        /* CONFIG's admin_token_file, if any */
 
 static void
 usage(void)
 {
 	fprintf(stderr,
-	    "usage: edgevisorctl [-s ADDR | -c CONFIG] COMMAND\n"
+	    "usage: edgevisorctl [-s ADDR | -c CONFIG] [--token-file FILE] COMMAND\n"
 	    "  status [--json]  workers and per-function totals (--json: the raw document)\n"
 	    "  metrics          the Prometheus text of GET /metrics\n"
 	    "  reload [--wait]  new config, new workers; the old ones drain (like SIGHUP);\n"
 	    "                   --wait: return once the new generation is ready (ExecReload)\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
-	    "ADDR: unix:/path or host:port; default $EDGEVISOR_ADMIN or %s\n", DEFAULT_ADMIN);
+	    "ADDR: unix:/path or host:port; default $EDGEVISOR_ADMIN or %s\n"
+	    "FILE: the admin bearer token (default: CONFIG's admin_token_file)\n",
+	    DEFAULT_ADMIN);
 }
 
 static void __attribute__((format(printf, 1, 2)))
@@ -80,6 +88,9 @@ admin_from_config(const char *path)
 		fail("%s:%d:%d: %s", path, je.line, je.column, je.text);
 		return NULL;
 	}
+	if (json_is_string(json_object_get(root, "admin_token_file")))
+		snprintf(token_path, sizeof(token_path), "%s",
+		    json_string_value(json_object_get(root, "admin_token_file")));
 	a = json_object_get(root, "admin");
 	if (a == NULL) {
 		snprintf(buf, sizeof(buf), "%s", DEFAULT_ADMIN);
@@ -229,8 +240,9 @@ http(const char *method, const char *path, struct reply *r)
 		return -1;
 	}
 	len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: edgevisor\r\n"
-	    "User-Agent: edgevisorctl\r\nConnection: close\r\nContent-Length: 0\r\n\r\n",
-	    method, path);
+	    "User-Agent: edgevisorctl\r\nConnection: close\r\nContent-Length: 0\r\n"
+	    "%s%s%s\r\n", method, path, token[0] ? "Authorization: Bearer " : "", token,
+	    token[0] ? "\r\n" : "");
 	if (len < 0 || (size_t)len >= sizeof(req)) {
 		fail("request too long");
 		goto out;
@@ -482,6 +494,12 @@ wait_ready(json_int_t gen, int timeout_s)
 
 		if (http("GET", "/status", &r) < 0)
 			return 1;
+		/* A refusal (401 after the token changed) will not turn into readiness. */
+		if (r.code != 200) {
+			fail_reply("reload --wait", &r);
+			free(r.body);
+			return 1;
+		}
 		o = json_loads(r.body, 0, NULL);
 		free(r.body);
 		svo = json_object_get(o, "supervisor");
@@ -532,10 +550,11 @@ main(int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
 		{ "wait", no_argument, NULL, 'W' },
+		{ "token-file", required_argument, NULL, 'T' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL, *cmd;
+	const char *config = NULL, *cmd, *token_file = NULL;
 	char path[600];
 	bool json = false, wait = false;
 	int c;
@@ -546,6 +565,7 @@ main(int argc, char **argv)
 		case 'c': config = optarg; break;
 		case 'j': json = true; break;
 		case 'W': wait = true; break;
+		case 'T': token_file = optarg; break;
 		case 'h': usage(); return 0;
 		default: usage(); return 2;
 		}
@@ -570,6 +590,12 @@ main(int argc, char **argv)
 		addr = NULL;
 	if (addr == NULL)
 		addr = DEFAULT_ADMIN;
+	if (token_file == NULL && token_path[0] != '\0')
+		token_file = token_path;
+	if (token_file != NULL && token_read(token_file, token, path, sizeof(path)) < 0) {
+		fail("token: %s", path);
+		return 1;
+	}
 
 	if (strcmp(cmd, "status") == 0 && optind == argc)
 		return cmd_status(json);

@@ -168,9 +168,7 @@ finish_reload(void)
 	sv.conf = pending_conf;
 	pending_conf = NULL;
 	/* The admin endpoint follows the file too (same address: nothing happens). */
-	if (sv.conf->admin == NULL)
-		admin_stop();
-	else if (admin_start(sv.conf->admin, err, sizeof(err)) < 0)
+	if (admin_start(sv.conf, err, sizeof(err)) < 0)
 		log_error("admin_failed", "msg=\"%s\"", err);
 	log_info("reload_done", "gen=%u", sv.gen);
 	collect_confs();
@@ -417,7 +415,7 @@ main(int argc, char **argv)
 		cg_shutdown();
 		return 1;
 	}
-	if (sv.conf->admin && admin_start(sv.conf->admin, err, sizeof(err)) < 0) {
+	if (admin_start(sv.conf, err, sizeof(err)) < 0) {
 		log_error("admin_failed", "msg=\"%s\"", err);
 		cg_shutdown();
 		return 1;

@@ -41,6 +41,10 @@ class Failure(AssertionError):
     pass
 
 
+class Skip(Exception):
+    """Raised by a scenario that cannot run here; main() prints `skip - NAME: why`."""
+
+
 def check(cond, msg):
     """Fails the current test with MSG unless COND holds."""
     if not cond:
@@ -708,6 +712,8 @@ def main():
             fn()
             print("ok - %s" % fn.__name__, flush=True)
             dirs = []
+        except Skip as e:
+            print("skip - %s: %s" % (fn.__name__, e), flush=True)
         except Exception as e:
             failed += 1
             why = str(e).splitlines()[0] if str(e) else type(e).__name__

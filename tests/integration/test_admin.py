@@ -6,6 +6,7 @@ hears READY / RELOADING / STOPPING on its notify socket."""
 import http.client
 import json
 import os
+import pwd
 import re
 import signal
 import socket
@@ -440,21 +441,165 @@ def admin_socket_is_0600_and_replaces_a_stale_one():
         sv.cleanup()
 
 
+def tcp_get(addr, path, method="GET", token=None):
+    """One request to the TCP address ADDR; returns harness.Resp."""
+    host, port = addr.rsplit(":", 1)
+    headers = {"Authorization": "Bearer " + token} if token is not None else {}
+    return h.request(int(port), path, method=method, headers=headers, host=host)
+
+
+def write_token(d, token, mode=0o600, name="admin.token"):
+    path = os.path.join(d, name)
+    with open(path, "w") as f:
+        f.write(token + "\n")
+    os.chmod(path, mode)
+    return path
+
+
+PRIVATE = (("GET", "/status"), ("POST", "/reload"), ("POST", "/stop"), ("POST", "/drain/hello"),
+           ("GET", "/nope"))
+
+
 @test
-def admin_over_loopback_tcp():
-    port = h.free_port()
-    addr = "127.0.0.1:%d" % port
+def tcp_admin_without_token_serves_only_metrics_and_health():
+    addr = "127.0.0.1:%d" % h.free_port()
     with h.Supervisor([h.function("hello", workers=1)], name="adm-tcp", admin=addr) as sv:
-        check(status(sv)["supervisor"]["pid"] == sv.pid, "/status over TCP")
+        pids = set(ready_pids(sv, "hello", 1).values())
+        for method, path in PRIVATE:
+            r = tcp_get(addr, path, method)
+            check(r.status == 403 and "unix socket" in json.loads(r.body)["error"],
+                  "%s %s over TCP without a token: %r" % (method, path, r))
+        r = tcp_get(addr, "/metrics")
+        check(r.status == 200, "GET /metrics over TCP: %r" % r)
+        parse_prometheus(r.body.decode())
+        r = tcp_get(addr, "/health")
+        check(r.status == 200 and json.loads(r.body)["status"] == "serving", "GET /health: %r" % r)
+        check(sv.running() and set(sv.workers("hello").values()) == pids and
+              not sv.events("stop") and not sv.events("reload"),
+              "a refused request changed something:\n%s" % sv.tail(10))
+        check(sv.events("admin_denied", why="tcp_without_token"), "no admin_denied line")
         rc, out, err = ctl("-s", addr, "status")
-        check(rc == 0 and str(sv.pid) in out, "ctl over TCP: %d %r" % (rc, err))
-    # No authentication: a non-loopback address is refused.
+        check(rc == 1 and "HTTP 403" in err and "unix socket" in err,
+              "ctl status over TCP without a token: %d %r" % (rc, err))
+        rc, out, err = ctl("-s", addr, "metrics")
+        check(rc == 0 and "edgevisor_requests_total" in out, "ctl metrics over TCP: %d %r" % (rc, err))
+    # The admin itself stays on loopback: a non-loopback address is refused.
     sv = h.Supervisor([h.function("hello", workers=1)], name="adm-tcp-any",
                       admin="0.0.0.0:%d" % h.free_port())
     try:
         sv.start(wait=False)
         code = sv.proc.wait(15)
         check(code == 1 and sv.events("admin_failed"), "0.0.0.0 admin: exit %r" % code)
+    finally:
+        sv.cleanup()
+
+
+@test
+def tcp_admin_with_bearer_token():
+    d = h.tmpdir("adm-tok")
+    token = "t0ken-" + os.urandom(12).hex()
+    tf = write_token(d, token)
+    addr = "127.0.0.1:%d" % h.free_port()
+    with h.Supervisor([h.function("hello", workers=1)], name="adm-tok", admin=addr,
+                      admin_token_file=tf) as sv:
+        ready_pids(sv, "hello", 1)
+        for method, path in PRIVATE:
+            r = tcp_get(addr, path, method)
+            check(r.status == 401 and r.headers.get("www-authenticate", "").startswith("Bearer "),
+                  "%s %s without a token: %r" % (method, path, r))
+            r = tcp_get(addr, path, method, token=token[:-1] + ("x" if token[-1] != "x" else "y"))
+            check(r.status == 401 and 'error="invalid_token"' in r.headers.get("www-authenticate", ""),
+                  "%s %s with a wrong token: %r" % (method, path, r))
+        for bad in (token + "x", token[:-1], token.upper(), "", "Basic " + token):
+            r = tcp_get(addr, "/status", token=bad)
+            check(r.status == 401, "token %r accepted: %r" % (bad, r))
+        check(sv.running() and not sv.events("stop"), "a refused request stopped it")
+        r = tcp_get(addr, "/status", token=token)
+        check(r.status == 200 and json.loads(r.body)["supervisor"]["pid"] == sv.pid,
+              "/status with the token: %r" % r)
+        r = tcp_get(addr, "/drain/hello", "POST", token=token)
+        check(r.status == 202, "POST /drain/hello with the token: %r" % r)
+        # edgevisorctl: --token-file, or the config's admin_token_file; without: 401.
+        rc, out, err = ctl("-s", addr, "--token-file", tf, "status")
+        check(rc == 0 and str(sv.pid) in out, "ctl --token-file status: %d %r" % (rc, err))
+        rc, out, err = ctl("-c", sv.conf_path, "status")
+        check(rc == 0 and str(sv.pid) in out, "ctl -c CONFIG status: %d %r" % (rc, err))
+        rc, out, err = ctl("-s", addr, "status")
+        check(rc == 1 and "HTTP 401" in err, "ctl status without the token: %d %r" % (rc, err))
+        # A new token takes effect with the reload that reads it; the old one is refused.
+        token2 = "second-" + os.urandom(12).hex()
+        write_token(d, token2)
+        rc, out, err = ctl("-c", sv.conf_path, "--token-file", write_token(d, token, name="old"),
+                           "reload")
+        check(rc == 0, "reload with the old token: %d %r %r" % (rc, out, err))
+        sv.wait_ready(2)
+        check(tcp_get(addr, "/status", token=token).status == 401, "old token after reload")
+        check(tcp_get(addr, "/status", token=token2).status == 200, "new token after reload")
+        # A token file others can read fails the reload; the token in use stays.
+        os.chmod(tf, 0o644)
+        sv.send(signal.SIGHUP)
+        ev = sv.wait_event("reload_failed")
+        check("permissions 0644 are too open" in ev.get("msg", "") and "admin_token_file" in
+              ev.get("msg", ""), "reload_failed says %r" % ev)
+        check(tcp_get(addr, "/status", token=token2).status == 200, "token after a failed reload")
+        os.chmod(tf, 0o600)
+        with open(sv.log_path, "rb") as f:
+            log = f.read()
+        check(token.encode() not in log and token2.encode() not in log, "a token is in the log")
+        check(sv.events("admin_denied", why="bad_token"), "no admin_denied why=bad_token")
+
+
+@test
+def token_file_must_be_private():
+    d = h.tmpdir("adm-tokperm")
+    good = write_token(d, "x" * 32)
+    base = {"admin": "127.0.0.1:%d" % h.free_port(), "functions": [
+        {"name": "hello", "library": h.lib("hello"), "listen": ["127.0.0.1:%d" % h.free_port()]}]}
+    cases = [(0o644, None, "permissions 0644 are too open"),
+             (0o640, None, "permissions 0640 are too open"),
+             (0o600, "nobody", "owned by uid 65534"),
+             (0o600, None, None)]
+    for mode, owner, want in cases:
+        os.chmod(good, mode)
+        os.chown(good, pwd.getpwnam(owner).pw_uid if owner else 0, 0)
+        conf = os.path.join(d, "c.conf")
+        with open(conf, "w") as f:
+            json.dump(dict(base, admin_token_file=good), f, indent=2)
+        rc, text = h.check_config(conf)
+        if want is None:
+            check(rc == 0, "edgevisor -t with a 0600 root token file: %d %r" % (rc, text))
+        else:
+            check(rc == 1 and want in text and "admin_token_file" in text and "x" * 16 not in text,
+                  "mode %o owner %s: %d %r" % (mode, owner, rc, text))
+
+
+@test
+def metrics_listener_serves_metrics_and_health_only():
+    maddr = "127.0.0.1:%d" % h.free_port()
+    sv = h.Supervisor([h.function("bg", library="background", workers=1)], name="adm-metrics-l",
+                      metrics=maddr)
+    try:
+        sv.start()
+        r = tcp_get(maddr, "/metrics")
+        check(r.status == 200 and "version=0.0.4" in r.headers.get("content-type", ""),
+              "metrics listener /metrics: %r" % r)
+        parse_prometheus(r.body.decode())
+        r = tcp_get(maddr, "/health")
+        check(r.status == 200 and json.loads(r.body)["status"] == "serving", "/health: %r" % r)
+        for method, path in PRIVATE:
+            r = tcp_get(maddr, path, method)
+            check(r.status == 404, "%s %s on the metrics listener: %r" % (method, path, r))
+        check(tcp_get(maddr, "/metrics", "POST").status == 405, "POST /metrics")
+        check(status(sv)["supervisor"]["metrics"] == maddr, "/status does not name the listener")
+        # Stopping (draining a pending task): /health says so with 503; /metrics stays.
+        h.request(sv.port("bg"), "/?ms=1500")
+        sv.send(signal.SIGTERM)
+        sv.wait_event("stop")
+        r = tcp_get(maddr, "/health")
+        check(r.status == 503 and json.loads(r.body)["status"] == "stopping",
+              "/health while stopping: %r" % r)
+        check(tcp_get(maddr, "/metrics").status == 200, "/metrics while stopping")
+        check(sv.proc.wait(30) == 0, "exit code after SIGTERM")
     finally:
         sv.cleanup()
 

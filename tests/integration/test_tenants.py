@@ -3,7 +3,8 @@ leaks fds, leaks memory, spins or calls exit() is contained to its own worker, c
 and uid - its children die with its worker, every event is logged, and a neighbour
 function's latency stays within 2x of its baseline; and two tenants running as two
 uids can neither read each other's files, signal each other's workers or the
-supervisor, nor reach the admin socket.
+supervisor, nor reach the admin socket; and a tenant on the host's loopback gets
+only /metrics and /health from the TCP admin and metrics ports.
 
 Runs with cgroups "auto" under a cgroup_parent of its own. EDGEVISOR_SOAK=N repeats
 the hostile sequence N times.
@@ -264,6 +265,62 @@ def two_tenants_cannot_reach_each_other():
                   % (me, env))
         check(h.alive(pa) and h.alive(pb) and sv.running(), "someone died")
         check(uid_of(pa) == 65534 and uid_of(pb) == 1, "uids %r %r" % (uid_of(pa), uid_of(pb)))
+
+
+def probe_admin(fn_port, port, token=None):
+    """What the adminprobe tenant got from 127.0.0.1:PORT: {"POST /stop": "401", ...}."""
+    q = "/?port=%d" % port + ("&token=%s" % token if token else "")
+    r = h.request(fn_port, q, timeout=30)
+    check(r.status == 200, "adminprobe answered %d" % r.status)
+    lines = r.body.decode().splitlines()
+    got = {" ".join(l.split()[:2]): l.split()[2] for l in lines if not l.startswith("uid ")}
+    check(("uid 65534") in lines, "the probe did not run as nobody: %r" % lines)
+    return got
+
+
+@test
+def tenant_cannot_use_the_tcp_admin():
+    """A worker running as a tenant uid reaches loopback like anyone: over the TCP
+    admin it gets /metrics and /health, and a refusal for everything that changes or
+    names the host's state, with no token or a wrong one; the metrics listener serves
+    nothing else at all. The supervisor and the other tenant never notice."""
+    d = h.tmpdir("ten-admin")
+    token = "tenants-never-see-" + os.urandom(8).hex()
+    tf = os.path.join(d, "admin.token")
+    with open(tf, "w") as f:
+        f.write(token + "\n")
+    os.chmod(tf, 0o600)
+    aport, mport = h.free_port(), h.free_port()
+    probe = h.function("probe", library="adminprobe", workers=1, user="nobody", group="nogroup")
+    other = h.function("hello", workers=1, user="daemon", group="daemon")
+    private = ("POST /stop", "POST /reload", "POST /drain/probe", "GET /status")
+    for tok_file in (None, tf):
+        top = {"admin": "127.0.0.1:%d" % aport, "metrics": "127.0.0.1:%d" % mport}
+        if tok_file:
+            top["admin_token_file"] = tok_file
+        with h.Supervisor([probe, other], name="ten-admin", cgroups="auto",
+                          cgroup_parent=parent_name("admin"), **top) as sv:
+            pw = list(h.wait_until(lambda: sv.workers("probe"), 10, "probe").values())[0]
+            hw = list(h.wait_until(lambda: sv.workers("hello"), 10, "hello").values())[0]
+            want = "401" if tok_file else "403"
+            for tok in (None, "wrong-" + token[6:]):
+                got = probe_admin(sv.port("probe"), aport, tok)
+                for k in private:
+                    check(got.get(k) == want, "token file %s, tenant token %r: %s over the TCP "
+                          "admin got %r, want %s (%r)" % (tok_file, tok, k, got.get(k), want, got))
+                for k in ("GET /metrics", "GET /health"):
+                    check(got.get(k) == "200", "%s over the TCP admin: %r" % (k, got))
+            got = probe_admin(sv.port("probe"), mport)
+            for k in private:
+                check(got.get(k) == "404", "%s on the metrics listener: %r" % (k, got))
+            for k in ("GET /metrics", "GET /health"):
+                check(got.get(k) == "200", "%s on the metrics listener: %r" % (k, got))
+            check(sv.running() and not sv.events("stop") and not sv.events("reload") and
+                  not sv.events("drain_function"), "the tenant changed the host:\n%s" % sv.tail(10))
+            check(sv.workers("probe") and list(sv.workers("probe").values()) == [pw] and
+                  list(sv.workers("hello").values()) == [hw], "a worker was replaced")
+            check(h.request(sv.port("hello")).status == 200, "the neighbour stopped answering")
+            check(uid_of(pw) == 65534, "probe worker uid %d" % uid_of(pw))
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 """test_valgrind.py - the supervisor leaks nothing over a life with reloads: it runs
 under valgrind (memcheck, --leak-check=full, definite and indirect leaks are errors)
-through traffic, admin requests, two good reloads that replace the generation, one
+through traffic, admin and metrics-listener requests, two good reloads that replace the generation, one
 invalid reload, and a SIGTERM stop; valgrind must report no error and no leak.
 
 Workers are not traced (they are exec'd natively); the fuzz and ASan runs cover
@@ -56,8 +56,16 @@ def supervisor_has_no_leak_over_reloads():
             # its own leak checks, and the plain `make test` runs this one.
             print("skip - %s is an ASan build: valgrind cannot run it" % h.EDGEVISOR)
             sys.exit(77)
+    # The read-only metrics listener and a token file ride along: both are set up
+    # at start and at every reload and torn down at exit.
+    maddr = "127.0.0.1:%d" % h.free_port()
+    tdir = h.tmpdir("vg-token")
+    token = os.path.join(tdir, "admin.token")
+    with open(token, "w") as f:
+        f.write("valgrind-token-0123456789\n")
+    os.chmod(token, 0o600)
     sv = h.Supervisor([h.function("hello", workers=2), h.function("echo", workers=1)],
-                      name="vg")
+                      name="vg", metrics=maddr, admin_token_file=token)
     # One log per process: a forked child reports until it execs the worker.
     vg_log = os.path.join(sv.dir, "valgrind.%p.log")
     # A wrapper in place of the binary: the harness starts it like the supervisor.
@@ -84,6 +92,10 @@ def supervisor_has_no_leak_over_reloads():
         check(code == 200 and json.loads(body)["functions"], "/status: %d %r" % (code, body[:200]))
         code, body = admin_get(sv, "/metrics")
         check(code == 200 and b"edgevisor" in body, "/metrics: %d" % code)
+        mport = int(maddr.rsplit(":", 1)[1])
+        for path, want in (("/metrics", 200), ("/health", 200), ("/status", 404)):
+            r = h.request(mport, path, timeout=30)
+            check(r.status == want, "metrics listener %s: %d, want %d" % (path, r.status, want))
 
         # Two reloads that replace every worker; the old generations drain away.
         for n, workers in ((2, 1), (3, 3)):

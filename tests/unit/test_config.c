@@ -7,9 +7,11 @@
 #include <errno.h>
 #include <limits.h>
 #include <pwd.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../supervisor/config.h"
@@ -317,6 +319,104 @@ out:
 	config_free(conf);
 }
 
+/* The metrics listener may be any TCP address; a null admin_token_file is none. */
+static void
+case_metrics(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+
+	conf = config_load(VALID_DIR "/metrics_any_address/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK(conf->metrics != NULL && strcmp(conf->metrics, "0.0.0.0:9101") == 0);
+	UNIT_CHECK(conf->admin_token_file == NULL && conf->admin_token == NULL);
+	config_free(conf);
+	conf = config_load(VALID_DIR "/minimal/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	UNIT_CHECK(conf->metrics == NULL && conf->admin_token == NULL);
+out:
+	config_free(conf);
+}
+
+/*
+ * admin_token_file, with files made here: git keeps no modes but 644/755, and the
+ * point is the mode. Each case: the file's content and mode, the owner, and what the
+ * error must say (NULL: it loads and the token is CONTENT without its newline).
+ */
+static void
+case_token_file(void)
+{
+	static const struct {
+		const char *content;
+		mode_t mode;
+		bool nobody;
+		const char *want;
+	} cases[] = {
+		{ "0123456789abcdef-_.~+/==\n", 0600, false, NULL },
+		{ "0123456789abcdefXY\r\n", 0400, false, NULL },
+		{ "0123456789abcdef\n", 0644, false, "permissions 0644 are too open" },
+		{ "0123456789abcdef\n", 0640, false, "permissions 0640 are too open" },
+		{ "0123456789abcdef\n", 0602, false, "permissions 0602 are too open" },
+		{ "0123456789abcdef\n", 0600, true, "owned by uid" },
+		{ "short\n", 0600, false, "shorter than 16 characters" },
+		{ "0123456789 abcdef\n", 0600, false, "outside [A-Za-z0-9-._~+/=]" },
+		{ "0123456789abcdef\nsecond-line-here\n", 0600, false, "outside" },
+		{ "=0123456789abcdef\n", 0600, false, "must start with" },
+		{ "0123456789abcdef=x\n", 0600, false, "outside" },
+		{ "", 0600, false, "shorter than 16" },
+	};
+	char dir[] = "/tmp/ev-unit-token.XXXXXX", tok[64], conf_path[64];
+	char err[1024], want[300];
+	struct sv_conf *conf = NULL;
+	struct passwd *pw = getpwnam("nobody");
+	FILE *f;
+
+	UNIT_CHECK(mkdtemp(dir) != NULL);
+	snprintf(tok, sizeof(tok), "%s/admin.token", dir);
+	snprintf(conf_path, sizeof(conf_path), "%s/supervisor.conf", dir);
+	UNIT_CHECK((f = fopen(conf_path, "w")) != NULL);
+	fprintf(f, "{\n  \"admin\": \"127.0.0.1:9100\",\n  \"admin_token_file\": \"%s\",\n"
+	    "  \"functions\": [ { \"name\": \"a\", \"library\": \"a.so\", "
+	    "\"listen\": [\"127.0.0.1:9000\"] } ]\n}\n", tok);
+	fclose(f);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		unlink(tok);
+		UNIT_CHECK((f = fopen(tok, "w")) != NULL);
+		fputs(cases[i].content, f);
+		fclose(f);
+		UNIT_CHECK(chmod(tok, cases[i].mode) == 0);
+		if (cases[i].nobody)
+			UNIT_CHECK(pw != NULL && chown(tok, pw->pw_uid, pw->pw_gid) == 0);
+		err[0] = '\0';
+		conf = config_load(conf_path, err, sizeof(err));
+		if (cases[i].want == NULL) {
+			size_t n = strcspn(cases[i].content, "\r\n");
+
+			UNIT_CHECKF(conf != NULL, "case %zu: %s", i, err);
+			UNIT_CHECKF(conf->admin_token != NULL &&
+			    strlen(conf->admin_token) == n &&
+			    memcmp(conf->admin_token, cases[i].content, n) == 0,
+			    "case %zu: token read as \"%s\"", i, conf->admin_token);
+			UNIT_CHECK(strcmp(conf->admin_token_file, tok) == 0);
+		} else {
+			/* The usual FILE:LINE:COL: key: form, the path, never the token. */
+			snprintf(want, sizeof(want), "%s:3:23: admin_token_file: %s: ", conf_path, tok);
+			UNIT_CHECKF(conf == NULL, "case %zu loaded", i);
+			UNIT_CHECKF(strncmp(err, want, strlen(want)) == 0 &&
+			    strstr(err, cases[i].want) != NULL, "case %zu: \"%s\"", i, err);
+			UNIT_CHECKF(strstr(err, "0123456789") == NULL, "case %zu: token in \"%s\"",
+			    i, err);
+		}
+		config_free(conf);
+		conf = NULL;
+	}
+out:
+	config_free(conf);
+	unlink(tok);
+	unlink(conf_path);
+	rmdir(dir);
+}
+
 /* Guards against a suite that passes because it found nothing to run. */
 static void
 case_counts(void)
@@ -342,5 +442,7 @@ main(int argc, char **argv)
 	unit_run("admin_null", case_admin_null);
 	unit_run("missing_file", case_missing_file);
 	unit_run("default_supervisor_conf", case_default_conf);
+	unit_run("metrics", case_metrics);
+	unit_run("admin_token_file", case_token_file);
 	return unit_exit();
 }

@@ -77,6 +77,7 @@ cat >"$CONF" <<EOF
   "functions": [
     { "name": "hello", "library": "/usr/local/lib/edgevisor/hello.so",
       "listen": ["127.0.0.1:$HELLO"], "policy": "per_worker", "workers": 2,
+      "user": "nobody", "group": "nogroup",
       "limits": { "memory_mb": 64, "cpu_percent": 50,
                   "function_memory_mb": 160, "function_cpu_percent": 100,
                   "drain_timeout_ms": 10000, "beforeunload_grace_ms": 1000 } },
@@ -176,6 +177,24 @@ while read -r fn id pid wstate gen wcg; do
 	fi
 done < <(workers)
 [ "$bad" = 0 ] && ok "every worker in $CG/edgevisor/<fn>/w<N> with its memory.max and cpu.max"
+# The hardening is in force: the capability bounding set is CAP_KILL, CAP_SETGID and
+# CAP_SETUID (bits 5-7) and nothing else; /sys/fs/cgroup is read-only for the unit
+# but its own delegated directory is a writable mount (ProtectControlGroups= with
+# ReadWritePaths=), which the supervisor just built its tree in.
+capbnd=$(awk '/^CapBnd:/ {print $2}' "/proc/$MainPID/status")
+[ "$capbnd" = 00000000000000e0 ] && ok "MainPID CapBnd=$capbnd (CAP_KILL CAP_SETGID CAP_SETUID only)" ||
+    not_ok "MainPID CapBnd=$capbnd, want 00000000000000e0"
+mnt_opts() { awk -v m="$1" '$5 == m {print $6}' "/proc/$MainPID/mountinfo" | tail -n1; }
+root_opts=$(mnt_opts /sys/fs/cgroup)
+own_opts=$(mnt_opts "$CGDIR")
+[[ "$root_opts" == ro* ]] && [[ "$own_opts" == rw* ]] &&
+    ok "in the unit /sys/fs/cgroup is $root_opts, $CGDIR is $own_opts" ||
+    not_ok "in the unit /sys/fs/cgroup is '$root_opts', $CGDIR is '$own_opts' (want ro, rw)"
+# The hardened unit keeps CAP_SETUID/CAP_SETGID: hello's workers run as nobody.
+uids=$(for p in $(workers | awk '$1 == "hello" {print $3}'); do
+	awk '/^Uid:/ {print $2}' "/proc/$p/status"; done | sort -u | tr '\n' ' ')
+[ "$uids" = "65534 " ] && ok "hello's workers run as uid 65534 (nobody) under the hardened unit" ||
+    not_ok "hello's worker uids: '$uids', want 65534"
 have=$(tree_pids "$CGDIR" | tr '\n' ' ')
 want=$(tr ' ' '\n' <<<"$want_pids" | sort -n | tr '\n' ' ')
 [ "$have" = "$want" ] && ok "the unit's cgroup tree holds exactly the supervisor and its workers: $have" ||
