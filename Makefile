@@ -68,7 +68,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -O1 -g
 FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c $(COMMON_SRC)
-FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c $(COMMON_SRC)
+FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/identity.c $(COMMON_SRC)
 FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
 
 fuzz: deps $(FUZZ_BINS)
@@ -106,10 +106,10 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
-UNIT_DEPS_test_config = supervisor/config.c
-UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
+UNIT_DEPS_test_config = supervisor/config.c supervisor/identity.c
+UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c supervisor/identity.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
-UNIT_DEPS_test_check  = supervisor/check.c supervisor/child.c supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c
+UNIT_DEPS_test_check  = supervisor/check.c supervisor/child.c supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/config.c supervisor/identity.c
 
 .SECONDARY:
 .SECONDEXPANSION:

@@ -8,6 +8,7 @@
  */
 #include "config.h"
 #include "../common/token.h"
+#include "identity.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -68,7 +69,7 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 
 static const char *const top_keys[] = {
 	"admin", "admin_token_file", "metrics", "cgroup_parent", "cgroups", "log_level",
-	"log_file", "functions", NULL
+	"log_file", "functions", "dynamic_users", "state_directory", NULL
 };
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "user", "group", "limits", NULL
@@ -775,6 +776,76 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 }
 
 /*
+ * dynamic_users and state_directory, then each function without "user" gets its uid
+ * from the record (identity.h) when we are root. Nothing is written here: the
+ * supervisor records new picks when it takes the config (identity_apply).
+ */
+static int
+load_dynamic(struct loader *ld, struct sv_conf *conf, json_t *root)
+{
+	static const char *const keys[] = { "first", "last", NULL };
+	json_t *obj = json_object_get(root, "dynamic_users");
+	struct id_table *t = NULL;
+	struct fn_conf *fc;
+	char why[512];
+	size_t i = 0;
+	int rc = -1;
+
+	if (get_string(ld, root, "state_directory", 1, &conf->state_directory) < 0)
+		return -1;
+	push_key(ld, "state_directory");
+	if (conf->state_directory[0] != '/')
+		return conf_error(ld, LOC_VALUE, "must be an absolute path");
+	pop(ld);
+	if (obj != NULL) {
+		push_key(ld, "dynamic_users");
+		if (!json_is_object(obj))
+			return conf_error(ld, LOC_VALUE, "must be an object "
+			    "{\"first\": UID, \"last\": UID}");
+		if (check_keys(ld, obj, keys) < 0 ||
+		    get_uint(ld, obj, "first", 1000, 2147483646, &conf->dyn_first) < 0 ||
+		    get_uint(ld, obj, "last", 1000, 2147483646, &conf->dyn_last) < 0)
+			return -1;
+		if (conf->dyn_first > conf->dyn_last)
+			return conf_error(ld, LOC_VALUE, "first (%u) is above last (%u)",
+			    conf->dyn_first, conf->dyn_last);
+		pop(ld);
+	}
+	/* Without root every worker runs as we do: there is no uid to hand out. */
+	if (geteuid() != 0)
+		return 0;
+	if (identity_read(conf->state_directory, &t, why, sizeof(why)) < 0) {
+		push_key(ld, "state_directory");
+		return conf_error(ld, json_object_get(root, "state_directory") != NULL ?
+		    LOC_VALUE : LOC_PARENT, "%s", why);
+	}
+	push_key(ld, "functions");
+	TAILQ_FOREACH(fc, &conf->functions, entry) {
+		uid_t uid;
+
+		push_idx(ld, i++);
+		if (fc->user == NULL) {
+			if (identity_pick(t, fc->name, conf->dyn_first, conf->dyn_last, &uid,
+			    &fc->uid_recorded, why, sizeof(why)) < 0) {
+				push_key(ld, "name");
+				conf_error(ld, LOC_VALUE, "%s", why);
+				goto out;
+			}
+			fc->uid = uid;
+			fc->uid_dynamic = true;
+			if (fc->group == NULL)
+				fc->gid = (gid_t)uid;
+		}
+		pop(ld);
+	}
+	pop(ld);
+	rc = 0;
+out:
+	identity_free(t);
+	return rc;
+}
+
+/*
  * admin_token_file: read now, at start and at every reload, so a token that cannot
  * be used fails the load (and `edgevisor -t`) instead of locking the operator out.
  */
@@ -880,7 +951,8 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 			return -1;
 		pop(ld);
 	}
-	if (load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0)
+	if (load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0 ||
+	    load_dynamic(ld, conf, root) < 0)
 		return -1;
 	return 0;
 }
@@ -910,8 +982,11 @@ config_load(const char *path, char *err, size_t errlen)
 	TAILQ_INIT(&conf->functions);
 	if ((conf->path = strdup(path)) == NULL ||
 	    (conf->admin = strdup("unix:/run/edgevisor/admin.sock")) == NULL ||
-	    (conf->cgroup_parent = strdup("edgevisor")) == NULL)
+	    (conf->cgroup_parent = strdup("edgevisor")) == NULL ||
+	    (conf->state_directory = strdup(IDENTITY_STATE_DIR)) == NULL)
 		goto fail;
+	conf->dyn_first = IDENTITY_FIRST;
+	conf->dyn_last = IDENTITY_LAST;
 	if (load_root(&ld, conf, root) < 0) {
 		saved = EINVAL;
 		goto fail;
@@ -950,6 +1025,7 @@ config_free(struct sv_conf *conf)
 	free(conf->admin_token);
 	free(conf->metrics);
 	free(conf->cgroup_parent);
+	free(conf->state_directory);
 	free(conf->log_level);
 	free(conf->log_file);
 	free(conf);

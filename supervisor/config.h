@@ -7,6 +7,7 @@
 #ifndef SV_CONFIG_H
 #define SV_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include "../common/list.h"
@@ -49,8 +50,11 @@ struct fn_conf {
 	uint32_t workers;             /* pool size (ready spares for per_request/oneshot) */
 	char *user;                   /* NULL = do not change */
 	char *group;                  /* NULL = user's primary group */
-	uid_t uid;                    /* resolved at load; (uid_t)-1 when user is NULL */
+	uid_t uid;                    /* resolved at load; (uid_t)-1: unchanged (no user,
+	                               * supervisor not root) */
 	gid_t gid;
+	bool uid_dynamic;             /* no user, supervisor root: from dynamic_users */
+	bool uid_recorded;            /* that uid is in the state file already */
 	struct fn_limits limits;
 	TAILQ_ENTRY(fn_conf) entry;
 };
@@ -66,6 +70,8 @@ struct sv_conf {
 	enum cg_mode cgroups;
 	char *log_level;              /* "info" ... */
 	char *log_file;               /* NULL = stderr */
+	char *state_directory;        /* the dynamic-users record lives here */
+	uint32_t dyn_first, dyn_last; /* "dynamic_users" range (identity.h) */
 	size_t nfunctions;
 	struct fn_conf_list functions;
 };

@@ -26,6 +26,7 @@
 #include "admin.h"
 #include "cgroup.h"
 #include "check.h"
+#include "identity.h"
 #include "notify.h"
 #include "supervisor.h"
 
@@ -247,7 +248,8 @@ sv_reload(void)
 		notify_ready();
 		return;
 	}
-	if (dispatch_listen(conf, err, sizeof(err)) < 0) {
+	if (identity_apply(conf, err, sizeof(err)) < 0 ||
+	    dispatch_listen(conf, err, sizeof(err)) < 0) {
 		log_error("reload_failed", "msg=\"%s\"", err);
 		config_free(conf);
 		notify_ready();
@@ -400,6 +402,12 @@ main(int argc, char **argv)
 	if (check_cgroups(sv.conf, err, sizeof(err)) < 0) {
 		log_error("cgroups_required", "msg=\"%s\"", err);
 		fprintf(stderr, "edgevisor: cgroups required but unavailable: %s\n", err);
+		cg_shutdown();
+		return 1;
+	}
+	if (identity_apply(sv.conf, err, sizeof(err)) < 0) {
+		log_error("identity_failed", "msg=\"%s\"", err);
+		fprintf(stderr, "edgevisor: %s\n", err);
 		cg_shutdown();
 		return 1;
 	}
