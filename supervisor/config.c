@@ -72,7 +72,8 @@ static const char *const top_keys[] = {
 	"log_file", "functions", "dynamic_users", "state_directory", NULL
 };
 static const char *const fn_keys[] = {
-	"name", "library", "listen", "policy", "workers", "user", "group", "limits", NULL
+	"name", "library", "listen", "policy", "workers", "user", "group", "limits",
+	"seccomp", NULL
 };
 
 /* Every limit: key, field, range and default, so checking them is one loop. */
@@ -646,6 +647,78 @@ out:
 	return rc;
 }
 
+/* A name listed in the other list of the same "seccomp" object. */
+static bool
+in_list(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	return false;
+}
+
+/* One list of a "seccomp" object: DENY adds to the default profile, else removes. */
+static int
+seccomp_list(struct loader *ld, json_t *obj, const char *key, bool deny,
+    struct fn_seccomp *p)
+{
+	json_t *arr = json_object_get(obj, key), *v;
+	const char *why;
+	size_t i;
+
+	if (arr == NULL)
+		return 0;
+	push_key(ld, key);
+	if (!json_is_array(arr))
+		return conf_error(ld, LOC_VALUE, "must be an array of system call names");
+	json_array_foreach(arr, i, v) {
+		push_idx(ld, i);
+		if (!json_is_string(v))
+			return conf_error(ld, LOC_VALUE, "must be a system call name");
+		if (deny && in_list(json_object_get(obj, "allow"), json_string_value(v)))
+			return conf_error(ld, LOC_VALUE, "\"%s\" is in both deny and allow",
+			    json_string_value(v));
+		if ((why = seccomp_profile_change(p, json_string_value(v), deny)) != NULL)
+			return conf_error(ld, LOC_VALUE, "\"%s\": %s", json_string_value(v), why);
+		pop(ld);
+	}
+	pop(ld);
+	return 0;
+}
+
+/* "seccomp": "default" (also when absent), "off", or {"deny": [], "allow": []}. */
+static int
+load_seccomp(struct loader *ld, json_t *fn, struct fn_seccomp *p)
+{
+	static const char *const keys[] = { "deny", "allow", NULL };
+	json_t *v = json_object_get(fn, "seccomp");
+
+	seccomp_profile_default(p);
+	if (v == NULL)
+		return 0;
+	push_key(ld, "seccomp");
+	if (json_is_string(v) && strcmp(json_string_value(v), "default") == 0) {
+		pop(ld);
+		return 0;
+	}
+	if (json_is_string(v) && strcmp(json_string_value(v), "off") == 0) {
+		seccomp_profile_off(p);
+		pop(ld);
+		return 0;
+	}
+	if (!json_is_object(v))
+		return conf_error(ld, LOC_VALUE, "must be \"default\", \"off\" or "
+		    "{\"deny\": [...], \"allow\": [...]}");
+	if (check_keys(ld, v, keys) < 0 || seccomp_list(ld, v, "allow", false, p) < 0 ||
+	    seccomp_list(ld, v, "deny", true, p) < 0)
+		return -1;
+	pop(ld);
+	return 0;
+}
+
 /* Resolves user and group to ids now, so a typo fails the load, not a spawn. */
 static int
 load_identity(struct loader *ld, struct fn_conf *fc)
@@ -768,6 +841,7 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	    get_string(ld, fn, "user", 1, &fc->user) < 0 ||
 	    get_string(ld, fn, "group", 1, &fc->group) < 0 ||
 	    load_limits(ld, fn, &fc->limits) < 0 ||
+	    load_seccomp(ld, fn, &fc->seccomp) < 0 ||
 	    load_identity(ld, fc) < 0 ||
 	    absolute_library(ld, fc) < 0)
 		return -1;

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../common/list.h"
+#include "seccomp_profile.h"
 #include <sys/types.h>
 
 enum fn_policy { POLICY_PER_WORKER = 0, POLICY_PER_REQUEST, POLICY_ONESHOT };
@@ -56,6 +57,7 @@ struct fn_conf {
 	bool uid_dynamic;             /* no user, supervisor root: from dynamic_users */
 	bool uid_recorded;            /* that uid is in the state file already */
 	struct fn_limits limits;
+	struct fn_seccomp seccomp;    /* "seccomp", resolved (default profile if absent) */
 	TAILQ_ENTRY(fn_conf) entry;
 };
 TAILQ_HEAD(fn_conf_list, fn_conf);

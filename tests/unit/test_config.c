@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <seccomp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -564,6 +565,55 @@ out:
 	rmdir(dir);
 }
 
+/* The rule for syscall NAME in P, or NULL. */
+static const struct wire_syscall *
+rule(const struct fn_seccomp *p, const char *name)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+
+	for (uint32_t i = 0; i < p->n; i++)
+		if (p->rules[i].nr == nr)
+			return &p->rules[i];
+	return NULL;
+}
+
+/* "seccomp" absent or "default": the default profile; "off": none; an object
+ * changes the default: deny adds (or makes a conditional rule total), allow drops. */
+static void
+case_seccomp(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+	const struct fn_seccomp *d, *e, *o, *c;
+	const char *always[] = { "mount", "umount2", "pivot_root", "ptrace", "process_vm_readv",
+	    "process_vm_writev", "kexec_load", "bpf", "perf_event_open", "keyctl", "add_key",
+	    "userfaultfd", "unshare", "setns", "init_module", "finit_module", "reboot",
+	    "swapon", "clock_settime", "settimeofday", NULL };
+
+	conf = config_load(VALID_DIR "/seccomp_forms/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	d = &config_find(conf, "d")->seccomp;
+	e = &config_find(conf, "e")->seccomp;
+	o = &config_find(conf, "o")->seccomp;
+	c = &config_find(conf, "c")->seccomp;
+	UNIT_CHECK(d->on && d->arch == seccomp_arch_native() && d->n > 40);
+	UNIT_CHECK(memcmp(d, e, sizeof(*d)) == 0);
+	for (const char **n = always; *n != NULL; n++)
+		UNIT_CHECKF(rule(d, *n) != NULL && rule(d, *n)->kind == WIRE_SC_ALWAYS, "%s", *n);
+	UNIT_CHECK(rule(d, "clone") != NULL && rule(d, "clone")->kind == WIRE_SC_CLONE_NS);
+	UNIT_CHECK(rule(d, "clone3") != NULL && rule(d, "clone3")->kind == WIRE_SC_ENOSYS);
+	UNIT_CHECK(rule(d, "personality")->kind == WIRE_SC_PERSONALITY);
+	UNIT_CHECK(rule(d, "read") == NULL && rule(d, "chdir") == NULL);
+	UNIT_CHECK(!o->on && o->n == 0);
+	UNIT_CHECK(c->on && c->n == d->n - 1);
+	UNIT_CHECK(rule(c, "chdir") != NULL && rule(c, "chdir")->kind == WIRE_SC_ALWAYS);
+	UNIT_CHECK(rule(c, "clone")->kind == WIRE_SC_ALWAYS);
+	UNIT_CHECK(rule(c, "ptrace") == NULL && rule(c, "personality") == NULL);
+	UNIT_CHECK(rule(c, "mount") != NULL);
+out:
+	config_free(conf);
+}
+
 /* Guards against a suite that passes because it found nothing to run. */
 static void
 case_counts(void)
@@ -592,5 +642,6 @@ main(int argc, char **argv)
 	unit_run("metrics", case_metrics);
 	unit_run("admin_token_file", case_token_file);
 	unit_run("dynamic_users", case_dynamic_users);
+	unit_run("seccomp", case_seccomp);
 	return unit_exit();
 }
