@@ -110,7 +110,7 @@ def remove_cgroups(parent):
 
 def write_conf(name, functions, **top):
     d = h.tmpdir(name)
-    conf = {"admin": None, "cgroups": "off"}
+    conf = {"admin": None, "cgroups": "off", "state_directory": os.path.join(d, "state")}
     conf.update(top)
     conf["functions"] = [{k: v for k, v in f.items() if k != "port"} for f in functions]
     path = os.path.join(d, "edgevisor.conf")
