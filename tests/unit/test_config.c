@@ -485,7 +485,7 @@ dyn_uid(const char *path, const char *dir, const char *names, unsigned first,
 static void
 case_dynamic_users(void)
 {
-	char dir[] = "/tmp/ev-unit-dyn.XXXXXX", conf_path[64], state[96], err[1024];
+	char dir[64] = "/tmp/ev-unit-dyn.XXXXXX", conf_path[96], state[96], err[1024];
 	unsigned a, b, a2, b2, c, b3;
 	struct sv_conf *conf = NULL;
 	struct stat st;
