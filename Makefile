@@ -12,8 +12,8 @@ WARN      = -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-para
 CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
-SV_LIBS  = -levent -ljansson -lcgroup -lsystemd
-WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread
+SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
+WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
 CTL_LIBS = -levent -ljansson
 
 COMMON_SRC = $(wildcard common/*.c)
@@ -68,7 +68,8 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -O1 -g
 FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c worker/ws.c $(COMMON_SRC)
-FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c $(COMMON_SRC)
+FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c \
+		  supervisor/identity.c supervisor/seccomp_profile.c $(COMMON_SRC)
 FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
 
 fuzz: deps $(FUZZ_BINS)
@@ -80,7 +81,7 @@ $(BUILD)/fuzz/fuzz_http: $(FUZZ_HTTP_SRC) $(wildcard worker/*.h common/*.h)
 
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) $(wildcard supervisor/*.h common/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson -lseccomp
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -106,15 +107,17 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
-UNIT_DEPS_test_config = supervisor/config.c supervisor/cgroup_path.c
-UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/cgroup_path.c \
-			supervisor/config.c
+# The config's own dependencies: the cgroup_parent check, dynamic uids, seccomp names.
+CONF_DEPS = supervisor/config.c supervisor/cgroup_path.c supervisor/identity.c \
+	supervisor/seccomp_profile.c
+UNIT_DEPS_test_config = $(CONF_DEPS)
+UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
-	supervisor/cgroup_fs.c supervisor/cgroup_path.c supervisor/config.c
-UNIT_DEPS_test_reload = supervisor/reload.c supervisor/config.c supervisor/cgroup_path.c
+	supervisor/cgroup_fs.c $(CONF_DEPS)
+UNIT_DEPS_test_reload = supervisor/reload.c $(CONF_DEPS)
 UNIT_DEPS_test_check  = supervisor/check.c supervisor/child.c supervisor/cgroup.c supervisor/cgroup_fs.c \
-	supervisor/cgroup_path.c supervisor/config.c
+	$(CONF_DEPS)
 
 .SECONDARY:
 .SECONDEXPANSION:

@@ -6,7 +6,8 @@
  * background tasks, so that when a worker dies - even by SIGKILL - the supervisor can
  * still name every task that was lost.
  *
- * Single writer: only the worker's loop thread writes. Counters are updated with
+ * Single writer: only the worker's loop thread writes (the seccomp counts aside,
+ * see below). Counters are updated with
  * relaxed atomics; a task slot's name is written before its id is published.
  */
 #ifndef EV_BOARD_H
@@ -15,8 +16,9 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BOARD_VERSION 1
+#define BOARD_VERSION 2
 #define BOARD_TASK_NAME 40
+#define BOARD_SECCOMP_SLOTS 128   /* = WIRE_SECCOMP_MAX */
 
 struct board_task {
 	uint64_t id;          /* 0 = free slot */
@@ -37,6 +39,11 @@ struct board {
 	uint64_t tasks_pending;
 	uint32_t unload_reason;    /* last beforeunload reason fired (enum wire_reason) */
 	uint32_t pad;
+	/* Syscalls the seccomp filter refused, counted by the worker's SIGSYS handler
+	 * (any thread, atomically): tenant-reported like everything here, since tenant
+	 * code can write this page. Per rule, indexed like wire_config.seccomp_rules. */
+	uint64_t seccomp_denied;
+	uint32_t seccomp_counts[BOARD_SECCOMP_SLOTS];
 	struct board_task tasks[];
 };
 

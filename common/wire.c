@@ -182,6 +182,23 @@ field_ok(const char *s, size_t len, bool empty_ok)
 	return memchr(s, '\0', len) != NULL && (empty_ok || s[0] != '\0');
 }
 
+/* The filter: on with rules of known kinds, or off with none; unused slots zero. */
+static bool
+seccomp_ok(const struct wire_config *cfg)
+{
+	if (cfg->seccomp > 1 || cfg->seccomp_n > WIRE_SECCOMP_MAX || cfg->seccomp_pad != 0 ||
+	    (cfg->seccomp == 0 && (cfg->seccomp_n != 0 || cfg->seccomp_arch != 0)))
+		return false;
+	for (uint32_t i = 0; i < WIRE_SECCOMP_MAX; i++) {
+		const struct wire_syscall *r = &cfg->seccomp_rules[i];
+
+		if (i >= cfg->seccomp_n ? r->nr != 0 || r->kind != 0 :
+		    r->nr < 0 || r->nr > 4095 || r->kind >= WIRE_SC_KIND_MAX)
+			return false;
+	}
+	return true;
+}
+
 int
 wire_config_check(const struct wire_config *cfg, size_t len)
 {
@@ -195,7 +212,8 @@ wire_config_check(const struct wire_config *cfg, size_t len)
 	    cfg->task_threads == 0 || cfg->task_threads > WIRE_THREADS_MAX ||
 	    !field_ok(cfg->name, sizeof(cfg->name), false) ||
 	    !field_ok(cfg->library, sizeof(cfg->library), false) ||
-	    !field_ok(cfg->cgroup_procs, sizeof(cfg->cgroup_procs), true)) {
+	    !field_ok(cfg->cgroup_procs, sizeof(cfg->cgroup_procs), true) ||
+	    !seccomp_ok(cfg)) {
 		errno = EPROTO;
 		return -1;
 	}

@@ -60,6 +60,26 @@ enum wire_policy {
 #define WIRE_CFG_CHECK_ONLY 0x1u  /* load the library, check it, print "ok", exit; no init */
 #define WIRE_CFG_FLAGS      WIRE_CFG_CHECK_ONLY
 
+/*
+ * The worker's syscall filter (worker/sandbox.c), as the supervisor resolved it
+ * from the function's "seccomp" (supervisor/seccomp_profile.c): each rule one
+ * syscall number of seccomp_arch and how it is refused. The denial counts in the
+ * scoreboard are indexed like the rules.
+ */
+#define WIRE_SECCOMP_MAX 128
+enum wire_sc_kind {
+	WIRE_SC_ALWAYS = 0,      /* every call: EPERM, counted */
+	WIRE_SC_CLONE_NS,        /* only with a CLONE_NEW* flag in arg 0: EPERM, counted */
+	WIRE_SC_PERSONALITY,     /* anything but the query personality(0xffffffff) */
+	WIRE_SC_ENOSYS,          /* ENOSYS, not counted: clone3, whose flags a filter
+	                          * cannot read; glibc falls back to clone */
+	WIRE_SC_KIND_MAX
+};
+struct wire_syscall {
+	int32_t nr;
+	uint32_t kind;           /* enum wire_sc_kind */
+};
+
 #define WIRE_NAME_LEN 64    /* function names are [A-Za-z0-9_-]{1,32} */
 #define WIRE_PATH_LEN 4096  /* fixed here, not PATH_MAX: the record's size is the format */
 
@@ -91,6 +111,11 @@ struct wire_config {
 	 * (given by supervisor/cgroup.c, v1 or v2), "" when cgroups are off: on its
 	 * way out the worker kills whatever else is in it. */
 	char cgroup_procs[WIRE_PATH_LEN];
+	uint32_t seccomp;            /* 0: no filter; 1: install seccomp_rules */
+	uint32_t seccomp_arch;       /* AUDIT_ARCH_* the numbers are for (0 when off) */
+	uint32_t seccomp_n;          /* rules used; the rest must be zero */
+	uint32_t seccomp_pad;
+	struct wire_syscall seccomp_rules[WIRE_SECCOMP_MAX];
 };
 
 #define WIRE_HEADER_MIN  1024u

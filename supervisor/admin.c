@@ -378,6 +378,7 @@ worker_json(const struct worker *w, uint64_t now)
 	    "failed", (json_int_t)v.failed,
 	    "pending", (json_int_t)v.pending,
 	    "oldest_pending", oldest));
+	json_object_set_new(o, "seccomp_denied", json_integer(w->w_board == NULL ? 0 : (json_int_t)BOARD_LOAD(&w->w_board->seccomp_denied)));
 	json_object_set_new(o, "last_unload_reason", v.reason != WIRE_REASON_NONE ?
 	    json_string(wire_reason_name(v.reason)) : json_null());
 	return o;

@@ -46,6 +46,7 @@ child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
 	cfg->max_pending_tasks = l->max_pending_tasks;
 	cfg->task_threads = l->task_threads;
 	cfg->grace_ms = l->beforeunload_grace_ms;
+	seccomp_profile_wire(&fc->seccomp, cfg);
 	if (snprintf(cfg->name, sizeof(cfg->name), "%s", fc->name) >= (int)sizeof(cfg->name) ||
 	    snprintf(cfg->library, sizeof(cfg->library), "%s", fc->library) >=
 	    (int)sizeof(cfg->library)) {

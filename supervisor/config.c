@@ -9,6 +9,7 @@
 #include "config.h"
 #include "../common/token.h"
 #include "cgroup_path.h"
+#include "identity.h"
 #include "../common/net.h"
 #include "../common/paths.h"
 
@@ -71,11 +72,13 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 
 static const char *const top_keys[] = {
 	"admin", "admin_token_file", "metrics", "cgroup_parent", "cgroups", "log_level",
-	"log_file", "library_check_timeout_ms", "functions", "include", NULL
+	"log_file", "library_check_timeout_ms", "functions", "include", "dynamic_users",
+	"state_directory", NULL
 };
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "min_workers", "max_workers",
-	"scale_target", "scale_idle_ms", "cold_wait_ms", "user", "group", "limits", NULL
+	"scale_target", "scale_idle_ms", "cold_wait_ms", "user", "group", "limits", "seccomp",
+	NULL
 };
 
 /* Every limit: key, field, range and default, so checking them is one loop. */
@@ -544,6 +547,78 @@ out:
 	return rc;
 }
 
+/* A name listed in the other list of the same "seccomp" object. */
+static bool
+in_list(json_t *arr, const char *name)
+{
+	size_t i;
+	json_t *v;
+
+	json_array_foreach(arr, i, v)
+		if (json_is_string(v) && strcmp(json_string_value(v), name) == 0)
+			return true;
+	return false;
+}
+
+/* One list of a "seccomp" object: DENY adds to the default profile, else removes. */
+static int
+seccomp_list(struct loader *ld, json_t *obj, const char *key, bool deny,
+    struct fn_seccomp *p)
+{
+	json_t *arr = json_object_get(obj, key), *v;
+	const char *why;
+	size_t i;
+
+	if (arr == NULL)
+		return 0;
+	push_key(ld, key);
+	if (!json_is_array(arr))
+		return conf_error(ld, LOC_VALUE, "must be an array of system call names");
+	json_array_foreach(arr, i, v) {
+		push_idx(ld, i);
+		if (!json_is_string(v))
+			return conf_error(ld, LOC_VALUE, "must be a system call name");
+		if (deny && in_list(json_object_get(obj, "allow"), json_string_value(v)))
+			return conf_error(ld, LOC_VALUE, "\"%s\" is in both deny and allow",
+			    json_string_value(v));
+		if ((why = seccomp_profile_change(p, json_string_value(v), deny)) != NULL)
+			return conf_error(ld, LOC_VALUE, "\"%s\": %s", json_string_value(v), why);
+		pop(ld);
+	}
+	pop(ld);
+	return 0;
+}
+
+/* "seccomp": "default" (also when absent), "off", or {"deny": [], "allow": []}. */
+static int
+load_seccomp(struct loader *ld, json_t *fn, struct fn_seccomp *p)
+{
+	static const char *const keys[] = { "deny", "allow", NULL };
+	json_t *v = json_object_get(fn, "seccomp");
+
+	seccomp_profile_default(p);
+	if (v == NULL)
+		return 0;
+	push_key(ld, "seccomp");
+	if (json_is_string(v) && strcmp(json_string_value(v), "default") == 0) {
+		pop(ld);
+		return 0;
+	}
+	if (json_is_string(v) && strcmp(json_string_value(v), "off") == 0) {
+		seccomp_profile_off(p);
+		pop(ld);
+		return 0;
+	}
+	if (!json_is_object(v))
+		return conf_error(ld, LOC_VALUE, "must be \"default\", \"off\" or "
+		    "{\"deny\": [...], \"allow\": [...]}");
+	if (check_keys(ld, v, keys) < 0 || seccomp_list(ld, v, "allow", false, p) < 0 ||
+	    seccomp_list(ld, v, "deny", true, p) < 0)
+		return -1;
+	pop(ld);
+	return 0;
+}
+
 /* Resolves user and group to ids now, so a typo fails the load, not a spawn. */
 static int
 load_identity(struct loader *ld, struct fn_conf *fc)
@@ -725,6 +800,7 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	    get_string(ld, fn, "user", 1, &fc->user) < 0 ||
 	    get_string(ld, fn, "group", 1, &fc->group) < 0 ||
 	    load_limits(ld, fn, &fc->limits) < 0 ||
+	    load_seccomp(ld, fn, &fc->seccomp) < 0 ||
 	    load_identity(ld, fc) < 0 ||
 	    absolute_library(ld, fc) < 0)
 		return -1;
@@ -770,6 +846,76 @@ load_file(struct loader *ld, struct sv_conf *conf, const char *file)
 	}
 	ld->addrs = sub.addrs;
 	json_decref(v);
+	return rc;
+}
+
+/*
+ * dynamic_users and state_directory, then each function without "user" gets its uid
+ * from the record (identity.h) when we are root. Nothing is written here: the
+ * supervisor records new picks when it takes the config (identity_apply).
+ */
+static int
+load_dynamic(struct loader *ld, struct sv_conf *conf, json_t *root)
+{
+	static const char *const keys[] = { "first", "last", NULL };
+	json_t *obj = json_object_get(root, "dynamic_users");
+	struct id_table *t = NULL;
+	struct fn_conf *fc;
+	char why[512];
+	size_t i = 0;
+	int rc = -1;
+
+	if (get_string(ld, root, "state_directory", 1, &conf->state_directory) < 0)
+		return -1;
+	push_key(ld, "state_directory");
+	if (conf->state_directory[0] != '/')
+		return conf_error(ld, LOC_VALUE, "must be an absolute path");
+	pop(ld);
+	if (obj != NULL) {
+		push_key(ld, "dynamic_users");
+		if (!json_is_object(obj))
+			return conf_error(ld, LOC_VALUE, "must be an object "
+			    "{\"first\": UID, \"last\": UID}");
+		if (check_keys(ld, obj, keys) < 0 ||
+		    get_uint(ld, obj, "first", 1000, 2147483646, &conf->dyn_first) < 0 ||
+		    get_uint(ld, obj, "last", 1000, 2147483646, &conf->dyn_last) < 0)
+			return -1;
+		if (conf->dyn_first > conf->dyn_last)
+			return conf_error(ld, LOC_VALUE, "first (%u) is above last (%u)",
+			    conf->dyn_first, conf->dyn_last);
+		pop(ld);
+	}
+	/* Without root every worker runs as we do: there is no uid to hand out. */
+	if (geteuid() != 0)
+		return 0;
+	if (identity_read(conf->state_directory, &t, why, sizeof(why)) < 0) {
+		push_key(ld, "state_directory");
+		return conf_error(ld, json_object_get(root, "state_directory") != NULL ?
+		    LOC_VALUE : LOC_PARENT, "%s", why);
+	}
+	push_key(ld, "functions");
+	TAILQ_FOREACH(fc, &conf->functions, entry) {
+		uid_t uid;
+
+		push_idx(ld, i++);
+		if (fc->user == NULL) {
+			if (identity_pick(t, fc->name, conf->dyn_first, conf->dyn_last, &uid,
+			    &fc->uid_recorded, why, sizeof(why)) < 0) {
+				push_key(ld, "name");
+				conf_error(ld, LOC_VALUE, "%s", why);
+				goto out;
+			}
+			fc->uid = uid;
+			fc->uid_dynamic = true;
+			if (fc->group == NULL)
+				fc->gid = (gid_t)uid;
+		}
+		pop(ld);
+	}
+	pop(ld);
+	rc = 0;
+out:
+	identity_free(t);
 	return rc;
 }
 
@@ -942,7 +1088,8 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 			return -1;
 		pop(ld);
 	}
-	if (load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0)
+	if (load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0 ||
+	    load_dynamic(ld, conf, root) < 0)
 		return -1;
 	return 0;
 }
@@ -973,8 +1120,11 @@ config_load(const char *path, char *err, size_t errlen)
 	conf->check_timeout_ms = 5000;
 	if ((conf->path = strdup(path)) == NULL ||
 	    (conf->admin = strdup(EV_ADMIN_DEFAULT)) == NULL ||
-	    (conf->cgroup_parent = strdup("edgevisor")) == NULL)
+	    (conf->cgroup_parent = strdup("edgevisor")) == NULL ||
+	    (conf->state_directory = strdup(IDENTITY_STATE_DIR)) == NULL)
 		goto fail;
+	conf->dyn_first = IDENTITY_FIRST;
+	conf->dyn_last = IDENTITY_LAST;
 	if (load_root(&ld, conf, root) < 0) {
 		saved = EINVAL;
 		goto fail;
@@ -1013,6 +1163,7 @@ config_free(struct sv_conf *conf)
 	free(conf->admin_token);
 	free(conf->metrics);
 	free(conf->cgroup_parent);
+	free(conf->state_directory);
 	free(conf->log_level);
 	free(conf->log_file);
 	free(conf);
@@ -1035,7 +1186,10 @@ config_fn_same(const struct fn_conf *a, const struct fn_conf *b)
 	    a->uid == b->uid &&
 	    a->gid == b->gid && memcmp(&a->limits, &b->limits, sizeof(a->limits)) == 0 &&
 	    a->lib_dev == b->lib_dev && a->lib_ino == b->lib_ino &&
-	    a->lib_size == b->lib_size && a->lib_mtime_ns == b->lib_mtime_ns;
+	    a->lib_size == b->lib_size && a->lib_mtime_ns == b->lib_mtime_ns &&
+	    a->seccomp.on == b->seccomp.on && a->seccomp.arch == b->seccomp.arch &&
+	    a->seccomp.n == b->seccomp.n && memcmp(a->seccomp.rules, b->seccomp.rules,
+	    a->seccomp.n * sizeof(a->seccomp.rules[0])) == 0;
 }
 
 struct fn_conf *

@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../common/list.h"
+#include "seccomp_profile.h"
 #include <sys/types.h>
 
 enum fn_policy { POLICY_PER_WORKER = 0, POLICY_PER_REQUEST, POLICY_ONESHOT };
@@ -55,11 +56,15 @@ struct fn_conf {
 	uint32_t cold_wait_ms;        /* a connection waits this long for a starting worker */
 	char *user;                   /* NULL = do not change */
 	char *group;                  /* NULL = user's primary group */
-	uid_t uid;                    /* resolved at load; (uid_t)-1 when user is NULL */
+	uid_t uid;                    /* resolved at load; (uid_t)-1: unchanged (no user,
+	                               * supervisor not root) */
 	gid_t gid;
+	bool uid_dynamic;             /* no user, supervisor root: from dynamic_users */
+	bool uid_recorded;            /* that uid is in the state file already */
 	struct fn_limits limits;
 	/* The library file when the config was loaded (stat), 0s when it was missing. */
 	uint64_t lib_dev, lib_ino, lib_size, lib_mtime_ns;
+	struct fn_seccomp seccomp;    /* "seccomp", resolved (default profile if absent) */
 	TAILQ_ENTRY(fn_conf) entry;
 };
 TAILQ_HEAD(fn_conf_list, fn_conf);
@@ -75,6 +80,8 @@ struct sv_conf {
 	char *log_level;              /* "info" ... */
 	char *log_file;               /* NULL = stderr */
 	uint32_t check_timeout_ms;    /* library_check_timeout_ms: a library check's time */
+	char *state_directory;        /* the dynamic-users record lives here */
+	uint32_t dyn_first, dyn_last; /* "dynamic_users" range (identity.h) */
 	size_t nfunctions;
 	struct fn_conf_list functions;
 };

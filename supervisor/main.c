@@ -32,6 +32,7 @@
 #include "cgroup.h"
 #include "check.h"
 #include "dispatch.h"
+#include "identity.h"
 #include "notify.h"
 #include "orch.h"
 #include "pool.h"
@@ -207,6 +208,12 @@ main(int argc, char **argv)
 	    cg_check_conf(conf, err, sizeof(err)) < 0) {
 		log_error("cgroups_required", "msg=%s", log_qv(err));
 		fprintf(stderr, "edgevisor: cgroups required but unavailable: %s\n", err);
+		goto out;
+	}
+	/* The dynamic uids this config picked are recorded for good (identity.h). */
+	if (identity_apply(conf, err, sizeof(err)) < 0) {
+		log_error("identity_failed", "msg=%s", log_qv(err));
+		fprintf(stderr, "edgevisor: %s\n", err);
 		goto out;
 	}
 	/* From here on a busy cgroup's removal is retried from the loop, never waited for. */

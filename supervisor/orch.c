@@ -21,6 +21,7 @@
 #include "check.h"
 #include "dispatch.h"
 #include "evq.h"
+#include "identity.h"
 #include "limits.h"
 #include "notify.h"
 #include "pool.h"
@@ -643,7 +644,7 @@ orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen)
 	if (conf == NULL)
 		snprintf(err, errlen, "invalid config: %s", buf);
 	if (conf == NULL || cg_check_conf(conf, err, errlen) < 0 ||
-	    dispatch_listen(conf, err, errlen) < 0) {
+	    identity_apply(conf, err, errlen) < 0 || dispatch_listen(conf, err, errlen) < 0) {
 		log_error("reload_failed", "msg=%s", log_qv(err));
 		config_free(conf);
 		notify_ready();

@@ -24,6 +24,7 @@
 
 #include "../common/log.h"
 #include "../common/wire.h"
+#include "sandbox.h"
 #include "worker.h"
 
 struct edge_ctx wk;
@@ -366,6 +367,7 @@ int
 main(int argc, char **argv)
 {
 	struct wire_status ready = { .type = WIRE_ST_READY };
+	char why[160];
 	sigset_t set;
 	int sfd;
 
@@ -380,8 +382,12 @@ main(int argc, char **argv)
 		return 2;
 	}
 	log_set_proc("worker[%s/%u]", wk.conf.name, wk.conf.index);
-	if (check_only)
+	if (check_only) {
+		/* The check runs the library's constructors: tenant code, same filter. */
+		if (sandbox_install(&cfg, NULL, why, sizeof(why)) < 0)
+			init_failed("seccomp: %s", why);
 		load_function();
+	}
 	/* Ctrl-C in a terminal reaches the whole group: only the supervisor decides. */
 	signal(SIGINT, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
@@ -395,13 +401,17 @@ main(int argc, char **argv)
 	if (board_map(WIRE_BOARD_FD, &wk.board) < 0)
 		init_failed("scoreboard: %s", strerror(errno));
 	close(WIRE_BOARD_FD);
+	/* Before any thread and before the library: everything after runs filtered,
+	 * our own loop, threads and channels included. */
+	if (sandbox_install(&cfg, wk.board, why, sizeof(why)) < 0)
+		init_failed("seccomp: %s", why);
 	wk.base = event_base_new();
 	if (wk.base == NULL || sfd < 0)
 		init_failed("event loop: %s", strerror(errno));
 	TAILQ_INIT(&wk.unload_hooks);
 	TAILQ_INIT(&wk.error_hooks);
 	hooks_init(&wk);
-	if (tasks_init(&wk) < 0 || http_init(&wk) < 0)
+	if (tasks_init(&wk) < 0 || http_init(&wk) < 0 || sandbox_watch(wk.base) < 0)
 		init_failed("runtime: %s", strerror(errno));
 	sig_ev = event_new(wk.base, sfd, EV_READ | EV_PERSIST, signal_cb, NULL);
 	ctl_ev = event_new(wk.base, WIRE_CTL_FD, EV_READ | EV_PERSIST, ctl_cb, NULL);

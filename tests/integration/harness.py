@@ -315,8 +315,11 @@ class Supervisor:
             text = raw_config
         else:
             # The admin socket defaults to a system path: keep each test's in its dir.
+            # ... and the dynamic-users record (a root supervisor gives functions
+            # without "user" a recorded uid): a test passes its own to share one.
             conf = {"cgroups": "off", "log_level": "info",
-                    "admin": "unix:" + os.path.join(self.dir, "admin.sock")}
+                    "admin": "unix:" + os.path.join(self.dir, "admin.sock"),
+                    "state_directory": os.path.join(self.dir, "state")}
             conf.update(top)
             if conf["admin"] is None:
                 del conf["admin"]

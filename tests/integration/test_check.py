@@ -111,7 +111,8 @@ def remove_cgroups(parent):
 
 def write_conf(name, functions, **top):
     d = h.tmpdir(name)
-    conf = {"admin": None, "cgroups": "off", "library_check_timeout_ms": 2000}
+    conf = {"admin": None, "cgroups": "off", "library_check_timeout_ms": 2000,
+            "state_directory": os.path.join(d, "state")}
     conf.update(top)
     conf["functions"] = [{k: v for k, v in f.items() if k != "port"} for f in functions]
     path = os.path.join(d, "edgevisor.conf")

@@ -81,6 +81,10 @@ def out_of_tree_function_runs_under_installed_supervisor():
     dest = install()
     pre = os.path.join(dest, "usr/local")
     src = h.tmpdir("install-src")
+    # Workers run as a dynamic uid (no "user", root supervisor): like a real
+    # /usr/local and a function directory, both must be readable by others.
+    os.chmod(dest, 0o755)
+    os.chmod(src, 0o755)
     for name in ("hello", "background"):
         shutil.copy(os.path.join(h.ROOT, "examples", name + ".c"), src)
     # As an author would: the compiler's default dialect, only the flags pkg-config gives.

@@ -6,15 +6,19 @@
 #include <dirent.h>
 #include <errno.h>
 #include <limits.h>
+#include <grp.h>
 #include <pwd.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <seccomp.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include "../../supervisor/config.h"
+#include "../../supervisor/identity.h"
+#include "../../common/log.h"
 #include "unit.h"
 
 #define VALID_DIR   "tests/unit/config/valid"
@@ -164,7 +168,16 @@ case_defaults(void)
 	UNIT_CHECK(fc->policy == POLICY_PER_WORKER);
 	UNIT_CHECK(fc->workers == 2);
 	UNIT_CHECK(fc->user == NULL && fc->group == NULL);
-	UNIT_CHECK(fc->uid == (uid_t)-1 && fc->gid == (gid_t)-1);
+	/* No user: as root a dynamic uid from systemd's DynamicUser= range, gid the same;
+	 * else unchanged. */
+	if (geteuid() == 0)
+		UNIT_CHECKF(fc->uid_dynamic && fc->uid >= 61184 && fc->uid <= 65519 &&
+		    fc->gid == (gid_t)fc->uid && getpwuid(fc->uid) == NULL,
+		    "uid %u gid %u", (unsigned)fc->uid, (unsigned)fc->gid);
+	else
+		UNIT_CHECK(!fc->uid_dynamic && fc->uid == (uid_t)-1 && fc->gid == (gid_t)-1);
+	UNIT_CHECK(strcmp(conf->state_directory, "/var/lib/edgevisor") == 0);
+	UNIT_CHECK(conf->dyn_first == 61184 && conf->dyn_last == 65519);
 	l = &fc->limits;
 	UNIT_CHECK(l->memory_mb == 0 && l->function_memory_mb == 0);
 	UNIT_CHECK(l->cpu_percent == 0 && l->function_cpu_percent == 0);
@@ -419,6 +432,190 @@ out:
 	rmdir(dir);
 }
 
+/* Writes a config for the dynamic-user cases: functions NAMES (space-separated),
+ * the state directory DIR, the range FIRST..LAST. */
+static int
+dyn_conf(const char *path, const char *dir, const char *names, unsigned first,
+    unsigned last)
+{
+	char buf[256], *save, *n;
+	FILE *f = fopen(path, "w");
+	int port = 9000;
+
+	if (f == NULL)
+		return -1;
+	fprintf(f, "{\n  \"state_directory\": \"%s\",\n  \"dynamic_users\": "
+	    "{\"first\": %u, \"last\": %u},\n  \"functions\": [", dir, first, last);
+	snprintf(buf, sizeof(buf), "%s", names);
+	for (n = strtok_r(buf, " ", &save); n != NULL; n = strtok_r(NULL, " ", &save)) {
+		fprintf(f, "%s\n    { \"name\": \"%s\", \"library\": \"a.so\", \"listen\": "
+		    "[\"127.0.0.1:%d\"] }", port == 9000 ? "" : ",", n, port);
+		port++;
+	}
+	fprintf(f, "\n  ]\n}\n");
+	return fclose(f);
+}
+
+/* The uid of function NAME in a config of NAMES; applied (recorded) when APPLY.
+ * Returns the uid, 0 on a refused load (ERR says why). */
+static unsigned
+dyn_uid(const char *path, const char *dir, const char *names, unsigned first,
+    unsigned last, const char *name, bool apply, char *err, size_t len)
+{
+	struct sv_conf *conf;
+	struct fn_conf *fc;
+	unsigned uid = 0;
+
+	err[0] = '\0';
+	if (dyn_conf(path, dir, names, first, last) < 0 ||
+	    (conf = config_load(path, err, len)) == NULL)
+		return 0;
+	if ((fc = config_find(conf, name)) != NULL && fc->uid_dynamic)
+		uid = (unsigned)fc->uid;
+	if (apply && identity_apply(conf, err, len) < 0)
+		uid = 0;
+	config_free(conf);
+	return uid;
+}
+
+/*
+ * Dynamic uids: distinct per function, outside passwd/group, recorded only when
+ * applied, the same after a restart whatever else is added or removed, never given
+ * to a second name even once the first is gone, and refused when the record is
+ * writable by others or a recorded uid has become a real account.
+ */
+static void
+case_dynamic_users(void)
+{
+	char dir[64] = "/tmp/ev-unit-dyn.XXXXXX", conf_path[96], state[96], err[1024];
+	unsigned a, b, a2, b2, c, b3;
+	struct sv_conf *conf = NULL;
+	struct stat st;
+	FILE *f;
+
+	if (geteuid() != 0) {
+		/* Not root: no dynamic uid at all, the record is never read. */
+		UNIT_CHECK((conf = config_load(VALID_DIR "/minimal/supervisor.conf", err,
+		    sizeof(err))) != NULL && !TAILQ_FIRST(&conf->functions)->uid_dynamic);
+		goto out;
+	}
+	log_level = LOG_LVL_WARN;   /* identity_apply's ev=dynamic_user lines */
+	UNIT_CHECK(mkdtemp(dir) != NULL);
+	snprintf(conf_path, sizeof(conf_path), "%s/supervisor.conf", dir);
+	snprintf(state, sizeof(state), "%s/state/" IDENTITY_FILE, dir);
+	strcat(dir, "/state");
+	/* -t's view: picked, nothing written (the state directory does not even exist). */
+	a = dyn_uid(conf_path, dir, "alpha beta", 61184, 65519, "alpha", false, err,
+	    sizeof(err));
+	b = dyn_uid(conf_path, dir, "alpha beta", 61184, 65519, "beta", false, err,
+	    sizeof(err));
+	UNIT_CHECKF(a != 0 && b != 0 && a != b, "alpha %u beta %u: %s", a, b, err);
+	UNIT_CHECK(getpwuid(a) == NULL && getgrgid(a) == NULL && getpwuid(b) == NULL);
+	UNIT_CHECK(stat(state, &st) < 0 && errno == ENOENT);
+	/* Applied: recorded, and a later load (a restart) with beta first and a new
+	 * function in front gives both the same uids. */
+	UNIT_CHECK(dyn_uid(conf_path, dir, "alpha beta", 61184, 65519, "alpha", true, err,
+	    sizeof(err)) == a);
+	UNIT_CHECK(stat(state, &st) == 0 && (st.st_mode & 022) == 0);
+	a2 = dyn_uid(conf_path, dir, "gamma beta alpha", 61184, 65519, "alpha", true, err,
+	    sizeof(err));
+	b2 = dyn_uid(conf_path, dir, "gamma beta alpha", 61184, 65519, "beta", false, err,
+	    sizeof(err));
+	UNIT_CHECKF(a2 == a && b2 == b, "after restart alpha %u beta %u (%s)", a2, b2, err);
+	/* A range of two: x and y take both; with x removed y keeps its uid, and a new
+	 * z gets nothing rather than x's uid (x's files would become z's). */
+	UNIT_CHECK(dyn_uid(conf_path, dir, "x y", 62000, 62001, "x", true, err,
+	    sizeof(err)) != 0);
+	b = dyn_uid(conf_path, dir, "x y", 62000, 62001, "y", false, err, sizeof(err));
+	b3 = dyn_uid(conf_path, dir, "y", 62000, 62001, "y", true, err, sizeof(err));
+	UNIT_CHECKF(b != 0 && b3 == b, "y %u then %u", b, b3);
+	c = dyn_uid(conf_path, dir, "y z", 62000, 62001, "z", false, err, sizeof(err));
+	UNIT_CHECKF(c == 0 && strstr(err, "functions[1].name: no free uid left in "
+	    "dynamic_users 62000..62001 for \"z\"") != NULL, "z %u: %s", c, err);
+	/* A recorded uid that is now a real account (nobody, 65534) is refused. */
+	UNIT_CHECK((f = fopen(state, "a")) != NULL);
+	fprintf(f, "ghost 65534\n");
+	fclose(f);
+	c = dyn_uid(conf_path, dir, "ghost", 65530, 65534, "ghost", false, err, sizeof(err));
+	UNIT_CHECKF(c == 0 && strstr(err, "functions[0].name: dynamic uid 65534 of "
+	    "\"ghost\" is now the account \"nobody\"") != NULL, "%s", err);
+	/* A record others may write decides nothing. */
+	UNIT_CHECK(chmod(state, 0666) == 0);
+	c = dyn_uid(conf_path, dir, "alpha", 61184, 65519, "alpha", false, err, sizeof(err));
+	UNIT_CHECKF(c == 0 && strstr(err, ":2:22: state_directory: ") != NULL &&
+	    strstr(err, "writable by nobody else") != NULL, "%s", err);
+	UNIT_CHECK(chmod(state, 0644) == 0);
+	/* Garbage in the record is refused with its line. */
+	UNIT_CHECK((f = fopen(state, "a")) != NULL);
+	fprintf(f, "bad line here\n");
+	fclose(f);
+	c = dyn_uid(conf_path, dir, "alpha", 61184, 65519, "alpha", false, err, sizeof(err));
+	UNIT_CHECKF(c == 0 && strstr(err, IDENTITY_FILE ":") != NULL &&
+	    strstr(err, "not \"NAME UID\"") != NULL, "%s", err);
+out:
+	config_free(conf);
+	if (strstr(dir, "/state") != NULL) {
+		char lock[128];
+
+		snprintf(lock, sizeof(lock), "%s.lock", state);
+		unlink(state);
+		unlink(lock);
+		rmdir(dir);
+		*strrchr(dir, '/') = '\0';
+	}
+	unlink(conf_path);
+	rmdir(dir);
+}
+
+/* The rule for syscall NAME in P, or NULL. */
+static const struct wire_syscall *
+rule(const struct fn_seccomp *p, const char *name)
+{
+	int nr = seccomp_syscall_resolve_name(name);
+
+	for (uint32_t i = 0; i < p->n; i++)
+		if (p->rules[i].nr == nr)
+			return &p->rules[i];
+	return NULL;
+}
+
+/* "seccomp" absent or "default": the default profile; "off": none; an object
+ * changes the default: deny adds (or makes a conditional rule total), allow drops. */
+static void
+case_seccomp(void)
+{
+	char err[512];
+	struct sv_conf *conf;
+	const struct fn_seccomp *d, *e, *o, *c;
+	const char *always[] = { "mount", "umount2", "pivot_root", "ptrace", "process_vm_readv",
+	    "process_vm_writev", "kexec_load", "bpf", "perf_event_open", "keyctl", "add_key",
+	    "userfaultfd", "unshare", "setns", "init_module", "finit_module", "reboot",
+	    "swapon", "clock_settime", "settimeofday", NULL };
+
+	conf = config_load(VALID_DIR "/seccomp_forms/supervisor.conf", err, sizeof(err));
+	UNIT_CHECKF(conf != NULL, "%s", err);
+	d = &config_find(conf, "d")->seccomp;
+	e = &config_find(conf, "e")->seccomp;
+	o = &config_find(conf, "o")->seccomp;
+	c = &config_find(conf, "c")->seccomp;
+	UNIT_CHECK(d->on && d->arch == seccomp_arch_native() && d->n > 40);
+	UNIT_CHECK(memcmp(d, e, sizeof(*d)) == 0);
+	for (const char **n = always; *n != NULL; n++)
+		UNIT_CHECKF(rule(d, *n) != NULL && rule(d, *n)->kind == WIRE_SC_ALWAYS, "%s", *n);
+	UNIT_CHECK(rule(d, "clone") != NULL && rule(d, "clone")->kind == WIRE_SC_CLONE_NS);
+	UNIT_CHECK(rule(d, "clone3") != NULL && rule(d, "clone3")->kind == WIRE_SC_ENOSYS);
+	UNIT_CHECK(rule(d, "personality")->kind == WIRE_SC_PERSONALITY);
+	UNIT_CHECK(rule(d, "read") == NULL && rule(d, "chdir") == NULL);
+	UNIT_CHECK(!o->on && o->n == 0);
+	UNIT_CHECK(c->on && c->n == d->n - 1);
+	UNIT_CHECK(rule(c, "chdir") != NULL && rule(c, "chdir")->kind == WIRE_SC_ALWAYS);
+	UNIT_CHECK(rule(c, "clone")->kind == WIRE_SC_ALWAYS);
+	UNIT_CHECK(rule(c, "ptrace") == NULL && rule(c, "personality") == NULL);
+	UNIT_CHECK(rule(c, "mount") != NULL);
+out:
+	config_free(conf);
+}
+
 /* Guards against a suite that passes because it found nothing to run. */
 static void
 case_counts(void)
@@ -446,5 +643,7 @@ main(int argc, char **argv)
 	unit_run("default_supervisor_conf", case_default_conf);
 	unit_run("metrics", case_metrics);
 	unit_run("admin_token_file", case_token_file);
+	unit_run("dynamic_users", case_dynamic_users);
+	unit_run("seccomp", case_seccomp);
 	return unit_exit();
 }

@@ -249,6 +249,12 @@ good_config(struct wire_config *c)
 	snprintf(c->name, sizeof(c->name), "hello");
 	snprintf(c->library, sizeof(c->library), "/x/hello.so");
 	snprintf(c->cgroup_procs, sizeof(c->cgroup_procs), "/sys/fs/cgroup/memory/e/hello/w7/cgroup.procs");
+	c->seccomp = 1;
+	c->seccomp_arch = 0xc000003e;
+	c->seccomp_n = 3;
+	c->seccomp_rules[0] = (struct wire_syscall){ 165, WIRE_SC_ALWAYS };
+	c->seccomp_rules[1] = (struct wire_syscall){ 56, WIRE_SC_CLONE_NS };
+	c->seccomp_rules[2] = (struct wire_syscall){ 435, WIRE_SC_ENOSYS };
 }
 
 /* The config crosses a SEQPACKET socketpair as one message, every field intact. */
@@ -346,6 +352,14 @@ case_config_bad(void)
 		{ "no pending tasks", offsetof(struct wire_config, max_pending_tasks), 1, 0 },
 		{ "no task threads", offsetof(struct wire_config, task_threads), 1, 0 },
 		{ "too many task threads", offsetof(struct wire_config, task_threads), 1, WIRE_THREADS_MAX + 1 },
+		{ "seccomp mode 2", offsetof(struct wire_config, seccomp), 1, 2 },
+		{ "too many seccomp rules", offsetof(struct wire_config, seccomp_n), 1, WIRE_SECCOMP_MAX + 1 },
+		{ "seccomp pad", offsetof(struct wire_config, seccomp_pad), 1, 1 },
+		{ "negative syscall", offsetof(struct wire_config, seccomp_rules[0].nr), 1, 0xffffffffu },
+		{ "syscall 4096", offsetof(struct wire_config, seccomp_rules[1].nr), 1, 4096 },
+		{ "unknown rule kind", offsetof(struct wire_config, seccomp_rules[2].kind), 1, WIRE_SC_KIND_MAX },
+		{ "a rule past seccomp_n", offsetof(struct wire_config, seccomp_rules[3].nr), 1, 101 },
+		{ "a kind past seccomp_n", offsetof(struct wire_config, seccomp_rules[WIRE_SECCOMP_MAX - 1].kind), 1, 1 },
 	};
 
 	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
@@ -380,6 +394,15 @@ case_config_bad(void)
 	good_config(&c);
 	c.library[0] = '\0';
 	expect_config_refused(&c, sizeof(c), 0, "empty library");
+	/* Off means no rules and no arch: a filter is on or it is not. */
+	good_config(&c);
+	c.seccomp = 0;
+	expect_config_refused(&c, sizeof(c), 0, "seccomp off with rules");
+	c.seccomp_n = 0;
+	expect_config_refused(&c, sizeof(c), 0, "seccomp off with an arch");
+	c.seccomp_arch = 0;
+	memset(c.seccomp_rules, 0, sizeof(c.seccomp_rules));
+	UNIT_CHECK(wire_config_check(&c, sizeof(c)) == 0);
 	/* Short, long and foreign records. */
 	good_config(&c);
 	expect_config_refused(&c, sizeof(c) - 1, 0, "short record");
