@@ -13,7 +13,7 @@ CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd
-WK_LIBS  = -levent -lhttp_parser -ldl -lpthread
+WK_LIBS  = -levent -lhttp_parser -lcurl -ldl -lpthread
 CTL_LIBS = -levent -ljansson
 
 COMMON_SRC = $(wildcard common/*.c)
@@ -110,6 +110,7 @@ UNIT_DEPS_test_config = supervisor/config.c supervisor/cgroup_path.c
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c supervisor/cgroup_path.c \
 			supervisor/config.c
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
+UNIT_DEPS_test_fetch_allow = worker/fetch_allow.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
 	supervisor/cgroup_fs.c supervisor/cgroup_path.c supervisor/config.c
 UNIT_DEPS_test_reload = supervisor/reload.c supervisor/config.c supervisor/cgroup_path.c
