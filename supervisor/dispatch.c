@@ -296,7 +296,9 @@ dispatch_flush_pending(struct pool *p)
 	struct held_conn held[POOL_PENDING_MAX];
 	uint64_t now = clock_ms();
 
-	memcpy(held, p->p_pending, n * sizeof(held[0]));
+	/* The array is freed once empty (NULL): memcpy from NULL is undefined, even for 0. */
+	if (n > 0)
+		memcpy(held, p->p_pending, n * sizeof(held[0]));
 	p->p_npending = 0;
 	for (i = 0; i < n; i++)
 		if (assign_at(p, held[i].fd, held[i].since_ms) == SENT)
