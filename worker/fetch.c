@@ -2,8 +2,8 @@
  * fetch.c - outbound HTTP from the loop: edge_fetch() on libcurl's multi interface,
  * driven by the worker's libevent base (CURLMOPT_SOCKETFUNCTION/TIMERFUNCTION).
  *
- * One CURLM per worker, made at the first fetch (a worker that never fetches pays
- * nothing): its connection cache is what reuses connections between fetches. Each
+ * One CURLM per worker, made at the first fetch, when libcurl itself is loaded
+ * (curl_lazy.h: a worker that never fetches pays nothing): its connection cache is what reuses connections between fetches. Each
  * fetch is an async task (tasks.c), begun in edge_fetch and ended after its callback,
  * so the scoreboard names it, draining waits for it, a SIGKILL counts it lost and a
  * failure reaches the task-error hook. Nothing is started from inside edge_fetch: a
@@ -26,11 +26,11 @@
 #include <string.h>
 #include <sys/queue.h>
 
-#include <curl/curl.h>
 #include <event2/event.h>
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "curl_lazy.h"
 #include "fetch.h"
 #include "fetch_allow.h"
 #include "worker.h"
@@ -537,6 +537,10 @@ fetch_setup(struct edge_ctx *ctx)
 
 	if (fx.multi != NULL)
 		return 0;
+	if (curl_lazy_load() < 0) {
+		errno = ENOSYS;
+		return -1;
+	}
 	if (!global_done) {
 		if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
 			goto fail;
@@ -683,7 +687,7 @@ edge_fetch(edge_ctx *ctx, const struct edge_fetch_req *req, edge_fetch_cb cb, vo
 		return -1;
 	}
 	name = req->name != NULL && *req->name != '\0' ? req->name : "fetch";
-	if (fetch_check_url(req->url, name) < 0 || fetch_setup(ctx) < 0)
+	if (fetch_setup(ctx) < 0 || fetch_check_url(req->url, name) < 0)
 		return -1;
 	if (fx.nqueued + fx.ninflight >= fx.lim.max_queued + fx.lim.max_inflight) {
 		errno = EAGAIN;
