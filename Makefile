@@ -31,13 +31,15 @@ COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
+# The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
+BENCH_BINS = $(BUILD)/scripts/fetch_threads
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
 TEST_FNS = $(patsubst tests/functions/%.c,$(BUILD)/tests/functions/%.so,$(FN_SRC))
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
 
 .PHONY: all deps run test unit asan asan-test bench soak fuzz install clean format
 
-all: $(BINS) $(EXAMPLES) $(TEST_FNS) $(UNIT_BINS)
+all: $(BINS) $(EXAMPLES) $(TEST_FNS) $(UNIT_BINS) $(BENCH_BINS)
 
 deps:
 	@scripts/deps.sh
@@ -97,6 +99,10 @@ $(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ)
 $(BUILD)/edgevisor-worker: $(WK_OBJ) $(COMMON_OBJ) worker/exports.list
 	$(CC) $(SAN) -Wl,--dynamic-list=worker/exports.list -o $@ $(WK_OBJ) $(COMMON_OBJ) $(WK_LIBS)
 
+$(BUILD)/scripts/fetch_threads: scripts/fetch_threads.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ $< -lcurl -lpthread
+
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)
@@ -113,6 +119,7 @@ CONF_DEPS = supervisor/config.c supervisor/cgroup_path.c supervisor/identity.c \
 UNIT_DEPS_test_config = $(CONF_DEPS)
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
+UNIT_DEPS_test_fetch_allow = worker/fetch_allow.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
 	supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_reload = supervisor/reload.c $(CONF_DEPS)

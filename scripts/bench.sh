@@ -4,9 +4,9 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand ws" (the default: all of them)
-#        selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
-#        reload500 = 6, ondemand = 7, ws = 8;
+#        PHASES="wrk tasks startup reload500 ondemand ws fetch" (the default: all of
+#        them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
+#        reload500 = 6, ondemand = 7, ws = 8, fetch = 9; FETCH_N=20000 FETCH_C=32 (phase 9);
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -47,7 +47,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand ws"
+all_phases="wrk tasks startup reload500 ondemand ws fetch"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -60,7 +60,8 @@ for p in $phases; do
 done
 
 command -v wrk >/dev/null || die "wrk is not installed (make deps)"
-for f in edgevisor edgevisor-worker examples/hello.so tests/functions/timer_task.so; do
+for f in edgevisor edgevisor-worker examples/hello.so tests/functions/timer_task.so \
+    tests/functions/fetcher.so; do
 	[ -e "$build/$f" ] || die "$build/$f is not built (make BUILD=$build all)"
 done
 
@@ -692,6 +693,53 @@ if want ws; then
 	echo "== WebSocket echo: messages per second"
 	ROUNDS=$((rounds < 3 ? rounds : 3)) python3 "$top/scripts/bench_ws.py" "$build" >>"$figs" ||
 		die "the ws phase could not measure its figure"
+fi
+
+# ---- 9. fetch throughput -----------------------------------------------------------------
+# fetch_rps_loop: one worker (tests/functions/fetcher.so) making FETCH_N edge_fetch calls
+# to a hello worker of the same supervisor, FETCH_C at a time (the function's own clock,
+# first start to last end); fetch_rps_threads: the same requests from 4 blocking threads
+# with one libcurl easy handle each (scripts/fetch_threads.c). Alternated, ROUNDS times.
+if want fetch; then
+	nfetch=${FETCH_N:-20000}
+	cfetch=${FETCH_C:-32}
+	echo "== fetch: $nfetch GETs to a local hello worker from one worker ($cfetch at a time) vs 4 threads with curl easy"
+	[ -x "$build/scripts/fetch_threads" ] || die "$build/scripts/fetch_threads is not built"
+	uport=$(free_port)
+	fport=$(free_port)
+	ev_conf "$tmp/fetch.conf" "$tmp/fetch.sock" info up "$build/examples/hello.so" "$uport" 1 \
+	    fetcher "$build/tests/functions/fetcher.so" "$fport" 1
+	flog="$tmp/fetch.log"
+	fpid=$(start_ev "$tmp/fetch.conf" "$flog")
+	pids+=("$fpid")
+	up="http://127.0.0.1:$uport/"
+	wait_http "$up" "edgevisor hello (upstream)" || exit 1
+	wait_http "http://127.0.0.1:$fport/one?to=$up" "edgevisor fetcher" || exit 1
+	fetchf="$tmp/fetchrounds"
+	: >"$fetchf"
+	for round in $(seq "$rounds"); do
+		nb=$(grep -c 'fetch_batch' "$flog" || true)
+		curl -fsS -o /dev/null "http://127.0.0.1:$fport/many?n=$nfetch&c=$cfetch&to=$up" ||
+			die "the fetch batch could not start"
+		for i in $(seq 6000); do
+			[ "$(grep -c 'fetch_batch' "$flog" || true)" -gt "$nb" ] && break
+			sleep 0.01
+		done
+		line=$(grep 'fetch_batch' "$flog" | tail -n1)
+		case "$line" in *"ok=$nfetch failed=0 non200=0"*) ;; *) die "fetch batch: ${line:-none}" ;; esac
+		ms=$(echo "$line" | sed 's/.* ms=\([0-9.]*\).*/\1/')
+		loop=$(calc "$nfetch * 1000 / $ms" 0)
+		out=$("$build/scripts/fetch_threads" "$up" "$nfetch" 4) || die "fetch_threads: $out"
+		thr=$(echo "$out" | sed 's/^rps=\([0-9]*\).*/\1/')
+		echo "$round $loop $thr $(calc "$loop / $thr" 4)" >>"$fetchf"
+		echo "  round $round: loop $loop req/s ($ms ms), 4 threads $thr req/s"
+	done
+	read -r omin o omax <<<"$(col_stats "$fetchf" 2)"
+	read -r tmin t tmax <<<"$(col_stats "$fetchf" 3)"
+	read -r _ r _ <<<"$(col_stats "$fetchf" 4)"
+	fig fetch_rps_loop req/s "$o" - "$(calc "$r" 2)" - - "$omin" "$omax"
+	fig fetch_rps_threads req/s "$t" - - - - "$tmin" "$tmax"
+	stop_pid "$fpid"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

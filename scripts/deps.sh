@@ -7,7 +7,8 @@
 set -eu
 
 PKGS="build-essential gcc make pkg-config libevent-dev libjansson-dev libcgroup-dev
-libhttp-parser-dev libwslay-dev nettle-dev libsystemd-dev libseccomp-dev curl wrk python3 procps iproute2 clang nginx-light
+libhttp-parser-dev libwslay-dev nettle-dev libsystemd-dev libseccomp-dev libcurl4-openssl-dev curl wrk
+python3 procps iproute2 clang nginx-light
 libclang-rt-14-dev valgrind slowhttptest"
 
 missing=""

@@ -296,6 +296,7 @@ dispatch_flush_pending(struct pool *p)
 	struct held_conn held[POOL_PENDING_MAX];
 	uint64_t now = clock_ms();
 
+	/* The array is freed once empty (NULL): memcpy from NULL is undefined, even for 0. */
 	if (n > 0)
 		memcpy(held, p->p_pending, n * sizeof(held[0]));
 	p->p_npending = 0;

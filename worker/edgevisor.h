@@ -209,6 +209,71 @@ int64_t edge_task_id(const edge_task *task);
 /* The worker's libevent base, to drive async work from the loop. */
 struct event_base *edge_ctx_base(edge_ctx *ctx);
 
+/* ---- outbound HTTP (fetch) ---------------------------------------------------- */
+/*
+ * An HTTP(S) request sent from the worker's loop (libcurl underneath: connections
+ * are reused per worker, TLS verified against the system's CA store). A fetch is an
+ * async background task: it has an id and a name, keeps the worker from draining
+ * until it ended, reaches the task-error hook when it fails, and is counted lost if
+ * the worker dies. Limits per worker (defaults; the operator may change them): 256
+ * transfers at once, more wait in a queue of 4096, then edge_fetch refuses; 1 MiB of
+ * response body and 64 KiB of response headers, past which the fetch fails
+ * "too_large"; 30 s when the request gives no timeout.
+ */
+
+struct edge_fetch_header {
+	const char *name;
+	const char *value;
+};
+
+struct edge_fetch_req {
+	const char *method;            /* NULL = "GET"; "HEAD" gets no body */
+	const char *url;               /* http:// or https:// only */
+	const struct edge_fetch_header *headers;
+	size_t nheaders;
+	const void *body;              /* sent when BODY_LEN > 0 (copied) */
+	size_t body_len;
+	uint32_t timeout_ms;           /* the whole fetch, queue included; 0 = the default */
+	const char *name;              /* the task's name; NULL = "fetch" */
+	uint32_t max_redirects;        /* 0 = a 3xx is the answer; else followed, each hop allow-listed */
+};
+
+/*
+ * What the callback is told, once, on the loop. ERROR is NULL when a response came
+ * (any STATUS); otherwise it says why, starting with one word: "unreachable:",
+ * "timeout:", "too_large:", "not_allowed:", "tls:", "failed:" (STATUS is 0 then).
+ * Everything here is valid during the callback only; BODY is NUL-terminated.
+ */
+struct edge_fetch_res {
+	int64_t id;                    /* the task id edge_fetch returned */
+	int status;
+	const char *error;
+	const struct edge_fetch_header *headers;  /* of the last response, in order */
+	size_t nheaders;
+	const char *body;
+	size_t body_len;
+};
+typedef void (*edge_fetch_cb)(edge_ctx *ctx, const struct edge_fetch_res *res, void *arg);
+
+/*
+ * Starts (or queues) REQ, copied; CB(ctx, res, ARG) (may be NULL) is called once when
+ * it ends, never from inside this call. A failure also reaches the task-error hook
+ * with the same reason (after the callback). Returns the task id (> 0), or -1 with
+ * errno: EINVAL (bad request, URL or scheme), EACCES (host not on an allow-list),
+ * EAGAIN (the queue or the task table is full), ESHUTDOWN (the worker is stopping);
+ * then CB is not called. On SIGTERM an unfinished fetch is cut (the hook hears "cut",
+ * CB is not called) and counted lost, like any task.
+ */
+int64_t edge_fetch(edge_ctx *ctx, const struct edge_fetch_req *req, edge_fetch_cb cb,
+    void *arg);
+/*
+ * Restricts this worker's fetches to hosts matching PATTERN and the other patterns
+ * added (exact host, "*.suffix", or "*"); with none added every host is allowed. An
+ * operator's list, when there is one, applies too: a fetch must pass both. Returns 0,
+ * or -1 (EINVAL bad pattern, ENOSPC over 256 patterns).
+ */
+int edge_fetch_allow(edge_ctx *ctx, const char *pattern);
+
 /* ---- events: beforeunload and task errors ------------------------------------ */
 /*
  * REASON is one of "cpu", "memory", "wall_clock", "early_drop", "termination";
