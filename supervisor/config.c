@@ -28,6 +28,7 @@
 
 #define CONF_MAXDEPTH 8
 #define CONF_NAME_MAX 32
+#define CONF_FILE_MAX (4 << 20)	/* an included file (a function or a few) */
 
 /* Where in the text an error points. */
 enum conf_loc {
@@ -816,15 +817,28 @@ load_file(struct loader *ld, struct sv_conf *conf, const char *file)
 	struct loader sub = *ld;
 	json_error_t je;
 	json_t *v, *fn;
+	struct stat st;
 	size_t i;
 	int rc = 0;
 
+	/* A glob can match a folder or a device: only plain files hold functions. */
+	if (stat(file, &st) < 0 || !S_ISREG(st.st_mode)) {
+		snprintf(ld->err, ld->errlen, "%s: %s", file,
+		    stat(file, &st) < 0 ? strerror(errno) : "not a regular file");
+		one_line(ld->err);
+		return -1;
+	}
+	if (st.st_size > CONF_FILE_MAX) {
+		snprintf(ld->err, ld->errlen, "%s: larger than %d bytes: not a function file",
+		    file, CONF_FILE_MAX);
+		return -1;
+	}
 	if ((v = json_load_file(file, JSON_REJECT_DUPLICATES, &je)) == NULL) {
 		if (je.line < 0)
 			snprintf(ld->err, ld->errlen, "%s: %s", file, je.text);
 		else
-			snprintf(ld->err, ld->errlen, "%s:%d:%d: %s", file, je.line, je.column,
-			    je.text);
+			snprintf(ld->err, ld->errlen, "%s:%d:%d: %s", file, je.line,
+			    je.column > 0 ? je.column : 1, je.text);
 		one_line(ld->err);
 		return -1;
 	}

@@ -125,6 +125,10 @@ hp_check_crlf(struct hp *h, const char *base, size_t from, size_t to)
 					return hp_fail(h, 400, "bad_chunk_size"), -1;
 				h->hp_size = HP_SIZE_EXT;
 			}
+			/* An extension is ignored, but no control character may hide in it. */
+			if (h->hp_size == HP_SIZE_EXT && ((c < 0x20 && c != '\t' && c != '\r') ||
+			    c == 0x7f))
+				return hp_fail(h, 400, "bad_chunk_ext"), -1;
 			if (c == '\r')
 				h->hp_crlf = HP_CRLF_WANT_LF;
 			break;

@@ -190,7 +190,7 @@ def library_check_runs_filtered_and_a_slow_one_stalls_nobody():
     os.environ["EDGEVISOR_TEST_CTOR_LOG"] = logf
     try:
         fn = h.function("probe", library="ctor_probe")
-        sv = h.Supervisor([fn], name="hos-ctor")
+        sv = h.Supervisor([fn], name="hos-ctor", library_check_timeout_ms=2000)
         code, out = h.check_config(sv.conf_path)
         check(code == 0, "-t: %d %s" % (code, out))
         seen = open(logf).read().splitlines()
@@ -206,10 +206,8 @@ def library_check_runs_filtered_and_a_slow_one_stalls_nobody():
                       "a constructor ran unfiltered or as root: %r" % x)
             # A client of the running function on a keep-alive connection (its
             # worker answers it directly) is served throughout the 2 s check: one
-            # answer every few ms, not a handful. New connections are another
-            # matter on this branch: main.c's reload still runs the checks
-            # synchronously (check.c's spawn_check_library), so accept waits for
-            # them; the asynchronous lib_check_start is for the orchestrator.
+            # answer every few ms, not a handful; and so are new connections (the
+            # check runs off the supervisor's loop).
             import http.client
             stop, got = threading.Event(), []
 
@@ -228,9 +226,11 @@ def library_check_runs_filtered_and_a_slow_one_stalls_nobody():
                 {k: v for k, v in h.function("sleepy", library="ctor_sleep").items()
                  if k != "port"}))
             t0 = time.monotonic()
-            sv.send(signal.SIGHUP)
-            sv.wait_event("reload_failed", timeout=10)
+            with h.Prober(sv.port("probe"), interval=0.02) as probe:
+                sv.send(signal.SIGHUP)
+                sv.wait_event("reload_failed", timeout=10)
             t1 = time.monotonic()
+            probe.check("new connections during the slow check", min_ok=50)
             stop.set()
             t.join(10)
             during = [ok for ts, ok in got if t0 <= ts <= t1]

@@ -345,10 +345,14 @@ def library_check_past_check_timeout_is_refused_without_stalling():
         workers = {p for ps in before.values() for p in ps}
         # A copy of the library with its evidence directory: a process that gets past
         # the constructor's 3 s sleep leaves a file there (see ctor_sleep3.c).
+        # Readable (and the marks writable) by the check, which runs as the
+        # function's dynamic uid.
+        os.chmod(sv.dir, 0o755)
         sleeper_lib = os.path.join(sv.dir, "ctor_sleep3.so")
         shutil.copy(h.lib("ctor_sleep3"), sleeper_lib)
         marks = sleeper_lib + ".d"
         os.mkdir(marks)
+        os.chmod(marks, 0o777)
         sv.rewrite_config(lambda c: c["functions"].append(
             {"name": "sleeper", "library": sleeper_lib, "workers": 1,
              "listen": ["127.0.0.1:%d" % sleeper_port]}))
