@@ -127,21 +127,29 @@ wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds)
 	return 1;
 }
 
-int
-wire_send_status(int fd, const struct wire_status *st)
+/* Sends one fixed-size record whole (a socket: SOCK; else a pipe). 0 or -1; a
+ * short write, which a record must never be, is EPROTO. */
+static int
+put_record(int fd, const void *rec, size_t len, bool sock)
 {
 	ssize_t n;
 
 	do
-		n = write(fd, st, sizeof(*st));
+		n = sock ? send(fd, rec, len, MSG_NOSIGNAL) : write(fd, rec, len);
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
-	if ((size_t)n != sizeof(*st)) {
+	if ((size_t)n != len) {
 		errno = EPROTO;
 		return -1;
 	}
 	return 0;
+}
+
+int
+wire_send_status(int fd, const struct wire_status *st)
+{
+	return put_record(fd, st, sizeof(*st), false);
 }
 
 int
@@ -223,22 +231,11 @@ wire_config_check(const struct wire_config *cfg, size_t len)
 int
 wire_send_config(int sock, const struct wire_config *cfg)
 {
-	ssize_t n;
-
 	if (wire_config_check(cfg, sizeof(*cfg)) < 0) {
 		errno = EINVAL;
 		return -1;
 	}
-	do
-		n = send(sock, cfg, sizeof(*cfg), MSG_NOSIGNAL);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -1;
-	if ((size_t)n != sizeof(*cfg)) {
-		errno = EPROTO;
-		return -1;
-	}
-	return 0;
+	return put_record(sock, cfg, sizeof(*cfg), true);
 }
 
 int

@@ -21,29 +21,6 @@
 #include "edgevisor.h"
 #include "query.h"
 
-/* The value of KEY in the query (no %-decoding: the tokens tests use are plain). */
-static int
-query_str(const edge_req *req, const char *key, char *out, size_t outlen)
-{
-	const char *q = edge_req_query(req);
-	size_t klen = strlen(key), n;
-
-	while (q != NULL && *q != '\0') {
-		if (strncmp(q, key, klen) == 0 && q[klen] == '=') {
-			n = strcspn(q + klen + 1, "&");
-			if (n >= outlen)
-				return -1;
-			memcpy(out, q + klen + 1, n);
-			out[n] = '\0';
-			return 0;
-		}
-		q = strchr(q, '&');
-		if (q != NULL)
-			q++;
-	}
-	return -1;
-}
-
 /* One request; writes the status ("401") or errno name into OUT. */
 static void
 probe(int port, const char *method, const char *path, const char *token, char *out,

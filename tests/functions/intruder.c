@@ -66,28 +66,6 @@ res(long rc)
 	return rc >= 0 ? "ok" : strerrorname_np(errno);
 }
 
-static int
-query_str(const edge_req *req, const char *key, char *out, size_t outlen)
-{
-	const char *q = edge_req_query(req);
-	size_t klen = strlen(key), n;
-
-	while (q != NULL && *q != '\0') {
-		if (strncmp(q, key, klen) == 0 && q[klen] == '=') {
-			n = strcspn(q + klen + 1, "&");
-			if (n >= outlen)
-				return -1;
-			memcpy(out, q + klen + 1, n);
-			out[n] = '\0';
-			return 0;
-		}
-		q = strchr(q, '&');
-		if (q != NULL)
-			q++;
-	}
-	return -1;
-}
-
 /* Runs ATTEMPT in a forked child; its result (an errno, 0 = success) via a pipe. */
 static const char *
 in_child(int (*attempt)(void))
