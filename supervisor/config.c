@@ -684,6 +684,7 @@ library_identity(struct fn_conf *fc)
 	fc->lib_ino = (uint64_t)st.st_ino;
 	fc->lib_size = (uint64_t)st.st_size;
 	fc->lib_mtime_ns = (uint64_t)st.st_mtim.tv_sec * 1000000000u + (uint64_t)st.st_mtim.tv_nsec;
+	fc->lib_mode = (uint32_t)st.st_mode;
 }
 
 static void

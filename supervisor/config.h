@@ -64,6 +64,7 @@ struct fn_conf {
 	struct fn_limits limits;
 	/* The library file when the config was loaded (stat), 0s when it was missing. */
 	uint64_t lib_dev, lib_ino, lib_size, lib_mtime_ns;
+	uint32_t lib_mode;
 	struct fn_seccomp seccomp;    /* "seccomp", resolved (default profile if absent) */
 	TAILQ_ENTRY(fn_conf) entry;
 };

@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <event2/event.h>
@@ -254,16 +255,19 @@ orch_reap(void)
 static void check_done(struct lib_check *c, int ok, const char *err, void *arg);
 
 /*
- * Two functions whose library is the same file (device, inode, size, mtime), loaded
- * as the same uid/gid, get one check between them: a platform where a thousand
- * tenants run the same runtime .so checks it once.
+ * Two functions whose library is the same file (device, inode, size, mtime) get one
+ * check between them when they load it as the same uid/gid, or when the file is
+ * readable by anyone (each tenant has its own dynamic uid): a platform where a
+ * thousand tenants run the same runtime .so checks it once. (A folder on the path
+ * that some uid cannot enter would then show at that function's first start, as a
+ * worker that fails: loud, not silent.)
  */
 static bool
 same_check(const struct fn_conf *a, const struct fn_conf *b)
 {
 	return a->lib_ino != 0 && a->lib_dev == b->lib_dev && a->lib_ino == b->lib_ino &&
 	    a->lib_size == b->lib_size && a->lib_mtime_ns == b->lib_mtime_ns &&
-	    a->uid == b->uid && a->gid == b->gid;
+	    ((a->uid == b->uid && a->gid == b->gid) || (a->lib_mode & S_IROTH));
 }
 
 static bool
