@@ -716,6 +716,10 @@ sm_judge(const uint8_t *d, size_t n, const char **why)
 			 * the CR is followed by LF. */
 			if (s[k] == ';' || s[k] == ' ' || s[k] == '\t') {
 				while (q + k < n && s[k] != '\r') {
+					/* The library counts a chunk line against max_header_bytes:
+					 * past that the worker answers 431 first, also a refusal. */
+					if (k > SM_HEAD_MAX)
+						return SM_NONE;
 					if ((s[k] < 0x20 && s[k] != '\t') || s[k] == 0x7f) {
 						*why = "a control character in a chunk extension";
 						return SM_400;

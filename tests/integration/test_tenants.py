@@ -391,6 +391,10 @@ def hostile_tenant_neighbour_latency():
     here, so that a skip for a busy machine does not hide that containment passed)."""
     check(_latency, "hostile_tenant_is_contained did not get to sample the neighbour")
     lat = _latency[-1]
+    if h.ASAN:
+        # An instrumented worker's exit and respawn cost the machine several times
+        # what the real one does: the 2x promise is the real build's.
+        h.skip("an ASan build: the neighbour's latency is judged by make test")
     base, busy = lat.verdict()
     print("#   neighbour p75/p99 baseline %.2f/%.2f ms (before %.2f/%.2f, after %.2f/%.2f); "
           "%s" % (base[0] * 1e3, base[1] * 1e3, lat.base[0] * 1e3, lat.base[1] * 1e3,
