@@ -180,6 +180,12 @@ cgfs_has_word(const char *list, const char *word)
 	return false;
 }
 
+/*
+ * Only for the bounded waits of cgx_remove/cgx_kill_procs, which run only while no
+ * loop serves (cg_init before the listeners open, cg_shutdown and the retry flush
+ * after the loop ended): on the running loop, removal is cgx_rmdir_once and
+ * cgx_kill_once plus cgroup.c's retry timer (remove_later, sub_kill).
+ */
 void
 cgfs_sleep_ms(long ms)
 {

@@ -429,11 +429,11 @@ lib_check_start(struct event_base *base, const struct fn_conf *fc,
 	return c;
 
 fail_child:
-	/* A child we cannot watch: kill it and reap it here (SIGKILL: it is quick). */
+	/* A child we cannot watch: kill it. It is reaped now if already gone, else by
+	 * the supervisor's SIGCHLD loop (an unknown pid to it): never waited for here. */
 	saved = errno;
 	check_kill(c);
-	while (waitpid(pid, NULL, 0) < 0 && errno == EINTR)
-		;
+	(void)waitpid(pid, NULL, WNOHANG);
 	c->c_pid = 0;
 	errno = saved;
 fail:
