@@ -559,7 +559,8 @@ def request(port, path="/", method="GET", headers=None, body=None, timeout=5,
         conn.close()
 
 
-class _UnixHTTPConnection(http.client.HTTPConnection):
+class UnixHTTPConnection(http.client.HTTPConnection):
+    """HTTP over a unix socket (the admin endpoint's default)."""
     def __init__(self, path, timeout=5):
         super().__init__("localhost", timeout=timeout)
         self.unix_path = path
@@ -575,7 +576,7 @@ def admin_status(sv, timeout=10):
     """GET /status on SV's admin endpoint (unix:/path or host:port), as JSON."""
     addr = sv.admin
     if addr.startswith("unix:"):
-        conn = _UnixHTTPConnection(addr[5:], timeout=timeout)
+        conn = UnixHTTPConnection(addr[5:], timeout=timeout)
     else:
         host, port = addr.rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=timeout)

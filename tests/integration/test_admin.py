@@ -22,22 +22,10 @@ CTL = os.path.join(h.BUILD, "edgevisorctl")
 
 # ---- talking to the admin endpoint ---------------------------------------------
 
-class UnixHTTPConnection(http.client.HTTPConnection):
-    def __init__(self, path, timeout=5):
-        super().__init__("localhost", timeout=timeout)
-        self.unix_path = path
-
-    def connect(self):
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        s.settimeout(self.timeout)
-        s.connect(self.unix_path)
-        self.sock = s
-
-
 def admin_request(addr, path, method="GET"):
     """(status, content-type, body text) of one request to ADDR (unix:/p or host:port)."""
     if addr.startswith("unix:"):
-        conn = UnixHTTPConnection(addr[5:])
+        conn = h.UnixHTTPConnection(addr[5:])
     else:
         host, port = addr.rsplit(":", 1)
         conn = http.client.HTTPConnection(host, int(port), timeout=5)
