@@ -9,7 +9,8 @@ set -eu
 PKGS="build-essential gcc make pkg-config libevent-dev libjansson-dev libcgroup-dev
 libhttp-parser-dev libwslay-dev nettle-dev libsystemd-dev libseccomp-dev libcurl4-openssl-dev curl wrk
 python3 procps iproute2 clang nginx-light
-libclang-rt-14-dev valgrind slowhttptest"
+libclang-rt-14-dev valgrind slowhttptest
+libsqlite3-dev libpq-dev postgresql libncurses-dev tmux prometheus haproxy"
 
 missing=""
 for p in $PKGS; do
@@ -33,6 +34,12 @@ fi
 
 had_nginx=0
 pgrep -x nginx >/dev/null 2>&1 && had_nginx=1
+# Servers the tests start themselves (in temp dirs, on loopback): a service their
+# package's install starts is stopped again, as nginx is below.
+had_services=""
+for s in postgresql prometheus haproxy; do
+	pgrep -f "/usr/[a-z/]*$s" >/dev/null 2>&1 && had_services="$had_services $s"
+done
 
 echo "deps.sh: installing:$missing" >&2
 export DEBIAN_FRONTEND=noninteractive
@@ -52,3 +59,13 @@ if [ "$had_nginx" -eq 0 ] && pgrep -x nginx >/dev/null 2>&1; then
 		$SUDO nginx -s quit 2>/dev/null || true
 	fi
 fi
+
+for s in postgresql prometheus haproxy; do
+	case " $had_services " in *" $s "*) continue ;; esac
+	if command -v systemctl >/dev/null 2>&1 && systemctl is-active -q "$s" 2>/dev/null; then
+		$SUDO systemctl stop "$s" || true
+		$SUDO systemctl disable -q "$s" 2>/dev/null || true
+	elif command -v service >/dev/null 2>&1; then
+		$SUDO service "$s" stop >/dev/null 2>&1 || true
+	fi
+done
