@@ -55,6 +55,7 @@ struct loader {
 	int depth;
 	bool included;               /* path is an "include" file, not the main one */
 	struct conf_addr_list addrs;
+	struct name_index addr_ix;   /* canon -> struct conf_addr, for the duplicate check */
 };
 
 static const char *const policy_names[] = {
@@ -422,10 +423,9 @@ check_addr(struct loader *ld, const char *s, int remember)
 
 	if (net_parse(s, &na, &why) < 0)
 		return conf_error(ld, LOC_VALUE, "%s", why);
-	SLIST_FOREACH(a, &ld->addrs, entry)
-		if (strcmp(a->canon, na.canon) == 0)
-			return conf_error(ld, LOC_VALUE, "address \"%s\" already used at %s",
-			    s, a->where);
+	if ((a = name_index_find(&ld->addr_ix, na.canon)) != NULL)
+		return conf_error(ld, LOC_VALUE, "address \"%s\" already used at %s",
+		    s, a->where);
 	if (!remember)
 		return 0;
 	{
@@ -445,6 +445,8 @@ check_addr(struct loader *ld, const char *s, int remember)
 		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
 	}
 	SLIST_INSERT_HEAD(&ld->addrs, a, entry);
+	if (name_index_add(&ld->addr_ix, a->canon, a, NULL) < 0)
+		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
 	return 0;
 }
 
@@ -757,7 +759,7 @@ load_sizing(struct loader *ld, json_t *fn, struct fn_conf *fc)
 static int
 load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 {
-	struct fn_conf *fc, *other;
+	struct fn_conf *fc;
 	int policy = POLICY_PER_WORKER;
 	const char *name;
 	size_t nlen;
@@ -789,10 +791,12 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	/* The supervisor's own cgroup leaf sits beside the functions' cgroups. */
 	if (strcmp(name, "supervisor") == 0)
 		return conf_error(ld, LOC_VALUE, "\"supervisor\" is reserved");
-	TAILQ_FOREACH(other, &conf->functions, entry)
-		if (other != fc && strcmp(other->name, name) == 0)
-			return conf_error(ld, LOC_VALUE, "duplicate function name \"%s\"",
-			    name);
+	switch (name_index_add(&conf->by_name, fc->name, fc, NULL)) {
+	case 1:
+		return conf_error(ld, LOC_VALUE, "duplicate function name \"%s\"", name);
+	case -1:
+		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+	}
 	pop(ld);
 
 	if (get_string(ld, fn, "library", 1, &fc->library) < 0 ||
@@ -860,6 +864,7 @@ load_file(struct loader *ld, struct sv_conf *conf, const char *file)
 		rc = conf_error(&sub, LOC_VALUE, "must be a function object or an array of them");
 	}
 	ld->addrs = sub.addrs;
+	ld->addr_ix = sub.addr_ix;
 	json_decref(v);
 	return rc;
 }
@@ -1146,6 +1151,7 @@ config_load(const char *path, char *err, size_t errlen)
 	}
 	json_decref(root);
 	addrs_free(&ld.addrs);
+	name_index_free(&ld.addr_ix);
 	return conf;
 fail:
 	if (saved == 0) {
@@ -1153,6 +1159,7 @@ fail:
 		snprintf(err, errlen, "%s: %s", path, strerror(saved));
 	}
 	addrs_free(&ld.addrs);
+	name_index_free(&ld.addr_ix);
 	json_decref(root);
 	config_free(conf);
 	errno = saved;
@@ -1170,6 +1177,7 @@ config_free(struct sv_conf *conf)
 		TAILQ_REMOVE(&conf->functions, fc, entry);
 		fn_free(fc);
 	}
+	name_index_free(&conf->by_name);
 	free(conf->path);
 	free(conf->admin);
 	free(conf->admin_token_file);
@@ -1210,10 +1218,5 @@ config_fn_same(const struct fn_conf *a, const struct fn_conf *b)
 struct fn_conf *
 config_find(struct sv_conf *conf, const char *name)
 {
-	struct fn_conf *fc;
-
-	TAILQ_FOREACH(fc, &conf->functions, entry)
-		if (strcmp(fc->name, name) == 0)
-			return fc;
-	return NULL;
+	return name_index_find(&conf->by_name, name);
 }

@@ -7,6 +7,8 @@
 #ifndef SV_CONFIG_H
 #define SV_CONFIG_H
 
+#include "../common/name_index.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -85,6 +87,7 @@ struct sv_conf {
 	uint32_t dyn_first, dyn_last; /* "dynamic_users" range (identity.h) */
 	size_t nfunctions;
 	struct fn_conf_list functions;
+	struct name_index by_name;    /* name -> struct fn_conf (config_find) */
 };
 
 /*

@@ -4,6 +4,7 @@
  */
 #include "identity.h"
 #include "../common/log.h"
+#include "../common/name_index.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -20,49 +21,76 @@
 
 struct id_entry {
 	char name[NAME_MAX_LEN + 1];
+	char uidkey[12];             /* uid as decimal text: its key in by_uid */
 	uint32_t uid;
 	bool recorded;               /* read from the file (else picked by this table) */
 };
 
 struct id_table {
-	struct id_entry *e;
+	struct id_entry **e;         /* in file order (each its own allocation: indexed) */
 	size_t n, cap;
+	/* By name and by uid: a 500-function load asks both for every function. */
+	struct name_index by_name, by_uid;
+	/* Every uid and gid the passwd and group databases enumerate, sorted: read once
+	 * per table (a load), since a lookup per function costs a round of NSS file
+	 * opens and userdb queries, and 500 of them stalled a reload by ~50 ms. */
+	uint32_t *acct;
+	size_t nacct;
+	bool acct_read;
 };
 
 static struct id_entry *
 find_name(const struct id_table *t, const char *name)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (strcmp(t->e[i].name, name) == 0)
-			return &t->e[i];
-	return NULL;
+	return name_index_find(&t->by_name, name);
 }
 
 static struct id_entry *
 find_uid(const struct id_table *t, uint32_t uid)
 {
-	for (size_t i = 0; i < t->n; i++)
-		if (t->e[i].uid == uid)
-			return &t->e[i];
-	return NULL;
+	char key[12];
+
+	snprintf(key, sizeof(key), "%u", uid);
+	return name_index_find(&t->by_uid, key);
+}
+
+/* Gives E the uid UID (E is in the table; no other entry has UID). 0 or -1. */
+static int
+set_uid(struct id_table *t, struct id_entry *e, uint32_t uid)
+{
+	name_index_del(&t->by_uid, e->uidkey);
+	e->uid = uid;
+	snprintf(e->uidkey, sizeof(e->uidkey), "%u", uid);
+	return name_index_add(&t->by_uid, e->uidkey, e, NULL) < 0 ? -1 : 0;
 }
 
 static int
 add(struct id_table *t, const char *name, uint32_t uid, bool recorded)
 {
+	struct id_entry *ne;
+
 	if (t->n == t->cap) {
 		size_t cap = t->cap ? t->cap * 2 : 16;
-		struct id_entry *e = realloc(t->e, cap * sizeof(*e));
+		struct id_entry **e = realloc(t->e, cap * sizeof(*e));
 
 		if (e == NULL)
 			return -1;
 		t->e = e;
 		t->cap = cap;
 	}
-	snprintf(t->e[t->n].name, sizeof(t->e[t->n].name), "%s", name);
-	t->e[t->n].uid = uid;
-	t->e[t->n].recorded = recorded;
-	t->n++;
+	if ((ne = calloc(1, sizeof(*ne))) == NULL)
+		return -1;
+	snprintf(ne->name, sizeof(ne->name), "%s", name);
+	ne->uid = uid;
+	snprintf(ne->uidkey, sizeof(ne->uidkey), "%u", uid);
+	ne->recorded = recorded;
+	if (name_index_add(&t->by_name, ne->name, ne, NULL) < 0 ||
+	    name_index_add(&t->by_uid, ne->uidkey, ne, NULL) < 0) {
+		name_index_del(&t->by_name, ne->name);
+		free(ne);
+		return -1;
+	}
+	t->e[t->n++] = ne;
 	return 0;
 }
 
@@ -71,8 +99,99 @@ identity_free(struct id_table *t)
 {
 	if (t == NULL)
 		return;
+	free(t->acct);
+	for (size_t i = 0; i < t->n; i++)
+		free(t->e[i]);
 	free(t->e);
+	name_index_free(&t->by_name);
+	name_index_free(&t->by_uid);
 	free(t);
+}
+
+static int
+cmp_u32(const void *a, const void *b)
+{
+	uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+
+	return (x > y) - (x < y);
+}
+
+static int
+acct_push(struct id_table *t, size_t *cap, uint32_t id)
+{
+	if (t->nacct == *cap) {
+		size_t nc = *cap ? *cap * 2 : 256;
+		uint32_t *a = realloc(t->acct, nc * sizeof(*a));
+
+		if (a == NULL)
+			return -1;
+		t->acct = a;
+		*cap = nc;
+	}
+	t->acct[t->nacct++] = id;
+	return 0;
+}
+
+/* The accounts snapshot (see struct id_table); on failure the table has none, and
+ * account_taken() falls back to one lookup per question. */
+static void
+acct_read(struct id_table *t)
+{
+	struct passwd *pw;
+	struct group *gr;
+	size_t cap = 0, n = 0;
+	int ok = 0;
+
+	t->acct_read = true;
+	setpwent();
+	while (ok == 0 && (pw = getpwent()) != NULL)
+		ok = acct_push(t, &cap, (uint32_t)pw->pw_uid);
+	endpwent();
+	setgrent();
+	while (ok == 0 && (gr = getgrent()) != NULL)
+		ok = acct_push(t, &cap, (uint32_t)gr->gr_gid);
+	endgrent();
+	if (ok < 0) {
+		free(t->acct);
+		t->acct = NULL;
+		t->nacct = 0;
+		t->acct_read = false;
+		return;
+	}
+	qsort(t->acct, t->nacct, sizeof(*t->acct), cmp_u32);
+	for (size_t i = 0; i < t->nacct; i++)
+		if (n == 0 || t->acct[n - 1] != t->acct[i])
+			t->acct[n++] = t->acct[i];
+	t->nacct = n;
+}
+
+/*
+ * Whether ID is a passwd uid or a group gid, from the snapshot. EXACT asks NSS
+ * directly as well: a source that does not enumerate (some LDAP setups) is still
+ * asked about a uid before it is handed out for the first time.
+ */
+static bool
+account_taken(struct id_table *t, uint32_t id, bool exact, const char **name)
+{
+	struct passwd *pw;
+	struct group *gr;
+
+	*name = NULL;
+	if (!t->acct_read)
+		acct_read(t);
+	if (t->acct_read && bsearch(&id, t->acct, t->nacct, sizeof(id), cmp_u32) != NULL)
+		exact = true;   /* taken: ask once more for its name */
+	else if (t->acct_read && !exact)
+		return false;
+	if ((pw = getpwuid(id)) != NULL) {
+		*name = pw->pw_name;
+		return true;
+	}
+	if ((gr = getgrgid(id)) != NULL) {
+		*name = gr->gr_name;
+		return true;
+	}
+	return false;
 }
 
 /* One "NAME UID" line; names as the config allows them, so the file stays plain. */
@@ -180,17 +299,15 @@ identity_pick(struct id_table *t, const char *name, uint32_t first, uint32_t las
 {
 	struct id_entry *e = find_name(t, name);
 	uint64_t span = (uint64_t)last - first + 1;
-	struct passwd *pw;
-	struct group *gr;
+	const char *acct;
 
 	if (e != NULL && e->uid >= first && e->uid <= last) {
 		/* A real account created on it since: running the tenant as that account
 		 * (or moving the tenant off its files) is the operator's call. */
-		if ((pw = getpwuid(e->uid)) != NULL || (gr = getgrgid(e->uid)) != NULL) {
+		if (account_taken(t, e->uid, false, &acct)) {
 			snprintf(why, len, "dynamic uid %u of \"%s\" is now the account "
 			    "\"%s\": give the function a \"user\", or remove its line from the "
-			    "state file to pick another", e->uid, name,
-			    pw != NULL ? pw->pw_name : gr->gr_name);
+			    "state file to pick another", e->uid, name, acct ? acct : "?");
 			return -1;
 		}
 		*uid = e->uid;
@@ -202,10 +319,13 @@ identity_pick(struct id_table *t, const char *name, uint32_t first, uint32_t las
 		uint32_t cand = first + (uint32_t)((h + i) % span);
 		struct id_entry *o = find_uid(t, cand);
 
-		if ((o != NULL && o != e) || getpwuid(cand) != NULL || getgrgid(cand) != NULL)
+		if ((o != NULL && o != e) || account_taken(t, cand, true, &acct))
 			continue;
 		if (e != NULL) {
-			e->uid = cand;
+			if (set_uid(t, e, cand) < 0) {
+				snprintf(why, len, "%s", strerror(errno));
+				return -1;
+			}
 			e->recorded = false;
 		} else if (add(t, name, cand, false) < 0) {
 			snprintf(why, len, "%s", strerror(errno));
@@ -238,7 +358,7 @@ write_table(const char *dir, const struct id_table *t, char *why, size_t len)
 	fprintf(f, "# edgevisor dynamic users: NAME UID. A line is a function's uid for "
 	    "good;\n# delete it only if no file of that uid is left anywhere.\n");
 	for (size_t i = 0; i < t->n; i++)
-		fprintf(f, "%s %u\n", t->e[i].name, t->e[i].uid);
+		fprintf(f, "%s %u\n", t->e[i]->name, t->e[i]->uid);
 	if (fflush(f) != 0 || fsync(fileno(f)) < 0) {
 		snprintf(why, len, "%s: %s", tmp, strerror(errno));
 		fclose(f);
@@ -302,9 +422,8 @@ record(struct sv_conf *conf, char *err, size_t len)
 			    fc->name, (unsigned)fc->uid, conf->state_directory);
 			goto out;
 		}
-		if (byname != NULL)
-			byname->uid = fc->uid;
-		else if (add(t, fc->name, fc->uid, false) < 0) {
+		if (byname != NULL ? set_uid(t, byname, fc->uid) < 0 :
+		    add(t, fc->name, fc->uid, false) < 0) {
 			snprintf(err, len, "%s", strerror(errno));
 			goto out;
 		}

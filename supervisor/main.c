@@ -93,7 +93,7 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 		orch_stop(true);
 		break;
 	case SIGHUP:
-		orch_reload(NULL, NULL, NULL, 0);
+		orch_reload_file();
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)

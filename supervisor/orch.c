@@ -20,6 +20,7 @@
 #include "admin.h"
 #include "cgroup.h"
 #include "check.h"
+#include "conf_loader.h"
 #include "dispatch.h"
 #include "evq.h"
 #include "identity.h"
@@ -57,7 +58,19 @@ requeue_cb(evutil_socket_t fd, short what, void *arg)
 	if (!reload_queued || sv.stopping || sv.exit_code != 0 || sv.conf == NULL)
 		return;
 	reload_queued = false;
-	orch_reload(NULL, NULL, NULL, 0);
+	orch_reload_file();
+}
+
+/* A queued reload begins on a later loop turn, never inside the events of the one
+ * that just ended (a check's callback, a worker's report, a finished load). */
+static void
+schedule_requeue(void)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (reload_queued && !sv.stopping && requeue_ev != NULL &&
+	    !evtimer_pending(requeue_ev, NULL))
+		evtimer_add(requeue_ev, &now);
 }
 
 static const struct admin_ops admin_ops = {
@@ -68,7 +81,7 @@ int
 orch_init(void)
 {
 	if (evq_init(sv.base, handle) < 0 || pool_init(sv.base) < 0 ||
-	    (requeue_ev = evtimer_new(sv.base, requeue_cb, NULL)) == NULL)
+	    conf_loader_init(sv.base) < 0 || (requeue_ev = evtimer_new(sv.base, requeue_cb, NULL)) == NULL)
 		return -1;
 	admin_set_ops(&admin_ops);
 	lifecycle_init(sv.base);
@@ -84,6 +97,7 @@ orch_shutdown(void)
 	if (requeue_ev != NULL)
 		event_free(requeue_ev);
 	requeue_ev = NULL;
+	conf_loader_shutdown();
 	cancel_checks();
 	limits_stop();
 	dispatch_close_all();
@@ -330,13 +344,15 @@ pump_checks(void)
 static void
 drop_check_cgroup(const char *name)
 {
+	struct fn_totals *t;
 	struct pool *p;
 
 	if (!cg_enabled())
 		return;
-	TAILQ_FOREACH(p, &pools, p_entry)
-		if (p->p_cgroup && strcmp(p->p_conf->name, name) == 0)
-			return;
+	if ((t = pool_function(name)) != NULL)
+		TAILQ_FOREACH(p, &t->t_pools, p_fn_entry)
+			if (p->p_cgroup)
+				return;
 	cg_function_remove(name);
 }
 
@@ -401,22 +417,26 @@ start_pools(void)
 static struct pool *
 serving_pool(const char *name)
 {
+	struct fn_totals *t = pool_function(name);
 	struct pool *p;
 
-	TAILQ_FOREACH(p, &pools, p_entry)
-		if (!p->p_retiring && p->p_gen < rl.gen && strcmp(p->p_conf->name, name) == 0)
-			return p;
+	if (t != NULL)
+		TAILQ_FOREACH(p, &t->t_pools, p_fn_entry)
+			if (!p->p_retiring && p->p_gen < rl.gen)
+				return p;
 	return NULL;
 }
 
 static struct pool *
 new_pool(const char *name)
 {
+	struct fn_totals *t = pool_function(name);
 	struct pool *p;
 
-	TAILQ_FOREACH(p, &pools, p_entry)
-		if (p->p_gen == rl.gen && !p->p_retiring && strcmp(p->p_conf->name, name) == 0)
-			return p;
+	if (t != NULL)
+		TAILQ_FOREACH(p, &t->t_pools, p_fn_entry)
+			if (p->p_gen == rl.gen && !p->p_retiring)
+				return p;
 	return NULL;
 }
 
@@ -549,14 +569,7 @@ act(enum rl_action a)
 		return;
 	}
 	if (rl.state == RL_IDLE) {
-		/* A queued reload begins on a later loop turn, never inside the events of
-		 * the one that just ended (a check's callback, a worker's report). */
-		if (reload_queued && !sv.stopping && requeue_ev != NULL &&
-		    !evtimer_pending(requeue_ev, NULL)) {
-			static const struct timeval now = { 0, 0 };
-
-			evtimer_add(requeue_ev, &now);
-		}
+		schedule_requeue();
 		check_stopped();
 	}
 }
@@ -618,37 +631,38 @@ orch_start(struct sv_conf *conf)
 	}
 }
 
-int
-orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen)
+/* Whether a reload may begin now: 0; 1 when it is queued behind the one under way
+ * (or a load); -1 while stopping. */
+static int
+reload_gate(char *err, size_t errlen)
 {
-	char buf[1024];
-	struct sv_conf *conf;
-
-	char ebuf[1024];
-
-	if (err == NULL) {
-		err = ebuf;
-		errlen = sizeof(ebuf);
-	}
 	if (sv.stopping) {
 		snprintf(err, errlen, "the supervisor is stopping");
 		return -1;
 	}
-	if (rl.state != RL_IDLE) {
+	if (rl.state != RL_IDLE || conf_loader_busy()) {
 		/* One at a time: this one runs when the one in flight is done, reading the
 		 * file as it is then. */
 		if (!reload_queued)
-			log_info("reload_queued", "gen=%u state=%s", rl.gen, rl_state_name(rl.state));
+			log_info("reload_queued", "gen=%u state=%s", rl.gen,
+			    conf_loader_busy() ? "loading" : rl_state_name(rl.state));
 		reload_queued = true;
 		return 1;
 	}
 	notify_reloading();
 	log_info("reload", "config=%s", log_qv(sv.conf_path));
-	conf = config_load(sv.conf_path, buf, sizeof(buf));
-	if (conf == NULL)
-		snprintf(err, errlen, "invalid config: %s", buf);
-	if (conf == NULL || cg_check_conf(conf, err, errlen) < 0 ||
-	    identity_apply(conf, err, errlen) < 0 || dispatch_listen(conf, err, errlen) < 0) {
+	return 0;
+}
+
+/* CONF (loaded, ours; RECORDED: identity_apply ran) becomes the reload: 0, or -1
+ * with ERR (CONF freed). */
+static int
+reload_with(struct sv_conf *conf, bool recorded, orch_plan_fn seen, void *arg, char *err,
+    size_t errlen)
+{
+	if (cg_check_conf(conf, err, errlen) < 0 ||
+	    (!recorded && identity_apply(conf, err, errlen) < 0) ||
+	    dispatch_listen(conf, err, errlen) < 0) {
 		log_error("reload_failed", "msg=%s", log_qv(err));
 		config_free(conf);
 		notify_ready();
@@ -662,6 +676,72 @@ orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen)
 		return -1;
 	}
 	return 0;
+}
+
+int
+orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen)
+{
+	char buf[1024], ebuf[1024];
+	struct sv_conf *conf;
+	int rc;
+
+	if (err == NULL) {
+		err = ebuf;
+		errlen = sizeof(ebuf);
+	}
+	if ((rc = reload_gate(err, errlen)) != 0)
+		return rc;
+	if ((conf = config_load(sv.conf_path, buf, sizeof(buf))) == NULL) {
+		snprintf(err, errlen, "invalid config: %s", buf);
+		log_error("reload_failed", "msg=%s", log_qv(err));
+		notify_ready();
+		return -1;
+	}
+	return reload_with(conf, false, seen, arg, err, errlen);
+}
+
+static void
+file_loaded(struct sv_conf *conf, const char *why, void *arg)
+{
+	char err[1024];
+
+	if (sv.stopping) {
+		config_free(conf);
+		log_info("reload_abandoned", "gen=%u", sv.gen + 1);
+		check_stopped();
+		return;
+	}
+	if (conf == NULL) {
+		snprintf(err, sizeof(err), "invalid config: %s", why);
+		log_error("reload_failed", "msg=%s", log_qv(err));
+		notify_ready();
+	} else {
+		reload_with(conf, true, NULL, NULL, err, sizeof(err));
+	}
+	if (rl.state == RL_IDLE)
+		schedule_requeue();
+}
+
+void
+orch_reload_file(void)
+{
+	char err[256];
+
+	if (reload_gate(err, sizeof(err)) != 0)
+		return;
+	if (conf_loader_start(sv.conf_path, file_loaded, NULL) < 0) {
+		/* No thread to be had: load it here, as POST /reload does. */
+		char buf[1024];
+		struct sv_conf *conf;
+
+		log_warn("conf_loader_failed", "err=%s", log_qv(strerror(errno)));
+		conf = config_load(sv.conf_path, buf, sizeof(buf));
+		if (conf != NULL && identity_apply(conf, buf, sizeof(buf)) < 0) {
+			config_free(conf);
+			conf = NULL;
+		}
+		file_loaded(conf, buf, NULL);
+	}
 }
 
 void

@@ -38,6 +38,12 @@ typedef void (*orch_plan_fn)(const struct reload *plan, void *arg);
  * sv.failed_gen.
  */
 int orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen);
+/*
+ * The same for SIGHUP and queued reloads, with the file read and validated on a
+ * thread (conf_loader.h), so the loop never waits for it: the plan follows on a
+ * later loop turn. An invalid file is logged as reload_failed.
+ */
+void orch_reload_file(void);
 /* Graceful (drain everything) or fast (SIGTERM everything) stop. */
 void orch_stop(bool fast);
 /* Replaces every ready worker of NAME: fresh ones start, the old ones drain.

@@ -13,6 +13,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "../common/name_index.h"
 #include "cgroup.h"
 #include "spawn.h"
 
@@ -24,6 +25,7 @@
 
 struct pool_list pools = TAILQ_HEAD_INITIALIZER(pools);
 static TAILQ_HEAD(, fn_totals) totals_list = TAILQ_HEAD_INITIALIZER(totals_list);
+static struct name_index totals_ix = NAME_INDEX_INIT;  /* name -> its fn_totals */
 static TAILQ_HEAD(, pool) fill_queue = TAILQ_HEAD_INITIALIZER(fill_queue);
 static struct event_base *pool_base;
 static struct event *pump_ev;
@@ -48,18 +50,28 @@ pool_shutdown(void)
 }
 
 struct fn_totals *
+pool_function(const char *name)
+{
+	return name_index_find(&totals_ix, name);
+}
+
+struct fn_totals *
 pool_totals(const char *name)
 {
-	struct fn_totals *t;
+	struct fn_totals *t = pool_function(name);
 
-	TAILQ_FOREACH(t, &totals_list, t_entry)
-		if (strcmp(t->name, name) == 0)
-			return t;
+	if (t != NULL)
+		return t;
 	t = calloc(1, sizeof(*t));
 	if (t == NULL)
 		return NULL;
 	snprintf(t->name, sizeof(t->name), "%s", name);
 	t->next_wid = 1;
+	TAILQ_INIT(&t->t_pools);
+	if (name_index_add(&totals_ix, t->name, t, NULL) < 0) {
+		free(t);
+		return NULL;
+	}
 	TAILQ_INSERT_TAIL(&totals_list, t, t_entry);
 	return t;
 }
@@ -84,6 +96,7 @@ pool_new(struct sv_conf *owner, const struct fn_conf *conf, uint32_t gen)
 	}
 	TAILQ_INIT(&p->p_workers);
 	TAILQ_INSERT_TAIL(&pools, p, p_entry);
+	TAILQ_INSERT_TAIL(&p->p_totals->t_pools, p, p_fn_entry);
 	return p;
 }
 
@@ -106,8 +119,8 @@ function_busy(const struct pool *p)
 	const struct pool *q;
 	const struct worker *w;
 
-	TAILQ_FOREACH(q, &pools, p_entry)
-		if (q != p && strcmp(q->p_conf->name, p->p_conf->name) == 0)
+	TAILQ_FOREACH(q, &p->p_totals->t_pools, p_fn_entry)
+		if (q != p)
 			TAILQ_FOREACH(w, &q->p_workers, w_entry)
 				if (worker_is_live(w))
 					return true;
@@ -126,8 +139,8 @@ cgroup_up(struct pool *p)
 
 	if (!cg_enabled() || p->p_cgroup)
 		return;
-	TAILQ_FOREACH(q, &pools, p_entry)
-		if (q->p_cgroup && strcmp(q->p_conf->name, p->p_conf->name) == 0) {
+	TAILQ_FOREACH(q, &p->p_totals->t_pools, p_fn_entry)
+		if (q->p_cgroup) {
 			p->p_cgroup = true;     /* an older generation made it */
 			return;
 		}
@@ -144,9 +157,8 @@ cgroup_down(struct pool *p)
 
 	if (!p->p_cgroup || function_busy(p))
 		return;
-	TAILQ_FOREACH(q, &pools, p_entry)
-		if (strcmp(q->p_conf->name, p->p_conf->name) == 0)
-			q->p_cgroup = false;
+	TAILQ_FOREACH(q, &p->p_totals->t_pools, p_fn_entry)
+		q->p_cgroup = false;
 	cg_function_remove(p->p_conf->name);
 }
 
@@ -428,14 +440,12 @@ pool_retire(struct pool *p, uint32_t reason, bool fast)
 void
 pool_free(struct pool *p)
 {
-	struct pool *q;
-	bool other = false;
+	bool other;
 
 	unqueue(p);
 	TAILQ_REMOVE(&pools, p, p_entry);
-	TAILQ_FOREACH(q, &pools, p_entry)
-		if (strcmp(q->p_conf->name, p->p_conf->name) == 0)
-			other = true;
+	TAILQ_REMOVE(&p->p_totals->t_pools, p, p_fn_entry);
+	other = !TAILQ_EMPTY(&p->p_totals->t_pools);
 	if (cg_enabled() && !other && p->p_cgroup)
 		cg_function_remove(p->p_conf->name);
 	event_free(p->p_spawn_ev);
@@ -447,9 +457,12 @@ struct pool *
 pool_current(const char *fn, uint32_t ready_gen)
 {
 	struct pool *p, *ready = NULL, *newest = NULL, *failed = NULL;
+	struct fn_totals *t = pool_function(fn);
 
-	TAILQ_FOREACH(p, &pools, p_entry) {
-		if (p->p_retiring || strcmp(p->p_conf->name, fn) != 0)
+	if (t == NULL)
+		return NULL;
+	TAILQ_FOREACH(p, &t->t_pools, p_fn_entry) {
+		if (p->p_retiring)
 			continue;
 		if (p->p_failed) {
 			if (failed == NULL || p->p_gen > failed->p_gen)

@@ -42,6 +42,7 @@ struct pool_counts {
 
 struct pool {
 	TAILQ_ENTRY(pool) p_entry;
+	TAILQ_ENTRY(pool) p_fn_entry;   /* in p_totals->t_pools: its function's pools */
 	TAILQ_ENTRY(pool) p_fill_entry; /* in the spawner's queue while p_fill_queued */
 	const struct fn_conf *p_conf;   /* owned by p_owner, the generation's config */
 	struct sv_conf *p_owner;
@@ -72,6 +73,9 @@ struct pool *pool_new(struct sv_conf *owner, const struct fn_conf *conf, uint32_
 void pool_adopt(struct pool *p, struct sv_conf *owner, const struct fn_conf *conf, uint32_t gen);
 /* Totals of function NAME across generations (created on first use). */
 struct fn_totals *pool_totals(const char *name);
+/* The record of function NAME if it has one (never creates): its t_pools lists its
+ * live pools (iterate with p_fn_entry). */
+struct fn_totals *pool_function(const char *name);
 /* Asks the spawner to bring P to its size (ready or starting workers); with backoff
  * after crashes. Never forks inside this call. */
 void pool_fill(struct pool *p);

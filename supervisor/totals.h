@@ -1,7 +1,8 @@
 /*
- * totals.h - a function's counters that outlive its workers and its config
- * generations (pool.c keeps one per function name; lifecycle.c adds a reaped
- * worker's figures to it).
+ * totals.h - a function's record that outlives its workers and its config
+ * generations: its counters (lifecycle.c adds a reaped worker's figures) and the
+ * list of its live pools (pool.c keeps one record per function name, found by name
+ * in O(log n), so nothing per function scans every pool).
  */
 #ifndef SV_TOTALS_H
 #define SV_TOTALS_H
@@ -13,9 +14,12 @@
 
 #define TOTALS_COLD_BUCKETS 12
 
+struct pool;
+
 struct fn_totals {
 	TAILQ_ENTRY(fn_totals) t_entry;
 	char name[64];
+	TAILQ_HEAD(, pool) t_pools;  /* its live pools, every generation (pool.p_fn_entry) */
 	uint32_t next_wid;          /* worker ids are unique per function, all generations */
 	uint64_t requests;
 	uint64_t tasks_started;

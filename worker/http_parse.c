@@ -156,7 +156,8 @@ hp_valid_host(const char *v, size_t len)
 		len--;
 	if (len == 0)
 		return true;
-	if (len > HP_HOST_MAX)
+	/* An empty userinfo ("@a") leaves no field the library marks: refused here. */
+	if (len > HP_HOST_MAX || memchr(v, '@', len) != NULL)
 		return false;
 	memcpy(url, "http://", 7);
 	memcpy(url + 7, v, len);
