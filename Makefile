@@ -14,7 +14,10 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
-CTL_LIBS = -levent -ljansson
+# edgevisorctl top draws with ncurses (libncurses-dev): wide-character build if present.
+CURSES_PC := $(shell pkg-config --exists ncursesw && echo ncursesw || echo ncurses)
+CURSES_CFLAGS := $(shell pkg-config --cflags $(CURSES_PC))
+CTL_LIBS = -levent -ljansson $(shell pkg-config --libs $(CURSES_PC))
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -91,6 +94,8 @@ $(BUILD)/obj/%.o: %.c
 
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
+
+$(BUILD)/obj/ctl/top.o $(BUILD)/obj/ctl/top_view.o: CPPFLAGS += $(CURSES_CFLAGS)
 
 $(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)

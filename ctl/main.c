@@ -3,7 +3,7 @@
  * (supervisor/admin.c):
  *
  *   edgevisorctl [-s ADDR | -c CONFIG] [--token-file FILE] status [--json] | metrics |
- *       reload | stop | drain NAME
+ *       reload | stop | drain NAME | top ...
  *
  * ADDR is "unix:/path", "host:port" or "[v6]:port" (common/net.h); it comes from -s,
  * else the "admin" key of CONFIG, else $EDGEVISOR_ADMIN, else EV_ADMIN_DEFAULT
@@ -26,6 +26,7 @@
 #include "../common/paths.h"
 #include "../common/token.h"
 #include "admin_client.h"
+#include "top.h"
 #include "units.h"
 
 static const char *addr;
@@ -46,6 +47,10 @@ usage(void)
 	    "                   why not (only NAME's outcome decides the exit status)\n"
 	    "  functions        one line per function: state, generation, min/max, workers,\n"
 	    "                   queued connections, cold starts, scale-ups/downs\n"
+	    "  top [--once | --batch N] [--interval MS] [--sort n|r|p|m|c]\n"
+	    "                   live view of /status, refreshed every second (keys: q quit,\n"
+	    "                   n r p m c sort, Up/Down + Enter workers, Esc back);\n"
+	    "                   --once/--batch N: plain-text frames for scripts\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
 	    "ADDR: unix:/path, host:port or [v6]:port; default $EDGEVISOR_ADMIN or %s\n"
@@ -525,6 +530,8 @@ main(int argc, char **argv)
 		return cmd_reload(wait);
 	if (strcmp(cmd, "stop") == 0 && optind == argc)
 		return cmd_post("stop", "/stop");
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(argc - optind, argv + optind);
 	if (strcmp(cmd, "functions") == 0 && optind == argc)
 		return cmd_functions();
 	if (strcmp(cmd, "deploy") == 0 && optind + 1 == argc)

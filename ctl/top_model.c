@@ -232,6 +232,7 @@ top_model_update(struct top_model *m, json_t *st, double now_s)
 		w->id = num(o, "id");
 		w->pid = num(o, "pid");
 		w->generation = num(o, "generation");
+		w->uptime_ms = num(o, "uptime_ms");
 		w->mem = (uint64_t)num(o, "memory_current");
 		w->cpu_ms = num(o, "cpu_ms");
 		w->requests = num(o, "requests");

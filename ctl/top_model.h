@@ -47,7 +47,7 @@ struct top_row {
 struct top_worker {
 	char function[TOP_NAME_MAX + 1];
 	char state[16];
-	long long id, pid, generation;
+	long long id, pid, generation, uptime_ms;
 	uint64_t mem;
 	double cpu_pct;
 	long long cpu_ms, requests, connections, tasks_pending, tasks_started;
