@@ -3,7 +3,7 @@ send-keys drives it and capture-pane reads the screen, while wrk loads one of tw
 functions of a real supervisor. The screen shows both functions and a live req/s for
 the loaded one; the sort keys reorder the rows; Enter shows the selected function's
 workers (the pids /status names), Esc goes back; a resize redraws at the new size; q
-exits 0 and SIGTERM 143, and either way the terminal is given back (tmux: the
+exits 0, SIGTERM 143 and SIGINT 130, and either way the terminal is given back (tmux: the
 alternate screen is off, keypad mode off, the cursor shown again, the shell's text
 before top is on the screen again). --batch prints plain frames for scripts."""
 
@@ -206,26 +206,29 @@ def live_view_sort_drill_down_and_quit():
 
 
 @test
-def sigterm_restores_the_terminal():
+def signals_restore_the_terminal():
     need_tmux()
-    tm = Tmux("term", width=120, height=30)
-    try:
-        with h.Supervisor([h.function("hello")], name="top-term") as sv:
-            tm.start(top_cmd(sv, after='echo "top-exit=$?"; read done'))
-            started(tm)
-            # While top runs the cursor is hidden: the check below can fail.
-            check(tm.fmt("#{cursor_flag}") == "0", "the cursor shows while top runs")
-            shell = int(tm.fmt("#{pane_pid}"))
-            tops = [p for p in h.children(shell) if "edgevisorctl" in h.cmdline(p)]
-            check(len(tops) == 1, "top's pid under the pane's shell: %r" % tops)
-            os.kill(tops[0], signal.SIGTERM)
-            h.wait_until(lambda: "top-exit=143" in tm.screen(), 5, "top to end on SIGTERM")
-            check(restored(tm) and tm.fmt("#{cursor_flag}") == "1",
-                  "terminal not restored: alternate %s keypad %s cursor %s screen %r"
-                  % (tm.fmt("#{alternate_on}"), tm.fmt("#{keypad_cursor_flag}"),
-                     tm.fmt("#{cursor_flag}"), tm.screen()[:3]))
-    finally:
-        tm.kill()
+    with h.Supervisor([h.function("hello")], name="top-term") as sv:
+        for sig, code in ((signal.SIGTERM, 143), (signal.SIGINT, 130)):
+            tm = Tmux("sig%d" % sig, width=120, height=30)
+            try:
+                tm.start(top_cmd(sv, after='echo "top-exit=$?"; read done'))
+                started(tm)
+                # While top runs the cursor is hidden: the check below can fail.
+                check(tm.fmt("#{cursor_flag}") == "0", "the cursor shows while top runs")
+                shell = int(tm.fmt("#{pane_pid}"))
+                tops = [p for p in h.children(shell) if "edgevisorctl" in h.cmdline(p)]
+                check(len(tops) == 1, "top's pid under the pane's shell: %r" % tops)
+                os.kill(tops[0], sig)
+                h.wait_until(lambda: "top-exit=%d" % code in tm.screen(), 5,
+                             "top to end on signal %d" % sig)
+                check(restored(tm) and tm.fmt("#{cursor_flag}") == "1",
+                      "signal %d: terminal not restored: alternate %s keypad %s cursor %s "
+                      "screen %r" % (sig, tm.fmt("#{alternate_on}"),
+                                     tm.fmt("#{keypad_cursor_flag}"), tm.fmt("#{cursor_flag}"),
+                                     tm.screen()[:3]))
+            finally:
+                tm.kill()
 
 
 @test
