@@ -1,7 +1,8 @@
 /*
  * top.c - `edgevisorctl top [--once | --batch N] [--interval MS] [--sort KEY]`:
  * GET /status every interval (default 1 s), the rows from top_model.c, drawn by
- * top_view.c; the keys of the full-screen view; plain-text frames for scripts.
+ * top_view.c (the screen) or printed by top_text.c (plain frames for scripts); the
+ * keys of the full-screen view.
  *
  * The fetch is the blocking admin_client.c request with a 2 s timeout, so a wedged
  * supervisor freezes the screen for at most that long, then the view says so and
@@ -22,6 +23,7 @@
 #include "admin_client.h"
 #include "top.h"
 #include "top_model.h"
+#include "top_text.h"
 #include "top_view.h"
 
 #define FETCH_TIMEOUT_S 2
@@ -82,7 +84,7 @@ run_batch(struct top_model *m, long frames, long interval_ms)
 			return 128 + got_signal;
 		if (fetch(m) < 0)
 			return 1;
-		top_view_print(stdout, m);
+		top_text_print(stdout, m);
 	}
 	return 0;
 }
@@ -115,7 +117,8 @@ run_screen(struct top_model *m, long interval_ms)
 	admin_quiet(true);
 	if (top_view_open() < 0) {
 		admin_quiet(false);
-		ctl_fail("top: cannot use the terminal (TERM=%s)", getenv("TERM") ? getenv("TERM") : "");
+		ctl_fail("top: cannot use the terminal (TERM=%s)",
+		    getenv("TERM") ? getenv("TERM") : "");
 		return 1;
 	}
 	while (!quit && !got_signal) {

@@ -64,30 +64,49 @@ rate(long long cur, long long prev, double dt)
 	return cur >= prev ? (double)(cur - prev) / dt : 0.0;
 }
 
+/*
+ * The previous document's functions by "1:name" (current) or "0:name" (removed,
+ * draining) and its workers by pid, so that matching N functions costs N lookups,
+ * not N^2 comparisons (a host with a thousand functions refreshes every second).
+ */
 static json_t *
-prev_function(json_t *prev, const char *name, bool current)
+index_prev(json_t *prev)
 {
-	json_t *o;
+	json_t *idx = json_object(), *o;
+	char key[TOP_NAME_MAX + 32];
 	size_t i;
 
-	json_array_foreach(json_object_get(prev, "functions"), i, o)
-		if (json_is_string(json_object_get(o, "name")) &&
-		    strcmp(json_string_value(json_object_get(o, "name")), name) == 0 &&
-		    json_is_true(json_object_get(o, "current")) == current)
-			return o;
-	return NULL;
+	if (idx == NULL || prev == NULL)
+		return idx;
+	json_array_foreach(json_object_get(prev, "functions"), i, o) {
+		snprintf(key, sizeof(key), "f%d:%s", json_is_true(json_object_get(o, "current")),
+		    json_string_value(json_object_get(o, "name")) ?
+		    json_string_value(json_object_get(o, "name")) : "");
+		json_object_set(idx, key, o);
+	}
+	json_array_foreach(json_object_get(prev, "workers"), i, o) {
+		snprintf(key, sizeof(key), "w%lld", num(o, "pid"));
+		json_object_set(idx, key, o);
+	}
+	return idx;
 }
 
 static json_t *
-prev_worker(json_t *prev, long long pid)
+prev_function(json_t *idx, const char *name, bool current)
 {
-	json_t *o;
-	size_t i;
+	char key[TOP_NAME_MAX + 32];
 
-	json_array_foreach(json_object_get(prev, "workers"), i, o)
-		if (num(o, "pid") == pid)
-			return o;
-	return NULL;
+	snprintf(key, sizeof(key), "f%d:%s", current, name);
+	return json_object_get(idx, key);
+}
+
+static json_t *
+prev_worker(json_t *idx, long long pid)
+{
+	char key[32];
+
+	snprintf(key, sizeof(key), "w%lld", pid);
+	return json_object_get(idx, key);
 }
 
 static void
@@ -119,7 +138,7 @@ states_text(json_t *states, char *buf, size_t len)
 }
 
 static void
-fill_row(struct top_row *r, json_t *fn, json_t *prev, double dt)
+fill_row(struct top_row *r, json_t *fn, json_t *idx, double dt)
 {
 	json_t *t = json_object_get(fn, "totals"), *sc = json_object_get(fn, "scaling");
 	json_t *lim = json_object_get(fn, "limits"), *lat = json_object_get(fn, "latency");
@@ -149,7 +168,7 @@ fill_row(struct top_row *r, json_t *fn, json_t *prev, double dt)
 	r->cpu_cap = fcpu > 0 ? fcpu : wcpu > 0 ? wcpu : 0;
 	r->cpu_cap_per_worker = fcpu <= 0 && wcpu > 0;
 	if (dt > 0)
-		p = prev_function(prev, r->name, r->current);
+		p = prev_function(idx, r->name, r->current);
 	if (p != NULL) {
 		json_t *pt = json_object_get(p, "totals");
 
@@ -161,24 +180,40 @@ fill_row(struct top_row *r, json_t *fn, json_t *prev, double dt)
 	}
 }
 
-/* The row worker W belongs to: the one of its name and generation, else the current
- * one of its name, else any of its name. */
-static struct top_row *
-row_of(struct top_model *m, const struct top_worker *w)
+/* Indexes the rows in IDX for row_of: "g<generation>:name" and "n:name" (the current
+ * one if a removed namesake still drains) to the row's index. */
+static void
+index_rows(json_t *idx, const struct top_row *rows, size_t n)
 {
-	struct top_row *named = NULL;
+	char key[TOP_NAME_MAX + 32];
 
-	for (size_t i = 0; i < m->nrows; i++) {
-		struct top_row *r = &m->rows[i];
+	for (size_t i = 0; i < n; i++) {
+		json_t *named;
 
-		if (strcmp(r->name, w->function) != 0)
-			continue;
-		if (r->generation == w->generation)
-			return r;
-		if (named == NULL || (r->current && !named->current))
-			named = r;
+		snprintf(key, sizeof(key), "g%lld:%s", rows[i].generation, rows[i].name);
+		json_object_set_new(idx, key, json_integer((json_int_t)i));
+		snprintf(key, sizeof(key), "n:%s", rows[i].name);
+		named = json_object_get(idx, key);
+		if (named == NULL || (rows[i].current &&
+		    !rows[json_integer_value(named)].current))
+			json_object_set_new(idx, key, json_integer((json_int_t)i));
 	}
-	return named;
+}
+
+/* The row worker W belongs to: the one of its name and generation, else the current
+ * one of its name, else any of its name; NULL if none. */
+static struct top_row *
+row_of(struct top_model *m, json_t *idx, const struct top_worker *w)
+{
+	char key[TOP_NAME_MAX + 32];
+	json_t *i;
+
+	snprintf(key, sizeof(key), "g%lld:%s", w->generation, w->function);
+	if ((i = json_object_get(idx, key)) == NULL) {
+		snprintf(key, sizeof(key), "n:%s", w->function);
+		i = json_object_get(idx, key);
+	}
+	return i != NULL ? &m->rows[json_integer_value(i)] : NULL;
 }
 
 static int
@@ -196,7 +231,7 @@ int
 top_model_update(struct top_model *m, json_t *st, double now_s)
 {
 	json_t *fns = json_object_get(st, "functions"), *ws = json_object_get(st, "workers");
-	json_t *sv = json_object_get(st, "supervisor"), *o;
+	json_t *sv = json_object_get(st, "supervisor"), *o, *idx;
 	struct top_row *rows;
 	struct top_worker *wk;
 	double dt = m->prev != NULL && now_s > m->prev_t ? now_s - m->prev_t : 0;
@@ -208,9 +243,11 @@ top_model_update(struct top_model *m, json_t *st, double now_s)
 	nw = json_array_size(ws);
 	rows = calloc(nf ? nf : 1, sizeof(*rows));
 	wk = calloc(nw ? nw : 1, sizeof(*wk));
-	if (rows == NULL || wk == NULL) {
+	idx = index_prev(dt > 0 ? m->prev : NULL);
+	if (rows == NULL || wk == NULL || idx == NULL) {
 		free(rows);
 		free(wk);
+		json_decref(idx);
 		return -1;
 	}
 	free(m->rows);
@@ -220,10 +257,11 @@ top_model_update(struct top_model *m, json_t *st, double now_s)
 	m->workers = wk;
 	m->nworkers = nw;
 	json_array_foreach(fns, i, o)
-		fill_row(&rows[i], o, m->prev, dt);
+		fill_row(&rows[i], o, idx, dt);
+	index_rows(idx, rows, nf);
 	json_array_foreach(ws, i, o) {
 		struct top_worker *w = &wk[i];
-		json_t *t = json_object_get(o, "tasks"), *p = dt > 0 ? prev_worker(m->prev,
+		json_t *t = json_object_get(o, "tasks"), *p = dt > 0 ? prev_worker(idx,
 		    num(o, "pid")) : NULL;
 		struct top_row *r;
 
@@ -241,12 +279,13 @@ top_model_update(struct top_model *m, json_t *st, double now_s)
 		w->tasks_started = num(t, "started");
 		/* cpu_ms over dt seconds: ms per s / 10 is percent of one core */
 		w->cpu_pct = p != NULL ? rate(w->cpu_ms, num(p, "cpu_ms"), dt) / 10.0 : TOP_ABSENT;
-		if ((r = row_of(m, w)) != NULL) {
+		if ((r = row_of(m, idx, w)) != NULL) {
 			r->mem += w->mem;
 			if (r->cpu_pct != TOP_ABSENT && w->cpu_pct != TOP_ABSENT)
 				r->cpu_pct += w->cpu_pct;
 		}
 	}
+	json_decref(idx);
 	qsort(wk, nw, sizeof(*wk), cmp_worker);
 	m->pid = num(sv, "pid");
 	m->generation = num(sv, "generation");

@@ -2,15 +2,17 @@
  * test_top_model.c - the rows of `edgevisorctl top` from two /status snapshots two
  * seconds apart: rates from the deltas (a counter that went down is 0, not
  * negative), CPU % from cpu_ms, memory summed with its cap, figures /status does not
- * carry absent, and each sort order.
+ * carry absent, and each sort order; and the text lines of a frame show them.
  */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include <jansson.h>
 
 #include "../../ctl/top_model.h"
+#include "../../ctl/top_text.h"
 #include "unit.h"
 
 /* One /status document: alpha (2 workers, per-worker caps, no latency object),
@@ -202,6 +204,95 @@ out:
 	json_decref(bad);
 }
 
+/* A rolled function: its removed generation still drains beside the current one;
+ * each worker counts in the row of its generation, an unknown one in the current. */
+static void
+case_namesakes(void)
+{
+	static const char doc[] =
+	    "{\"supervisor\": {}, \"functions\": ["
+	    " {\"name\": \"alpha\", \"current\": false, \"generation\": 1},"
+	    " {\"name\": \"alpha\", \"current\": true, \"generation\": 2}],"
+	    " \"workers\": ["
+	    " {\"function\": \"alpha\", \"id\": 1, \"pid\": 11, \"generation\": 1,"
+	    "  \"memory_current\": 1000},"
+	    " {\"function\": \"alpha\", \"id\": 2, \"pid\": 12, \"generation\": 2,"
+	    "  \"memory_current\": 20000},"
+	    " {\"function\": \"alpha\", \"id\": 3, \"pid\": 13, \"generation\": 7,"
+	    "  \"memory_current\": 300000}]}";
+	struct top_model m;
+	json_t *st = json_loads(doc, 0, NULL);
+
+	top_model_init(&m);
+	UNIT_CHECK(st != NULL && top_model_update(&m, st, 1.0) == 0 && m.nrows == 2);
+	/* By name: the current one first. */
+	UNIT_CHECK(m.rows[0].current && !m.rows[1].current);
+	UNIT_CHECKF(m.rows[0].mem == 320000 && m.rows[1].mem == 1000, "mem %llu %llu",
+	    (unsigned long long)m.rows[0].mem, (unsigned long long)m.rows[1].mem);
+out:
+	top_model_free(&m);
+	json_decref(st);
+}
+
+/* The whitespace-separated words of LINE, in WORDS[0..n). */
+static int
+words(char *line, char **w, int max)
+{
+	int n = 0;
+
+	for (char *t = strtok(line, " "); t != NULL && n < max; t = strtok(NULL, " "))
+		w[n++] = t;
+	return n;
+}
+
+static void
+case_text(void)
+{
+	struct top_model m;
+	json_t *s1 = snapshot(100, 0, 100, 0, 50, 1000, 500, 0);
+	json_t *s2 = snapshot(300, 10, 300, 100, 60, 3000, 20, 1);
+	char line[TOP_LINE_MAX], *w[32], *frame = NULL;
+	size_t flen = 0;
+	FILE *f = NULL;
+	int n;
+
+	top_model_init(&m);
+	UNIT_CHECK(s1 != NULL && s2 != NULL);
+	UNIT_CHECK(top_model_update(&m, s1, 1.0) == 0 && top_model_update(&m, s2, 3.0) == 0);
+	/* Header: FUNCTION STATE GEN WORKERS STATES REQ/S P50ms P99ms TASKS TASK/S LOST
+	 * COLD QUEUED MEM MEMCAP CPU CPUCAP; beta's states "R1 D1" are two words. */
+	top_line_row(line, sizeof(line), row(&m, "beta"), top_name_width(&m), true);
+	UNIT_CHECKF(line[0] == '>', "%s", line);
+	n = words(line + 1, w, 32);
+	UNIT_CHECKF(n == 18, "%d words: %s", n, line);
+	UNIT_CHECKF(strcmp(w[0], "beta") == 0 && strcmp(w[3], "2/1") == 0 &&
+	    strcmp(w[4], "R1") == 0 && strcmp(w[5], "D1") == 0 && strcmp(w[6], "5.0") == 0 &&
+	    strcmp(w[7], "1.50") == 0 && strcmp(w[8], "12.2") == 0 && strcmp(w[13], "7") == 0 &&
+	    strcmp(w[15], "256.0M") == 0 && strcmp(w[16], "100.0%") == 0 &&
+	    strcmp(w[17], "150%") == 0, "beta: %s", line);
+	top_line_row(line, sizeof(line), row(&m, "alpha"), top_name_width(&m), false);
+	UNIT_CHECKF(line[0] == ' ', "%s", line);
+	n = words(line, w, 32);
+	UNIT_CHECKF(n == 17 && strcmp(w[5], "100") == 0 && strcmp(w[6], "-") == 0 &&
+	    strcmp(w[7], "-") == 0 && strcmp(w[9], "5.0") == 0 && strcmp(w[14], "64.0M/w") == 0 &&
+	    strcmp(w[15], "15.0%") == 0 && strcmp(w[16], "50%/w") == 0, "alpha: %s", line);
+	/* A plain frame: the supervisor line, every function and every worker. */
+	UNIT_CHECK((f = open_memstream(&frame, &flen)) != NULL);
+	top_text_print(f, &m);
+	fclose(f);
+	f = NULL;
+	UNIT_CHECKF(strncmp(frame, "edgevisor pid 42  generation 3", 30) == 0, "%s", frame);
+	UNIT_CHECK(strstr(frame, " 101 ") && strstr(frame, " 102 ") && strstr(frame, " 201 ") &&
+	    strstr(frame, " 305 ") && strstr(frame, "gamma"));
+out:
+	if (f != NULL)
+		fclose(f);
+	free(frame);
+	top_model_free(&m);
+	json_decref(s1);
+	json_decref(s2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -210,5 +301,7 @@ main(int argc, char **argv)
 	unit_run("rates", case_rates);
 	unit_run("sort", case_sort);
 	unit_run("not_status", case_not_status);
+	unit_run("namesakes", case_namesakes);
+	unit_run("text", case_text);
 	return unit_exit();
 }
