@@ -127,8 +127,10 @@ def live_view_sort_drill_down_and_quit():
                          "three ready workers")
             tm.start(top_cmd(sv))
             started(tm)
+            # Long enough to outlast every check on a busy machine; ended with SIGINT
+            # (wrk then reports and exits 0) once they are done.
             load = subprocess.Popen(h.wrk_cmd(sv.port("zload"), threads=1, conns=8,
-                                              duration=6),
+                                              duration=60),
                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                     stdin=subprocess.DEVNULL)
             # Live figures: both names, the loaded one with a non-zero req/s.
@@ -194,6 +196,7 @@ def live_view_sort_drill_down_and_quit():
             check(restored(tm), "terminal not restored: alternate %s keypad %s screen %r"
                   % (tm.fmt("#{alternate_on}"), tm.fmt("#{keypad_cursor_flag}"),
                      tm.screen(history=True)[:3]))
+            load.send_signal(signal.SIGINT)
             out = load.communicate(timeout=30)[0].decode(errors="replace")
             check(load.returncode == 0, "wrk exited %d: %s" % (load.returncode, out))
             print("#   wrk on zload: %.0f req/s; top showed %s req/s"
