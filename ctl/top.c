@@ -102,9 +102,11 @@ static int
 run_screen(struct top_model *m, long interval_ms)
 {
 	struct top_ui ui = { 0 };
-	char sel_name[TOP_NAME_MAX + 1] = "", when[16] = "never";
+	char sel_name[TOP_NAME_MAX + 1] = "", when[16];
 	double next = 0;
 	bool quit = false;
+	time_t wall;
+	struct tm tm;
 
 	if (!isatty(STDIN_FILENO) || !isatty(STDOUT_FILENO)) {
 		ctl_fail("top: not a terminal (--once or --batch N print plain frames)");
@@ -113,6 +115,8 @@ run_screen(struct top_model *m, long interval_ms)
 	/* The first frame has figures, not a blank screen, and a dead admin is an error. */
 	if (fetch(m) < 0)
 		return 1;
+	wall = time(NULL);
+	strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&wall, &tm));
 	next = now_s() + interval_ms / 1000.0;
 	admin_quiet(true);
 	if (top_view_open() < 0) {
@@ -126,16 +130,13 @@ run_screen(struct top_model *m, long interval_ms)
 		int ch;
 
 		if (t >= next) {
-			time_t wall = time(NULL);
-			struct tm tm;
-
 			if (fetch(m) < 0) {
 				snprintf(ui.message, sizeof(ui.message), "%s (last good data: %s)",
 				    admin_last_error(), when);
 			} else {
 				ui.message[0] = '\0';
-				localtime_r(&wall, &tm);
-				strftime(when, sizeof(when), "%H:%M:%S", &tm);
+				wall = time(NULL);
+				strftime(when, sizeof(when), "%H:%M:%S", localtime_r(&wall, &tm));
 			}
 			next = now_s() + interval_ms / 1000.0;
 			t = now_s();

@@ -79,6 +79,10 @@ top_view_draw(const struct top_model *m, const struct top_ui *ui)
 		const struct top_worker *w;
 		size_t n = top_model_workers_of(m, ui->drill_name, &w);
 
+		if (ui->message[0] == '\0') {
+			snprintf(line, sizeof(line), "workers of %s", ui->drill_name);
+			put(1, line, 0);
+		}
 		top_line_worker_columns(line, sizeof(line), nw);
 		put(2, line, A_REVERSE);
 		for (size_t i = 0; i < n && y < LINES - 1; i++, y++) {

@@ -168,6 +168,8 @@ def live_view_sort_drill_down_and_quit():
                 pids_on_screen()), 5, "zload's worker pids %r on the screen" % want)
             check(all(n == "zload" for n, _ in shown) and not {p for _, p in shown} & other,
                   "the drill-down shows other workers: %r" % shown)
+            check(tm.screen()[1].startswith("workers of zload"), "drill-down title %r"
+                  % tm.screen()[1])
             tm.keys("Escape")
             h.wait_until(lambda: "aidle" in table(tm.screen()), 5, "the function table again")
             # A resize redraws at the new size: the help line on the new last row.
