@@ -3,9 +3,10 @@ send-keys drives it and capture-pane reads the screen, while wrk loads one of tw
 functions of a real supervisor. The screen shows both functions and a live req/s for
 the loaded one; the sort keys reorder the rows; Enter shows the selected function's
 workers (the pids /status names), Esc goes back; a resize redraws at the new size; q
-exits 0, SIGTERM 143 and SIGINT 130, and either way the terminal is given back (tmux: the
-alternate screen is off, keypad mode off, the cursor shown again, the shell's text
-before top is on the screen again). --batch prints plain frames for scripts."""
+exits 0, SIGTERM 143 and SIGINT 130, and each time the terminal is given back (tmux:
+the alternate screen is off, keypad mode off, the cursor shown again, the shell's
+text before top is on the screen again). A supervisor that goes away is shown, not
+fatal. --batch prints plain frames for scripts."""
 
 import os
 import re
@@ -234,6 +235,32 @@ def signals_restore_the_terminal():
                                      tm.screen()[:3]))
             finally:
                 tm.kill()
+
+
+@test
+def a_lost_supervisor_is_shown_not_fatal():
+    """The supervisor goes away under a running top: the view says so over the last
+    good figures and keeps running; q still exits 0."""
+    need_tmux()
+    tm = Tmux("gone", width=120, height=30)
+    try:
+        with h.Supervisor([h.function("hello")], name="top-gone") as sv:
+            tm.start(top_cmd(sv))
+            started(tm)
+            h.wait_until(lambda: "hello" in table(tm.screen()), 5, "hello on the screen")
+            code = sv.stop()
+            check(code == 0, "supervisor exited %s" % code)
+            h.wait_until(lambda: "last good data" in tm.screen()[1], 5,
+                         "the lost admin endpoint on the screen")
+            check("cannot connect" in tm.screen()[1], "message %r" % tm.screen()[1])
+            check("hello" in table(tm.screen()), "the last figures are gone")
+            check(tm.fmt("#{pane_dead}") == "0", "top ended when the supervisor went away")
+            tm.keys("q")
+            h.wait_until(lambda: tm.fmt("#{pane_dead}") == "1", 5, "top to exit on q")
+            check(tm.fmt("#{pane_dead_status}") == "0", "top exited %s"
+                  % tm.fmt("#{pane_dead_status}"))
+    finally:
+        tm.kill()
 
 
 @test
