@@ -14,7 +14,10 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
-CTL_LIBS = -levent -ljansson
+# edgevisorctl top draws with ncurses (libncurses-dev): wide-character build if present.
+CURSES_PC := $(shell pkg-config --exists ncursesw && echo ncursesw || echo ncurses)
+CURSES_CFLAGS := $(shell pkg-config --cflags $(CURSES_PC))
+CTL_LIBS = -levent -ljansson $(shell pkg-config --libs $(CURSES_PC))
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -92,6 +95,8 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
 
+$(BUILD)/obj/ctl/top.o $(BUILD)/obj/ctl/top_view.o: CPPFLAGS += $(CURSES_CFLAGS)
+
 $(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
 
@@ -123,6 +128,7 @@ UNIT_DEPS_test_fetch_allow = worker/fetch_allow.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
 	supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_reload = supervisor/reload.c $(CONF_DEPS)
+UNIT_DEPS_test_top_model = ctl/top_model.c ctl/top_text.c ctl/units.c
 UNIT_DEPS_test_check  = supervisor/check.c supervisor/child.c supervisor/cgroup.c supervisor/cgroup_fs.c \
 	$(CONF_DEPS)
 

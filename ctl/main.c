@@ -3,47 +3,33 @@
  * (supervisor/admin.c):
  *
  *   edgevisorctl [-s ADDR | -c CONFIG] [--token-file FILE] status [--json] | metrics |
- *       reload | stop | drain NAME
+ *       reload | stop | drain NAME | top ...
  *
  * ADDR is "unix:/path", "host:port" or "[v6]:port" (common/net.h); it comes from -s,
  * else the "admin" key of CONFIG, else $EDGEVISOR_ADMIN, else EV_ADMIN_DEFAULT
  * (common/paths.h). The bearer token for a TCP admin comes from --token-file, else
  * CONFIG's "admin_token_file". Exit status: 0 done, 1 error (message on stderr), 2 usage.
  *
- * One blocking HTTP/1.1 request with "Connection: close" per run. libevent 2.1's
- * evhttp client cannot use a unix socket (its connect step always replaces the
- * bufferevent's fd with a new TCP socket), so the request is written by hand and the
- * reply - always Content-Length framed by evhttp_send_reply - is split into status
- * line, headers and body with evbuffer_readln; the JSON is parsed with jansson.
+ * The requests go through admin_client.c (one blocking request per call); `top` is
+ * top.c.
  */
-#include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
-#include <strings.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
 #include <jansson.h>
 
-#include "../common/net.h"
 #include "../common/paths.h"
 #include "../common/token.h"
-
-#define IO_TIMEOUT_S  15
-
-struct reply {
-	int code;
-	char *body;     /* NUL-terminated */
-	size_t len;
-};
+#include "admin_client.h"
+#include "top.h"
+#include "units.h"
 
 static const char *addr;
-static struct net_addr admin;      /* ADDR parsed */
 static char token[TOKEN_MAX + 1];   /* "" = send none */
 static char token_path[512];        /* CONFIG's admin_token_file, if any */
 
@@ -61,23 +47,15 @@ usage(void)
 	    "                   why not (only NAME's outcome decides the exit status)\n"
 	    "  functions        one line per function: state, generation, min/max, workers,\n"
 	    "                   queued connections, cold starts, scale-ups/downs\n"
+	    "  top [--once | --batch N] [--interval MS] [--sort n|r|p|m|c]\n"
+	    "                   live view of /status, refreshed every second (keys: q quit,\n"
+	    "                   n r p m c sort, Up/Down + Enter workers, Esc back);\n"
+	    "                   --once/--batch N: plain-text frames for scripts\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
 	    "ADDR: unix:/path, host:port or [v6]:port; default $EDGEVISOR_ADMIN or %s\n"
 	    "FILE: the admin bearer token (default: CONFIG's admin_token_file)\n",
 	    EV_ADMIN_DEFAULT);
-}
-
-static void __attribute__((format(printf, 1, 2)))
-fail(const char *fmt, ...)
-{
-	va_list ap;
-
-	fprintf(stderr, "edgevisorctl: ");
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
 }
 
 /* The "admin" key of a supervisor config; NULL (and a message) if unusable. */
@@ -89,7 +67,7 @@ admin_from_config(const char *path)
 	json_t *root, *a;
 
 	if ((root = json_load_file(path, 0, &je)) == NULL) {
-		fail("%s:%d:%d: %s", path, je.line, je.column, je.text);
+		ctl_fail("%s:%d:%d: %s", path, je.line, je.column, je.text);
 		return NULL;
 	}
 	if (json_is_string(json_object_get(root, "admin_token_file")))
@@ -101,126 +79,13 @@ admin_from_config(const char *path)
 	} else if (json_is_string(a)) {
 		snprintf(buf, sizeof(buf), "%s", json_string_value(a));
 	} else {
-		fail("%s: \"admin\" is %s: the admin endpoint is off", path,
+		ctl_fail("%s: \"admin\" is %s: the admin endpoint is off", path,
 		    json_is_null(a) ? "null" : "not a string");
 		json_decref(root);
 		return NULL;
 	}
 	json_decref(root);
 	return buf;
-}
-
-/* Splits a Connection: close response held in BUF. Returns 0 or -1 (message given). */
-static int
-parse_reply(struct evbuffer *buf, struct reply *r)
-{
-	char *line;
-	long clen = -1;
-	int minor;
-	size_t n;
-
-	if ((line = evbuffer_readln(buf, &n, EVBUFFER_EOL_CRLF)) == NULL ||
-	    sscanf(line, "HTTP/1.%d %d", &minor, &r->code) != 2) {
-		fail("%s: not an HTTP reply", addr);
-		free(line);
-		return -1;
-	}
-	free(line);
-	for (;;) {
-		if ((line = evbuffer_readln(buf, &n, EVBUFFER_EOL_CRLF)) == NULL) {
-			fail("%s: truncated reply headers", addr);
-			return -1;
-		}
-		if (n == 0) {
-			free(line);
-			break;
-		}
-		if (strncasecmp(line, "Content-Length:", 15) == 0)
-			clen = strtol(line + 15, NULL, 10);
-		else if (strncasecmp(line, "Transfer-Encoding:", 18) == 0) {
-			fail("%s: unexpected chunked reply", addr);
-			free(line);
-			return -1;
-		}
-		free(line);
-	}
-	r->len = evbuffer_get_length(buf);
-	if (clen >= 0 && (size_t)clen != r->len) {
-		fail("%s: reply body is %zu bytes, Content-Length says %ld", addr, r->len, clen);
-		return -1;
-	}
-	if ((r->body = malloc(r->len + 1)) == NULL) {
-		fail("out of memory");
-		return -1;
-	}
-	evbuffer_remove(buf, r->body, r->len);
-	r->body[r->len] = '\0';
-	return 0;
-}
-
-/* One request; R gets the reply. Returns 0 or -1 (message given). */
-static int
-http(const char *method, const char *path, struct reply *r)
-{
-	struct evbuffer *buf = NULL;
-	char req[1024];
-	int fd, len, rc = -1;
-	ssize_t got;
-
-	memset(r, 0, sizeof(*r));
-	/* A wedged supervisor must not hang the operator's shell. */
-	if ((fd = net_connect(&admin, IO_TIMEOUT_S)) < 0) {
-		fail("cannot connect to %s: %s", addr, strerror(errno));
-		return -1;
-	}
-	len = snprintf(req, sizeof(req), "%s %s HTTP/1.1\r\nHost: edgevisor\r\n"
-	    "User-Agent: edgevisorctl\r\nConnection: close\r\nContent-Length: 0\r\n"
-	    "%s%s%s\r\n", method, path, token[0] ? "Authorization: Bearer " : "", token,
-	    token[0] ? "\r\n" : "");
-	if (len < 0 || (size_t)len >= sizeof(req)) {
-		fail("request too long");
-		goto out;
-	}
-	for (int off = 0; off < len; off += (int)got) {
-		got = write(fd, req + off, (size_t)(len - off));
-		if (got < 0) {
-			if (errno == EINTR) {
-				got = 0;
-				continue;
-			}
-			fail("%s: write: %s", addr, strerror(errno));
-			goto out;
-		}
-	}
-	if ((buf = evbuffer_new()) == NULL) {
-		fail("out of memory");
-		goto out;
-	}
-	while ((got = evbuffer_read(buf, fd, 65536)) != 0) {
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			fail("%s: read: %s", addr, errno == EAGAIN ? "timed out" : strerror(errno));
-			goto out;
-		}
-	}
-	rc = parse_reply(buf, r);
-out:
-	if (buf)
-		evbuffer_free(buf);
-	close(fd);
-	return rc;
-}
-
-/* The "error" member of a JSON error reply, else the raw body. */
-static void
-fail_reply(const char *what, const struct reply *r)
-{
-	json_t *o = json_loads(r->body, 0, NULL);
-	const char *msg = json_string_value(json_object_get(o, "error"));
-
-	fail("%s: %s (HTTP %d)", what, msg ? msg : r->body, r->code);
-	json_decref(o);
 }
 
 /* ---- status table ----------------------------------------------------------------- */
@@ -236,43 +101,6 @@ str(json_t *o, const char *key, const char *dflt)
 {
 	const char *s = json_string_value(json_object_get(o, key));
 	return s ? s : dflt;
-}
-
-static const char *
-fmt_bytes(uint64_t b, char *buf, size_t len)
-{
-	static const char unit[] = "BKMGT";
-	double v = (double)b;
-	int u = 0;
-
-	while (v >= 1024 && u < 4) {
-		v /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, len, "%lluB", (unsigned long long)b);
-	else
-		snprintf(buf, len, "%.1f%c", v, unit[u]);
-	return buf;
-}
-
-static const char *
-fmt_ms(uint64_t ms, char *buf, size_t len)
-{
-	uint64_t s = ms / 1000;
-
-	if (ms < 10000)
-		snprintf(buf, len, "%.2fs", ms / 1000.0);
-	else if (s < 3600)
-		snprintf(buf, len, "%llum%02llus", (unsigned long long)(s / 60),
-		    (unsigned long long)(s % 60));
-	else if (s < 86400)
-		snprintf(buf, len, "%lluh%02llum", (unsigned long long)(s / 3600),
-		    (unsigned long long)(s / 60 % 60));
-	else
-		snprintf(buf, len, "%llud%02lluh", (unsigned long long)(s / 86400),
-		    (unsigned long long)(s / 3600 % 24));
-	return buf;
 }
 
 static void print_functions(json_t *st);
@@ -348,10 +176,10 @@ cmd_status(bool raw)
 	json_t *st;
 	int rc = 1;
 
-	if (http("GET", "/status", &r) < 0)
+	if (admin_http("GET", "/status", &r) < 0)
 		return 1;
 	if (r.code != 200) {
-		fail_reply("status", &r);
+		admin_fail_reply("status", &r);
 		goto out;
 	}
 	if (raw) {
@@ -360,7 +188,7 @@ cmd_status(bool raw)
 		goto out;
 	}
 	if ((st = json_loads(r.body, 0, &je)) == NULL) {
-		fail("%s: bad JSON in /status: %s", addr, je.text);
+		ctl_fail("%s: bad JSON in /status: %s", addr, je.text);
 		goto out;
 	}
 	print_status(st);
@@ -377,13 +205,13 @@ cmd_metrics(void)
 	struct reply r;
 	int rc = 1;
 
-	if (http("GET", "/metrics", &r) < 0)
+	if (admin_http("GET", "/metrics", &r) < 0)
 		return 1;
 	if (r.code == 200) {
 		fwrite(r.body, 1, r.len, stdout);
 		rc = 0;
 	} else
-		fail_reply("metrics", &r);
+		admin_fail_reply("metrics", &r);
 	free(r.body);
 	return rc;
 }
@@ -396,10 +224,10 @@ cmd_post(const char *what, const char *path)
 	json_t *o;
 	int rc = 1;
 
-	if (http("POST", path, &r) < 0)
+	if (admin_http("POST", path, &r) < 0)
 		return 1;
 	if (r.code / 100 != 2) {
-		fail_reply(what, &r);
+		admin_fail_reply(what, &r);
 		free(r.body);
 		return 1;
 	}
@@ -430,11 +258,11 @@ wait_ready(json_int_t gen, int timeout_s)
 		json_t *o, *svo;
 		json_int_t ready = -1, now = -1;
 
-		if (http("GET", "/status", &r) < 0)
+		if (admin_http("GET", "/status", &r) < 0)
 			return 1;
 		/* A refusal (401 after the token changed) will not turn into readiness. */
 		if (r.code != 200) {
-			fail_reply("reload --wait", &r);
+			admin_fail_reply("reload --wait", &r);
 			free(r.body);
 			return 1;
 		}
@@ -445,7 +273,7 @@ wait_ready(json_int_t gen, int timeout_s)
 		now = num(svo, "generation");
 		if (num(json_object_get(svo, "reload"), "failed_generation") == gen) {
 			/* Refused after it began (a library check): it will never be ready. */
-			fail("reload: generation %lld refused: %s", (long long)gen,
+			ctl_fail("reload: generation %lld refused: %s", (long long)gen,
 			    str(json_object_get(svo, "reload"), "failed_why", "?"));
 			json_decref(o);
 			return 1;
@@ -463,7 +291,7 @@ wait_ready(json_int_t gen, int timeout_s)
 		}
 		nanosleep(&nap, NULL);
 	}
-	fail("reload: generation %lld not ready after %d s", (long long)gen, timeout_s);
+	ctl_fail("reload: generation %lld not ready after %d s", (long long)gen, timeout_s);
 	return 1;
 }
 
@@ -478,26 +306,6 @@ find_function(json_t *st, const char *name)
 		if (strcmp(str(o, "name", ""), name) == 0)
 			return o;
 	return NULL;
-}
-
-static json_t *
-get_status(void)
-{
-	struct reply r;
-	json_t *o;
-
-	if (http("GET", "/status", &r) < 0)
-		return NULL;
-	if (r.code != 200) {
-		fail_reply("status", &r);
-		free(r.body);
-		return NULL;
-	}
-	o = json_loads(r.body, 0, NULL);
-	free(r.body);
-	if (o == NULL)
-		fail("status: not JSON");
-	return o;
 }
 
 /* One line per function: state, generation, pool size and the on-demand figures. */
@@ -526,7 +334,7 @@ print_functions(json_t *st)
 static int
 cmd_functions(void)
 {
-	json_t *st = get_status();
+	json_t *st = admin_get_status();
 
 	if (st == NULL)
 		return 1;
@@ -542,17 +350,17 @@ post_reload(const char *what)
 	struct reply r;
 	json_t *o;
 
-	if (http("POST", "/reload", &r) < 0)
+	if (admin_http("POST", "/reload", &r) < 0)
 		return NULL;
 	if (r.code / 100 != 2) {
-		fail_reply(what, &r);
+		admin_fail_reply(what, &r);
 		free(r.body);
 		return NULL;
 	}
 	o = json_loads(r.body, 0, NULL);
 	free(r.body);
 	if (o == NULL)
-		fail("%s: the answer is not JSON", what);
+		ctl_fail("%s: the answer is not JSON", what);
 	return o;
 }
 
@@ -588,7 +396,7 @@ cmd_deploy(const char *name, int timeout_s)
 	gen = num(o, "generation");
 	queued = strcmp(str(o, "result", ""), "queued") == 0;
 	if (!queued && listed(o, "removed", name)) {
-		fail("deploy: %s is no longer in the config: it drains", name);
+		ctl_fail("deploy: %s is no longer in the config: it drains", name);
 		json_decref(o);
 		return 1;
 	}
@@ -598,7 +406,7 @@ cmd_deploy(const char *name, int timeout_s)
 		return 0;
 	}
 	if (!queued && !listed(o, "rolled", name) && !listed(o, "added", name)) {
-		fail("deploy: no function %s in the config", name);
+		ctl_fail("deploy: no function %s in the config", name);
 		json_decref(o);
 		return 1;
 	}
@@ -608,11 +416,11 @@ cmd_deploy(const char *name, int timeout_s)
 	while (time(NULL) < end) {
 		json_t *svo;
 
-		if ((st = get_status()) == NULL)
+		if ((st = admin_get_status()) == NULL)
 			return 1;
 		svo = json_object_get(st, "supervisor");
 		if (num(json_object_get(svo, "reload"), "failed_generation") >= gen) {
-			fail("deploy: %s: generation %lld refused: %s", name, (long long)gen,
+			ctl_fail("deploy: %s: generation %lld refused: %s", name, (long long)gen,
 			    str(json_object_get(svo, "reload"), "failed_why", "?"));
 			json_decref(st);
 			return 1;
@@ -623,7 +431,7 @@ cmd_deploy(const char *name, int timeout_s)
 			int rc = 0;
 
 			if (strcmp(state, "failed") == 0 || num(fn, "generation") < gen) {
-				fail("deploy: %s: its new workers fail to start; the old ones (if any) "
+				ctl_fail("deploy: %s: its new workers fail to start; the old ones (if any) "
 				    "keep serving", name);
 				rc = 1;
 			} else {
@@ -634,14 +442,14 @@ cmd_deploy(const char *name, int timeout_s)
 			return rc;
 		}
 		if (num(svo, "ready_generation") >= gen && fn == NULL) {
-			fail("deploy: no function %s in the config", name);
+			ctl_fail("deploy: no function %s in the config", name);
 			json_decref(st);
 			return 1;
 		}
 		json_decref(st);
 		nanosleep(&nap, NULL);
 	}
-	fail("deploy: %s not ready after %d s", name, timeout_s);
+	ctl_fail("deploy: %s not ready after %d s", name, timeout_s);
 	return 1;
 }
 
@@ -669,7 +477,7 @@ main(int argc, char **argv)
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *config = NULL, *cmd, *token_file = NULL, *why;
+	const char *config = NULL, *cmd, *token_file = NULL;
 	char path[600];
 	bool json = false, wait = false;
 	int c;
@@ -705,16 +513,14 @@ main(int argc, char **argv)
 		addr = NULL;
 	if (addr == NULL)
 		addr = EV_ADMIN_DEFAULT;
-	if (net_parse(addr, &admin, &why) < 0) {
-		fail("%s: %s", addr, why);
-		return 1;
-	}
 	if (token_file == NULL && token_path[0] != '\0')
 		token_file = token_path;
 	if (token_file != NULL && token_read(token_file, token, path, sizeof(path)) < 0) {
-		fail("token: %s", path);
+		ctl_fail("token: %s", path);
 		return 1;
 	}
+	if (admin_setup(addr, token) < 0)
+		return 1;
 
 	if (strcmp(cmd, "status") == 0 && optind == argc)
 		return cmd_status(json);
@@ -724,6 +530,8 @@ main(int argc, char **argv)
 		return cmd_reload(wait);
 	if (strcmp(cmd, "stop") == 0 && optind == argc)
 		return cmd_post("stop", "/stop");
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(argc - optind, argv + optind);
 	if (strcmp(cmd, "functions") == 0 && optind == argc)
 		return cmd_functions();
 	if (strcmp(cmd, "deploy") == 0 && optind + 1 == argc)
@@ -735,7 +543,7 @@ main(int argc, char **argv)
 		if (*name == '\0' || strlen(name) > 64 ||
 		    strspn(name, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 		    "0123456789_-") != strlen(name)) {
-			fail("drain: bad function name \"%s\"", name);
+			ctl_fail("drain: bad function name \"%s\"", name);
 			return 1;
 		}
 		snprintf(path, sizeof(path), "/drain/%s", name);
