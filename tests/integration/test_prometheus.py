@@ -22,7 +22,7 @@ import urllib.request
 
 import harness as h
 from harness import check, test
-from test_admin import fn_status, status
+from test_admin import fn_status, parse_prometheus, sample, status
 
 PROMETHEUS = "/usr/bin/prometheus"
 PROMTOOL = "/usr/bin/promtool"
@@ -335,6 +335,27 @@ def prometheus_scrapes_traffic_and_runs_every_dashboard_and_alert_query():
         check(tlat["count"] == n and tlat["p50_ms"] >= TASK_MS * 0.6 and
               set(tlat) == {"count", "sum_ms", "p50_ms", "p99_ms"},
               "/status task_latency %r" % tlat)
+
+        # The exposition itself: strict text, buckets cumulative up to +Inf = _count,
+        # and _count is the requests counter (both counted in the same place).
+        with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % mport, timeout=5) as r:
+            fams = parse_prometheus(r.read().decode())
+        for fam, count in (("edgevisor_request_duration_seconds", n),
+                           ("edgevisor_task_duration_seconds", n)):
+            check(fams.get(fam, {}).get("type") == "histogram", "%s is not a histogram" % fam)
+            buckets = sorted(((float(dict(k)["le"]), v) for k, v in fams[fam]["samples"].items()
+                              if dict(k).get("series") == fam + "_bucket"))
+            check(len(buckets) == 17 and buckets[0][0] == 0.0001 and buckets[-2][0] == 10 and
+                  buckets[-1][0] == float("inf"), "%s buckets %r" % (fam, buckets))
+            check(all(a[1] <= b[1] for a, b in zip(buckets, buckets[1:])),
+                  "%s buckets not cumulative: %r" % (fam, buckets))
+            got = sample(fams, fam, function="delay", series=fam + "_count")
+            check(buckets[-1][1] == got == count, "%s: +Inf %r, _count %r, want %d"
+                  % (fam, buckets[-1][1], got, count))
+        check(sample(fams, "edgevisor_requests_total", function="delay") == n, "requests_total")
+        check(sample(fams, "edgevisor_worker_memory_limit_bytes", function="delay") == 256 << 20,
+              "memory limit")
+        check(sample(fams, "edgevisor_max_workers", function="delay") == 1, "max_workers")
 
         # Trouble for the alerts: a worker SIGKILLed with a long task pending (lost,
         # a crash), and a function whose init fails added by a reload (failed).
