@@ -365,6 +365,13 @@ def prometheus_scrapes_traffic_and_runs_every_dashboard_and_alert_query():
         pid = list(sv.workers("delay").values())[0]
         os.kill(pid, signal.SIGKILL)
         sv.wait_event("task_lost", fn="delay")
+        # The dead worker's buckets stay in its function's totals: its n + 1 requests
+        # and n ended tasks (the lost one never ended) outlive it.
+        h.wait_until(lambda: fn_status(status(sv), "delay")["totals"]["crashes"] == 1, 5,
+                     "the crash counted")
+        st = fn_status(status(sv), "delay")
+        check(st["latency"]["count"] == n + 1 and st["task_latency"]["count"] == n,
+              "latency after the worker died: %r %r" % (st["latency"], st["task_latency"]))
         bad = h.function("bad", library="initfail", workers=1)
         sv.functions.append(bad)
         sv.rewrite_config(lambda c: c["functions"].append(
