@@ -11,7 +11,6 @@ import ctypes
 import json
 import os
 import re
-import shutil
 import signal
 import socket
 import subprocess
@@ -253,6 +252,35 @@ def promtool_checks_the_alert_rules():
     for want in ("EdgevisorTasksLost", "EdgevisorCrashLoop", "EdgevisorFunctionFailed",
                  "EdgevisorQueueSaturated"):
         check(want in names, "alerts.yml has no %s: %r" % (want, names))
+
+
+@test
+def dashboard_has_a_panel_for_each_question():
+    """Requests, latency quantiles, tasks, lost, workers by state, memory vs cap and
+    cold starts each have a panel, every panel queries the selected data source, and
+    each query a variable of it (so a host's or a function's panels can be picked)."""
+    with open(DASHBOARD) as f:
+        dash = json.load(f)
+    exprs = {p["title"]: " ".join(t["expr"] for t in p["targets"]) for p in dash["panels"]}
+    want = {
+        "requests": r"rate\(edgevisor_requests_total",
+        "latency quantiles": r"histogram_quantile\(0\.99, .*edgevisor_request_duration_seconds_bucket",
+        "tasks": r"edgevisor_tasks_(started|completed)_total",
+        "lost": r"edgevisor_tasks_lost_total",
+        "workers by state": r"by \(function, state\) \(edgevisor_workers",
+        "memory vs cap": r"edgevisor_worker_memory_bytes.*edgevisor_worker_memory_limit_bytes",
+        "cold starts": r"edgevisor_cold_start_seconds",
+    }
+    for what, rx in want.items():
+        check(any(re.search(rx, e) for e in exprs.values()),
+              "no dashboard panel for %s (/%s/): %r" % (what, rx, list(exprs)))
+    ids = [p["id"] for p in dash["panels"]]
+    check(len(ids) == len(set(ids)), "panel ids repeat: %r" % ids)
+    for p in dash["panels"]:
+        check(p["datasource"]["uid"] == "${datasource}", "panel %r: fixed data source" % p["title"])
+        for t in p["targets"]:
+            check("$instance" in t["expr"] and "$function" in t["expr"],
+                  "panel %r: %s ignores the variables" % (p["title"], t["expr"]))
 
 
 @test
