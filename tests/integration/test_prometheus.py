@@ -8,6 +8,7 @@ loses a task, a function whose init fails is marked failed); `promtool check rul
 and `promtool test rules` pass on the alert rules."""
 
 import ctypes
+import http.client
 import json
 import os
 import re
@@ -140,7 +141,6 @@ class Client(threading.Thread):
         self.t0 = self.t1 = None
 
     def run(self):
-        import http.client
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=10)
         try:
             start = time.monotonic()
