@@ -35,7 +35,7 @@ WK_OBJ      = $(call obj,$(WK_SRC))
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
-BENCH_BINS = $(BUILD)/scripts/fetch_threads
+BENCH_BINS = $(BUILD)/scripts/fetch_threads $(BUILD)/scripts/hist_cost
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
 TEST_FNS = $(patsubst tests/functions/%.c,$(BUILD)/tests/functions/%.so,$(FN_SRC))
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -107,6 +107,11 @@ $(BUILD)/edgevisor-worker: $(WK_OBJ) $(COMMON_OBJ) worker/exports.list
 $(BUILD)/scripts/fetch_threads: scripts/fetch_threads.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ $< -lcurl -lpthread
+
+# What timing a request into the latency histogram costs (bench.sh, phase wrk).
+$(BUILD)/scripts/hist_cost: scripts/hist_cost.c common/hist.c common/hist.h common/clock.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ scripts/hist_cost.c common/hist.c
 
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h

@@ -16,7 +16,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define BOARD_VERSION 2
+#include "hist.h"
+
+/* 3: request and task duration histograms (hist.h buckets) before the task table. */
+#define BOARD_VERSION 3
 #define BOARD_TASK_NAME 40
 #define BOARD_SECCOMP_SLOTS 128   /* = WIRE_SECCOMP_MAX */
 
@@ -44,8 +47,19 @@ struct board {
 	 * code can write this page. Per rule, indexed like wire_config.seccomp_rules. */
 	uint64_t seccomp_denied;
 	uint32_t seccomp_counts[BOARD_SECCOMP_SLOTS];
+	/* Durations the worker measured (CLOCK_MONOTONIC, µs), loop thread only:
+	 * request = complete request parsed -> answer queued (a stream: -> its end;
+	 * an upgrade: -> the 101), one per `requests`; task = started -> ended, one per
+	 * completed or failed task (a lost one never ends). */
+	struct hist req_hist;
+	struct hist task_hist;
 	struct board_task tasks[];
 };
+
+/* The layout both sides assume: a change here must come with a BOARD_VERSION bump
+ * (board_map refuses another version, so an old worker cannot meet a new supervisor). */
+_Static_assert(sizeof(struct board) == 64 + 8 + 4 * BOARD_SECCOMP_SLOTS +
+    2 * 8 * (HIST_BOUNDS + 2), "scoreboard layout changed: bump BOARD_VERSION");
 
 static inline size_t
 board_size(uint32_t task_slots)

@@ -31,6 +31,8 @@
 #      every worker is ready and the retired ones are gone (a loop that blocks shows
 #      here: the slowest probe is the longest stall), the probes that failed, and
 #      that time itself; plus the start-up of the 500 (launch to `ready`).
+#      After them: what timing a request into the latency histogram costs
+#      (scripts/hist_cost.c, CPU ns) and its share of a keep-alive hello request;
 #   8. WebSocket echo (examples/ws_echo.so): messages per second with one python
 #      client keeping 256 messages in flight (scripts/bench_ws.py).
 # Prints every run, one table (ours, nginx, ratio, target) and one
@@ -437,6 +439,16 @@ if want wrk; then
 	    "<=4096KiB" "$(meets "$sv_uss" '<=' 4096)"
 	fig after_load_worker_uss KiB "$w_uss_after" - - - -
 	fig after_load_supervisor_uss KiB "$sv_uss_after" - - - -
+	# What the latency histogram costs a request: the two clock reads and the bucket
+	# update (CPU ns, scripts/hist_cost.c), as a share of a keep-alive hello request's
+	# CPU at the rate measured above (two workers, each on a core of its own at most).
+	[ -x "$build/scripts/hist_cost" ] || die "$build/scripts/hist_cost is not built"
+	hist_ns=$("$build/scripts/hist_cost" 10000000) || die "hist_cost failed"
+	read -r _ ka_rps _ <<<"$(stats ours keepalive 4)"
+	ka_cores=$(( $(nproc) < 2 ? $(nproc) : 2 ))
+	hist_share=$(calc "$hist_ns * $ka_rps / ($ka_cores * 1e9) * 100" 2)
+	fig request_timing ns "$hist_ns" - - - -
+	fig request_timing_share %of_hello "$hist_share" - - "<=1%" "$(meets "$hist_share" '<=' 1)"
 fi
 
 # ---- 3. one worker holding TASKS pending tasks ---------------------------------------

@@ -65,6 +65,8 @@ struct fn_view {
 	/* On-demand sizing: connections waiting for a worker, cold starts, resizes. */
 	uint64_t queued, cold_starts, cold_ms_sum, scale_ups, scale_downs;
 	uint64_t cold_hist[TOTALS_COLD_BUCKETS + 1];
+	/* Request and task durations: gone workers' (totals) plus live boards. */
+	struct hist req_hist, task_hist;
 };
 
 /* One live worker as the admin shows it. */
@@ -207,6 +209,8 @@ collect(size_t *n)
 			v->completed += BOARD_LOAD(&b->tasks_completed);
 			v->failed_tasks += BOARD_LOAD(&b->tasks_failed);
 			v->pending += BOARD_LOAD(&b->tasks_pending);
+			hist_add(&v->req_hist, &b->req_hist);
+			hist_add(&v->task_hist, &b->task_hist);
 		}
 	}
 	for (size_t i = 0; i < cnt; i++) {
@@ -226,6 +230,8 @@ collect(size_t *n)
 		fv[i].scale_ups = t->scale_ups;
 		fv[i].scale_downs = t->scale_downs;
 		memcpy(fv[i].cold_hist, t->cold_hist, sizeof(fv[i].cold_hist));
+		hist_add(&fv[i].req_hist, &t->req_hist);
+		hist_add(&fv[i].task_hist, &t->task_hist);
 	}
 	*n = cnt;
 	return fv;
@@ -297,6 +303,20 @@ scaling_json(const struct fn_view *v)
 	    "cold_start_ms_buckets", hist);
 }
 
+/* {"count", "sum_ms", "p50_ms", "p99_ms"}: the quantiles estimated from H's buckets
+ * (hist_quantile), null while it is empty. */
+static json_t *
+latency_json(const struct hist *h)
+{
+	double p50 = hist_quantile(h, 0.5), p99 = hist_quantile(h, 0.99);
+
+	return json_pack("{s:I,s:f,s:o,s:o}",
+	    "count", (json_int_t)hist_count(h),
+	    "sum_ms", h->sum_us / 1000.0,
+	    "p50_ms", p50 < 0 ? json_null() : json_real(p50 / 1000.0),
+	    "p99_ms", p99 < 0 ? json_null() : json_real(p99 / 1000.0));
+}
+
 static json_t *
 function_json(const struct fn_view *v)
 {
@@ -328,6 +348,8 @@ function_json(const struct fn_view *v)
 	json_object_set_new(fn, "state", json_string(function_state(v)));
 	json_object_set_new(fn, "generation", json_integer((json_int_t)v->gen));
 	json_object_set_new(fn, "scaling", scaling_json(v));
+	json_object_set_new(fn, "latency", latency_json(&v->req_hist));
+	json_object_set_new(fn, "task_latency", latency_json(&v->task_hist));
 	json_object_set_new(fn, "totals", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
 	    "requests", (json_int_t)v->requests,
 	    "tasks_started", (json_int_t)v->started,
@@ -466,6 +488,34 @@ fn_samples(struct evbuffer *out, const struct fn_view *fv, size_t n, const char 
 		    (unsigned long long)*(const uint64_t *)((const char *)&fv[i] + off));
 }
 
+/* A Prometheus histogram family NAME (seconds) from the struct hist at OFF of each view. */
+static void
+duration_family(struct evbuffer *out, const struct fn_view *fv, size_t n, const char *name,
+    const char *help, size_t off)
+{
+	char e[128];
+
+	family(out, name, "histogram", help);
+	for (size_t i = 0; i < n; i++) {
+		const struct hist *h = (const struct hist *)((const char *)&fv[i] + off);
+		uint64_t cum = 0;
+
+		lesc(fv[i].name, e, sizeof(e));
+		for (unsigned b = 0; b <= HIST_BOUNDS; b++) {
+			cum += h->buckets[b];
+			if (b < HIST_BOUNDS)
+				evbuffer_add_printf(out, "%s_bucket{function=\"%s\",le=\"%g\"} %llu\n",
+				    name, e, hist_bounds_us[b] / 1e6, (unsigned long long)cum);
+			else
+				evbuffer_add_printf(out, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
+				    name, e, (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out, "%s_sum{function=\"%s\"} %.6f\n", name, e, h->sum_us / 1e6);
+		evbuffer_add_printf(out, "%s_count{function=\"%s\"} %llu\n", name, e,
+		    (unsigned long long)cum);
+	}
+}
+
 static void
 metrics_text(struct evbuffer *out)
 {
@@ -541,6 +591,23 @@ metrics_text(struct evbuffer *out)
 		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_count{function=\"%s\"} %llu\n",
 		    e, (unsigned long long)fv[i].cold_starts);
 	}
+	duration_family(out, fv, n, "edgevisor_request_duration_seconds",
+	    "Request complete to answer queued (a stream: to its end), measured by the worker.",
+	    offsetof(struct fn_view, req_hist));
+	duration_family(out, fv, n, "edgevisor_task_duration_seconds",
+	    "Background task started to ended (completed, failed or timed out), measured by the worker.",
+	    offsetof(struct fn_view, task_hist));
+	family(out, "edgevisor_max_workers", "gauge",
+	    "The function's max_workers: the most workers its pool may run at once.");
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "edgevisor_max_workers{function=\"%s\"} %u\n",
+		    lesc(fv[i].name, e, sizeof(e)), (unsigned)fv[i].conf->max_workers);
+	family(out, "edgevisor_worker_memory_limit_bytes", "gauge",
+	    "The function's memory_mb cap per worker, in bytes (0 = none).");
+	for (size_t i = 0; i < n; i++)
+		evbuffer_add_printf(out, "edgevisor_worker_memory_limit_bytes{function=\"%s\"} %llu\n",
+		    lesc(fv[i].name, e, sizeof(e)),
+		    (unsigned long long)fv[i].conf->limits.memory_mb * 1024 * 1024);
 	family(out, "edgevisor_function_failed", "gauge",
 	    "1 when the function's workers keep dying before ready (not respawned until reload).");
 	for (size_t i = 0; i < n; i++)

@@ -470,6 +470,8 @@ account(struct worker *w, int status, bool clean)
 		t->tasks_started += BOARD_LOAD(&b->tasks_started);
 		t->tasks_completed += BOARD_LOAD(&b->tasks_completed);
 		t->tasks_failed += BOARD_LOAD(&b->tasks_failed);
+		hist_add(&t->req_hist, &b->req_hist);
+		hist_add(&t->task_hist, &b->task_hist);
 	}
 	t->tasks_lost += lost;
 	/* An OOM kill arrives as SIGKILL we did not send: the reason is memory. */

@@ -9,6 +9,7 @@
 
 #include <stdint.h>
 
+#include "../common/hist.h"
 #include "../common/list.h"
 #include "../common/wire.h"
 
@@ -35,6 +36,9 @@ struct fn_totals {
 	uint64_t cold_hist[TOTALS_COLD_BUCKETS + 1]; /* the last one: above the largest bound */
 	uint64_t scale_ups;
 	uint64_t scale_downs;
+	/* Request and task durations the gone workers measured (their boards'). */
+	struct hist req_hist;
+	struct hist task_hist;
 };
 
 /* Upper bounds (ms) of the cold-start histogram's buckets. */

@@ -105,6 +105,7 @@ struct conn {
 	struct event c_ev;
 	struct event c_timer;
 	uint64_t c_active_ms;         /* last activity, for the lazy idle timer */
+	uint64_t c_req_us;            /* the request in the handler: when it was complete */
 	struct hp c_hp;
 	struct buf c_in;              /* raw input; the request's strings live here */
 	size_t c_parsed;              /* c_in bytes the parser has consumed */
@@ -340,13 +341,16 @@ conn_want(struct conn *c, short mask)
 	event_add(&c->c_ev, NULL);
 }
 
+/* One request answered on C: counted, and its duration into the board's histogram. */
 static void
-count_request(void)
+count_request(const struct conn *c)
 {
-	uint64_t n;
+	uint64_t n, now;
 
 	if (wk.board == NULL)
 		return;
+	now = clock_us();
+	hist_observe(&wk.board->req_hist, now >= c->c_req_us ? now - c->c_req_us : 0);
 	n = BOARD_ADD(&wk.board->requests, 1);
 	if (wk.conf.max_requests > 0 && n >= wk.conf.max_requests && !limit_reported) {
 		limit_reported = true;
@@ -695,6 +699,7 @@ conn_dispatch(struct conn *c)
 	if (c->c_body.b_data != NULL)
 		c->c_body.b_data[c->c_body.b_len] = '\0';
 	c->c_nreq++;
+	c->c_req_us = clock_us();
 	c->c_held = true;
 	c->c_expired = false;
 	c->c_res_close = false;
@@ -920,7 +925,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		if (!c->c_held || c->c_expired)
 			break;
 		c->c_expired = true;
-		count_request();
+		count_request(c);
 		conn_error(c, 504, "handler_timeout", c->c_head);
 		break;
 	case CT_WRITE:
@@ -1214,7 +1219,7 @@ edge_res_send(edge_res *res, int status, const char *content_type,
 	if (conn_respond(c, status, content_type, body, len, close, c->c_head) < 0)
 		return -1;
 	c->c_held = false;
-	count_request();
+	count_request(c);
 	/* An async answer: resume this connection from the loop, not from here. */
 	if (!c->c_dispatching)
 		conn_timer(c, CT_RESUME);
@@ -1418,7 +1423,7 @@ edge_res_end(edge_res *res)
 	if (wk.conf.policy == WK_ONESHOT)
 		c->c_oneshot_due = true;
 	c->c_held = false;
-	count_request();
+	count_request(c);
 	/* Like an async answer: carry on (flush, the next pipelined request) from the loop. */
 	if (!c->c_dispatching)
 		conn_timer(c, CT_RESUME);
@@ -1487,7 +1492,7 @@ http_upgrade(edge_res *res, edge_ws *ws, const char *accept, struct ws_bytes *ou
 	c->c_in.b_len = c->c_parsed;
 	c->c_held = false;
 	c->c_ws = ws;
-	count_request();
+	count_request(c);
 	conn_want(c, 0);
 	if (c->c_tkind != CT_NONE)
 		event_del(&c->c_timer);

@@ -63,6 +63,7 @@ struct edge_task {
 	uint32_t t_timeout_ms;
 	uint32_t t_slot;		/* index in board->tasks */
 	uint64_t t_started_ms;
+	uint64_t t_started_us;		/* for the board's task duration histogram */
 	bool t_pending;			/* on the board and on tasks.pending */
 	bool t_ended;			/* reported already: the result is ignored */
 	bool t_timer_set;
@@ -216,7 +217,8 @@ task_start(struct edge_ctx *ctx, enum task_kind kind, const char *name,
 	t->t_state = TASK_HELD;
 	t->t_result = 0;
 	t->t_timeout_ms = timeout_ms;
-	t->t_started_ms = clock_ms();
+	t->t_started_us = clock_us();
+	t->t_started_ms = t->t_started_us / 1000;
 	t->t_ended = false;
 	t->t_timer_set = false;
 	t->t_slot = tasks.slot_stack[--tasks.slot_top];
@@ -249,6 +251,7 @@ static void
 task_finish(struct edge_task *t, bool failed)
 {
 	struct board_task *slot = &tasks.board->tasks[t->t_slot];
+	uint64_t now = clock_us();
 
 	if (t->t_timer_set) {
 		event_del(&t->t_timer);
@@ -259,6 +262,7 @@ task_finish(struct edge_task *t, bool failed)
 	t->t_ended = true;
 	tasks.npending--;
 	BOARD_STORE(&slot->id, 0);
+	hist_observe(&tasks.board->task_hist, now >= t->t_started_us ? now - t->t_started_us : 0);
 	BOARD_ADD(failed ? &tasks.board->tasks_failed : &tasks.board->tasks_completed, 1);
 	BOARD_ADD(&tasks.board->tasks_pending, (uint64_t)-1);
 	tasks.slot_stack[tasks.slot_top++] = t->t_slot;
