@@ -106,7 +106,10 @@ $(BUILD)/scripts/fetch_threads: scripts/fetch_threads.c
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread $(EX_LIBS)
+
+# The upload example hashes with nettle (?hash=1).
+$(BUILD)/examples/upload.so: EX_LIBS = -lnettle
 
 $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)

@@ -60,6 +60,49 @@ const void *edge_req_body(const edge_req *req, size_t *len);
 const char *edge_req_peer(const edge_req *req);    /* "127.0.0.1:54321", "unix" */
 edge_ctx *edge_req_ctx(const edge_req *req);
 
+/* ---- streamed request body ------------------------------------------------------ */
+/*
+ * For uploads far above max_body_bytes, in constant memory. A function opts in with
+ * edge_stream_bodies(ctx) (from init): from then on a request that has a body
+ * (Content-Length > 0 or chunked) reaches the handler as soon as its head is complete,
+ * with edge_req_body() empty and max_body_bytes not applied. The handler takes the
+ * body with edge_req_stream_body() before it returns; a body it does not take is read
+ * and thrown away. Requests without a body are served as before.
+ *
+ * FN(req, ev, data, len, ARG) is called on the loop, never inside one of our calls:
+ * EDGE_BODY_DATA with the next de-chunked piece (valid during the call; at most a
+ * read buffer, ~max_header_bytes + 8 KiB); returning non-zero pauses: the socket is
+ * not read (the client's send blocks) until edge_req_body_resume(). EDGE_BODY_END
+ * once, after the last piece: answer now (or later). EDGE_BODY_ABORT once instead of
+ * END when the body cannot complete (client gone, a framing error, or no byte moved
+ * for request_timeout_ms, paused or not: the client got 408/504 then); answer with
+ * edge_res_send, which returns -1, to let the request go.
+ *
+ * Answering (edge_res_send) before END is allowed (e.g. a 401 or 413 of your own):
+ * FN hears nothing more, the answer says Connection: close and the rest of the body
+ * is not read. edge_res_start and edge_ws_accept refuse until END. After END the
+ * connection goes on with keep-alive as usual.
+ */
+enum edge_body_event {
+	EDGE_BODY_DATA = 1,  /* DATA, LEN: the next piece of the body */
+	EDGE_BODY_END,       /* the body is complete: all of it was delivered */
+	EDGE_BODY_ABORT,     /* the body will not complete (see above) */
+};
+typedef int (*edge_body_fn)(edge_req *req, enum edge_body_event ev, const void *data,
+    size_t len, void *arg);
+
+/* The function's requests with a body are streamed (see above). Returns 0. */
+int edge_stream_bodies(edge_ctx *ctx);
+/*
+ * Takes this request's body: FN(ARG) hears it. Call it from the handler, before it
+ * returns. Returns 0, or -1 (no body to stream: none, buffered already, taken or
+ * answered). An Expect: 100-continue is answered here, not before.
+ */
+int edge_req_stream_body(edge_req *req, edge_body_fn fn, void *arg);
+/* Ends a pause (FN returned non-zero): reading goes on from the loop. Returns 0, or
+ * -1 if not paused (or the body is gone). */
+int edge_req_body_resume(edge_req *req);
+
 /* ---- response --------------------------------------------------------------- */
 /* Adds a header to the response; returns 0, or -1 if sent already or too large. */
 int edge_res_header(edge_res *res, const char *name, const char *value);
