@@ -172,7 +172,9 @@ int edge_res_end(edge_res *res);
  *
  * Caps: an incoming message over EDGE_WS_MAX_MESSAGE closes the connection with
  * 1009; outgoing messages wait in the worker up to EDGE_WS_BUFFER bytes per
- * connection (a send that does not fit returns 1: wait for EDGE_WS_WRITABLE).
+ * connection (a send that does not fit returns 1: wait for EDGE_WS_WRITABLE). Those
+ * are the defaults: the operator's limits ws_max_message_bytes and
+ * ws_max_buffer_bytes replace them.
  * Protocol errors get their close code from the runtime: 1002 (e.g. an unmasked
  * client frame), 1007 (a text message that is not UTF-8), 1009 (too big).
  *
@@ -258,7 +260,8 @@ struct event_base *edge_ctx_base(edge_ctx *ctx);
  * are reused per worker, TLS verified against the system's CA store). A fetch is an
  * async background task: it has an id and a name, keeps the worker from draining
  * until it ended, reaches the task-error hook when it fails, and is counted lost if
- * the worker dies. Limits per worker (defaults; the operator may change them): 256
+ * the worker dies. Limits per worker (defaults; the operator changes them with the
+ * limits keys fetch_max_concurrent, fetch_max_queued, fetch_max_response_bytes): 256
  * transfers at once, more wait in a queue of 4096, then edge_fetch refuses; 1 MiB of
  * response body and 64 KiB of response headers, past which the fetch fails
  * "too_large"; 30 s when the request gives no timeout.
