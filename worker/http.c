@@ -381,7 +381,7 @@ count_request(void)
 
 	if (wk.board == NULL)
 		return;
-	n = BOARD_ADD(&wk.board->requests, 1);
+	n = BOARD_BUMP(&wk.board->requests, 1);
 	if (wk.conf.max_requests > 0 && n >= wk.conf.max_requests && !limit_reported) {
 		limit_reported = true;
 		log_info("max_requests", "requests=%llu", (unsigned long long)n);
