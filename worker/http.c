@@ -60,6 +60,8 @@
 #define IN_INITIAL      4096        /* first read buffer: a typical request fits */
 #define IN_MIN_FREE     1024        /* read only with at least this much room */
 #define IN_SLACK        8192        /* read buffer cap beyond max_header_bytes */
+#define OUT_INITIAL     1024        /* first output buffer: a response head and a small
+                                     * body; an idle SSE stream keeps only this */
 #define OUT_KEEP        (256 * 1024) /* larger output buffers are freed after use */
 #define BODY_KEEP       (64 * 1024)  /* larger body buffers are freed on release */
 #define RES_HDRS_MAX    8192        /* user response headers, total */
@@ -545,7 +547,7 @@ conn_respond(struct conn *c, int status, const char *ctype, const void *body,
 
 	need = 160 + strlen(reason) + strlen(date) + (ctype ? strlen(ctype) : 0) +
 	    c->c_hdrs.b_len + len;
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	p = put_head_start(c, c->c_out.b_data + c->c_out.b_len, status, reason, date, ctype);
 	if (status != 204) {
@@ -648,7 +650,7 @@ conn_head_cb(void *arg, struct hp_msg *m)
 		if (m->fields[i].value_len != 12 || strncasecmp(v, "100-continue", 12) != 0)
 			return 417;
 		if (body && m->version_minor >= 1) {
-			if (buf_reserve(&c->c_out, 32, SIZE_MAX, IN_INITIAL) < 0)
+			if (buf_reserve(&c->c_out, 32, SIZE_MAX, OUT_INITIAL) < 0)
 				return 500;
 			memcpy(c->c_out.b_data + c->c_out.b_len,
 			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -1371,7 +1373,7 @@ edge_req_stream_body(edge_req *req, edge_body_fn fn, void *arg)
 	/* The client waits for this before it sends the body. */
 	if (c->c_bs_expect) {
 		c->c_bs_expect = false;
-		if (buf_reserve(&c->c_out, 32, SIZE_MAX, IN_INITIAL) == 0) {
+		if (buf_reserve(&c->c_out, 32, SIZE_MAX, OUT_INITIAL) == 0) {
 			memcpy(c->c_out.b_data + c->c_out.b_len, "HTTP/1.1 100 Continue\r\n\r\n", 25);
 			c->c_out.b_len += 25;
 		}
@@ -1597,7 +1599,7 @@ edge_res_start(edge_res *res, int status, const char *content_type,
 		return -1;
 	need = 160 + strlen(reason) + strlen(date) + (content_type ? strlen(content_type) : 0) +
 	    c->c_hdrs.b_len;
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	/* HTTP/1.0 has no chunked coding: its body ends with the connection. */
 	c->c_stream_chunked = !c->c_http10;
@@ -1649,7 +1651,7 @@ edge_res_write(edge_res *res, const void *data, size_t len)
 		c->c_out.b_len -= c->c_out_off;
 		c->c_out_off = 0;
 	}
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	p = c->c_out.b_data + c->c_out.b_len;
 	if (c->c_stream_chunked) {
@@ -1688,7 +1690,7 @@ edge_res_end(edge_res *res)
 		return -1;
 	}
 	if (c->c_stream_chunked && !c->c_head) {
-		if (buf_reserve(&c->c_out, 5, SIZE_MAX, IN_INITIAL) < 0)
+		if (buf_reserve(&c->c_out, 5, SIZE_MAX, OUT_INITIAL) < 0)
 			c->c_stream_close = true;  /* cannot say "the end": a close must */
 		else {
 			memcpy(c->c_out.b_data + c->c_out.b_len, "0\r\n\r\n", 5);
@@ -1751,7 +1753,7 @@ http_upgrade(edge_res *res, edge_ws *ws, const char *accept, struct ws_bytes *ou
 	if (http_upgrade_ok(res) < 0)
 		return -1;
 	need = 200 + strlen(reason) + strlen(date) + strlen(accept) + c->c_hdrs.b_len;
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	p = put_head_start(c, c->c_out.b_data + c->c_out.b_len, 101, reason, date, NULL);
 	p = PUTS(p, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");
