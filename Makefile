@@ -116,7 +116,10 @@ $(BUILD)/scripts/hist_cost: scripts/hist_cost.c common/hist.c common/hist.h comm
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread $(EX_LIBS)
+
+# The upload example hashes with nettle (?hash=1).
+$(BUILD)/examples/upload.so: EX_LIBS = -lnettle
 
 $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)

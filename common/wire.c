@@ -218,6 +218,8 @@ wire_config_check(const struct wire_config *cfg, size_t len)
 	    cfg->max_header_bytes < WIRE_HEADER_MIN || cfg->max_header_bytes > WIRE_HEADER_MAX ||
 	    cfg->max_pending_tasks == 0 ||
 	    cfg->task_threads == 0 || cfg->task_threads > WIRE_THREADS_MAX ||
+	    cfg->fetch_max_concurrent == 0 || cfg->fetch_max_response_bytes == 0 ||
+	    cfg->ws_max_message_bytes == 0 || cfg->ws_max_buffer_bytes == 0 ||
 	    !field_ok(cfg->name, sizeof(cfg->name), false) ||
 	    !field_ok(cfg->library, sizeof(cfg->library), false) ||
 	    !field_ok(cfg->cgroup_procs, sizeof(cfg->cgroup_procs), true) ||

@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 2   /* 2: the worker is configured by a wire_config record, not argv */
+#define WIRE_VERSION 3   /* 2: the worker is configured by a wire_config record, not argv;
+                          * 3: it carries the fetch and WebSocket caps */
 
 #define WIRE_CTL_FD    3
 #define WIRE_STATUS_FD 4
@@ -116,6 +117,12 @@ struct wire_config {
 	uint32_t seccomp_n;          /* rules used; the rest must be zero */
 	uint32_t seccomp_pad;
 	struct wire_syscall seccomp_rules[WIRE_SECCOMP_MAX];
+	/* edge_fetch and WebSocket caps (the limits keys of the same names). */
+	uint32_t fetch_max_concurrent;     /* >= 1 */
+	uint32_t fetch_max_queued;
+	uint32_t fetch_max_response_bytes; /* >= 1 */
+	uint32_t ws_max_message_bytes;     /* >= 1 */
+	uint32_t ws_max_buffer_bytes;      /* >= 1 */
 };
 
 #define WIRE_HEADER_MIN  1024u

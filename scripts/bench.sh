@@ -4,9 +4,10 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand ws fetch" (the default: all of
-#        them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
-#        reload500 = 6, ondemand = 7, ws = 8, fetch = 9; FETCH_N=20000 FETCH_C=32 (phase 9);
+#        PHASES="wrk tasks startup reload500 ondemand ws fetch sse" (the default: all
+#        of them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
+#        reload500 = 6, ondemand = 7, ws = 8, fetch = 9, sse = 10; FETCH_N=20000
+#        FETCH_C=32 (phase 9); SSE_N=10000 SSE_MS=5000 (phase 10);
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -35,6 +36,8 @@
 #      (scripts/hist_cost.c, CPU ns) and its share of a keep-alive hello request;
 #   8. WebSocket echo (examples/ws_echo.so): messages per second with one python
 #      client keeping 256 messages in flight (scripts/bench_ws.py).
+#  10. SSE density: one worker holding SSE_N idle-ish streams of examples/sse.so (an
+#      event every 5 s), worker RSS per stream (scripts/bench_sse.py).
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -49,7 +52,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand ws fetch"
+all_phases="wrk tasks startup reload500 ondemand ws fetch sse"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -752,6 +755,15 @@ if want fetch; then
 	fig fetch_rps_loop req/s "$o" - "$(calc "$r" 2)" - - "$omin" "$omax"
 	fig fetch_rps_threads req/s "$t" - - - - "$tmin" "$tmax"
 	stop_pid "$fpid"
+fi
+
+# ---- 10. SSE density: streams held per worker (scripts/bench_sse.py) ---------------------
+# SSE_N streams (an event every SSE_MS) from one python client, each live (head and first
+# event read); the worker's RSS growth over one warm stream, per stream.
+if want sse; then
+	echo "== SSE: ${SSE_N:-10000} idle-ish streams held by one worker"
+	python3 "$top/scripts/bench_sse.py" "$build" >>"$figs" ||
+		die "the sse phase could not measure its figures"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

@@ -46,6 +46,11 @@ child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
 	cfg->max_pending_tasks = l->max_pending_tasks;
 	cfg->task_threads = l->task_threads;
 	cfg->grace_ms = l->beforeunload_grace_ms;
+	cfg->fetch_max_concurrent = l->fetch_max_concurrent;
+	cfg->fetch_max_queued = l->fetch_max_queued;
+	cfg->fetch_max_response_bytes = l->fetch_max_response_bytes;
+	cfg->ws_max_message_bytes = l->ws_max_message_bytes;
+	cfg->ws_max_buffer_bytes = l->ws_max_buffer_bytes;
 	seccomp_profile_wire(&fc->seccomp, cfg);
 	if (snprintf(cfg->name, sizeof(cfg->name), "%s", fc->name) >= (int)sizeof(cfg->name) ||
 	    snprintf(cfg->library, sizeof(cfg->library), "%s", fc->library) >=

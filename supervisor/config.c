@@ -112,6 +112,11 @@ static const struct limit_def limit_defs[] = {
 	LIM(max_connections, 1, 1000000, 10000),
 	LIM(max_pids, 0, 4194304, 0),
 	LIM(function_max_pids, 0, 4194304, 0),
+	LIM(fetch_max_concurrent, 1, 65536, 256),
+	LIM(fetch_max_queued, 1, 1048576, 4096),
+	LIM(fetch_max_response_bytes, 1, 1073741824, 1048576),
+	LIM(ws_max_message_bytes, 1, 1073741824, 1048576),
+	LIM(ws_max_buffer_bytes, 1024, 1073741824, 1048576),
 };
 #undef LIM
 

@@ -42,6 +42,11 @@ struct fn_limits {
 	uint32_t max_connections;     /* per worker; 503 beyond it */
 	uint32_t max_pids;            /* cgroup pids cap per worker (tasks), 0 = none */
 	uint32_t function_max_pids;   /* pids cap for the whole function, 0 = none */
+	uint32_t fetch_max_concurrent;  /* edge_fetch transfers at once per worker */
+	uint32_t fetch_max_queued;      /* edge_fetch calls waiting for one of those */
+	uint32_t fetch_max_response_bytes; /* a fetch's response body; "too_large" beyond */
+	uint32_t ws_max_message_bytes;  /* an incoming WebSocket message; close 1009 beyond */
+	uint32_t ws_max_buffer_bytes;   /* outgoing WebSocket bytes queued per connection */
 };
 
 struct fn_conf {

@@ -60,6 +60,49 @@ const void *edge_req_body(const edge_req *req, size_t *len);
 const char *edge_req_peer(const edge_req *req);    /* "127.0.0.1:54321", "unix" */
 edge_ctx *edge_req_ctx(const edge_req *req);
 
+/* ---- streamed request body ------------------------------------------------------ */
+/*
+ * For uploads far above max_body_bytes, in constant memory. A function opts in with
+ * edge_stream_bodies(ctx) (from init): from then on a request that has a body
+ * (Content-Length > 0 or chunked) reaches the handler as soon as its head is complete,
+ * with edge_req_body() empty and max_body_bytes not applied. The handler takes the
+ * body with edge_req_stream_body() before it returns; a body it does not take is read
+ * and thrown away. Requests without a body are served as before.
+ *
+ * FN(req, ev, data, len, ARG) is called on the loop, never inside one of our calls:
+ * EDGE_BODY_DATA with the next de-chunked piece (valid during the call; at most a
+ * read buffer, ~max_header_bytes + 8 KiB); returning non-zero pauses: the socket is
+ * not read (the client's send blocks) until edge_req_body_resume(). EDGE_BODY_END
+ * once, after the last piece: answer now (or later). EDGE_BODY_ABORT once instead of
+ * END when the body cannot complete (client gone, a framing error, or no byte moved
+ * for request_timeout_ms, paused or not: the client got 408/504 then); answer with
+ * edge_res_send, which returns -1, to let the request go.
+ *
+ * Answering (edge_res_send) before END is allowed (e.g. a 401 or 413 of your own):
+ * FN hears nothing more, the answer says Connection: close and the rest of the body
+ * is not read. edge_res_start and edge_ws_accept refuse until END. After END the
+ * connection goes on with keep-alive as usual.
+ */
+enum edge_body_event {
+	EDGE_BODY_DATA = 1,  /* DATA, LEN: the next piece of the body */
+	EDGE_BODY_END,       /* the body is complete: all of it was delivered */
+	EDGE_BODY_ABORT,     /* the body will not complete (see above) */
+};
+typedef int (*edge_body_fn)(edge_req *req, enum edge_body_event ev, const void *data,
+    size_t len, void *arg);
+
+/* The function's requests with a body are streamed (see above). Returns 0. */
+int edge_stream_bodies(edge_ctx *ctx);
+/*
+ * Takes this request's body: FN(ARG) hears it. Call it from the handler, before it
+ * returns. Returns 0, or -1 (no body to stream: none, buffered already, taken or
+ * answered). An Expect: 100-continue is answered here, not before.
+ */
+int edge_req_stream_body(edge_req *req, edge_body_fn fn, void *arg);
+/* Ends a pause (FN returned non-zero): reading goes on from the loop. Returns 0, or
+ * -1 if not paused (or the body is gone). */
+int edge_req_body_resume(edge_req *req);
+
 /* ---- response --------------------------------------------------------------- */
 /* Adds a header to the response; returns 0, or -1 if sent already or too large. */
 int edge_res_header(edge_res *res, const char *name, const char *value);
@@ -129,7 +172,9 @@ int edge_res_end(edge_res *res);
  *
  * Caps: an incoming message over EDGE_WS_MAX_MESSAGE closes the connection with
  * 1009; outgoing messages wait in the worker up to EDGE_WS_BUFFER bytes per
- * connection (a send that does not fit returns 1: wait for EDGE_WS_WRITABLE).
+ * connection (a send that does not fit returns 1: wait for EDGE_WS_WRITABLE). Those
+ * are the defaults: the operator's limits ws_max_message_bytes and
+ * ws_max_buffer_bytes replace them.
  * Protocol errors get their close code from the runtime: 1002 (e.g. an unmasked
  * client frame), 1007 (a text message that is not UTF-8), 1009 (too big).
  *
@@ -215,7 +260,8 @@ struct event_base *edge_ctx_base(edge_ctx *ctx);
  * are reused per worker, TLS verified against the system's CA store). A fetch is an
  * async background task: it has an id and a name, keeps the worker from draining
  * until it ended, reaches the task-error hook when it fails, and is counted lost if
- * the worker dies. Limits per worker (defaults; the operator may change them): 256
+ * the worker dies. Limits per worker (defaults; the operator changes them with the
+ * limits keys fetch_max_concurrent, fetch_max_queued, fetch_max_response_bytes): 256
  * transfers at once, more wait in a queue of 4096, then edge_fetch refuses; 1 MiB of
  * response body and 64 KiB of response headers, past which the fetch fails
  * "too_large"; 30 s when the request gives no timeout.

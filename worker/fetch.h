@@ -1,8 +1,8 @@
 /*
  * fetch.h - outbound HTTP from the worker's loop (edge_fetch, edge_fetch_allow): the
  * worker's side of it. The limits and the operator's allow-list are set here, before
- * the function's init runs; until the config carries them (not yet: see README) the
- * compiled-in defaults below apply and the operator's list is empty.
+ * the function's init runs: main.c passes the fetch_max_* limits keys of the config
+ * (their defaults are the ones below); the operator's list is still empty.
  */
 #ifndef WK_FETCH_H
 #define WK_FETCH_H

@@ -19,6 +19,14 @@
  * hears of room, of a drain and of the stream's loss through c_notify, a zero timer,
  * so that its callback never runs inside one of our calls.
  *
+ * A streamed request body (edge_stream_bodies) dispatches the handler at the end of
+ * the head (HP_HEAD) instead of the request's end. Its pieces go through c_body, at
+ * most one read buffer's worth at a time, and are handed to the function from
+ * conn_process, outside the parser; while the function pauses, or has not consumed a
+ * piece, the socket is not read, so the client's send blocks (TCP backpressure). The
+ * head stays at the front of c_in, which is grown to its cap before the handler runs,
+ * so the request's strings never move while the body streams.
+ *
  * A WebSocket (ws.c) takes a connection over from a handler that accepts an upgrade
  * (http_upgrade): from then on ws.c owns the socket's events and this file only keeps
  * the struct on the list, so that the connection counts until it ends.
@@ -52,6 +60,8 @@
 #define IN_INITIAL      4096        /* first read buffer: a typical request fits */
 #define IN_MIN_FREE     1024        /* read only with at least this much room */
 #define IN_SLACK        8192        /* read buffer cap beyond max_header_bytes */
+#define OUT_INITIAL     1024        /* first output buffer: a response head and a small
+                                     * body; an idle SSE stream keeps only this */
 #define OUT_KEEP        (256 * 1024) /* larger output buffers are freed after use */
 #define BODY_KEEP       (64 * 1024)  /* larger body buffers are freed on release */
 #define RES_HDRS_MAX    8192        /* user response headers, total */
@@ -74,6 +84,15 @@ enum conn_timer {
 	CT_LINGER,      /* discarding input after an error response */
 	CT_RESUME,      /* zero timeout: an async answer arrived, carry on */
 	CT_STREAM,      /* a streamed response: no byte moved for request_timeout: close */
+	CT_BODY,        /* a streamed request body: no byte moved for request_timeout */
+};
+
+/* c_bs: where a streamed request body is. */
+enum body_state {
+	BS_NONE = 0,    /* no streamed body (none, buffered, or complete and delivered) */
+	BS_OFFER,       /* the handler runs at the head and may take the body */
+	BS_TAKE,        /* taken: c_bs_fn hears the pieces */
+	BS_DROP,        /* not taken, or answered before its end: pieces are thrown away */
 };
 
 /* c_stream_events: what the stream callback is to be told. */
@@ -137,6 +156,13 @@ struct conn {
 	uint8_t c_stream_events;      /* SEV_*: pending for the callback */
 	size_t c_stream_need;         /* bytes of the write that did not fit; 0: none */
 	edge_ws *c_ws;                /* a WebSocket owns the socket now (ws.c) */
+	enum body_state c_bs;         /* a streamed request body in progress */
+	bool c_bs_paused;             /* the function paused it: read nothing */
+	bool c_bs_complete;           /* the parser saw its end (END not yet told) */
+	bool c_bs_expect;             /* Expect: 100-continue, answered when taken */
+	bool c_bs_abort_due;          /* c_notify is to tell c_bs_fn ABORT */
+	edge_body_fn c_bs_fn;
+	void *c_bs_arg;
 	edge_stream_fn c_stream_fn;
 	void *c_stream_arg;
 	struct event c_notify;        /* delivers c_stream_events from the loop */
@@ -153,6 +179,7 @@ static void stream_check_room(struct conn *);
 static int conn_head_cb(void *, struct hp_msg *);
 static int conn_body_cb(void *, const char *, size_t);
 static void stream_notify(struct conn *, uint8_t);
+static void body_abort(struct conn *);
 
 static const struct hp_ops conn_hp_ops = { conn_head_cb, conn_body_cb };
 
@@ -163,6 +190,7 @@ static const struct timeval *tv_request, *tv_idle, *tv_linger;
 /* While retiring, an idle keep-alive connection waits this long, not idle_timeout. */
 static const struct timeval *tv_retire_idle;
 static bool limit_reported, oneshot_reported, quiet_close;
+static bool stream_bodies;        /* edge_stream_bodies(): bodies reach the function in pieces */
 static char date_buf[40];
 static time_t date_sec = -1;
 
@@ -300,6 +328,7 @@ timer_tv(enum conn_timer kind)
 	case CT_HANDLER:
 	case CT_WRITE:
 	case CT_STREAM:
+	case CT_BODY:
 		return tv_request;
 	case CT_LINGER:
 		return tv_linger;
@@ -341,6 +370,13 @@ conn_want(struct conn *c, short mask)
 	event_add(&c->c_ev, NULL);
 }
 
+/* The read buffer's cap: a head up to max_header_bytes, plus room to read on. */
+static size_t
+conn_in_max(void)
+{
+	return (size_t)wk.conf.max_header_bytes + IN_SLACK;
+}
+
 /* One request answered on C: counted, and its duration into the board's histogram. */
 static void
 count_request(const struct conn *c)
@@ -351,7 +387,7 @@ count_request(const struct conn *c)
 		return;
 	now = clock_us();
 	hist_observe(&wk.board->req_hist, now >= c->c_req_us ? now - c->c_req_us : 0);
-	n = BOARD_ADD(&wk.board->requests, 1);
+	n = BOARD_BUMP(&wk.board->requests, 1);
 	if (wk.conf.max_requests > 0 && n >= wk.conf.max_requests && !limit_reported) {
 		limit_reported = true;
 		log_info("max_requests", "requests=%llu", (unsigned long long)n);
@@ -386,6 +422,9 @@ conn_get(void)
 	c->c_stream_need = 0;
 	c->c_stream_fn = NULL;
 	c->c_ws = NULL;
+	c->c_bs = BS_NONE;
+	c->c_bs_paused = c->c_bs_complete = c->c_bs_expect = c->c_bs_abort_due = false;
+	c->c_bs_fn = NULL;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -396,9 +435,10 @@ conn_get(void)
 static void
 conn_release(struct conn *c)
 {
-	if (c->c_stream_events != 0) {
+	if (c->c_stream_events != 0 || c->c_bs_abort_due) {
 		event_del(&c->c_notify);
 		c->c_stream_events = 0;
+		c->c_bs_abort_due = false;
 	}
 	if (nfree >= FREE_CONNS_MAX) {
 		buf_free(&c->c_in);
@@ -462,6 +502,7 @@ conn_close(struct conn *c, bool linger)
 		c->c_out_off = 0;
 		if (c->c_stream)
 			stream_notify(c, SEV_GONE);
+		body_abort(c);
 	} else
 		conn_release(c);
 	if (wk.retiring && !quiet_close)
@@ -510,7 +551,7 @@ conn_respond(struct conn *c, int status, const char *ctype, const void *body,
 
 	need = 160 + strlen(reason) + strlen(date) + (ctype ? strlen(ctype) : 0) +
 	    c->c_hdrs.b_len + len;
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	p = put_head_start(c, c->c_out.b_data + c->c_out.b_len, status, reason, date, ctype);
 	if (status != 204) {
@@ -583,6 +624,21 @@ conn_head_cb(void *arg, struct hp_msg *m)
 	/* No tunnels. */
 	if (m->connect)
 		return 501;
+	body = m->chunked || (m->has_length && m->content_length > 0);
+	/* A streamed body has no cap here: the function reads it in pieces. */
+	if (stream_bodies && body && !m->upgrade) {
+		c->c_bs_expect = false;
+		for (i = 0; i < m->nfields; i++) {
+			if (m->fields[i].name_len != 6 ||
+			    strncasecmp(base + m->fields[i].name_off, "expect", 6) != 0)
+				continue;
+			v = base + m->fields[i].value_off;
+			if (m->fields[i].value_len != 12 || strncasecmp(v, "100-continue", 12) != 0)
+				return 417;
+			c->c_bs_expect = m->version_minor >= 1;
+		}
+		return HP_HEAD_STOP;
+	}
 	/*
 	 * An Upgrade offer (h2c, WebSocket) is ignored, as RFC 9110 7.8 allows, unless
 	 * the handler takes it (edge_ws_accept -> http_upgrade): otherwise the request
@@ -597,9 +653,8 @@ conn_head_cb(void *arg, struct hp_msg *m)
 		v = base + m->fields[i].value_off;
 		if (m->fields[i].value_len != 12 || strncasecmp(v, "100-continue", 12) != 0)
 			return 417;
-		body = m->chunked || (m->has_length && m->content_length > 0);
 		if (body && m->version_minor >= 1) {
-			if (buf_reserve(&c->c_out, 32, SIZE_MAX, IN_INITIAL) < 0)
+			if (buf_reserve(&c->c_out, 32, SIZE_MAX, OUT_INITIAL) < 0)
 				return 500;
 			memcpy(c->c_out.b_data + c->c_out.b_len,
 			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
@@ -614,6 +669,16 @@ conn_body_cb(void *arg, const char *data, size_t len)
 {
 	struct conn *c = arg;
 
+	/* Streamed: c_body is emptied before each parse, so one read buffer bounds it. */
+	if (c->c_bs == BS_DROP)
+		return 0;
+	if (c->c_bs != BS_NONE) {
+		if (buf_reserve(&c->c_body, len + 1, conn_in_max() + 1, 4096) < 0)
+			return 500;
+		memcpy(c->c_body.b_data + c->c_body.b_len, data, len);
+		c->c_body.b_len += len;
+		return 0;
+	}
 	if (len > wk.conf.max_body_bytes - c->c_body.b_len)
 		return 413;
 	/* One spare byte: the body is NUL-terminated for handlers that want a string. */
@@ -653,7 +718,7 @@ conn_compact(struct conn *c)
 static int
 conn_read(struct conn *c)
 {
-	size_t max = (size_t)wk.conf.max_header_bytes + IN_SLACK;
+	size_t max = conn_in_max();
 	ssize_t n;
 
 	conn_compact(c);
@@ -667,6 +732,9 @@ conn_read(struct conn *c)
 		    c->c_in.b_cap - c->c_in.b_len, MSG_DONTWAIT);
 		if (n > 0) {
 			c->c_in.b_len += (size_t)n;
+			/* A streamed body moves: not stalled. */
+			if (c->c_bs != BS_NONE)
+				c->c_active_ms = clock_ms();
 			return 0;
 		}
 		if (n == 0) {
@@ -682,10 +750,25 @@ conn_read(struct conn *c)
 	}
 }
 
-/* Runs the handler for the request the parser just completed. */
+/*
+ * Runs the handler for the request the parser just completed, or (AT_HEAD) whose
+ * head it just completed: a streamed body follows.
+ */
 static void
-conn_dispatch(struct conn *c)
+conn_dispatch(struct conn *c, bool at_head)
 {
+	size_t max = conn_in_max();
+
+	if (at_head) {
+		/* The head to the front and the buffer at its cap: from here until the
+		 * request ends, reading moves no byte of the head (conn_compact keeps it
+		 * at 0) and never reallocates, so the request's strings stay valid. */
+		conn_compact(c);
+		if (buf_reserve(&c->c_in, max - c->c_in.b_len, max, IN_INITIAL) < 0) {
+			conn_error(c, 500, "no_memory", false);
+			return;
+		}
+	}
 	if (hp_finish(&c->c_hp, c->c_in.b_data, &c->c_req.rq_path, &c->c_req.rq_query) < 0) {
 		conn_error(c, 400, "bad_url", false);
 		return;
@@ -704,14 +787,81 @@ conn_dispatch(struct conn *c)
 	c->c_expired = false;
 	c->c_res_close = false;
 	c->c_hdrs.b_len = 0;
+	if (at_head) {
+		c->c_body.b_len = 0;
+		c->c_bs = BS_OFFER;
+		c->c_bs_paused = c->c_bs_complete = false;
+		c->c_bs_fn = NULL;
+		c->c_active_ms = clock_ms();
+	}
 	log_debug("http_request", "peer=%s method=%s path=%s", conn_peer(c),
 	    log_qv(c->c_req.rq_method), log_qv(c->c_req.rq_path));
 	c->c_dispatching = true;
 	wk.fn->handle(&c->c_req, &c->c_res);
 	c->c_dispatching = false;
+	/* Not taken: the body is read and thrown away (conn_settle runs its timer). */
+	if (c->c_bs == BS_OFFER)
+		c->c_bs = BS_DROP;
 	/* Answered later (async): read nothing more until then, at most request_timeout. */
-	if (c->c_held)
+	if (c->c_held && c->c_bs == BS_NONE)
 		conn_timer(c, c->c_stream ? CT_STREAM : CT_HANDLER);
+}
+
+/* Schedules ABORT for a body the function took and will not see complete. */
+static void
+body_abort(struct conn *c)
+{
+	static const struct timeval zero = { 0, 0 };
+
+	if (c->c_bs == BS_TAKE && c->c_bs_fn != NULL && c->c_held) {
+		c->c_bs_abort_due = true;
+		event_add(&c->c_notify, &zero);
+	}
+	c->c_bs = BS_NONE;
+	c->c_bs_paused = c->c_bs_complete = false;
+}
+
+/* The socket is read for the streamed body: not paused, its last piece consumed. */
+static bool
+body_wants_read(const struct conn *c)
+{
+	return c->c_bs != BS_NONE && !c->c_bs_paused && !c->c_bs_complete &&
+	    c->c_body.b_len == 0;
+}
+
+/*
+ * Hands the body's pending piece to the function, then END once the parser saw the
+ * end. Returns true while the body is still being read (more to parse or read).
+ */
+static bool
+body_deliver(struct conn *c)
+{
+	edge_body_fn fn = c->c_bs_fn;
+	size_t len = c->c_body.b_len;
+
+	if (len > 0) {
+		if (c->c_bs == BS_TAKE) {
+			c->c_active_ms = clock_ms();
+			/* A pause asked for by an answer's side effect (BS_DROP) is moot. */
+			if (fn(&c->c_req, EDGE_BODY_DATA, c->c_body.b_data, len, c->c_bs_arg) != 0 &&
+			    c->c_bs == BS_TAKE)
+				c->c_bs_paused = true;
+		}
+		c->c_body.b_len = 0;
+		c->c_body.b_data[0] = '\0';
+	}
+	if (c->c_bs == BS_NONE || c->c_bs_paused)
+		return false;
+	if (!c->c_bs_complete)
+		return true;
+	/* Complete: from here the request is an ordinary held (or answered) one. */
+	c->c_bs_complete = false;
+	if (c->c_bs == BS_TAKE) {
+		c->c_bs = BS_NONE;
+		fn(&c->c_req, EDGE_BODY_END, NULL, 0, c->c_bs_arg);
+	} else
+		c->c_bs = BS_NONE;
+	return false;
 }
 
 /* Parses and answers every complete request in the buffer, in order. */
@@ -720,16 +870,49 @@ conn_process(struct conn *c)
 {
 	enum hp_result r;
 
-	while (!c->c_closing && !c->c_held && c->c_ws == NULL && c->c_parsed < c->c_in.b_len) {
-		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
-		if (r == HP_AGAIN)
+	bool held;
+
+	while (!c->c_closing && c->c_ws == NULL) {
+		if (c->c_bs != BS_NONE) {
+			/* A streamed body: its parsed piece goes to the function first. */
+			if (!body_deliver(c)) {
+				if (c->c_bs != BS_NONE)
+					break;          /* paused */
+				continue;               /* END told: an ordinary request now */
+			}
+			if (c->c_parsed >= c->c_in.b_len)
+				break;                  /* read more */
+		} else if (c->c_held || c->c_parsed >= c->c_in.b_len)
 			break;
+		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
+		if (r == HP_AGAIN) {
+			if (c->c_bs != BS_NONE)
+				continue;               /* hand over what was parsed */
+			break;
+		}
 		if (r == HP_ERROR) {
+			if (c->c_bs != BS_NONE) {
+				/* Bad framing mid-body: the function hears ABORT, the client 400. */
+				held = c->c_held && !c->c_expired;
+				body_abort(c);
+				if (!held) {
+					/* Answered already: nothing more to say, just close. */
+					c->c_closing = c->c_linger = true;
+					break;
+				}
+				c->c_expired = true;
+				count_request();
+			}
 			conn_error(c, c->c_hp.hp_status, c->c_hp.hp_reason ? c->c_hp.hp_reason :
 			    refusal_reason(c->c_hp.hp_status), false);
 			break;
 		}
-		conn_dispatch(c);
+		if (r == HP_HEAD)
+			conn_dispatch(c, true);
+		else if (c->c_bs != BS_NONE)
+			c->c_bs_complete = true;        /* END once the last piece is taken */
+		else
+			conn_dispatch(c, false);
 	}
 	/* The peer is done sending: answer what was complete, then close. */
 	if (c->c_ws == NULL && c->c_eof && !c->c_held && (c->c_parsed >= c->c_in.b_len || c->c_closing))
@@ -809,6 +992,18 @@ conn_settle(struct conn *c)
 		    hp_in_message(&c->c_hp));
 		return;
 	}
+	if (c->c_bs != BS_NONE) {
+		/* The client left mid-body (all it sent is parsed): nothing will complete it. */
+		if (c->c_eof && !c->c_bs_complete && c->c_parsed >= c->c_in.b_len) {
+			log_info("http_body_cut", "peer=%s", conn_peer(c));
+			conn_close(c, false);
+			return;
+		}
+		conn_want(c, body_wants_read(c) && !c->c_eof ? EV_READ : 0);
+		if (c->c_tkind != CT_BODY && c->c_tkind != CT_RESUME)
+			conn_timer(c, CT_BODY);
+		return;
+	}
 	if (c->c_held) {
 		conn_want(c, 0);
 		if (c->c_stream) {
@@ -863,8 +1058,8 @@ conn_io_cb(evutil_socket_t fd, short what, void *arg)
 		conn_linger_read(c);
 		return;
 	}
-	if ((what & EV_READ) && !c->c_held && !c->c_closing && !c->c_eof &&
-	    c->c_out_off == c->c_out.b_len && conn_read(c) < 0) {
+	if ((what & EV_READ) && (!c->c_held || body_wants_read(c)) && !c->c_closing &&
+	    !c->c_eof && c->c_out_off == c->c_out.b_len && conn_read(c) < 0) {
 		conn_close(c, false);
 		return;
 	}
@@ -898,6 +1093,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 	struct conn *c = arg;
 	enum conn_timer kind = c->c_tkind;
 	uint64_t idle;
+	bool held;
 
 	c->c_tkind = CT_NONE;
 	switch (kind) {
@@ -918,6 +1114,26 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		    wk.conf.request_timeout_ms);
 		conn_close(c, false);
 		return;
+	case CT_BODY:
+		/* Lazy too: each piece read or handed over only stamped c_active_ms. */
+		if (c->c_bs == BS_NONE)
+			break;
+		if (timer_extend(c, CT_BODY, wk.conf.request_timeout_ms))
+			return;
+		log_info("http_body_stalled", "peer=%s paused=%d ms=%u", conn_peer(c),
+		    c->c_bs_paused, wk.conf.request_timeout_ms);
+		if (!c->c_held || c->c_expired) {
+			body_abort(c);
+			conn_close(c, false);
+			return;
+		}
+		/* The client stalled (408), or the function paused that long (504). */
+		held = c->c_bs_paused;
+		body_abort(c);
+		c->c_expired = true;
+		count_request();
+		conn_error(c, held ? 504 : 408, held ? "body_paused" : "body_timeout", c->c_head);
+		break;
 	case CT_READ:
 		conn_error(c, 408, "request_timeout", false);
 		break;
@@ -1116,6 +1332,12 @@ edge_req_body(const edge_req *req, size_t *len)
 {
 	const struct conn *c = req->rq_conn;
 
+	/* A streamed body is the function's to read in pieces: nothing buffered. */
+	if (c->c_bs != BS_NONE) {
+		if (len != NULL)
+			*len = 0;
+		return "";
+	}
 	if (len != NULL)
 		*len = c->c_body.b_len;
 	return c->c_body.b_data != NULL ? c->c_body.b_data : "";
@@ -1131,6 +1353,52 @@ edge_ctx *
 edge_req_ctx(const edge_req *req)
 {
 	return &wk;
+}
+
+/* ---- streamed request body API (edgevisor.h) ---------------------------------- */
+
+int
+edge_stream_bodies(edge_ctx *ctx)
+{
+	(void)ctx;
+	stream_bodies = true;
+	return 0;
+}
+
+int
+edge_req_stream_body(edge_req *req, edge_body_fn fn, void *arg)
+{
+	struct conn *c = req->rq_conn;
+
+	if (fn == NULL || c->c_bs != BS_OFFER || !c->c_held || c->c_zombie)
+		return -1;
+	c->c_bs = BS_TAKE;
+	c->c_bs_fn = fn;
+	c->c_bs_arg = arg;
+	/* The client waits for this before it sends the body. */
+	if (c->c_bs_expect) {
+		c->c_bs_expect = false;
+		if (buf_reserve(&c->c_out, 32, SIZE_MAX, OUT_INITIAL) == 0) {
+			memcpy(c->c_out.b_data + c->c_out.b_len, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+			c->c_out.b_len += 25;
+		}
+	}
+	return 0;
+}
+
+int
+edge_req_body_resume(edge_req *req)
+{
+	struct conn *c = req->rq_conn;
+
+	if (c->c_bs != BS_TAKE || !c->c_bs_paused || c->c_zombie)
+		return -1;
+	c->c_bs_paused = false;
+	c->c_active_ms = clock_ms();
+	/* From the loop: the piece still unparsed in c_in goes first, then reads. */
+	if (!c->c_dispatching)
+		conn_timer(c, CT_RESUME);
+	return 0;
 }
 
 /* ---- response API (edgevisor.h) ------------------------------------------------- */
@@ -1216,6 +1484,13 @@ edge_res_send(edge_res *res, int status, const char *content_type,
 		return -1;
 	close = !c->c_keepalive || c->c_res_close || wk.retiring ||
 	    wk.conf.policy == WK_ONESHOT;
+	/* Answered before its streamed body ended: the rest is not read, the connection
+	 * closes after the answer (lingering, so the client reads it). */
+	if (c->c_bs != BS_NONE) {
+		close = true;
+		c->c_bs = BS_DROP;
+		c->c_bs_fn = NULL;
+	}
 	if (conn_respond(c, status, content_type, body, len, close, c->c_head) < 0)
 		return -1;
 	c->c_held = false;
@@ -1257,7 +1532,16 @@ stream_notify_cb(evutil_socket_t fd, short what, void *arg)
 	static const struct timeval zero = { 0, 0 };
 	struct conn *c = arg;
 	enum edge_stream_event ev;
+	edge_body_fn bfn;
 
+	/* A streamed request body's ABORT (never pending with a response stream). */
+	if (c->c_bs_abort_due) {
+		c->c_bs_abort_due = false;
+		bfn = c->c_bs_fn;
+		c->c_bs_fn = NULL;
+		bfn(&c->c_req, EDGE_BODY_ABORT, NULL, 0, c->c_bs_arg);
+		return;
+	}
 	if (!c->c_stream || c->c_stream_fn == NULL || c->c_stream_events == 0) {
 		c->c_stream_events = 0;
 		return;
@@ -1302,7 +1586,8 @@ edge_res_start(edge_res *res, int status, const char *content_type,
 	size_t need;
 	char *p;
 
-	if (!c->c_held || c->c_stream)
+	/* A streamed response starts after a streamed request body's end. */
+	if (!c->c_held || c->c_stream || c->c_bs != BS_NONE)
 		return -1;
 	if (c->c_zombie) {
 		c->c_held = false;
@@ -1319,7 +1604,7 @@ edge_res_start(edge_res *res, int status, const char *content_type,
 		return -1;
 	need = 160 + strlen(reason) + strlen(date) + (content_type ? strlen(content_type) : 0) +
 	    c->c_hdrs.b_len;
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	/* HTTP/1.0 has no chunked coding: its body ends with the connection. */
 	c->c_stream_chunked = !c->c_http10;
@@ -1371,7 +1656,7 @@ edge_res_write(edge_res *res, const void *data, size_t len)
 		c->c_out.b_len -= c->c_out_off;
 		c->c_out_off = 0;
 	}
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	p = c->c_out.b_data + c->c_out.b_len;
 	if (c->c_stream_chunked) {
@@ -1410,7 +1695,7 @@ edge_res_end(edge_res *res)
 		return -1;
 	}
 	if (c->c_stream_chunked && !c->c_head) {
-		if (buf_reserve(&c->c_out, 5, SIZE_MAX, IN_INITIAL) < 0)
+		if (buf_reserve(&c->c_out, 5, SIZE_MAX, OUT_INITIAL) < 0)
 			c->c_stream_close = true;  /* cannot say "the end": a close must */
 		else {
 			memcpy(c->c_out.b_data + c->c_out.b_len, "0\r\n\r\n", 5);
@@ -1473,7 +1758,7 @@ http_upgrade(edge_res *res, edge_ws *ws, const char *accept, struct ws_bytes *ou
 	if (http_upgrade_ok(res) < 0)
 		return -1;
 	need = 200 + strlen(reason) + strlen(date) + strlen(accept) + c->c_hdrs.b_len;
-	if (buf_reserve(&c->c_out, need, SIZE_MAX, IN_INITIAL) < 0)
+	if (buf_reserve(&c->c_out, need, SIZE_MAX, OUT_INITIAL) < 0)
 		return -1;
 	p = put_head_start(c, c->c_out.b_data + c->c_out.b_len, 101, reason, date, NULL);
 	p = PUTS(p, "Upgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ");

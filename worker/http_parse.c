@@ -382,7 +382,8 @@ hp_execute(struct hp *h, char *base, size_t *off, size_t len)
 	if (*off >= len)
 		return HP_AGAIN;
 	h->hp_base = base;
-	h->hp_scan = *off;
+	h->hp_scan = *off + (h->hp_lf_checked ? 1 : 0);
+	h->hp_lf_checked = false;
 	for (;;) {
 		n = http_parser_execute(&h->hp_parser, &hp_settings, base + *off, len - *off);
 		*off += n;
@@ -397,7 +398,14 @@ hp_execute(struct hp *h, char *base, size_t *off, size_t len)
 		/* A chunked body begins with a chunk-size line. */
 		h->hp_size = h->hp_msg.chunked ? HP_SIZE_DIGITS : HP_SIZE_NONE;
 		h->hp_after_data = false;
-		if ((status = h->hp_ops->head(h->hp_arg, &h->hp_msg)) != 0) {
+		status = h->hp_ops->head(h->hp_arg, &h->hp_msg);
+		if (status == HP_HEAD_STOP) {
+			/* The head's last LF (checked) is consumed by the next call. */
+			http_parser_pause(&h->hp_parser, 0);
+			h->hp_lf_checked = true;
+			return HP_HEAD;
+		}
+		if (status != 0) {
 			hp_fail(h, status, NULL);
 			return HP_ERROR;
 		}

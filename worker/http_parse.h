@@ -39,7 +39,11 @@ struct hp_msg {
  * What the parser tells its owner. Each returns 0 to go on or an HTTP status
  * (413, 417, 501, ...) to refuse the request with. The head has passed the RFC 9112
  * checks by then: CRLF line ends, major version 1, one valid Host (none in 1.0).
+ * The head callback may also return HP_HEAD_STOP: hp_execute then returns HP_HEAD
+ * right after the head, so the owner can act on it before any body byte is parsed
+ * (a streamed request body).
  */
+#define HP_HEAD_STOP 1
 struct hp_ops {
 	int (*head)(void *arg, struct hp_msg *msg);
 	int (*body)(void *arg, const char *data, size_t len);
@@ -59,12 +63,13 @@ struct hp {
 	bool hp_after_data;        /* the CRLF being read ends chunk data */
 	uint64_t hp_chunk_left;    /* data bytes left in the current chunk */
 	size_t hp_scan;            /* during hp_execute: bytes before this are checked */
+	bool hp_lf_checked;        /* stopped at HP_HEAD: the byte at *off was checked */
 	int hp_status;             /* on HP_ERROR: the status to answer with */
 	const char *hp_reason;     /* on HP_ERROR: a short token for the log */
 	struct hp_msg hp_msg;
 };
 
-enum hp_result { HP_AGAIN, HP_DONE, HP_ERROR };
+enum hp_result { HP_AGAIN, HP_DONE, HP_ERROR, HP_HEAD };
 
 /* Once per process: the cap on request line + headers (431 beyond it). */
 void hp_setup(uint32_t max_header_bytes);
@@ -72,7 +77,9 @@ void hp_init(struct hp *h, const struct hp_ops *ops, void *arg);
 /*
  * Parses BASE[*OFF, LEN) and advances *OFF. HP_DONE: one request is complete (*OFF
  * is just past it; call hp_finish before using its strings); HP_AGAIN: all input
- * used, more is needed; HP_ERROR: refuse with hp_status / hp_reason.
+ * used, more is needed; HP_ERROR: refuse with hp_status / hp_reason; HP_HEAD: the
+ * head callback returned HP_HEAD_STOP (hp_finish may be called now, not again at
+ * HP_DONE; the next call parses the body).
  */
 enum hp_result hp_execute(struct hp *h, char *base, size_t *off, size_t len);
 /*

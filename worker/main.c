@@ -24,8 +24,10 @@
 
 #include "../common/log.h"
 #include "../common/wire.h"
+#include "fetch.h"
 #include "sandbox.h"
 #include "worker.h"
+#include "ws.h"
 
 struct edge_ctx wk;
 
@@ -65,6 +67,11 @@ read_config(struct wk_conf *c)
 		.max_body_bytes = cfg.max_body_bytes, .max_requests = cfg.max_requests,
 		.max_pending_tasks = cfg.max_pending_tasks, .task_threads = cfg.task_threads,
 		.grace_ms = cfg.grace_ms,
+		.fetch_max_concurrent = cfg.fetch_max_concurrent,
+		.fetch_max_queued = cfg.fetch_max_queued,
+		.fetch_max_response_bytes = cfg.fetch_max_response_bytes,
+		.ws_max_message_bytes = cfg.ws_max_message_bytes,
+		.ws_max_buffer_bytes = cfg.ws_max_buffer_bytes,
 	};
 	check_only = (cfg.flags & WIRE_CFG_CHECK_ONLY) != 0;
 	log_level = (int)cfg.log_level;
@@ -413,6 +420,13 @@ main(int argc, char **argv)
 	hooks_init(&wk);
 	if (tasks_init(&wk) < 0 || http_init(&wk) < 0 || sandbox_watch(wk.base) < 0)
 		init_failed("runtime: %s", strerror(errno));
+	/* The operator's caps, before the function's init can fetch or accept. */
+	fetch_set_limits(&(struct fetch_limits){
+	    .max_inflight = wk.conf.fetch_max_concurrent,
+	    .max_queued = wk.conf.fetch_max_queued,
+	    .max_body = wk.conf.fetch_max_response_bytes,
+	});
+	ws_set_limits(wk.conf.ws_max_message_bytes, wk.conf.ws_max_buffer_bytes);
 	sig_ev = event_new(wk.base, sfd, EV_READ | EV_PERSIST, signal_cb, NULL);
 	ctl_ev = event_new(wk.base, WIRE_CTL_FD, EV_READ | EV_PERSIST, ctl_cb, NULL);
 	if (sig_ev == NULL || ctl_ev == NULL || event_add(sig_ev, NULL) < 0 ||

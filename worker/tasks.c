@@ -229,8 +229,8 @@ task_start(struct edge_ctx *ctx, enum task_kind kind, const char *name,
 	slot->started_ms = t->t_started_ms;
 	slot->deadline_ms = timeout_ms;
 	BOARD_STORE(&slot->id, (uint64_t)t->t_id);
-	BOARD_ADD(&tasks.board->tasks_started, 1);
-	BOARD_ADD(&tasks.board->tasks_pending, 1);
+	BOARD_BUMP(&tasks.board->tasks_started, 1);
+	BOARD_BUMP(&tasks.board->tasks_pending, 1);
 	t->t_pending = true;
 	TAILQ_INSERT_TAIL(&tasks.pending, t, t_pend);
 	tasks.npending++;
@@ -263,8 +263,8 @@ task_finish(struct edge_task *t, bool failed)
 	tasks.npending--;
 	BOARD_STORE(&slot->id, 0);
 	hist_observe(&tasks.board->task_hist, now >= t->t_started_us ? now - t->t_started_us : 0);
-	BOARD_ADD(failed ? &tasks.board->tasks_failed : &tasks.board->tasks_completed, 1);
-	BOARD_ADD(&tasks.board->tasks_pending, (uint64_t)-1);
+	BOARD_BUMP(failed ? &tasks.board->tasks_failed : &tasks.board->tasks_completed, 1);
+	BOARD_BUMP(&tasks.board->tasks_pending, (uint64_t)-1);
 	tasks.slot_stack[tasks.slot_top++] = t->t_slot;
 }
 

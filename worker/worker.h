@@ -34,6 +34,11 @@ struct wk_conf {
 	uint32_t max_pending_tasks;
 	uint32_t task_threads;
 	uint32_t grace_ms;            /* beforeunload grace before SIGKILL */
+	uint32_t fetch_max_concurrent;
+	uint32_t fetch_max_queued;
+	uint32_t fetch_max_response_bytes;
+	uint32_t ws_max_message_bytes;
+	uint32_t ws_max_buffer_bytes;
 };
 
 struct hook;

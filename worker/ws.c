@@ -44,7 +44,7 @@
 #define WS_ACCEPT_LEN 28        /* base64 of a SHA-1 */
 /* Pongs and close replies are queued by wslay outside our cap: a peer that pings
  * but never reads is dropped once the queue holds this much. */
-#define WS_QUEUE_HARD (2 * EDGE_WS_BUFFER)
+#define WS_QUEUE_HARD (2 * ws_max_buffer)
 
 struct edge_ws {
 	int w_fd;
@@ -70,6 +70,9 @@ struct edge_ws {
 	bool w_rx_failed;             /* our recv callback saw EOF or an error */
 	int w_raw_close;              /* a close code we wrote ourselves (see frame_error) */
 };
+
+/* The operator's caps (ws_set_limits); the compiled-in ones until set. */
+static size_t ws_max_message = EDGE_WS_MAX_MESSAGE, ws_max_buffer = EDGE_WS_BUFFER;
 
 static void ws_pump(edge_ws *ws, bool readable);
 static void ws_io_cb(evutil_socket_t fd, short what, void *arg);
@@ -386,7 +389,7 @@ ws_pump(edge_ws *ws, bool readable)
 	if (ws_write(ws) < 0 || ws->w_dead)
 		goto gone;
 	if (ws->w_need_writable && !ws->w_closing &&
-	    wslay_event_get_queued_msg_length(ws->w_ctx) <= EDGE_WS_BUFFER / 2) {
+	    wslay_event_get_queued_msg_length(ws->w_ctx) <= ws_max_buffer / 2) {
 		ws->w_need_writable = false;
 		tell(ws, EDGE_WS_WRITABLE, NULL, 0, 0);
 		if (ws_write(ws) < 0 || ws->w_dead)
@@ -509,7 +512,7 @@ edge_ws_accept(edge_req *req, edge_res *res, edge_ws_fn fn, void *arg)
 		free(ws);
 		goto fail;
 	}
-	wslay_event_config_set_max_recv_msg_length(ws->w_ctx, EDGE_WS_MAX_MESSAGE);
+	wslay_event_config_set_max_recv_msg_length(ws->w_ctx, ws_max_message);
 	accept_value(key, accept);
 	if ((fd = http_upgrade(res, ws, accept, &ws->w_out, &ws->w_in)) < 0) {
 		wslay_event_context_free(ws->w_ctx);
@@ -541,12 +544,12 @@ edge_ws_send(edge_ws *ws, enum edge_ws_event type, const void *data, size_t len)
 	struct wslay_event_msg m;
 
 	if (ws == NULL || (type != EDGE_WS_TEXT && type != EDGE_WS_BINARY) ||
-	    (len > 0 && data == NULL) || len > EDGE_WS_BUFFER)
+	    (len > 0 && data == NULL) || len > ws_max_buffer)
 		return -1;
 	if (ws->w_dead || ws->w_closing || !wslay_event_get_write_enabled(ws->w_ctx) ||
 	    wslay_event_get_close_received(ws->w_ctx))
 		return -1;
-	if (wslay_event_get_queued_msg_length(ws->w_ctx) + len > EDGE_WS_BUFFER) {
+	if (wslay_event_get_queued_msg_length(ws->w_ctx) + len > ws_max_buffer) {
 		ws->w_need_writable = true;
 		return 1;
 	}
@@ -572,4 +575,13 @@ edge_ws_close(edge_ws *ws, int code, const char *reason)
 	ws_close_begin(ws, (uint16_t)code, reason, close_wait_ms());
 	ws_kick(ws);
 	return 0;
+}
+
+void
+ws_set_limits(uint32_t max_message, uint32_t max_buffer)
+{
+	if (max_message > 0)
+		ws_max_message = max_message;
+	if (max_buffer > 0)
+		ws_max_buffer = max_buffer;
 }

@@ -8,6 +8,7 @@
 #define WK_WS_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "edgevisor.h"
 
@@ -32,6 +33,9 @@ void http_upgrade_closed(edge_res *res);
 /* http.c: whether the request of RES may still be answered by an upgrade. */
 int http_upgrade_ok(const edge_res *res);
 
+/* ws.c: the operator's caps (ws_max_message_bytes, ws_max_buffer_bytes), before any
+ * accept; until then EDGE_WS_MAX_MESSAGE and EDGE_WS_BUFFER apply. */
+void ws_set_limits(uint32_t max_message, uint32_t max_buffer);
 /* ws.c: the worker retires: send close 1001 and drop it after the close wait. */
 void ws_drain(edge_ws *ws);
 /* ws.c: the worker exits: free WS without a word to anyone (http.c closes the fd). */

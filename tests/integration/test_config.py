@@ -47,6 +47,11 @@ CASES = {
                           "functions[0].limits.bogus_limit", '"bogus_limit"'),
     "wrong_type": ({"workers": '"two"'}, "functions[0].workers", '"workers"'),
     "out_of_range": ({"memory2": "-5"}, "functions[1].limits.memory_mb", '"memory_mb": -5'),
+    "fetch_cap_zero": ({"limits": '\n        "fetch_max_concurrent": 0,'},
+                       "functions[0].limits.fetch_max_concurrent", '"fetch_max_concurrent"'),
+    "ws_buffer_too_small": ({"limits": '\n        "ws_max_buffer_bytes": 100,'},
+                            "functions[0].limits.ws_max_buffer_bytes",
+                            '"ws_max_buffer_bytes"'),
 }
 
 

@@ -225,6 +225,31 @@ def failures_reach_the_task_error_hook():
 
 
 @test
+def lowered_fetch_caps_take_effect():
+    """fetch_max_response_bytes 1000: a 3-byte answer passes, a 2 MiB one fails
+    "too_large" at 1000; fetch_max_concurrent 2: 20 fetches at once all complete over
+    at most 2 upstream connections."""
+    lim = {"fetch_max_response_bytes": 1000, "fetch_max_concurrent": 2}
+    with Upstream() as up, h.Supervisor([h.function("fetcher", limits=lim)],
+                                        name="fetch-caps") as sv:
+        fetcher(sv, "/one?name=small&to=" + up.url("/ok"))
+        fetcher(sv, "/one?name=big&to=" + up.url("/huge"))
+        h.wait_until(lambda: len(fn_logs(sv, "fetch_cb")) >= 2, 10, "2 fetch callbacks")
+        cbs = fn_logs(sv, "fetch_cb")
+        check(any("name=small status=200 error=none body_len=3" in m for m in cbs),
+              "small: %r" % cbs)
+        check(any("name=big status=0 error=too_large: response body over 1000 bytes" in m
+                  for m in cbs), "big: %r" % cbs)
+        up.conns.clear()
+        r = fetcher(sv, "/many?n=20&to=" + up.url("/ok"))
+        check(r.status == 200 and b"started=20 of 20" in r.body, "start: %r" % r)
+        line = h.wait_until(lambda: fn_logs(sv, "fetch_batch"), 30, "the batch")[0]
+        check("ok=20 failed=0" in line, "batch: %s" % line)
+        check(len(up.conns) <= 2, "%d upstream connections with fetch_max_concurrent 2" %
+              len(up.conns))
+
+
+@test
 def sigkilled_worker_counts_inflight_fetches_lost():
     with Silent() as silent, h.Supervisor([h.function("fetcher")], name="fetch-kill") as sv:
         pid = list(sv.workers("fetcher").values())[0]

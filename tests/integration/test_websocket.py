@@ -176,6 +176,18 @@ def bad_frames_get_their_close_codes():
 
 
 @test
+def lowered_message_cap_takes_effect():
+    """ws_max_message_bytes 1000: a 1000-byte message is echoed, a 1001-byte one gets
+    close 1009."""
+    with echo_sv(ws_max_message_bytes=1000) as sv:
+        ws = W.WS(sv.port(), timeout=10)
+        ws.send(b"m" * 1000)
+        check(ws.recv() == (W.BINARY, b"m" * 1000), "1000 bytes not echoed")
+        ws.send(b"m" * 1001)
+        expect_close_code(ws, 1009, "1001 bytes over a cap of 1000")
+
+
+@test
 def idle_timeout_spares_pings_and_closes_silence():
     """With idle_timeout_ms 1000: a client that pings every 200 ms stays open past
     three timeouts (and still echoes); a silent one is sent close 1000 "idle"."""

@@ -68,6 +68,11 @@ fn_init(struct fn_conf *fc, const char *name, char *library)
 	fc->limits.max_body_bytes = 1048576;
 	fc->limits.max_pending_tasks = 16;
 	fc->limits.task_threads = 1;
+	fc->limits.fetch_max_concurrent = 256;
+	fc->limits.fetch_max_queued = 4096;
+	fc->limits.fetch_max_response_bytes = 1048576;
+	fc->limits.ws_max_message_bytes = 1048576;
+	fc->limits.ws_max_buffer_bytes = 1048576;
 	fc->limits.nofile = 256;
 }
 

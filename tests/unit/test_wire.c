@@ -246,6 +246,11 @@ good_config(struct wire_config *c)
 	c->max_pending_tasks = 16384;
 	c->task_threads = 4;
 	c->grace_ms = 2000;
+	c->fetch_max_concurrent = 256;
+	c->fetch_max_queued = 4096;
+	c->fetch_max_response_bytes = 1048576;
+	c->ws_max_message_bytes = 1048576;
+	c->ws_max_buffer_bytes = 1048576;
 	snprintf(c->name, sizeof(c->name), "hello");
 	snprintf(c->library, sizeof(c->library), "/x/hello.so");
 	snprintf(c->cgroup_procs, sizeof(c->cgroup_procs), "/sys/fs/cgroup/memory/e/hello/w7/cgroup.procs");
@@ -352,6 +357,10 @@ case_config_bad(void)
 		{ "no pending tasks", offsetof(struct wire_config, max_pending_tasks), 1, 0 },
 		{ "no task threads", offsetof(struct wire_config, task_threads), 1, 0 },
 		{ "too many task threads", offsetof(struct wire_config, task_threads), 1, WIRE_THREADS_MAX + 1 },
+		{ "no fetch transfers", offsetof(struct wire_config, fetch_max_concurrent), 1, 0 },
+		{ "no fetch response bytes", offsetof(struct wire_config, fetch_max_response_bytes), 1, 0 },
+		{ "no ws message bytes", offsetof(struct wire_config, ws_max_message_bytes), 1, 0 },
+		{ "no ws buffer", offsetof(struct wire_config, ws_max_buffer_bytes), 1, 0 },
 		{ "seccomp mode 2", offsetof(struct wire_config, seccomp), 1, 2 },
 		{ "too many seccomp rules", offsetof(struct wire_config, seccomp_n), 1, WIRE_SECCOMP_MAX + 1 },
 		{ "seccomp pad", offsetof(struct wire_config, seccomp_pad), 1, 1 },
