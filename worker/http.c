@@ -901,7 +901,7 @@ conn_process(struct conn *c)
 					break;
 				}
 				c->c_expired = true;
-				count_request();
+				count_request(c);
 			}
 			conn_error(c, c->c_hp.hp_status, c->c_hp.hp_reason ? c->c_hp.hp_reason :
 			    refusal_reason(c->c_hp.hp_status), false);
@@ -1131,7 +1131,7 @@ conn_timer_cb(evutil_socket_t fd, short what, void *arg)
 		held = c->c_bs_paused;
 		body_abort(c);
 		c->c_expired = true;
-		count_request();
+		count_request(c);
 		conn_error(c, held ? 504 : 408, held ? "body_paused" : "body_timeout", c->c_head);
 		break;
 	case CT_READ:
