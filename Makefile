@@ -14,7 +14,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp -lsqlite3
-CTL_LIBS = -levent -ljansson
+CTL_LIBS = -levent -ljansson -lsqlite3
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -92,7 +92,9 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
 
-$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ)
+# `edgevisorctl tasks` opens a function's journal itself (ctl/tasks.c).
+CTL_STORE_OBJ = $(call obj,worker/durable_store.c worker/durable_local.c)
+$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(CTL_STORE_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
 
 # The worker exports only the edge_* API to the function it loads.
@@ -120,6 +122,7 @@ UNIT_DEPS_test_config = $(CONF_DEPS)
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 UNIT_DEPS_test_fetch_allow = worker/fetch_allow.c
+UNIT_DEPS_test_durable = worker/durable_retry.c worker/durable_store.c worker/durable_local.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
 	supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_reload = supervisor/reload.c $(CONF_DEPS)
