@@ -14,6 +14,7 @@
  *   never  (blocking) always asks for a retry
  *   async  (loop) answers 10 ms later from a timer (EDGE_DURABLE_LATER)
  * The payload is "PATH|SEQ".
+ * GET /open?path=P tries open(P, O_RDWR) as the tenant: "ok" or "errno=NAME".
  */
 
 #include <errno.h>
@@ -163,6 +164,25 @@ handle(edge_req *req, edge_res *res)
 	struct batch *b;
 	long n = query_long(req, "n", 1);
 
+	if (strcmp(path, "/open") == 0) {
+		char p[512], out[96];
+		int fd;
+
+		if (query_str(req, "path", p, sizeof(p)) < 0) {
+			edge_res_send(res, 400, "text/plain", "bad\n", 4);
+			return;
+		}
+		fd = open(p, O_RDWR | O_CLOEXEC);
+		if (fd >= 0) {
+			close(fd);
+			snprintf(out, sizeof(out), "ok\n");
+		} else {
+			snprintf(out, sizeof(out), "errno=%s\n", errno == EACCES ? "EACCES" :
+			    errno == ENOENT ? "ENOENT" : strerror(errno));
+		}
+		edge_res_send(res, 200, "text/plain", out, strlen(out));
+		return;
+	}
 	if (strcmp(path, "/enqueue") != 0 && strcmp(path, "/enqueue-block") != 0) {
 		edge_res_send(res, 404, "text/plain", "no\n", 3);
 		return;
