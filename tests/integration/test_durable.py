@@ -204,6 +204,63 @@ def idempotency_key_deduplicates():
         check(kind_counts(ctl_tasks(sv), "ok")["enqueued"] == 2, "enqueued count")
 
 
+def admin_get(sv, path):
+    conn = h.UnixHTTPConnection(sv.admin[5:], timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+@test
+def status_and_metrics_count_per_kind():
+    side = side_file()
+    sv = h.Supervisor([durable_fn()], name="durable-status")
+    open_dir(sv)
+    with sv:
+        ids(enqueue(sv, side, "ok", n=3))
+        ids(enqueue(sv, side, "never", attempts=1))
+        ids(enqueue(sv, side, "ok", delay=600000))
+
+        def counted():
+            for f in h.admin_status(sv)["functions"]:
+                if f["name"] == "dp" and f["durable"] and "ok" in f["durable"]["kinds"]:
+                    k = f["durable"]["kinds"]
+                    if (k["ok"]["succeeded"] == 3 and k["ok"]["pending"] == 1 and
+                            k.get("never", {}).get("dead") == 1):
+                        return k
+            return None
+        k = h.wait_until(counted, 10, "durable counts in /status")
+        check(k["ok"]["enqueued"] == 4 and k["ok"]["oldest_age_s"] >= 0, "status %r" % k)
+        code, text = admin_get(sv, "/metrics")
+        check(code == 200, "metrics %d" % code)
+        for want in ('edgevisor_durable_succeeded_total{function="dp",kind="ok"} 3',
+                     'edgevisor_durable_tasks{function="dp",kind="ok",state="pending"} 1',
+                     'edgevisor_durable_dead_total{function="dp",kind="never"} 1'):
+            check(want in text, "no %r in /metrics" % want)
+
+
+@test
+def zero_workers_get_a_worker_for_due_tasks():
+    side = side_file()
+    fn = durable_fn()
+    del fn["workers"]
+    fn.update(min_workers=0, max_workers=1, scale_idle_ms=300)
+    sv = h.Supervisor([fn], name="durable-zero")
+    open_dir(sv)
+    with sv:
+        tid, _ = ids(enqueue(sv, side, "ok", delay=4000))
+        h.wait_until(lambda: not sv.workers("dp"), 3.5, "scaled to zero before the task is due")
+        check(not lines(side, "ok"), "the task ran before it was due")
+        spawned = len(sv.events("worker_state", fn="dp", to="starting"))
+        h.wait_until(lambda: any(ln["id"] == tid for ln in lines(side, "ok")), 10,
+                     "the due task ran on a worker started for it")
+        check(len(sv.events("worker_state", fn="dp", to="starting")) > spawned,
+              "no worker was started for the due task")
+
+
 @test
 def journal_cap_refuses_cleanly():
     side = side_file()
