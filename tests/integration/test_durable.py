@@ -362,6 +362,15 @@ def bad_durable_config_names_the_key():
     check(code != 0 and "functions[0].durable.backend: must be one of \"local\"" in err, err)
     check(":%d:" % next(i + 1 for i, ln in enumerate(open(path)) if '"sqlite"' in ln) in err,
           "no line number: %s" % err)
+    # A seccomp profile that refuses what SQLite needs would leave a journal that
+    # cannot be written: refused at load.
+    fn = durable_fn()
+    fn.pop("port")
+    fn["seccomp"] = {"deny": ["fdatasync"]}
+    with open(path, "w") as f:
+        json.dump({"state_directory": d, "functions": [fn]}, f, indent=2)
+    code, err = h.check_config(path)
+    check(code != 0 and "functions[0].seccomp: denies fdatasync" in err, err)
 
 
 if __name__ == "__main__":
