@@ -11,6 +11,11 @@
  * EVQ_DURABLE_DUE for the orchestrator to decide (evq.h). Counts are therefore up
  * to DW_PERIOD_MS old.
  *
+ * The files are the tenant's (its directory, its uid): every access to them runs with
+ * this thread's filesystem uid and gid set to the directory's owner (setfsuid is
+ * per thread), so a link the tenant planted (journal.db-shm -> /etc/passwd) is
+ * followed with the tenant's rights, never root's.
+ *
  * Why the supervisor reads and not the workers publish: a function at zero workers
  * has nobody to publish, and after a supervisor restart only the journal knows.
  */
@@ -19,6 +24,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/fsuid.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -37,6 +43,7 @@ struct dw_entry {
 	TAILQ_ENTRY(dw_entry) e_entry;
 	char name[64];
 	char path[4200];
+	char dir[4200];
 	bool removed;                 /* the config dropped it: the thread frees it */
 	/* The thread's own: */
 	struct durable_store *store;
@@ -98,6 +105,13 @@ pass(void)
 		}
 		/* The entry stays: only this thread frees it. */
 		pthread_mutex_unlock(&dw.mtx);
+		/* As the directory's owner (see above); not a directory: nothing to read. */
+		if (lstat(e->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			pthread_mutex_lock(&dw.mtx);
+			continue;
+		}
+		setfsgid(st.st_gid);
+		setfsuid(st.st_uid);
 		if (e->store == NULL && stat(e->path, &st) == 0) {
 			dc.path = e->path;
 			dc.function = e->name;
@@ -116,6 +130,8 @@ pass(void)
 			n = 0;
 			due = 0;
 		}
+		setfsuid(geteuid());
+		setfsgid(getegid());
 		pthread_mutex_lock(&dw.mtx);
 		memcpy(e->counts, counts, n * sizeof(counts[0]));
 		e->ncounts = n;
@@ -213,6 +229,7 @@ durable_watch_config(const struct sv_conf *conf)
 			continue;   /* no counts for it; logged once below */
 		snprintf(e->name, sizeof(e->name), "%s", fc->name);
 		snprintf(e->path, sizeof(e->path), "%s", path);
+		snprintf(e->dir, sizeof(e->dir), "%s", fc->durable.dir);
 		TAILQ_INSERT_TAIL(&dw.entries, e, e_entry);
 	}
 	pthread_cond_signal(&dw.cond);
