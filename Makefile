@@ -13,11 +13,11 @@ CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
-WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
+WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp -lsqlite3
 # edgevisorctl top draws with ncurses (libncurses-dev): wide-character build if present.
 CURSES_PC := $(shell pkg-config --exists ncursesw && echo ncursesw || echo ncurses)
 CURSES_CFLAGS := $(shell pkg-config --cflags $(CURSES_PC))
-CTL_LIBS = -levent -ljansson $(shell pkg-config --libs $(CURSES_PC))
+CTL_LIBS = -levent -ljansson -lsqlite3 $(shell pkg-config --libs $(CURSES_PC))
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -32,6 +32,9 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 SV_MAIN_OBJ = $(call obj,$(SV_SRC))
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
+# The journal's code, also linked into the supervisor (counts, durable_watch.c) and
+# edgevisorctl (tasks, ctl/tasks.c), which read it themselves.
+STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c)
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
@@ -92,12 +95,13 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
+# The supervisor reads the journals' counts (supervisor/durable_watch.c).
+$(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ) $(STORE_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 -lpthread
 
 $(BUILD)/obj/ctl/top.o $(BUILD)/obj/ctl/top_view.o: CPPFLAGS += $(CURSES_CFLAGS)
 
-$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ)
+$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(STORE_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
 
 # The worker exports only the edge_* API to the function it loads.
@@ -133,6 +137,7 @@ UNIT_DEPS_test_config = $(CONF_DEPS)
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 UNIT_DEPS_test_fetch_allow = worker/fetch_allow.c
+UNIT_DEPS_test_durable = worker/durable_retry.c worker/durable_store.c worker/durable_local.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
 	supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_reload = supervisor/reload.c $(CONF_DEPS)

@@ -22,6 +22,7 @@
 #include "check.h"
 #include "conf_loader.h"
 #include "dispatch.h"
+#include "durable_watch.h"
 #include "evq.h"
 #include "identity.h"
 #include "limits.h"
@@ -81,7 +82,8 @@ int
 orch_init(void)
 {
 	if (evq_init(sv.base, handle) < 0 || pool_init(sv.base) < 0 ||
-	    conf_loader_init(sv.base) < 0 || (requeue_ev = evtimer_new(sv.base, requeue_cb, NULL)) == NULL)
+	    conf_loader_init(sv.base) < 0 || durable_watch_init(sv.base) < 0 ||
+	    (requeue_ev = evtimer_new(sv.base, requeue_cb, NULL)) == NULL)
 		return -1;
 	admin_set_ops(&admin_ops);
 	lifecycle_init(sv.base);
@@ -99,6 +101,7 @@ orch_shutdown(void)
 	requeue_ev = NULL;
 	conf_loader_shutdown();
 	cancel_checks();
+	durable_watch_shutdown();
 	limits_stop();
 	dispatch_close_all();
 	evq_run();
@@ -242,6 +245,14 @@ handle(const struct evq_item *it)
 		/* Reported before its pool may have gone (a retired pool empties fast). */
 		if (pool_alive(p) && !sv.stopping)
 			pool_fill(p);
+		break;
+	case EVQ_DURABLE_DUE:
+		/* Due durable tasks keep one worker even at min_workers 0 (pool_want). */
+		if (pool_alive(p)) {
+			p->p_durable_due = it->arg != 0;
+			if (p->p_durable_due && !p->p_retiring && !sv.stopping)
+				pool_fill(p);
+		}
 		break;
 	}
 	/* Last, and nothing after it: a switch-over may free pools, P among them. */
@@ -479,6 +490,7 @@ switch_over(void)
 	}
 	keep_old_conf(sv.conf);
 	sv.conf = rl.conf;
+	durable_watch_config(sv.conf);
 	/* The admin endpoint follows the file too (same address: nothing happens). */
 	if (admin_start(sv.conf, err, sizeof(err)) < 0)
 		log_error("admin_failed", "msg=%s", log_qv(err));
