@@ -158,6 +158,34 @@ view_find(struct fn_view *fv, size_t n, const char *name)
 	return NULL;
 }
 
+/* P's workers and state, added to its function's view V. */
+static void
+view_add_pool(struct fn_view *v, const struct pool *p)
+{
+	const struct worker *w;
+
+	if (!p->p_retiring && p->p_failed)
+		v->failed = true;
+	if (!p->p_retiring && p->p_gen > v->gen)
+		v->gen = p->p_gen;
+	v->queued += p->p_npending;
+	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
+		const struct board *b = w->w_board;
+
+		v->nworkers++;
+		v->nstate[w->w_state < WS_MAX ? w->w_state : WS_CRASHED]++;
+		if (b == NULL)
+			continue;
+		v->requests += BOARD_LOAD(&b->requests);
+		v->started += BOARD_LOAD(&b->tasks_started);
+		v->completed += BOARD_LOAD(&b->tasks_completed);
+		v->failed_tasks += BOARD_LOAD(&b->tasks_failed);
+		v->pending += BOARD_LOAD(&b->tasks_pending);
+		hist_add(&v->req_hist, &b->req_hist);
+		hist_add(&v->task_hist, &b->task_hist);
+	}
+}
+
 /*
  * Every function of the running config, then any that only a draining generation
  * still has. Totals are fn_totals (workers that are gone) plus the scoreboards of
@@ -170,7 +198,7 @@ collect(size_t *n)
 	struct fn_view *fv, *v;
 	struct fn_conf *fc;
 	struct pool *p;
-	size_t max = 0, cnt = 0;
+	size_t max = 0, cnt = 0, ncur;
 
 	if (sv.conf != NULL)
 		max = sv.conf->nfunctions;
@@ -186,34 +214,26 @@ collect(size_t *n)
 			cnt++;
 		}
 	}
-	TAILQ_FOREACH(p, &pools, p_entry) {
-		struct worker *w;
+	/* Each function's own pools through its record (no scan of every pool per
+	 * function: /metrics is scraped on the loop), then the pools of functions only
+	 * a draining generation still has (few: searched among themselves). */
+	for (size_t i = 0; i < cnt; i++) {
+		struct fn_totals *t = pool_function(fv[i].name);
 
-		if ((v = view_find(fv, cnt, p->p_conf->name)) == NULL) {
+		if (t != NULL)
+			TAILQ_FOREACH(p, &t->t_pools, p_fn_entry)
+				view_add_pool(&fv[i], p);
+	}
+	ncur = cnt;
+	TAILQ_FOREACH(p, &pools, p_entry) {
+		if (sv.conf != NULL && config_find(sv.conf, p->p_conf->name) != NULL)
+			continue;
+		if ((v = view_find(fv + ncur, cnt - ncur, p->p_conf->name)) == NULL) {
 			v = &fv[cnt++];
 			v->name = p->p_conf->name;
 			v->conf = p->p_conf;
 		}
-		if (!p->p_retiring && p->p_failed)
-			v->failed = true;
-		if (!p->p_retiring && p->p_gen > v->gen)
-			v->gen = p->p_gen;
-		v->queued += p->p_npending;
-		TAILQ_FOREACH(w, &p->p_workers, w_entry) {
-			const struct board *b = w->w_board;
-
-			v->nworkers++;
-			v->nstate[w->w_state < WS_MAX ? w->w_state : WS_CRASHED]++;
-			if (b == NULL)
-				continue;
-			v->requests += BOARD_LOAD(&b->requests);
-			v->started += BOARD_LOAD(&b->tasks_started);
-			v->completed += BOARD_LOAD(&b->tasks_completed);
-			v->failed_tasks += BOARD_LOAD(&b->tasks_failed);
-			v->pending += BOARD_LOAD(&b->tasks_pending);
-			hist_add(&v->req_hist, &b->req_hist);
-			hist_add(&v->task_hist, &b->task_hist);
-		}
+		view_add_pool(v, p);
 	}
 	for (size_t i = 0; i < cnt; i++) {
 		struct fn_totals *t = pool_totals(fv[i].name);
