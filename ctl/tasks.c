@@ -21,21 +21,13 @@
 
 #include <jansson.h>
 
+#include "../common/clock.h"
 #include "../common/paths.h"
 #include "../worker/durable_store.h"
 #include "tasks.h"
 
 #define LIST_PAGE 256
 #define STATE_DEFAULT "/var/lib/edgevisor"
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* <state_directory>/durable/NAME/journal.db, state_directory from CONFIG if given. */
 static int
@@ -137,7 +129,7 @@ cmd_tasks(const char *config, const char *name, bool json)
 	struct durable_count counts[DURABLE_KIND_MAX + 1];
 	struct durable_info *page = NULL;
 	json_t *jc = NULL, *jt = NULL;
-	int64_t after = 0, now = wall_ms();
+	int64_t after = 0, now = clock_wall_ms();
 	size_t n, total = 0;
 	char err[512];
 	int rc = 1;
@@ -243,7 +235,7 @@ cmd_tasks_retry(const char *config, const char *name, const char *id_text)
 	}
 	if ((s = open_journal(config, name, 0)) == NULL)
 		return 1;
-	if (s->ops->retry(s, id, wall_ms(), err, sizeof(err)) < 0) {
+	if (s->ops->retry(s, id, clock_wall_ms(), err, sizeof(err)) < 0) {
 		fprintf(stderr, "edgevisorctl: tasks retry: %s\n", err);
 		rc = 1;
 	} else {

@@ -339,15 +339,6 @@ latency_json(const struct hist *h)
 	    "p99_ms", p99 < 0 ? json_null() : json_real(p99 / 1000.0));
 }
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /*
  * The function's durable tasks per kind, from durable_watch.c's last read of its
  * journal (at most a second old); null when the function has no "durable".
@@ -356,7 +347,7 @@ static json_t *
 durable_json(const struct fn_view *v)
 {
 	struct durable_count c[DW_KINDS_MAX];
-	int64_t due, now = wall_ms();
+	int64_t due, now = clock_wall_ms();
 	size_t n;
 	json_t *kinds;
 
@@ -593,7 +584,7 @@ durable_metrics(struct evbuffer *out, const struct fn_view *fv, size_t n)
 		    "Age of the oldest pending or running durable task (0 when none)." },
 	};
 	struct durable_count *c = calloc(DW_KINDS_MAX, sizeof(*c));
-	int64_t now = wall_ms(), due;
+	int64_t now = clock_wall_ms(), due;
 	char e[128];
 
 	if (c == NULL)

@@ -32,6 +32,7 @@
 
 #include <event2/event.h>
 
+#include "../common/clock.h"
 #include "../common/log.h"
 #include "durable_watch.h"
 #include "evq.h"
@@ -69,15 +70,6 @@ static struct {
 	.entries = TAILQ_HEAD_INITIALIZER(dw.entries),
 	.efd = -1,
 };
-
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* The thread: one pass over every journal. Entries are only freed here. */
 static void
@@ -136,7 +128,7 @@ pass(void)
 		memcpy(e->counts, counts, n * sizeof(counts[0]));
 		e->ncounts = n;
 		e->next_due = due;
-		e->due = due > 0 && due <= wall_ms();
+		e->due = due > 0 && due <= clock_wall_ms();
 		if (e->due != e->due_told)
 			tell = true;
 	}
@@ -153,7 +145,7 @@ watch_main(void *unused)
 	pthread_mutex_lock(&dw.mtx);
 	while (!dw.stop) {
 		struct timespec ts;
-		int64_t at = wall_ms() + DW_PERIOD_MS;
+		int64_t at = clock_wall_ms() + DW_PERIOD_MS;
 
 		pthread_mutex_unlock(&dw.mtx);
 		pass();

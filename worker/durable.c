@@ -39,6 +39,7 @@
 #include <event2/event.h>
 #include <event2/event_struct.h>
 
+#include "../common/clock.h"
 #include "../common/log.h"
 #include "../common/wire.h"
 #include "durable.h"
@@ -142,15 +143,6 @@ static struct {
 	.efd = -1,
 };
 
-static int64_t
-wall_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_REALTIME, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 abs_time(int64_t ms, struct timespec *ts)
 {
@@ -195,7 +187,7 @@ do_enqueue(struct enq_q *batch, size_t n)
 	if (v != NULL && ids != NULL) {
 		STAILQ_FOREACH(e, batch, q)
 			v[i++] = e->n;
-		r = dur.store->ops->enqueue_batch(dur.store, v, n, wall_ms(), ids, NULL, err,
+		r = dur.store->ops->enqueue_batch(dur.store, v, n, clock_wall_ms(), ids, NULL, err,
 		    sizeof(err));
 		code = errno;
 		if (r < 0)
@@ -232,7 +224,7 @@ do_fins(struct fin_q *fins)
 	char err[256];
 
 	while ((f = STAILQ_FIRST(fins)) != NULL) {
-		int64_t now = wall_ms();
+		int64_t now = clock_wall_ms();
 		int r;
 
 		STAILQ_REMOVE_HEAD(fins, q);
@@ -322,7 +314,7 @@ store_main(void *unused)
 
 	pthread_mutex_lock(&dur.mtx);
 	for (;;) {
-		int64_t now = wall_ms();
+		int64_t now = clock_wall_ms();
 		bool can_claim = !dur.draining && !dur.stop && dur.nhandlers > 0 &&
 		    dur.inflight < dur.conf.concurrency;
 		size_t n = 0;
@@ -369,7 +361,7 @@ store_main(void *unused)
 		size_t room = can_claim ? dur.conf.concurrency - dur.inflight : 0;
 		bool held = dur.inflight > 0;
 		pthread_mutex_unlock(&dur.mtx);
-		now = wall_ms();
+		now = clock_wall_ms();
 		if (room > 0 && now >= next_claim) {
 			next_claim = do_claim(room, now);
 			if (next_renew <= now)
@@ -398,7 +390,7 @@ store_main(void *unused)
 	while ((a = STAILQ_FIRST(&dur.out_claimed)) != NULL) {
 		STAILQ_REMOVE_HEAD(&dur.out_claimed, q);
 		pthread_mutex_unlock(&dur.mtx);
-		if (dur.store->ops->release(dur.store, a->t.id, dur.owner, a->t.attempt, wall_ms(),
+		if (dur.store->ops->release(dur.store, a->t.id, dur.owner, a->t.attempt, clock_wall_ms(),
 		    err, sizeof(err)) < 0)
 			log_warn("durable_release_failed", "task=%lld err=%s", (long long)a->t.id,
 			    log_qv(err));
@@ -463,7 +455,7 @@ report(struct edge_durable *a, int result, const char *why)
 			why = buf;
 		} else {
 			outcome = DURABLE_RETRY;
-			next_at = wall_ms() + (int64_t)durable_backoff_ms(a->t.attempt,
+			next_at = clock_wall_ms() + (int64_t)durable_backoff_ms(a->t.attempt,
 			    dur.conf.retry_base_ms, dur.conf.retry_max_ms, rnd_next());
 		}
 	}
@@ -703,7 +695,7 @@ enq_new(edge_ctx *ctx, const char *kind, const void *payload, size_t len,
 	snprintf(e->kind, sizeof(e->kind), "%s", kind);
 	e->n = (struct durable_new){
 		.kind = e->kind, .payload = e->payload, .len = len, .idem_key = e->key,
-		.run_at_ms = wall_ms() + (o != NULL ? (int64_t)o->delay_ms : 0),
+		.run_at_ms = clock_wall_ms() + (o != NULL ? (int64_t)o->delay_ms : 0),
 		.max_attempts = o != NULL && o->max_attempts > 0 ? o->max_attempts :
 		    DUR_DEFAULT_ATTEMPTS,
 		.timeout_ms = o != NULL && o->timeout_ms > 0 ? o->timeout_ms : DUR_DEFAULT_TIMEOUT,
@@ -843,7 +835,7 @@ durable_init(struct edge_ctx *ctx, const struct wire_durable *conf)
 	gethostname(host, sizeof(host) - 1);
 	snprintf(dur.owner, sizeof(dur.owner), "%s:%d:%u", host, (int)getpid(), ctx->conf.index);
 	if (getrandom(&dur.rnd, sizeof(dur.rnd), 0) != sizeof(dur.rnd) || dur.rnd == 0)
-		dur.rnd = (uint64_t)wall_ms() | 1;
+		dur.rnd = (uint64_t)clock_wall_ms() | 1;
 	dur.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
 	if (dur.efd < 0)
 		return -1;
@@ -912,7 +904,7 @@ durable_stop(bool cut)
 	dur.stop = true;
 	dur.draining = true;
 	pthread_cond_signal(&dur.cond);
-	abs_time(wall_ms() + DUR_STOP_WAIT_MS, &ts);
+	abs_time(clock_wall_ms() + DUR_STOP_WAIT_MS, &ts);
 	while (!dur.gone && r == 0)
 		r = pthread_cond_timedwait(&dur.exited, &dur.mtx, &ts);
 	pthread_mutex_unlock(&dur.mtx);

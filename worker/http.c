@@ -609,12 +609,32 @@ refusal_reason(int status)
 
 /* ---- parser callbacks ----------------------------------------------------------- */
 
+/*
+ * RFC 9110 10.1.1: the head's Expect fields. 1: "100-continue" (every one of them);
+ * 0: none; -1: another expectation, which we cannot meet (417).
+ */
+static int
+expects_continue(const struct hp_msg *m, const char *base)
+{
+	int want = 0;
+
+	for (uint32_t i = 0; i < m->nfields; i++) {
+		if (m->fields[i].name_len != 6 ||
+		    strncasecmp(base + m->fields[i].name_off, "expect", 6) != 0)
+			continue;
+		if (m->fields[i].value_len != 12 ||
+		    strncasecmp(base + m->fields[i].value_off, "100-continue", 12) != 0)
+			return -1;
+		want = 1;
+	}
+	return want;
+}
+
 static int
 conn_head_cb(void *arg, struct hp_msg *m)
 {
 	struct conn *c = arg;
-	const char *base = c->c_in.b_data, *v;
-	uint32_t i;
+	int expect;
 	bool body;
 
 	c->c_body.b_len = 0;
@@ -625,18 +645,12 @@ conn_head_cb(void *arg, struct hp_msg *m)
 	if (m->connect)
 		return 501;
 	body = m->chunked || (m->has_length && m->content_length > 0);
-	/* A streamed body has no cap here: the function reads it in pieces. */
+	/* A streamed body has no cap here: the function reads it in pieces (and the
+	 * 100 Continue waits until the handler takes the body). */
 	if (stream_bodies && body && !m->upgrade) {
-		c->c_bs_expect = false;
-		for (i = 0; i < m->nfields; i++) {
-			if (m->fields[i].name_len != 6 ||
-			    strncasecmp(base + m->fields[i].name_off, "expect", 6) != 0)
-				continue;
-			v = base + m->fields[i].value_off;
-			if (m->fields[i].value_len != 12 || strncasecmp(v, "100-continue", 12) != 0)
-				return 417;
-			c->c_bs_expect = m->version_minor >= 1;
-		}
+		if ((expect = expects_continue(m, c->c_in.b_data)) < 0)
+			return 417;
+		c->c_bs_expect = expect && m->version_minor >= 1;
 		return HP_HEAD_STOP;
 	}
 	/*
@@ -646,20 +660,13 @@ conn_head_cb(void *arg, struct hp_msg *m)
 	 */
 	if (m->has_length && m->content_length > wk.conf.max_body_bytes)
 		return 413;
-	for (i = 0; i < m->nfields; i++) {
-		if (m->fields[i].name_len != 6 ||
-		    strncasecmp(base + m->fields[i].name_off, "expect", 6) != 0)
-			continue;
-		v = base + m->fields[i].value_off;
-		if (m->fields[i].value_len != 12 || strncasecmp(v, "100-continue", 12) != 0)
-			return 417;
-		if (body && m->version_minor >= 1) {
-			if (buf_reserve(&c->c_out, 32, SIZE_MAX, OUT_INITIAL) < 0)
-				return 500;
-			memcpy(c->c_out.b_data + c->c_out.b_len,
-			    "HTTP/1.1 100 Continue\r\n\r\n", 25);
-			c->c_out.b_len += 25;
-		}
+	if ((expect = expects_continue(m, c->c_in.b_data)) < 0)
+		return 417;
+	if (expect && body && m->version_minor >= 1) {
+		if (buf_reserve(&c->c_out, 32, SIZE_MAX, OUT_INITIAL) < 0)
+			return 500;
+		memcpy(c->c_out.b_data + c->c_out.b_len, "HTTP/1.1 100 Continue\r\n\r\n", 25);
+		c->c_out.b_len += 25;
 	}
 	return 0;
 }
