@@ -15,6 +15,11 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
 CTL_LIBS = -levent -ljansson
+# libpq: the PostgreSQL backend of durable tasks (worker/durable_pg.c).
+PQ_CFLAGS := $(shell pkg-config --cflags libpq)
+PQ_LIBS   := $(shell pkg-config --libs libpq)
+CPPFLAGS += $(PQ_CFLAGS)
+WK_LIBS  += $(PQ_LIBS)
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -33,6 +38,8 @@ WK_OBJ      = $(call obj,$(WK_SRC))
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
 BENCH_BINS = $(BUILD)/scripts/fetch_threads
+# The PostgreSQL store driven directly (test_durable_pg.py, the bench's durable phase).
+BENCH_BINS += $(BUILD)/tests/durable_pg_drive
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
 TEST_FNS = $(patsubst tests/functions/%.c,$(BUILD)/tests/functions/%.so,$(FN_SRC))
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -102,6 +109,10 @@ $(BUILD)/edgevisor-worker: $(WK_OBJ) $(COMMON_OBJ) worker/exports.list
 $(BUILD)/scripts/fetch_threads: scripts/fetch_threads.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ $< -lcurl -lpthread
+
+$(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/obj/worker/durable_pg.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(PQ_LIBS) -lpthread
 
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h
