@@ -13,7 +13,7 @@ CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
-WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
+WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp -lsqlite3
 CTL_LIBS = -levent -ljansson
 # libpq: the PostgreSQL backend of durable tasks (worker/durable_pg.c).
 PQ_CFLAGS := $(shell pkg-config --cflags libpq)

@@ -207,6 +207,18 @@ seccomp_ok(const struct wire_config *cfg)
 	return true;
 }
 
+static bool
+durable_ok(const struct wire_durable *d)
+{
+	if (d->backend == WIRE_DURABLE_OFF) {
+		static const struct wire_durable zero;
+		return memcmp(d, &zero, sizeof(zero)) == 0;
+	}
+	return d->backend < WIRE_DURABLE_MAX && d->lease_ms >= 1 && d->retry_base_ms >= 1 &&
+	    d->retry_max_ms >= d->retry_base_ms && d->concurrency >= 1 &&
+	    field_ok(d->path, sizeof(d->path), false);
+}
+
 int
 wire_config_check(const struct wire_config *cfg, size_t len)
 {
@@ -221,7 +233,7 @@ wire_config_check(const struct wire_config *cfg, size_t len)
 	    !field_ok(cfg->name, sizeof(cfg->name), false) ||
 	    !field_ok(cfg->library, sizeof(cfg->library), false) ||
 	    !field_ok(cfg->cgroup_procs, sizeof(cfg->cgroup_procs), true) ||
-	    !seccomp_ok(cfg)) {
+	    !seccomp_ok(cfg) || !durable_ok(&cfg->durable)) {
 		errno = EPROTO;
 		return -1;
 	}

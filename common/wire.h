@@ -22,7 +22,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 2   /* 2: the worker is configured by a wire_config record, not argv */
+#define WIRE_VERSION 3   /* 2: the worker is configured by a wire_config record, not argv;
+                          * 3: wire_config carries the durable-task settings */
 
 #define WIRE_CTL_FD    3
 #define WIRE_STATUS_FD 4
@@ -84,6 +85,27 @@ struct wire_syscall {
 #define WIRE_PATH_LEN 4096  /* fixed here, not PATH_MAX: the record's size is the format */
 
 /*
+ * A function's durable tasks (its "durable" config, worker/durable.c), resolved by
+ * the supervisor: every number >= 1 when the backend is not OFF.
+ */
+enum wire_durable_backend {
+	WIRE_DURABLE_OFF = 0,
+	WIRE_DURABLE_LOCAL,          /* PATH: the SQLite journal, in a 0700 dir of the uid */
+	WIRE_DURABLE_POSTGRESQL,     /* PATH: the file holding the connection string */
+	WIRE_DURABLE_MAX
+};
+struct wire_durable {
+	uint32_t backend;            /* enum wire_durable_backend */
+	uint32_t lease_ms;           /* a claimed attempt's lease, renewed at a third */
+	uint32_t retry_base_ms;      /* backoff after the first failed attempt */
+	uint32_t retry_max_ms;       /* backoff cap */
+	uint32_t concurrency;        /* attempts running at once per worker */
+	uint32_t idem_window_ms;     /* a done task's idempotency key holds this long */
+	uint64_t max_bytes;          /* the function's journal cap; 0 = none */
+	char path[WIRE_PATH_LEN];
+};
+
+/*
  * The worker's whole configuration, the first message on WIRE_CTL_FD. Strings are
  * fixed-size and must be NUL-terminated inside their field; numbers are the limits
  * as the supervisor resolved them (max_requests already carries its per-worker
@@ -116,6 +138,7 @@ struct wire_config {
 	uint32_t seccomp_n;          /* rules used; the rest must be zero */
 	uint32_t seccomp_pad;
 	struct wire_syscall seccomp_rules[WIRE_SECCOMP_MAX];
+	struct wire_durable durable; /* durable tasks; backend WIRE_DURABLE_OFF = none */
 };
 
 #define WIRE_HEADER_MIN  1024u

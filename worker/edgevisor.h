@@ -274,6 +274,91 @@ int64_t edge_fetch(edge_ctx *ctx, const struct edge_fetch_req *req, edge_fetch_c
  */
 int edge_fetch_allow(edge_ctx *ctx, const char *pattern);
 
+/* ---- durable tasks ------------------------------------------------------------ */
+/*
+ * A durable task is data (a KIND and a payload), recorded in the function's journal
+ * before edge_enqueue* reports success, so it outlives this worker, the supervisor
+ * and a reboot. A worker of the same function runs it later with the handler
+ * registered for its kind (edge_durable_handle, in init).
+ *
+ * Delivery is AT LEAST ONCE: an attempt cut by a crash or a kill runs again after
+ * its lease ends, so a handler can see a task twice. Make handlers safe to repeat
+ * (an idempotent write, or a check keyed on edge_durable_id); give an enqueue an
+ * idempotency key so that a repeated enqueue (a client's retry) records one task.
+ *
+ * A handler ends an attempt with EDGE_DURABLE_OK (done), EDGE_DURABLE_RETRY (again
+ * after an exponential backoff with jitter, until max_attempts, then dead) or
+ * EDGE_DURABLE_FAIL (dead now: a permanent failure). Dead tasks stay in the journal
+ * until `edgevisorctl tasks retry ID` re-drives them.
+ */
+typedef struct edge_durable edge_durable;  /* one attempt of a durable task */
+
+enum edge_durable_result {
+	EDGE_DURABLE_OK = 0,
+	EDGE_DURABLE_RETRY = 1,
+	EDGE_DURABLE_FAIL = 2,
+	EDGE_DURABLE_LATER = 3,   /* async handlers only: edge_durable_done() follows */
+};
+
+struct edge_durable_opts {
+	uint32_t delay_ms;              /* first run not before now + delay */
+	uint32_t max_attempts;          /* 0 = 5 */
+	uint32_t timeout_ms;            /* per attempt; 0 = 30 s (async handlers: RETRY after) */
+	const char *idempotency_key;    /* NULL = none; 1..255 bytes */
+};
+
+/*
+ * A handler: PAYLOAD (LEN bytes, NUL-terminated for convenience) is valid until the
+ * attempt ends. Returns an enum edge_durable_result.
+ */
+typedef int (*edge_durable_fn)(edge_durable *task, const void *payload, size_t len,
+    void *arg);
+
+#define EDGE_DURABLE_BLOCKING 0x1u  /* run FN on the task thread pool; else on the loop */
+
+/*
+ * Registers FN(ARG) for KIND ([A-Za-z0-9_.:-]{1,63}); call it in init. A blocking
+ * handler runs on the task pool and returns its result; a loop handler may return
+ * EDGE_DURABLE_LATER and call edge_durable_done() later (e.g. from an edge_fetch
+ * callback). Returns 0, or -1 (EINVAL bad kind or flags, EEXIST registered already,
+ * ENOSPC over 64 kinds, ENOTSUP the function has no "durable" config).
+ */
+int edge_durable_handle(edge_ctx *ctx, const char *kind, unsigned flags, edge_durable_fn fn,
+    void *arg);
+
+/*
+ * Records a task and blocks until it is durable (group-committed with every other
+ * enqueue of the moment). May be called from the loop (it then waits for one commit:
+ * prefer edge_enqueue_async in request handlers) or from a blocking task. Returns
+ * the task id (> 0; the first task's id for a repeated idempotency key), or -1 with
+ * errno: EINVAL (bad kind, options or payload over 1 MiB), ENOSPC (the function's
+ * journal is full), ENOTSUP (no "durable" config), ESHUTDOWN (the worker is
+ * stopping), EIO or EAGAIN (the journal failed; nothing was recorded).
+ */
+int64_t edge_enqueue(edge_ctx *ctx, const char *kind, const void *payload, size_t len,
+    const struct edge_durable_opts *opts);
+
+/* Told once, on the loop, when an async enqueue is durable (ID > 0, ERR 0) or failed
+ * (ID -1, ERR an errno as for edge_enqueue). */
+typedef void (*edge_enqueue_cb)(edge_ctx *ctx, int64_t id, int err, void *arg);
+
+/*
+ * The same without blocking, from the loop: CB(ARG) is told the outcome once, never
+ * from inside this call. Returns 0, or -1 with errno (EINVAL, ENOTSUP, ESHUTDOWN)
+ * and then CB is not called.
+ */
+int edge_enqueue_async(edge_ctx *ctx, const char *kind, const void *payload, size_t len,
+    const struct edge_durable_opts *opts, edge_enqueue_cb cb, void *arg);
+
+/* Ends an attempt whose handler returned EDGE_DURABLE_LATER; on the loop. WHY (may
+ * be NULL) is kept as the task's last reason. TASK is invalid afterwards. */
+void edge_durable_done(edge_durable *task, int result, const char *why);
+int64_t edge_durable_id(const edge_durable *task);
+/* This attempt's number, 1-based, and the task's max_attempts. */
+uint32_t edge_durable_attempt(const edge_durable *task);
+uint32_t edge_durable_max_attempts(const edge_durable *task);
+const char *edge_durable_kind(const edge_durable *task);
+
 /* ---- events: beforeunload and task errors ------------------------------------ */
 /*
  * REASON is one of "cpu", "memory", "wall_clock", "early_drop", "termination";

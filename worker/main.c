@@ -24,6 +24,7 @@
 
 #include "../common/log.h"
 #include "../common/wire.h"
+#include "durable.h"
 #include "sandbox.h"
 #include "worker.h"
 
@@ -192,7 +193,8 @@ worker_check_drained(void)
 	struct wire_status st = { .type = WIRE_ST_DRAINED };
 	struct board *b = wk.board;
 
-	if (!wk.retiring || wk.terminating || http_conn_count() > 0 || tasks_pending() > 0)
+	if (!wk.retiring || wk.terminating || http_conn_count() > 0 || tasks_pending() > 0 ||
+	    durable_busy())
 		return;
 	st.counts.requests = BOARD_LOAD(&b->requests);
 	st.counts.tasks_started = BOARD_LOAD(&b->tasks_started);
@@ -202,6 +204,8 @@ worker_check_drained(void)
 	log_info("drained", "requests=%llu tasks_completed=%llu tasks_failed=%llu",
 	    (unsigned long long)st.counts.requests, (unsigned long long)st.counts.tasks_completed,
 	    (unsigned long long)st.counts.tasks_failed);
+	/* Results still queued reach the journal before we go. */
+	durable_stop(false);
 	send_status(&st);
 	leave(0);
 }
@@ -212,6 +216,7 @@ retire(uint32_t reason, uint32_t deadline_ms)
 	if (wk.retiring)
 		return;
 	wk.retiring = true;
+	durable_retire();
 	/* Not on a plain per_request retirement: the worker is not being cut short. */
 	if (reason != WIRE_REASON_NONE)
 		hooks_fire_beforeunload(reason, deadline_ms);
@@ -227,6 +232,7 @@ terminate(uint32_t reason)
 	alarm(wk.conf.grace_ms / 1000 + 1);
 	hooks_fire_beforeunload(reason, wk.conf.grace_ms);
 	tasks_cut_all();
+	durable_stop(true);
 	http_shutdown();
 	log_info("terminated", "reason=%s pending=%llu", wire_reason_name(reason),
 	    (unsigned long long)tasks_pending());
@@ -413,12 +419,15 @@ main(int argc, char **argv)
 	hooks_init(&wk);
 	if (tasks_init(&wk) < 0 || http_init(&wk) < 0 || sandbox_watch(wk.base) < 0)
 		init_failed("runtime: %s", strerror(errno));
+	if (durable_init(&wk, &cfg.durable) < 0)
+		init_failed("durable tasks: %s", "the journal cannot be opened (see the log)");
 	sig_ev = event_new(wk.base, sfd, EV_READ | EV_PERSIST, signal_cb, NULL);
 	ctl_ev = event_new(wk.base, WIRE_CTL_FD, EV_READ | EV_PERSIST, ctl_cb, NULL);
 	if (sig_ev == NULL || ctl_ev == NULL || event_add(sig_ev, NULL) < 0 ||
 	    event_add(ctl_ev, NULL) < 0)
 		init_failed("event loop: %s", strerror(errno));
 	load_function();
+	durable_start();
 	log_debug("ready", "library=%s", log_qv(wk.conf.library));
 	send_status(&ready);
 	event_base_dispatch(wk.base);
