@@ -110,9 +110,10 @@ $(BUILD)/scripts/fetch_threads: scripts/fetch_threads.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ $< -lcurl -lpthread
 
-$(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/obj/worker/durable_pg.o $(COMMON_OBJ)
+$(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/obj/worker/durable_pg.o \
+		$(BUILD)/obj/worker/durable_store.o $(BUILD)/obj/worker/durable_local.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $^ $(PQ_LIBS) -lpthread
+	$(CC) $(SAN) -o $@ $^ $(PQ_LIBS) -lsqlite3 -lpthread
 
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h

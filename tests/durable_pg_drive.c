@@ -1,22 +1,25 @@
 /*
- * durable_pg_drive.c - drives worker/durable_pg.c against a real PostgreSQL, for
- * test_durable_pg.py and the bench's durable phase. One process = one host's store
- * (its own lease owner). Commands:
+ * durable_pg_drive.c - drives worker/durable_pg.c (through the durable_store.h ops)
+ * against a real PostgreSQL, for test_durable_pg.py and the bench's durable phase.
+ * One process = one host's handle with its own lease owner. Commands:
  *
  *   enqueue N BATCH [KEYPREFIX]   N tasks in batches of BATCH (one transaction each);
  *                                 prints "enqueued=N seconds=S rate=R"
  *   drain LOG LEASE_MS IDLE_MS WORK_MS
- *                                 claims and runs tasks until none is left for
- *                                 IDLE_MS: each attempt appends "start ID PID NS" and
- *                                 "end ID PID NS" (CLOCK_MONOTONIC) to LOG, sleeps
- *                                 WORK_MS, finishes it; renews leases every LEASE_MS/3
+ *                                 claims (16 at a time) and runs tasks until none is
+ *                                 due for IDLE_MS: each attempt appends "start ID
+ *                                 OWNER NS" and "end ID OWNER NS" (CLOCK_MONOTONIC)
+ *                                 to LOG around a WORK_MS sleep, then finishes it;
+ *                                 renews its leases every LEASE_MS/3
  *   outage SECONDS                one enqueue every 20 ms for SECONDS: prints
- *                                 "ok MS" or "err MS REASON" per call (MS: its time)
- *   counts                        "pending= running= succeeded= dead="
- *   dup KEY                       enqueues KEY twice; prints both ids
+ *                                 "ok MS" or "err MS ERRNO REASON" per call
+ *   counts                        "pending= retrying= running= dead= enqueued=
+ *                                 succeeded= retried= failed="
+ *   dup KEY                       enqueues KEY twice in a batch, then once more;
+ *                                 prints the three ids and dup flags
  *
- * The DSN is read from the file named by $DPG_DSN_FILE; the function name from
- * $DPG_FUNCTION (default "t"); op timeout $DPG_OP_TIMEOUT_MS (default 2000).
+ * The DSN is read from the file named by $DPG_DSN_FILE, the function from
+ * $DPG_FUNCTION (default "t"), the per-call bound from $DPG_TIMEOUT_MS (2000).
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -28,7 +31,7 @@
 #include <unistd.h>
 
 #include "clock.h"
-#include "durable_pg.h"
+#include "durable_store.h"
 #include "log.h"
 
 static uint64_t
@@ -59,15 +62,28 @@ read_dsn(void)
 	return buf;
 }
 
-static struct dpg *
-open_store(unsigned lease_ms)
+static int64_t
+wall_ms(void)
 {
-	const char *fn = getenv("DPG_FUNCTION"), *t = getenv("DPG_OP_TIMEOUT_MS");
-	struct dpg_opts o = {.op_timeout_ms = t ? (unsigned)atoi(t) : 2000, .lease_ms = lease_ms};
-	struct dpg *s = dpg_open(read_dsn(), fn ? fn : "t", &o);
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static char err[512];
+
+static struct durable_store *
+open_store(void)
+{
+	const char *fn = getenv("DPG_FUNCTION"), *t = getenv("DPG_TIMEOUT_MS");
+	struct durable_conf c = {.backend = DURABLE_BACKEND_POSTGRESQL, .dsn = read_dsn(),
+				 .function = fn ? fn : "t", .idem_window_ms = 86400000,
+				 .timeout_ms = t ? (uint32_t)atoi(t) : 2000};
+	struct durable_store *s = durable_store_open(&c, 0, err, sizeof err);
 
 	if (!s) {
-		fprintf(stderr, "dpg_open failed\n");
+		fprintf(stderr, "open: %s\n", err);
 		exit(2);
 	}
 	return s;
@@ -76,38 +92,30 @@ open_store(unsigned lease_ms)
 static int
 cmd_enqueue(long n, long batch, const char *keyprefix)
 {
-	struct dpg *s = open_store(0);
-	struct dpg_item *it = calloc((size_t)batch, sizeof *it);
+	struct durable_store *s = open_store();
+	struct durable_new *it = calloc((size_t)batch, sizeof *it);
 	int64_t *ids = calloc((size_t)batch, sizeof *ids);
 	char (*pay)[32] = calloc((size_t)batch, sizeof *pay), (*key)[64] = calloc((size_t)batch, 64);
-	uint64_t t0;
+	uint64_t t0 = now_ns();
 	long done = 0;
 
 	if (!it || !ids || !pay || !key)
 		return 2;
-	/* connect and migrate outside the timed part */
-	{
-		struct dpg_counts c;
-		if (dpg_counts(s, &c) < 0) {
-			fprintf(stderr, "connect: %s\n", dpg_error());
-			return 1;
-		}
-	}
-	t0 = now_ns();
 	while (done < n) {
 		long k = n - done < batch ? n - done : batch;
+		int64_t now = wall_ms();
 
 		for (long j = 0; j < k; j++) {
 			snprintf(pay[j], sizeof pay[j], "task-%ld", done + j);
 			if (keyprefix)
 				snprintf(key[j], 64, "%s%ld", keyprefix, done + j);
-			it[j] = (struct dpg_item){.kind = "work", .payload = pay[j],
-						  .len = strlen(pay[j]), .max_attempts = 5,
-						  .timeout_ms = 10000,
-						  .idem_key = keyprefix ? key[j] : NULL};
+			it[j] = (struct durable_new){.kind = "work", .payload = pay[j],
+						     .len = strlen(pay[j]), .max_attempts = 5,
+						     .timeout_ms = 10000, .run_at_ms = now,
+						     .idem_key = keyprefix ? key[j] : NULL};
 		}
-		if (dpg_enqueue(s, it, (size_t)k, ids) < 0) {
-			fprintf(stderr, "enqueue: %s\n", dpg_error());
+		if (s->ops->enqueue_batch(s, it, (size_t)k, now, ids, NULL, err, sizeof err) < 0) {
+			fprintf(stderr, "enqueue: %s\n", err);
 			return 1;
 		}
 		done += k;
@@ -116,7 +124,7 @@ cmd_enqueue(long n, long batch, const char *keyprefix)
 		double sec = (double)(now_ns() - t0) / 1e9;
 		printf("enqueued=%ld seconds=%.3f rate=%.0f\n", done, sec, (double)done / sec);
 	}
-	dpg_close(s);
+	s->ops->close(s);
 	free(it);
 	free(ids);
 	free(pay);
@@ -127,19 +135,22 @@ cmd_enqueue(long n, long batch, const char *keyprefix)
 static int
 cmd_drain(const char *logpath, unsigned lease_ms, unsigned idle_ms, unsigned work_ms)
 {
-	struct dpg *s = open_store(lease_ms);
+	struct durable_store *s = open_store();
 	int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	uint64_t last_work = clock_ms(), last_renew = clock_ms();
-	struct dpg_task t[16];
+	struct durable_task t[16];
+	char owner[64];
 	long ran = 0, lost = 0;
 
 	if (fd < 0)
 		return 2;
+	snprintf(owner, sizeof owner, "drive:%ld", (long)getpid());
 	for (;;) {
 		size_t got = 0;
 
-		if (dpg_claim(s, 16, t, &got) < 0) {
-			fprintf(stderr, "claim: %s\n", dpg_error());
+		if (s->ops->claim(s, owner, wall_ms(), lease_ms, NULL, 0, 16, t, &got, err,
+				  sizeof err) < 0) {
+			fprintf(stderr, "claim: %s\n", err);
 			usleep(50000);
 			got = 0;
 		}
@@ -151,62 +162,63 @@ cmd_drain(const char *logpath, unsigned lease_ms, unsigned idle_ms, unsigned wor
 		}
 		last_work = clock_ms();
 		for (size_t i = 0; i < got; i++) {
-			char line[96];
-			int n = snprintf(line, sizeof line, "start %" PRId64 " %ld %" PRIu64 "\n",
-					 t[i].id, (long)getpid(), now_ns());
+			char line[128];
+			int n = snprintf(line, sizeof line, "start %" PRId64 " %s %" PRIu64 "\n",
+					 t[i].id, owner, now_ns());
 			int r;
 
 			if (write(fd, line, (size_t)n) != n)
 				return 2;
 			if (work_ms)
 				usleep(work_ms * 1000);
-			n = snprintf(line, sizeof line, "end %" PRId64 " %ld %" PRIu64 "\n", t[i].id,
-				     (long)getpid(), now_ns());
+			n = snprintf(line, sizeof line, "end %" PRId64 " %s %" PRIu64 "\n", t[i].id,
+				     owner, now_ns());
 			if (write(fd, line, (size_t)n) != n)
 				return 2;
-			while ((r = dpg_finish(s, t[i].id, DPG_SUCCEEDED, 0, NULL)) < 0) {
-				fprintf(stderr, "finish: %s\n", dpg_error());
+			while ((r = s->ops->finish(s, t[i].id, owner, t[i].attempt, DURABLE_OK,
+						   wall_ms(), 0, NULL, err, sizeof err)) < 0) {
+				fprintf(stderr, "finish: %s\n", err);
 				usleep(50000);
 			}
-			lost += r == 0;
+			lost += r == 1;
 			ran++;
-			dpg_task_free(&t[i]);
+			durable_task_clear(&t[i]);
 			if (clock_ms() - last_renew > lease_ms / 3) {
-				dpg_renew(s);
+				if (s->ops->renew(s, owner, wall_ms(), lease_ms, err, sizeof err) < 0)
+					fprintf(stderr, "renew: %s\n", err);
 				last_renew = clock_ms();
 			}
 		}
 	}
 	printf("ran=%ld lease_lost=%ld\n", ran, lost);
 	close(fd);
-	dpg_close(s);
+	s->ops->close(s);
 	return 0;
 }
 
 static int
 cmd_outage(unsigned seconds)
 {
-	struct dpg *s = open_store(0);
+	struct durable_store *s = open_store();
 	uint64_t end = clock_ms() + seconds * 1000u;
 	long i = 0;
 
 	while (clock_ms() < end) {
 		char pay[32];
-		struct dpg_item it = {.kind = "work", .payload = pay, .max_attempts = 3};
+		struct durable_new it = {.kind = "work", .payload = pay, .max_attempts = 3,
+					 .run_at_ms = wall_ms()};
 		int64_t id;
 		uint64_t t0 = clock_ms();
-		int r;
 
 		it.len = (size_t)snprintf(pay, sizeof pay, "outage-%ld", i++);
-		r = dpg_enqueue(s, &it, 1, &id);
-		if (r == 0)
+		if (s->ops->enqueue_batch(s, &it, 1, wall_ms(), &id, NULL, err, sizeof err) == 0)
 			printf("ok %" PRIu64 "\n", clock_ms() - t0);
 		else
-			printf("err %" PRIu64 " %s\n", clock_ms() - t0, dpg_error());
+			printf("err %" PRIu64 " %d %s\n", clock_ms() - t0, errno, err);
 		fflush(stdout);
 		usleep(20000);
 	}
-	dpg_close(s);
+	s->ops->close(s);
 	return 0;
 }
 
@@ -222,30 +234,50 @@ main(int argc, char **argv)
 	if (argc == 3 && strcmp(argv[1], "outage") == 0)
 		return cmd_outage((unsigned)atoi(argv[2]));
 	if (argc == 2 && strcmp(argv[1], "counts") == 0) {
-		struct dpg *s = open_store(0);
-		struct dpg_counts c;
+		struct durable_store *s = open_store();
+		struct durable_count c[8], sum = {0};
+		size_t n;
 
-		if (dpg_counts(s, &c) < 0) {
-			fprintf(stderr, "counts: %s\n", dpg_error());
+		if (s->ops->counts(s, c, 8, &n, err, sizeof err) < 0) {
+			fprintf(stderr, "counts: %s\n", err);
 			return 1;
 		}
-		printf("pending=%" PRIu64 " running=%" PRIu64 " succeeded=%" PRIu64
-		       " dead=%" PRIu64 "\n", c.pending, c.running, c.succeeded, c.dead);
-		dpg_close(s);
+		for (size_t i = 0; i < n; i++) {
+			sum.pending += c[i].pending;
+			sum.retrying += c[i].retrying;
+			sum.running += c[i].running;
+			sum.dead += c[i].dead;
+			sum.enqueued += c[i].enqueued;
+			sum.succeeded += c[i].succeeded;
+			sum.retried += c[i].retried;
+			sum.failed += c[i].failed;
+		}
+		printf("pending=%" PRIu64 " retrying=%" PRIu64 " running=%" PRIu64 " dead=%" PRIu64
+		       " enqueued=%" PRIu64 " succeeded=%" PRIu64 " retried=%" PRIu64
+		       " failed=%" PRIu64 "\n", sum.pending, sum.retrying, sum.running, sum.dead,
+		       sum.enqueued, sum.succeeded, sum.retried, sum.failed);
+		s->ops->close(s);
 		return 0;
 	}
 	if (argc == 3 && strcmp(argv[1], "dup") == 0) {
-		struct dpg *s = open_store(0);
-		struct dpg_item it[2] = {{.kind = "work", .payload = "a", .len = 1, .idem_key = argv[2]},
-					 {.kind = "work", .payload = "b", .len = 1, .idem_key = argv[2]}};
+		struct durable_store *s = open_store();
+		int64_t now = wall_ms();
+		struct durable_new it[2] = {
+			{.kind = "work", .payload = "a", .len = 1, .idem_key = argv[2],
+			 .max_attempts = 1, .run_at_ms = now},
+			{.kind = "work", .payload = "b", .len = 1, .idem_key = argv[2],
+			 .max_attempts = 1, .run_at_ms = now}};
 		int64_t ids[2], again;
+		uint8_t dup[2], dup2;
 
-		if (dpg_enqueue(s, it, 2, ids) < 0 || dpg_enqueue(s, it, 1, &again) < 0) {
-			fprintf(stderr, "dup: %s\n", dpg_error());
+		if (s->ops->enqueue_batch(s, it, 2, now, ids, dup, err, sizeof err) < 0 ||
+		    s->ops->enqueue_batch(s, it, 1, now, &again, &dup2, err, sizeof err) < 0) {
+			fprintf(stderr, "dup: %s\n", err);
 			return 1;
 		}
-		printf("%" PRId64 " %" PRId64 " %" PRId64 "\n", ids[0], ids[1], again);
-		dpg_close(s);
+		printf("%" PRId64 " %" PRId64 " %" PRId64 " dup=%d%d%d\n", ids[0], ids[1], again,
+		       dup[0], dup[1], dup2);
+		s->ops->close(s);
 		return 0;
 	}
 	fprintf(stderr, "usage: see the comment at the top of durable_pg_drive.c\n");

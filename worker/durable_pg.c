@@ -1,243 +1,240 @@
 /*
- * durable_pg.c - durable tasks on a shared PostgreSQL (libpq).
+ * durable_pg.c - the PostgreSQL backend of durable tasks (durable_store.h), libpq.
  *
- * Schema: edgevisor_tasks, one row per task, keyed by function; due_at is when the
- * row may next be claimed (run_at for a pending task, the lease's end for a running
- * one), so one partial index serves both "due" and "lease expired". The schema is
- * edgevisor's own: edgevisor_schema holds the applied version and dpg_migrate()
- * applies the missing steps in order inside one transaction that first takes a
- * transaction-level advisory lock, so hosts starting together migrate once.
+ * Several hosts share one database. Rows carry their function's name and every
+ * statement is bound to the handle's function, so a handle never reaches another
+ * function's tasks (who else could, with the same credentials, is README "Durable
+ * tasks", the trust model).
  *
- * Every call runs on a non-blocking connection with a deadline (op_timeout_ms):
- * connect with PQconnectStartParams/PQconnectPoll, statements with
- * PQsendQueryParams and poll() on the socket. A call past its deadline drops the
- * connection (the server rolls back whatever it had begun) and fails. A lost
- * connection is reopened on the next call, no sooner than the backoff (50 ms
+ * Schema, edgevisor's own: edgevisor_tasks (one row per task; due_at is when the row
+ * may next be claimed: run_at for a pending task, the lease's end for a running one,
+ * so one partial index serves "due" and "lease expired") and edgevisor_totals (the
+ * cumulative counts, one row per function, kind and slot: each handle adds to its
+ * own random slot of 16, so hosts finishing tasks at once do not queue on one hot
+ * row; counts sum them). edgevisor_schema holds the applied version; migrate()
+ * applies the missing steps in order in one transaction that first takes a
+ * transaction-level advisory lock, so hosts starting together migrate once and a
+ * host that finds a newer schema than it knows refuses to run on it.
+ *
+ * Clock: the database's. Leases, due times and "finished" are the server's now();
+ * the caller's NOW_MS is used only to turn its absolute times (run_at_ms,
+ * next_at_ms) into delays, so hosts with skewed clocks agree on who holds a lease.
+ * next_due, list and purge speak epoch milliseconds of the server's clock.
+ *
+ * Durability: enqueue, claim and renew commit synchronously (a lost enqueue would
+ * be a lost task, a lost claim or renewal a second concurrent attempt after a
+ * database crash); finish and release commit with synchronous_commit off (the
+ * session's default here): a database crash can lose an outcome, and the attempt
+ * then runs again, which at-least-once allows; it saves a disk flush per task.
+ *
+ * Bounded calls: every call runs on a non-blocking connection under a deadline
+ * (conf->timeout_ms, default 5000): connect with PQconnectStartParams/PQconnectPoll,
+ * statements with PQsendQueryParams and poll(). A call past its deadline drops the
+ * connection (the server rolls back what it had begun) and fails with EAGAIN. A
+ * lost connection is reopened by the next call, no sooner than the backoff (50 ms
  * doubling to 5 s, reset by a success) allows: until then calls fail at once with
- * "database unreachable", which is what makes enqueue fail clearly, not hang.
+ * EAGAIN "database unreachable". So an enqueue during an outage fails clearly
+ * within the timeout, never hangs, and work resumes by itself when the server is
+ * back.
  */
-#include "durable_pg.h"
-
 #include <errno.h>
 #include <inttypes.h>
 #include <libpq-fe.h>
 #include <poll.h>
-#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "clock.h"
+#include "durable_store.h"
 #include "log.h"
 
-#define DPG_MAX_BATCH 1000       /* rows per INSERT: 7 parameters each, under 65535 */
-#define BACKOFF_MIN_MS 50
-#define BACKOFF_MAX_MS 5000
+#define CHUNK_ROWS      1000     /* rows per INSERT: 6 parameters each, under 65535 */
+#define BACKOFF_MIN_MS  50
+#define BACKOFF_MAX_MS  5000
+#define TOTAL_SLOTS     16
 
-struct dpg {
-	pthread_mutex_t mu;
+struct pg_store {
+	struct durable_store base;   /* first: the handle the engine holds */
 	PGconn *conn;
 	char *dsn;
 	char function[64];
-	char owner[128];
-	struct dpg_opts o;
+	char slot[4];
+	uint32_t timeout_ms;
+	uint32_t idem_window_ms;
+	uint64_t max_bytes;
 	int migrated;
-	unsigned finishes;         /* successes since the last trim of old rows */
-	uint64_t next_connect_ms;  /* backoff: no connect before this */
+	uint64_t next_connect_ms;    /* backoff: no connect attempt before this */
 	unsigned backoff_ms;
+	char err[512];
+	int eno;
 };
 
-static __thread char err_buf[512];
+/* ---- errors ---------------------------------------------------------------- */
 
-const char *
-dpg_error(void)
-{
-	return err_buf;
-}
-
-static void __attribute__((format(printf, 1, 2)))
-seterr(const char *fmt, ...)
+static void __attribute__((format(printf, 3, 4)))
+seterr(struct pg_store *s, int eno, const char *fmt, ...)
 {
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(err_buf, sizeof err_buf, fmt, ap);
+	vsnprintf(s->err, sizeof s->err, fmt, ap);
 	va_end(ap);
-	/* libpq messages end in a newline: one line for logs and callers. */
-	for (char *p = err_buf; *p; p++)
-		if (*p == '\n' || *p == '\r')
-			*p = (p[1] ? ' ' : '\0');
+	/* libpq messages end in newlines: one line for logs and callers */
+	for (char *p = s->err; *p; p++)
+		if (*p == '\n' || *p == '\r' || *p == '\t')
+			*p = p[1] ? ' ' : '\0';
+	s->eno = eno;
+}
+
+/* Copies the last error out; always -1. */
+static int
+fail(struct pg_store *s, char *err, size_t errlen)
+{
+	if (errlen)
+		snprintf(err, errlen, "%s", s->err[0] ? s->err : "postgresql: failed");
+	errno = s->eno ? s->eno : EIO;
+	return -1;
+}
+
+/* The errno a server error maps to: EAGAIN for what passes (connection, shutdown,
+ * cancel, serialization, resources), EIO for the rest. */
+static int
+sqlstate_errno(const PGresult *r)
+{
+	const char *st = PQresultErrorField(r, PG_DIAG_SQLSTATE);
+
+	if (!st)
+		return EIO;
+	if (strncmp(st, "08", 2) == 0 || strncmp(st, "57", 2) == 0 ||
+	    strncmp(st, "40", 2) == 0 || strncmp(st, "53", 2) == 0 || strcmp(st, "55P03") == 0)
+		return EAGAIN;
+	return EIO;
 }
 
 /* ---- the schema ------------------------------------------------------------ */
 
-/* Step N brings the schema from version N to N+1. Append only; never edit a step
- * that has shipped (hosts with it applied would not see the change). */
+/* Step N brings the schema from version N to N+1. Append only: never edit a step
+ * that has shipped (a database with it applied would not see the change). */
 static const char *const migrations[] = {
-	/* 1: the task table */
+	/* 1: the tasks */
 	"CREATE TABLE edgevisor_tasks ("
 	" id bigserial PRIMARY KEY,"
 	" function text NOT NULL,"
 	" kind text NOT NULL,"
 	" payload bytea NOT NULL,"
-	" state text NOT NULL DEFAULT 'pending'"
-	"  CHECK (state IN ('pending','running','succeeded','dead')),"
+	" idem_key bytea,"
+	" state smallint NOT NULL DEFAULT 0 CHECK (state BETWEEN 0 AND 3),"  /* durable_state */
 	" attempts int NOT NULL DEFAULT 0,"
-	" max_attempts int NOT NULL,"
+	" max_attempts int NOT NULL CHECK (max_attempts >= 1),"
 	" timeout_ms int NOT NULL,"
 	" due_at timestamptz NOT NULL,"
-	" lease_owner text,"
-	" idem_key text,"
-	" last_error text,"
+	" owner text NOT NULL DEFAULT '',"
+	" why text NOT NULL DEFAULT '',"
 	" created_at timestamptz NOT NULL DEFAULT now(),"
 	" finished_at timestamptz);"
 	"CREATE UNIQUE INDEX edgevisor_tasks_idem ON edgevisor_tasks (function, idem_key)"
 	" WHERE idem_key IS NOT NULL;"
 	"CREATE INDEX edgevisor_tasks_due ON edgevisor_tasks (function, due_at)"
-	" WHERE state IN ('pending','running');",
-	/* 2: a host's held tasks, for renew and release */
-	"CREATE INDEX edgevisor_tasks_owner ON edgevisor_tasks (lease_owner)"
-	" WHERE state = 'running';",
+	" WHERE state IN (0, 1);"
+	"CREATE INDEX edgevisor_tasks_owner ON edgevisor_tasks (owner) WHERE state = 1;",
+	/* 2: cumulative counts */
+	"CREATE TABLE edgevisor_totals ("
+	" function text NOT NULL,"
+	" kind text NOT NULL,"
+	" slot int NOT NULL,"
+	" enqueued bigint NOT NULL DEFAULT 0,"
+	" succeeded bigint NOT NULL DEFAULT 0,"
+	" retried bigint NOT NULL DEFAULT 0,"
+	" failed bigint NOT NULL DEFAULT 0,"
+	" PRIMARY KEY (function, kind, slot));",
 };
 #define SCHEMA_VERSION ((int)(sizeof migrations / sizeof migrations[0]))
-/* Any fixed 64-bit number: edgevisor's migration lock among the database's. */
+/* Any fixed 64-bit number: edgevisor's migration lock among the database's locks. */
 #define MIGRATE_LOCK "7350394721455012015"
 
-/* ---- connection and statements with a deadline ----------------------------- */
+/* ---- connection and statements under a deadline ---------------------------- */
 
 static int
-wait_fd(PGconn *c, int for_write, uint64_t deadline)
+wait_fd(struct pg_store *s, int for_write, uint64_t deadline)
 {
-	struct pollfd p = {.fd = PQsocket(c), .events = POLLIN | (for_write ? POLLOUT : 0)};
+	struct pollfd p = {.fd = PQsocket(s->conn), .events = POLLIN | (for_write ? POLLOUT : 0)};
 	uint64_t now = clock_ms();
 	int r;
 
 	if (p.fd < 0) {
-		seterr("no connection socket");
+		seterr(s, EAGAIN, "database connection lost");
 		return -1;
 	}
-	if (now >= deadline) {
-		seterr("database did not answer within the op timeout");
-		return -1;
-	}
+	if (now >= deadline)
+		goto late;
 	do
 		r = poll(&p, 1, (int)(deadline - now));
 	while (r < 0 && errno == EINTR);
-	if (r == 0) {
-		seterr("database did not answer within the op timeout");
+	if (r > 0)
+		return 0;
+	if (r < 0) {
+		seterr(s, EIO, "poll: %s", strerror(errno));
 		return -1;
 	}
-	return r < 0 ? -1 : 0;
+late:
+	seterr(s, EAGAIN, "database did not answer within %u ms", s->timeout_ms);
+	return -1;
 }
 
 static void
-drop_conn(struct dpg *s)
+drop_conn(struct pg_store *s)
 {
-	if (s->conn)
-		PQfinish(s->conn);
+	if (!s->conn)
+		return;
+	PQfinish(s->conn);
 	s->conn = NULL;
 	s->next_connect_ms = clock_ms() + s->backoff_ms;
 	s->backoff_ms = s->backoff_ms * 2 > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : s->backoff_ms * 2;
 }
 
-static int migrate(struct dpg *s, uint64_t deadline);
-static int run_cmd(struct dpg *s, uint64_t deadline, const char *sql);
-
-/* Server notices ("relation already exists, skipping") are not events of ours;
- * libpq would print them to stderr outside the log's format. */
+/* Server notices ("already exists, skipping") are not our events; libpq would
+ * print them to stderr outside the log's format. */
 static void
 quiet_notice(void *arg, const char *msg)
 {
 	log_debug("durable_pg_notice", "msg=%s", log_qv(msg));
 }
 
-/* A working connection, or -1: never before the backoff allows. */
-static int
-ensure_conn(struct dpg *s, uint64_t deadline)
-{
-	char tmo[16];
-	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
-	const char *vals[] = {tmo, "edgevisor", s->dsn, NULL};
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-
-	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
-		return 0;
-	if (s->conn)
-		drop_conn(s);
-	if (clock_ms() < s->next_connect_ms) {
-		seterr("database unreachable (reconnect in %" PRIu64 " ms)",
-		       s->next_connect_ms - clock_ms());
-		return -1;
-	}
-	/* connect_timeout too, for the steps inside libpq we do not poll (the DSN may
-	 * set its own: later keys override earlier ones). */
-	snprintf(tmo, sizeof tmo, "%u", (s->o.op_timeout_ms + 999) / 1000);
-	s->conn = PQconnectStartParams(keys, vals, 1);
-	if (!s->conn || PQstatus(s->conn) == CONNECTION_BAD)
-		goto fail;
-	while (st != PGRES_POLLING_OK) {
-		if (st == PGRES_POLLING_FAILED)
-			goto fail;
-		if (wait_fd(s->conn, st == PGRES_POLLING_WRITING, deadline) < 0)
-			goto timeout;
-		st = PQconnectPoll(s->conn);
-	}
-	if (PQsetnonblocking(s->conn, 1) != 0)
-		goto fail;
-	PQsetNoticeProcessor(s->conn, quiet_notice, NULL);
-	/* Outcomes commit asynchronously (see dpg_finish); enqueue, claim and renew
-	 * turn it back on for their transaction: a lost enqueue would be a lost task,
-	 * a lost claim or renewal a second concurrent attempt. */
-	if (run_cmd(s, deadline, "SET synchronous_commit TO off") < 0) {
-		if (s->conn)
-			drop_conn(s);
-		return -1;
-	}
-	if (!s->migrated && migrate(s, deadline) < 0) {
-		drop_conn(s);
-		return -1;
-	}
-	s->backoff_ms = BACKOFF_MIN_MS;
-	log_info("durable_pg_connected", "function=%s owner=%s", s->function, log_qv(s->owner));
-	return 0;
-fail:
-	seterr("database unreachable: %s", s->conn ? PQerrorMessage(s->conn) : "out of memory");
-timeout:
-	log_warn("durable_pg_unreachable", "function=%s err=%s backoff_ms=%u", s->function,
-		 log_qv(err_buf), s->backoff_ms);
-	drop_conn(s);
-	return -1;
-}
-
 /*
- * One statement with text parameters (a NULL length array: all text; a length
- * array: entry i > 0 marks parameter i binary of that length) and text results,
- * bounded by DEADLINE. Returns the result (PGRES_COMMAND_OK or _TUPLES_OK), or
- * NULL with the error set; a connection-level failure drops the connection.
+ * One statement, bounded by DEADLINE. Parameters are text unless FMTS marks one
+ * binary (LENS gives its length); results are text. Returns the result
+ * (COMMAND_OK or TUPLES_OK), or NULL with the error set. A connection-level
+ * failure or a timeout drops the connection: its state is unknown.
  */
 static PGresult *
-run(struct dpg *s, uint64_t deadline, const char *sql, int n, const char *const *vals,
+run(struct pg_store *s, uint64_t deadline, const char *sql, int n, const char *const *vals,
     const int *lens, const int *fmts)
 {
 	PGresult *res = NULL, *r;
 	int f;
 
+	if (!s->conn) {
+		seterr(s, EAGAIN, "database connection lost");
+		return NULL;
+	}
 	if (!PQsendQueryParams(s->conn, sql, n, NULL, vals, lens, fmts, 0))
 		goto conn_fail;
 	while ((f = PQflush(s->conn)) == 1)
-		if (wait_fd(s->conn, 1, deadline) < 0 || PQconsumeInput(s->conn) == 0)
-			goto conn_fail;
+		if (wait_fd(s, 1, deadline) < 0 || !PQconsumeInput(s->conn))
+			goto dropped;
 	if (f < 0)
 		goto conn_fail;
 	for (;;) {
-		while (PQisBusy(s->conn)) {
-			if (wait_fd(s->conn, 0, deadline) < 0 || PQconsumeInput(s->conn) == 0)
+		while (PQisBusy(s->conn))
+			if (wait_fd(s, 0, deadline) < 0)
+				goto dropped;
+			else if (!PQconsumeInput(s->conn))
 				goto conn_fail;
-		}
-		r = PQgetResult(s->conn);
-		if (!r)
+		if (!(r = PQgetResult(s->conn)))
 			break;
 		if (res)
 			PQclear(r);
@@ -247,7 +244,7 @@ run(struct dpg *s, uint64_t deadline, const char *sql, int n, const char *const 
 	if (!res)
 		goto conn_fail;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
-		seterr("%s", PQresultErrorMessage(res));
+		seterr(s, sqlstate_errno(res), "postgresql: %s", PQresultErrorMessage(res));
 		PQclear(res);
 		if (PQstatus(s->conn) != CONNECTION_OK)
 			drop_conn(s);
@@ -255,18 +252,16 @@ run(struct dpg *s, uint64_t deadline, const char *sql, int n, const char *const 
 	}
 	return res;
 conn_fail:
-	if (!err_buf[0] || !strstr(err_buf, "op timeout"))
-		seterr("database connection lost: %s", PQerrorMessage(s->conn));
+	seterr(s, EAGAIN, "database connection lost: %s", PQerrorMessage(s->conn));
+dropped:
 	if (res)
 		PQclear(res);
-	/* Past the deadline or mid-statement: the connection's state is unknown, so it
-	 * goes (the server rolls back an open transaction when it sees it close). */
 	drop_conn(s);
 	return NULL;
 }
 
 static int
-run_cmd(struct dpg *s, uint64_t deadline, const char *sql)
+run_cmd(struct pg_store *s, uint64_t deadline, const char *sql)
 {
 	PGresult *r = run(s, deadline, sql, 0, NULL, NULL, NULL);
 
@@ -276,281 +271,255 @@ run_cmd(struct dpg *s, uint64_t deadline, const char *sql)
 	return 0;
 }
 
+/* Several statements in one text (a migration step): the simple protocol. */
 static int
-migrate(struct dpg *s, uint64_t deadline)
+run_script(struct pg_store *s, uint64_t deadline, const char *sql)
 {
 	PGresult *r;
-	int have, rc = -1;
+	int rc = 0;
+
+	if (!PQsendQuery(s->conn, sql)) {
+		seterr(s, EAGAIN, "database connection lost: %s", PQerrorMessage(s->conn));
+		drop_conn(s);
+		return -1;
+	}
+	for (;;) {
+		while (PQisBusy(s->conn))
+			if (wait_fd(s, 0, deadline) < 0 || !PQconsumeInput(s->conn)) {
+				drop_conn(s);
+				return -1;
+			}
+		if (!(r = PQgetResult(s->conn)))
+			return rc;
+		if (rc == 0 && PQresultStatus(r) != PGRES_COMMAND_OK) {
+			seterr(s, sqlstate_errno(r), "postgresql: %s", PQresultErrorMessage(r));
+			rc = -1;
+		}
+		PQclear(r);
+	}
+}
+
+static int
+rollback(struct pg_store *s, uint64_t deadline)
+{
+	if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE) {
+		char keep[sizeof s->err];
+		int eno = s->eno;
+
+		memcpy(keep, s->err, sizeof keep);  /* the error that made us roll back */
+		if (run_cmd(s, deadline, "ROLLBACK") < 0)
+			drop_conn(s);
+		memcpy(s->err, keep, sizeof keep);
+		s->eno = eno;
+	}
+	return -1;
+}
+
+static int
+migrate(struct pg_store *s, uint64_t deadline)
+{
+	PGresult *r;
+	int have;
 	char v[16];
 	const char *vp[1] = {v};
 
-	if (run_cmd(s, deadline, "BEGIN") < 0)
-		return -1;
-	if (run_cmd(s, deadline, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")") < 0 ||
+	if (run_cmd(s, deadline, "BEGIN") < 0 ||
+	    run_cmd(s, deadline, "SELECT pg_advisory_xact_lock(" MIGRATE_LOCK ")") < 0 ||
 	    run_cmd(s, deadline,
 		    "CREATE TABLE IF NOT EXISTS edgevisor_schema (version int PRIMARY KEY,"
-		    " applied_at timestamptz NOT NULL DEFAULT now())") < 0)
-		goto out;
-	r = run(s, deadline, "SELECT coalesce(max(version), 0) FROM edgevisor_schema", 0, NULL,
-		NULL, NULL);
-	if (!r)
-		goto out;
+		    " applied_at timestamptz NOT NULL DEFAULT now())") < 0 ||
+	    !(r = run(s, deadline, "SELECT coalesce(max(version), 0) FROM edgevisor_schema", 0,
+		      NULL, NULL, NULL)))
+		goto fail;
 	have = atoi(PQgetvalue(r, 0, 0));
 	PQclear(r);
 	if (have > SCHEMA_VERSION) {
-		seterr("database schema version %d is newer than this edgevisor's %d", have,
+		seterr(s, EIO, "database schema version %d is newer than this edgevisor's %d", have,
 		       SCHEMA_VERSION);
-		goto out;
+		goto fail;
 	}
 	for (int i = have; i < SCHEMA_VERSION; i++) {
 		snprintf(v, sizeof v, "%d", i + 1);
-		/* PQexec-style multi-statement text needs the simple protocol: run each
-		 * step through the same bounded path with no parameters (a step may hold
-		 * several statements only in simple mode, hence PQsendQuery below). */
-		if (!PQsendQuery(s->conn, migrations[i])) {
-			seterr("migration %d: %s", i + 1, PQerrorMessage(s->conn));
-			goto out;
-		}
-		for (;;) {
-			while (PQisBusy(s->conn))
-				if (wait_fd(s->conn, 0, deadline) < 0 || PQconsumeInput(s->conn) == 0)
-					goto out;
-			r = PQgetResult(s->conn);
-			if (!r)
-				break;
-			if (PQresultStatus(r) != PGRES_COMMAND_OK) {
-				seterr("migration %d: %s", i + 1, PQresultErrorMessage(r));
-				PQclear(r);
-				while ((r = PQgetResult(s->conn)))
-					PQclear(r);
-				goto out;
-			}
-			PQclear(r);
-		}
-		r = run(s, deadline, "INSERT INTO edgevisor_schema (version) VALUES ($1)", 1, vp,
-			NULL, NULL);
-		if (!r)
-			goto out;
+		if (run_script(s, deadline, migrations[i]) < 0 ||
+		    !(r = run(s, deadline, "INSERT INTO edgevisor_schema (version) VALUES ($1)", 1,
+			      vp, NULL, NULL)))
+			goto fail;
 		PQclear(r);
 		log_info("durable_pg_migrated", "function=%s version=%d", s->function, i + 1);
 	}
 	if (run_cmd(s, deadline, "COMMIT") < 0)
-		goto out;
+		goto fail;
 	s->migrated = 1;
-	rc = 0;
-out:
-	if (rc < 0) {
-		log_error("durable_pg_migrate_failed", "function=%s err=%s", s->function,
-			  log_qv(err_buf));
-		if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-			drop_conn(s);
-	}
-	return rc;
+	return 0;
+fail:
+	log_error("durable_pg_migrate_failed", "function=%s err=%s", s->function, log_qv(s->err));
+	rollback(s, deadline);
+	return -1;
 }
 
-/* ---- the store ------------------------------------------------------------- */
-
-static void
-make_owner(char *dst, size_t len)
-{
-	char host[64] = "?", boot[40] = "?";
-	FILE *f;
-
-	gethostname(host, sizeof host - 1);
-	host[sizeof host - 1] = '\0';
-	f = fopen("/proc/sys/kernel/random/boot_id", "r");
-	if (f) {
-		if (!fgets(boot, sizeof boot, f))
-			strcpy(boot, "?");
-		fclose(f);
-	}
-	boot[strcspn(boot, "\n")] = '\0';
-	boot[8] = boot[8] ? '\0' : boot[8];
-	/* host alone is not unique (containers), pid alone repeats across boots. */
-	snprintf(dst, len, "%s:%ld:%s", host, (long)getpid(), boot);
-}
-
-struct dpg *
-dpg_open(const char *dsn, const char *function, const struct dpg_opts *opts)
-{
-	struct dpg *s;
-
-	if (!dsn || !function || strlen(function) >= sizeof s->function)
-		return NULL;
-	s = calloc(1, sizeof *s);
-	if (!s || !(s->dsn = strdup(dsn))) {
-		free(s);
-		return NULL;
-	}
-	pthread_mutex_init(&s->mu, NULL);
-	strcpy(s->function, function);
-	make_owner(s->owner, sizeof s->owner);
-	if (opts)
-		s->o = *opts;
-	if (!s->o.op_timeout_ms)
-		s->o.op_timeout_ms = 5000;
-	if (!s->o.lease_ms)
-		s->o.lease_ms = 30000;
-	if (!s->o.idem_window_ms)
-		s->o.idem_window_ms = 86400000u;
-	s->backoff_ms = BACKOFF_MIN_MS;
-	return s;
-}
-
-void
-dpg_close(struct dpg *s)
-{
-	if (!s)
-		return;
-	if (s->conn)
-		PQfinish(s->conn);
-	pthread_mutex_destroy(&s->mu);
-	free(s->dsn);
-	free(s);
-}
-
-const char *
-dpg_owner(const struct dpg *s)
-{
-	return s->owner;
-}
-
-void
-dpg_task_free(struct dpg_task *t)
-{
-	free(t->payload);
-	t->payload = NULL;
-}
-
-/* Locks and connects: the common head of every call. */
+/* A working connection, or -1 (EAGAIN) without trying while the backoff holds. */
 static int
-begin_call(struct dpg *s, uint64_t *deadline)
+ensure_conn(struct pg_store *s, uint64_t deadline)
 {
-	err_buf[0] = '\0';
-	pthread_mutex_lock(&s->mu);
-	*deadline = clock_ms() + s->o.op_timeout_ms;
-	if (ensure_conn(s, *deadline) < 0) {
-		pthread_mutex_unlock(&s->mu);
+	char tmo[16];
+	/* Later keys override earlier ones: the DSN (expanded from dbname) may set its
+	 * own connect_timeout, bounding the steps inside libpq we do not poll. */
+	const char *keys[] = {"connect_timeout", "application_name", "dbname", NULL};
+	const char *vals[] = {tmo, "edgevisor", s->dsn, NULL};
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+		return 0;
+	drop_conn(s);
+	if (clock_ms() < s->next_connect_ms) {
+		seterr(s, EAGAIN, "database unreachable (next try in %" PRIu64 " ms)",
+		       s->next_connect_ms - clock_ms());
 		return -1;
 	}
+	snprintf(tmo, sizeof tmo, "%u", (s->timeout_ms + 999) / 1000);
+	s->conn = PQconnectStartParams(keys, vals, 1);
+	if (!s->conn) {
+		seterr(s, ENOMEM, "database: out of memory");
+		return -1;
+	}
+	if (PQstatus(s->conn) == CONNECTION_BAD)
+		goto bad;
+	while (st != PGRES_POLLING_OK) {
+		if (st == PGRES_POLLING_FAILED)
+			goto bad;
+		if (wait_fd(s, st == PGRES_POLLING_WRITING, deadline) < 0)
+			goto out;
+		st = PQconnectPoll(s->conn);
+	}
+	if (PQsetnonblocking(s->conn, 1) != 0)
+		goto bad;
+	PQsetNoticeProcessor(s->conn, quiet_notice, NULL);
+	if (run_cmd(s, deadline, "SET synchronous_commit TO off") < 0 ||
+	    (!s->migrated && !(s->base.flags & DURABLE_OPEN_READONLY) && migrate(s, deadline) < 0))
+		goto out;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	log_info("durable_pg_connected", "function=%s", s->function);
 	return 0;
+bad:
+	seterr(s, EAGAIN, "database unreachable: %s", PQerrorMessage(s->conn));
+out:
+	log_warn("durable_pg_unreachable", "function=%s err=%s retry_ms=%u", s->function,
+		 log_qv(s->err), s->backoff_ms);
+	drop_conn(s);
+	return -1;
 }
 
+/* The head of every call: clears the error, connects, sets *DEADLINE. */
 static int
-cmp_id(const void *a, const void *b)
+begin_call(struct pg_store *s, uint64_t *deadline)
+{
+	s->err[0] = '\0';
+	s->eno = 0;
+	*deadline = clock_ms() + s->timeout_ms;
+	return ensure_conn(s, *deadline);
+}
+
+/* BEGIN with a synchronous commit (see the top of the file). */
+static int
+begin_sync(struct pg_store *s, uint64_t deadline)
+{
+	return run_cmd(s, deadline, "BEGIN") < 0 ||
+		       run_cmd(s, deadline, "SET LOCAL synchronous_commit TO on") < 0
+		   ? -1
+		   : 0;
+}
+
+static int64_t
+ms_between(int64_t at, int64_t now)
+{
+	return at > now ? at - now : 0;
+}
+
+/* Epoch milliseconds of a text column holding a bigint (NULL = 0). */
+static int64_t
+col_i64(const PGresult *r, int row, int col)
+{
+	return PQgetisnull(r, row, col) ? 0 : strtoll(PQgetvalue(r, row, col), NULL, 10);
+}
+
+/* A reason as a printable-ASCII line (kept in a text column: no invalid UTF-8). */
+static void
+clean_why(char *dst, size_t len, const char *why)
+{
+	size_t i = 0;
+
+	for (; why && why[i] && i + 1 < len && i < DURABLE_WHY_MAX; i++)
+		dst[i] = why[i] >= 0x20 && why[i] < 0x7f ? why[i] : '?';
+	dst[i] = '\0';
+}
+
+/* ---- enqueue --------------------------------------------------------------- */
+
+static int
+cmp_i64(const void *a, const void *b)
 {
 	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
 
 	return (x > y) - (x < y);
 }
 
-/* One multi-row INSERT per chunk (inside the caller's transaction: the whole batch
- * is one commit). A duplicate idempotency key is skipped by ON CONFLICT and its
- * existing id looked up. */
+/* Tasks without a key, as one multi-row INSERT per chunk; IDX[j] are the batch
+ * positions of the rows. Ids come from one sequence in insertion order and rows
+ * go in batch order (ORDER BY o), so ascending ids map onto IDX in order. */
 static int
-enqueue_chunk(struct dpg *s, uint64_t deadline, const struct dpg_item *it, size_t n,
-	      int64_t *ids)
+insert_plain(struct pg_store *s, uint64_t deadline, const struct durable_new *v,
+	     const size_t *idx, size_t n, int64_t now_ms, int64_t *ids)
 {
-	enum { NP = 7 };
-	size_t sqlcap = 512 + n * 96, off, got, next = 0;
-	char *sql = malloc(sqlcap), (*num)[3][16] = calloc(n, sizeof *num);
+	enum { NP = 6 };
+	size_t cap = 256 + n * 96, off;
+	char *sql = malloc(cap), (*num)[3][24] = calloc(n, sizeof *num);
 	const char **vals = calloc(n * NP, sizeof *vals);
 	int *lens = calloc(n * NP, sizeof *lens), *fmts = calloc(n * NP, sizeof *fmts);
-	int64_t *plain = calloc(n, sizeof *plain);
-	int rc = -1;
+	int64_t *got = calloc(n, sizeof *got);
 	PGresult *r = NULL;
+	int rc = -1;
 
-	if (!sql || !num || !vals || !lens || !fmts || !plain) {
-		seterr("out of memory");
+	if (!sql || !num || !vals || !lens || !fmts || !got) {
+		seterr(s, ENOMEM, "out of memory");
 		goto out;
 	}
-	off = (size_t)snprintf(sql, sqlcap,
-			       "INSERT INTO edgevisor_tasks (function, kind, payload, idem_key,"
-			       " due_at, max_attempts, timeout_ms) SELECT f, k, p, i,"
+	off = (size_t)snprintf(sql, cap,
+			       "INSERT INTO edgevisor_tasks (function, kind, payload, due_at,"
+			       " max_attempts, timeout_ms) SELECT f, k, p,"
 			       " now() + d * interval '1 millisecond', m, t FROM (VALUES ");
 	for (size_t j = 0; j < n; j++) {
+		const struct durable_new *t = &v[idx[j]];
 		size_t b = j * NP;
 
-		snprintf(num[j][0], 16, "%u", it[j].delay_ms);
-		snprintf(num[j][1], 16, "%u", it[j].max_attempts ? it[j].max_attempts : 1);
-		snprintf(num[j][2], 16, "%u", it[j].timeout_ms);
-		vals[b] = s->function;
-		vals[b + 1] = it[j].kind;
-		vals[b + 2] = it[j].len ? it[j].payload : "";
-		lens[b + 2] = (int)it[j].len;
-		fmts[b + 2] = 1;  /* the payload goes binary: no escaping either way */
-		vals[b + 3] = it[j].idem_key && it[j].idem_key[0] ? it[j].idem_key : NULL;
-		vals[b + 4] = num[j][0];
-		vals[b + 5] = num[j][1];
-		vals[b + 6] = num[j][2];
-		off += (size_t)snprintf(sql + off, sqlcap - off,
-					"%s($%zu::text,$%zu::text,$%zu::bytea,$%zu::text,$%zu::int,"
-					"$%zu::int,$%zu::int,%zu)",
-					j ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7,
-					j);
+		snprintf(num[j][0], 24, "%" PRId64, ms_between(t->run_at_ms, now_ms));
+		snprintf(num[j][1], 24, "%" PRIu32, t->max_attempts);
+		snprintf(num[j][2], 24, "%" PRIu32, t->timeout_ms);
+		vals[b] = t->kind;
+		vals[b + 1] = t->len ? t->payload : "";
+		lens[b + 1] = (int)t->len;
+		fmts[b + 1] = 1;  /* binary: the payload's bytes as they are */
+		vals[b + 2] = num[j][0];
+		vals[b + 3] = num[j][1];
+		vals[b + 4] = num[j][2];
+		vals[b + 5] = s->function;
+		off += (size_t)snprintf(sql + off, cap - off,
+					"%s($%zu::text,$%zu::bytea,$%zu::bigint,$%zu::int,$%zu::int,"
+					"$%zu::text,%zu)",
+					j ? "," : "", b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, j);
 	}
-	snprintf(sql + off, sqlcap - off,
-		 ") AS v(f, k, p, i, d, m, t, o) ORDER BY o"
-		 " ON CONFLICT (function, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"
-		 " RETURNING id, idem_key");
+	snprintf(sql + off, cap - off, ") AS v(k, p, d, m, t, f, o) ORDER BY o RETURNING id");
 	r = run(s, deadline, sql, (int)(n * NP), vals, lens, fmts);
 	if (!r)
 		goto out;
-	/* A keyed row is found by its key: returned if inserted (the first of a key
-	 * repeated in one batch), else looked up below. Rows without a key take their
-	 * ids in ascending order: ids come from one sequence as rows are inserted, and
-	 * they are inserted in batch order (ORDER BY o). */
-	got = (size_t)PQntuples(r);
+	if ((size_t)PQntuples(r) != n) {
+		seterr(s, EIO, "insert returned %d rows for %zu tasks", PQntuples(r), n);
+		goto out;
+	}
 	for (size_t j = 0; j < n; j++)
-		ids[j] = -1;
-	for (size_t q = 0; q < got; q++) {
-		int64_t id = strtoll(PQgetvalue(r, (int)q, 0), NULL, 10);
-
-		if (PQgetisnull(r, (int)q, 1)) {
-			plain[next++] = id;
-			continue;
-		}
-		for (size_t j = 0; j < n; j++)
-			if (vals[j * NP + 3] && strcmp(vals[j * NP + 3], PQgetvalue(r, (int)q, 1)) == 0) {
-				ids[j] = id;
-				break;
-			}
-	}
-	qsort(plain, next, sizeof *plain, cmp_id);
-	PQclear(r);
-	r = NULL;
-	for (size_t j = 0, k = 0; j < n; j++) {
-		const char *kv[2] = {s->function, vals[j * NP + 3]};
-
-		if (!kv[1]) {
-			if (k >= next) {
-				seterr("insert returned fewer rows than new tasks");
-				goto out;
-			}
-			ids[j] = plain[k++];
-			continue;
-		}
-		if (ids[j] != -1)
-			continue;
-		/* the same key earlier in this batch: its id */
-		for (size_t p = 0; p < j; p++)
-			if (vals[p * NP + 3] && strcmp(vals[p * NP + 3], kv[1]) == 0)
-				ids[j] = ids[p];
-		if (ids[j] != -1)
-			continue;
-		r = run(s, deadline,
-			"SELECT id FROM edgevisor_tasks WHERE function = $1 AND idem_key = $2", 2,
-			kv, NULL, NULL);
-		if (!r)
-			goto out;
-		if (PQntuples(r) != 1) {
-			seterr("idempotency key vanished during enqueue");
-			goto out;
-		}
-		ids[j] = strtoll(PQgetvalue(r, 0, 0), NULL, 10);
-		PQclear(r);
-		r = NULL;
-	}
+		got[j] = col_i64(r, (int)j, 0);
+	qsort(got, n, sizeof *got, cmp_i64);
+	for (size_t j = 0; j < n; j++)
+		ids[idx[j]] = got[j];
 	rc = 0;
 out:
 	if (r)
@@ -560,294 +529,659 @@ out:
 	free(vals);
 	free(lens);
 	free(fmts);
-	free(plain);
+	free(got);
 	return rc;
 }
 
-int
-dpg_enqueue(struct dpg *s, const struct dpg_item *items, size_t n, int64_t *ids)
+/* One task with an idempotency key: inserted, or the id of the task holding the
+ * key (*DUP = 1). A done task past the window gives its key up first. */
+static int
+insert_keyed(struct pg_store *s, uint64_t deadline, const struct durable_new *t,
+	     int64_t now_ms, int64_t *id, uint8_t *dup)
 {
-	uint64_t deadline;
-	int rc = -1;
-
-	if (n == 0)
-		return 0;
-	if (begin_call(s, &deadline) < 0)
-		return -1;
-	if (run_cmd(s, deadline, "BEGIN") < 0 ||
-	    run_cmd(s, deadline, "SET LOCAL synchronous_commit TO on") < 0)
-		goto abort;
-	for (size_t i = 0; i < n; i += DPG_MAX_BATCH) {
-		size_t c = n - i < DPG_MAX_BATCH ? n - i : DPG_MAX_BATCH;
-
-		if (enqueue_chunk(s, deadline, items + i, c, ids + i) < 0)
-			goto abort;
-	}
-	if (run_cmd(s, deadline, "COMMIT") == 0)
-		rc = 0;
-	goto out;
-abort:
-	if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-		run_cmd(s, deadline, "ROLLBACK");
-out:
-	pthread_mutex_unlock(&s->mu);
-	return rc;
-}
-
-int
-dpg_claim(struct dpg *s, size_t max, struct dpg_task *out, size_t *got)
-{
-	char lim[24], lease[16];
-	const char *v[4] = {s->function, s->owner, lease, lim};
-	uint64_t deadline;
-	PGresult *r;
-	int rc = -1;
-
-	*got = 0;
-	if (max == 0)
-		return 0;
-	if (begin_call(s, &deadline) < 0)
-		return -1;
-	snprintf(lim, sizeof lim, "%zu", max);
-	snprintf(lease, sizeof lease, "%u", s->o.lease_ms);
-	if (run_cmd(s, deadline, "BEGIN") < 0 ||
-	    run_cmd(s, deadline, "SET LOCAL synchronous_commit TO on") < 0)
-		goto out;
-	/* A task whose lease ran out after its last allowed attempt is dead: the crash
-	 * that cut it counts as a failure (else a task that kills its worker loops). */
-	r = run(s, deadline,
-		"UPDATE edgevisor_tasks SET state = 'dead', lease_owner = NULL,"
-		" finished_at = now(), last_error = 'lease expired after the last attempt'"
-		" WHERE function = $1 AND state = 'running' AND due_at <= now()"
-		" AND attempts >= max_attempts",
-		1, v, NULL, NULL);
-	if (!r)
-		goto out;
-	PQclear(r);
-	r = run(s, deadline,
-		"WITH c AS (SELECT id FROM edgevisor_tasks WHERE function = $1"
-		" AND state IN ('pending','running') AND due_at <= now()"
-		" ORDER BY due_at LIMIT $4 FOR UPDATE SKIP LOCKED)"
-		" UPDATE edgevisor_tasks t SET state = 'running', attempts = t.attempts + 1,"
-		" lease_owner = $2, due_at = now() + $3::int * interval '1 millisecond'"
-		" FROM c WHERE t.id = c.id"
-		" RETURNING t.id, t.kind, t.payload, t.attempts, t.max_attempts, t.timeout_ms",
-		4, v, NULL, NULL);
-	if (!r)
-		goto out;
-	for (int i = 0; i < PQntuples(r); i++) {
-		struct dpg_task *t = &out[*got];
-		size_t len = 0;
-		unsigned char *p = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2), &len);
-
-		if (!p)
-			continue;  /* cannot happen short of memory; the lease returns it */
-		memset(t, 0, sizeof *t);
-		t->id = strtoll(PQgetvalue(r, i, 0), NULL, 10);
-		snprintf(t->kind, sizeof t->kind, "%s", PQgetvalue(r, i, 1));
-		t->payload = malloc(len ? len : 1);
-		if (t->payload)
-			memcpy(t->payload, p, len);
-		PQfreemem(p);
-		if (!t->payload)
-			continue;
-		t->len = len;
-		t->attempt = (unsigned)atoi(PQgetvalue(r, i, 3));
-		t->max_attempts = (unsigned)atoi(PQgetvalue(r, i, 4));
-		t->timeout_ms = (unsigned)atoi(PQgetvalue(r, i, 5));
-		(*got)++;
-	}
-	PQclear(r);
-	if (run_cmd(s, deadline, "COMMIT") == 0)
-		rc = 0;
-out:
-	if (rc < 0) {
-		for (size_t i = 0; i < *got; i++)
-			dpg_task_free(&out[i]);
-		*got = 0;
-		if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-			run_cmd(s, deadline, "ROLLBACK");
-	}
-	pthread_mutex_unlock(&s->mu);
-	return rc;
-}
-
-int
-dpg_renew(struct dpg *s)
-{
-	char lease[16];
-	const char *v[2] = {s->owner, lease};
-	uint64_t deadline;
+	char d[24], m[16], to[16], win[16];
+	const char *vals[8] = {s->function, t->kind, t->len ? t->payload : "", t->idem_key,
+			       d, m, to, win};
+	int lens[8] = {0, 0, (int)t->len, (int)strlen(t->idem_key)};
+	int fmts[8] = {0, 0, 1, 1};
 	PGresult *r;
 
-	if (begin_call(s, &deadline) < 0)
-		return -1;
-	snprintf(lease, sizeof lease, "%u", s->o.lease_ms);
-	if (run_cmd(s, deadline, "BEGIN") < 0 ||
-	    run_cmd(s, deadline, "SET LOCAL synchronous_commit TO on") < 0)
-		goto fail;
-	r = run(s, deadline,
-		"UPDATE edgevisor_tasks SET due_at = now() + $2::int * interval '1 millisecond'"
-		" WHERE lease_owner = $1 AND state = 'running'",
-		2, v, NULL, NULL);
-	if (!r)
-		goto fail;
-	PQclear(r);
-	if (run_cmd(s, deadline, "COMMIT") < 0)
-		goto fail;
-	pthread_mutex_unlock(&s->mu);
-	return 0;
-fail:
-	if (s->conn && PQtransactionStatus(s->conn) != PQTRANS_IDLE)
-		run_cmd(s, deadline, "ROLLBACK");
-	pthread_mutex_unlock(&s->mu);
+	snprintf(d, sizeof d, "%" PRId64, ms_between(t->run_at_ms, now_ms));
+	snprintf(m, sizeof m, "%" PRIu32, t->max_attempts);
+	snprintf(to, sizeof to, "%" PRIu32, t->timeout_ms);
+	snprintf(win, sizeof win, "%" PRIu32, s->idem_window_ms);
+	for (int pass = 0; pass < 2; pass++) {
+		r = run(s, deadline,
+			"INSERT INTO edgevisor_tasks (function, kind, payload, idem_key, due_at,"
+			" max_attempts, timeout_ms) VALUES ($1, $2, $3::bytea, $4::bytea,"
+			" now() + $5::bigint * interval '1 millisecond', $6::int, $7::int)"
+			" ON CONFLICT (function, idem_key) WHERE idem_key IS NOT NULL DO NOTHING"
+			" RETURNING id",
+			7, vals, lens, fmts);
+		if (!r)
+			return -1;
+		if (PQntuples(r) == 1) {
+			*id = col_i64(r, 0, 0);
+			*dup = 0;
+			PQclear(r);
+			return 0;
+		}
+		PQclear(r);
+		/* The key is taken: by a live or dead task, or a done one within the
+		 * window (a duplicate), or a done one past it (the key is free again). */
+		{
+			const char *kv[3] = {s->function, t->idem_key, win};
+			int kl[3] = {0, lens[3], 0}, kf[3] = {0, 1, 0};
+
+			r = run(s, deadline,
+				"SELECT id, state = 2 AND finished_at < now() - $3::bigint *"
+				" interval '1 millisecond' FROM edgevisor_tasks"
+				" WHERE function = $1 AND idem_key = $2::bytea FOR UPDATE",
+				3, kv, kl, kf);
+		}
+		if (!r)
+			return -1;
+		if (PQntuples(r) == 1 && strcmp(PQgetvalue(r, 0, 1), "f") == 0) {
+			*id = col_i64(r, 0, 0);
+			*dup = 1;
+			PQclear(r);
+			return 0;
+		}
+		if (PQntuples(r) == 1) {
+			char old[24];
+			const char *ov[1] = {old};
+
+			snprintf(old, sizeof old, "%s", PQgetvalue(r, 0, 0));
+			PQclear(r);
+			r = run(s, deadline, "UPDATE edgevisor_tasks SET idem_key = NULL WHERE id = $1",
+				1, ov, NULL, NULL);
+			if (!r)
+				return -1;
+		}
+		PQclear(r);
+	}
+	seterr(s, EAGAIN, "idempotency key changed hands during enqueue");
 	return -1;
 }
 
-int
-dpg_finish(struct dpg *s, int64_t id, enum dpg_outcome o, unsigned retry_in_ms,
-	   const char *error)
+/* Adds to the cumulative counts of KIND (in the caller's transaction). */
+static int
+add_totals(struct pg_store *s, uint64_t deadline, const char *kind, uint64_t enq)
 {
-	char idb[24], retry[16], win[24];
-	const char *v[5] = {idb, s->owner, s->function, retry, error};
-	uint64_t deadline;
-	PGresult *r;
-	int rc;
-
-	if (begin_call(s, &deadline) < 0)
-		return -1;
-	snprintf(idb, sizeof idb, "%" PRId64, id);
-	snprintf(retry, sizeof retry, "%u", retry_in_ms);
-	snprintf(win, sizeof win, "%u", s->o.idem_window_ms);
-	/* Only the lease holder may end an attempt: one whose lease ran out and was
-	 * claimed again must not overwrite the new attempt's outcome. An outcome commits
-	 * without waiting for its WAL flush (the session's synchronous_commit is off,
-	 * see ensure_conn): what a database crash can lose of it is the outcome, so the
-	 * attempt runs again, which at-least-once delivery allows; it saves a disk
-	 * flush per task. */
-	switch (o) {
-	case DPG_SUCCEEDED:
-		r = run(s, deadline,
-			"UPDATE edgevisor_tasks SET state = 'succeeded', lease_owner = NULL,"
-			" finished_at = now(), last_error = NULL"
-			" WHERE id = $1 AND lease_owner = $2 AND function = $3 AND state = 'running'",
-			3, v, NULL, NULL);
-		break;
-	case DPG_RETRY:
-		r = run(s, deadline,
-			"UPDATE edgevisor_tasks SET state = 'pending', lease_owner = NULL,"
-			" due_at = now() + $4::int * interval '1 millisecond', last_error = $5"
-			" WHERE id = $1 AND lease_owner = $2 AND function = $3 AND state = 'running'",
-			5, v, NULL, NULL);
-		break;
-	default:
-		v[3] = error;
-		r = run(s, deadline,
-			"UPDATE edgevisor_tasks SET state = 'dead', lease_owner = NULL,"
-			" finished_at = now(), last_error = $4"
-			" WHERE id = $1 AND lease_owner = $2 AND function = $3 AND state = 'running'",
-			4, v, NULL, NULL);
-		break;
-	}
-	if (!r) {
-		pthread_mutex_unlock(&s->mu);
-		return -1;
-	}
-	rc = atoi(PQcmdTuples(r)) > 0;
-	PQclear(r);
-	if (o == DPG_SUCCEEDED && rc && ++s->finishes >= 64) {
-		/* Finished rows stay only as long as their key de-duplicates (or for the
-		 * window, without one); trimmed every 64 successes, a bounded batch, off
-		 * the claim path. */
-		const char *pv[2] = {s->function, win};
-
-		s->finishes = 0;
-
-		r = run(s, deadline,
-			"DELETE FROM edgevisor_tasks WHERE id IN (SELECT id FROM edgevisor_tasks"
-			" WHERE function = $1 AND state = 'succeeded'"
-			" AND finished_at < now() - $2::bigint * interval '1 millisecond' LIMIT 256)",
-			2, pv, NULL, NULL);
-		if (r)
-			PQclear(r);
-	}
-	pthread_mutex_unlock(&s->mu);
-	return rc;
-}
-
-int
-dpg_release(struct dpg *s)
-{
-	const char *v[1] = {s->owner};
-	uint64_t deadline;
+	char e[24];
+	const char *v[4] = {s->function, kind, s->slot, e};
 	PGresult *r;
 
-	if (begin_call(s, &deadline) < 0)
-		return -1;
-	/* The attempt was not run to an outcome: give it back without counting it. */
+	snprintf(e, sizeof e, "%" PRIu64, enq);
 	r = run(s, deadline,
-		"UPDATE edgevisor_tasks SET state = 'pending', lease_owner = NULL, due_at = now(),"
-		" attempts = greatest(attempts - 1, 0)"
-		" WHERE lease_owner = $1 AND state = 'running'",
-		1, v, NULL, NULL);
-	pthread_mutex_unlock(&s->mu);
+		"INSERT INTO edgevisor_totals (function, kind, slot, enqueued)"
+		" VALUES ($1, $2, $3::int, $4::bigint) ON CONFLICT (function, kind, slot)"
+		" DO UPDATE SET enqueued = edgevisor_totals.enqueued + EXCLUDED.enqueued",
+		4, v, NULL, NULL);
 	if (!r)
 		return -1;
 	PQclear(r);
 	return 0;
 }
 
-int
-dpg_counts(struct dpg *s, struct dpg_counts *c)
+static int
+pg_enqueue_batch(struct durable_store *base, const struct durable_new *v, size_t n,
+		 int64_t now_ms, int64_t *ids, uint8_t *dup, char *err, size_t errlen)
 {
+	struct pg_store *s = (struct pg_store *)base;
+	size_t *plain = calloc(n ? n : 1, sizeof *plain), np = 0;
+	uint8_t *isdup = calloc(n ? n : 1, 1);
+	uint64_t deadline, bytes = 0;
+
+	if (!plain || !isdup) {
+		free(plain);
+		free(isdup);
+		seterr(s, ENOMEM, "out of memory");
+		return fail(s, err, errlen);
+	}
+	for (size_t i = 0; i < n; i++) {
+		if (!durable_kind_valid(v[i].kind) || v[i].max_attempts == 0 ||
+		    v[i].len > DURABLE_PAYLOAD_MAX || (v[i].len && !v[i].payload) ||
+		    (v[i].idem_key && strlen(v[i].idem_key) > DURABLE_KEY_MAX)) {
+			seterr(s, EINVAL, "task %zu: bad kind, payload, attempts or key", i);
+			goto fail;
+		}
+		bytes += v[i].len;
+		if (v[i].idem_key && v[i].idem_key[0])
+			continue;
+		plain[np++] = i;
+	}
+	if (n == 0)
+		goto done;
+	if (begin_call(s, &deadline) < 0 || begin_sync(s, deadline) < 0)
+		goto fail;
+	if (s->max_bytes) {
+		/* The cap counts live and dead payloads (done ones go at the purge). */
+		const char *fv[1] = {s->function};
+		PGresult *r = run(s, deadline,
+				  "SELECT coalesce(sum(octet_length(payload)), 0) FROM edgevisor_tasks"
+				  " WHERE function = $1 AND state <> 2",
+				  1, fv, NULL, NULL);
+
+		if (!r)
+			goto abort;
+		bytes += (uint64_t)col_i64(r, 0, 0);
+		PQclear(r);
+		if (bytes > s->max_bytes) {
+			seterr(s, ENOSPC, "the function's tasks would pass max_bytes %" PRIu64,
+			       s->max_bytes);
+			goto abort;
+		}
+	}
+	for (size_t i = 0; i < np; i += CHUNK_ROWS)
+		if (insert_plain(s, deadline, v, plain + i, np - i < CHUNK_ROWS ? np - i : CHUNK_ROWS,
+				 now_ms, ids) < 0)
+			goto abort;
+	for (size_t i = 0; i < n; i++)
+		if (v[i].idem_key && v[i].idem_key[0] &&
+		    insert_keyed(s, deadline, &v[i], now_ms, &ids[i], &isdup[i]) < 0)
+			goto abort;
+	/* totals: one row per kind of the batch */
+	for (size_t i = 0; i < n; i++) {
+		uint64_t c = 0;
+		int seen = 0;
+
+		for (size_t j = 0; j < i && !seen; j++)
+			seen = strcmp(v[j].kind, v[i].kind) == 0;
+		if (seen)
+			continue;
+		for (size_t j = i; j < n; j++)
+			c += !isdup[j] && strcmp(v[j].kind, v[i].kind) == 0;
+		if (c && add_totals(s, deadline, v[i].kind, c) < 0)
+			goto abort;
+	}
+	if (run_cmd(s, deadline, "COMMIT") < 0)
+		goto fail;
+done:
+	if (dup)
+		memcpy(dup, isdup, n);
+	free(plain);
+	free(isdup);
+	return 0;
+abort:
+	rollback(s, deadline);
+fail:
+	free(plain);
+	free(isdup);
+	return fail(s, err, errlen);
+}
+
+/* ---- claim, finish, release, renew ----------------------------------------- */
+
+/* "{a,b}" of kind names (their charset needs no quoting); NULL for none. */
+static char *
+kinds_array(const char *const *kinds, size_t n)
+{
+	size_t len = 3;
+	char *a, *p;
+
+	if (n == 0)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		len += strlen(kinds[i]) + 1;
+	if (!(a = p = malloc(len)))
+		return NULL;
+	*p++ = '{';
+	for (size_t i = 0; i < n; i++)
+		p += sprintf(p, "%s%s", i ? "," : "", kinds[i]);
+	strcpy(p, "}");
+	return a;
+}
+
+static int
+pg_claim(struct durable_store *base, const char *owner, int64_t now_ms, uint32_t lease_ms,
+	 const char *const *kinds, size_t nkinds, size_t max, struct durable_task *out,
+	 size_t *n, char *err, size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char lease[16], lim[24], *karr = NULL;
+	const char *v[6] = {s->function, owner, lease, lim, NULL, s->slot};
+	uint64_t deadline;
+	PGresult *r = NULL;
+
+	*n = 0;
+	if (max == 0)
+		return 0;
+	for (size_t i = 0; i < nkinds; i++)
+		if (!durable_kind_valid(kinds[i])) {
+			seterr(s, EINVAL, "bad kind name in the claim");
+			return fail(s, err, errlen);
+		}
+	if (nkinds && !(v[4] = karr = kinds_array(kinds, nkinds))) {
+		seterr(s, ENOMEM, "out of memory");
+		return fail(s, err, errlen);
+	}
+	snprintf(lease, sizeof lease, "%" PRIu32, lease_ms);
+	snprintf(lim, sizeof lim, "%zu", max);
+	if (begin_call(s, &deadline) < 0 || begin_sync(s, deadline) < 0)
+		goto fail;
+	/* Oldest due first; SKIP LOCKED: hosts claiming at once take disjoint rows.
+	 * A running row here had its lease run out: that attempt counts as retried,
+	 * and on its last attempt the task is dead instead (the crash that cut it is
+	 * its failure; else a task that kills its worker would loop forever). */
+	r = run(s, deadline,
+		"WITH c AS (SELECT id, state AS was, attempts >= max_attempts AS spent"
+		"  FROM edgevisor_tasks WHERE function = $1 AND state IN (0, 1) AND due_at <= now()"
+		"  AND ($5::text[] IS NULL OR kind = ANY($5::text[]))"
+		"  ORDER BY due_at LIMIT $4::int FOR UPDATE SKIP LOCKED),"
+		" u AS (UPDATE edgevisor_tasks t SET"
+		"  state = CASE WHEN c.was = 1 AND c.spent THEN 3 ELSE 1 END,"
+		"  attempts = CASE WHEN c.was = 1 AND c.spent THEN t.attempts ELSE t.attempts + 1 END,"
+		"  owner = CASE WHEN c.was = 1 AND c.spent THEN '' ELSE $2 END,"
+		"  due_at = now() + $3::int * interval '1 millisecond',"
+		"  finished_at = CASE WHEN c.was = 1 AND c.spent THEN now() END,"
+		"  why = CASE WHEN c.was = 1 AND c.spent THEN 'lease expired on the last attempt'"
+		"   WHEN c.was = 1 THEN 'lease expired' ELSE t.why END"
+		"  FROM c WHERE t.id = c.id"
+		"  RETURNING t.id, t.kind, t.payload, t.attempts, t.max_attempts, t.timeout_ms,"
+		"   t.created_at, t.due_at, t.state, c.was),"
+		" tot AS (INSERT INTO edgevisor_totals (function, kind, slot, retried, failed)"
+		"  SELECT $1, kind, $6::int, count(*) FILTER (WHERE state = 1),"
+		"   count(*) FILTER (WHERE state = 3) FROM u WHERE was = 1 GROUP BY kind"
+		"  ON CONFLICT (function, kind, slot) DO UPDATE SET"
+		"   retried = edgevisor_totals.retried + EXCLUDED.retried,"
+		"   failed = edgevisor_totals.failed + EXCLUDED.failed)"
+		" SELECT id, kind, payload, attempts, max_attempts, timeout_ms,"
+		"  (extract(epoch FROM created_at) * 1000)::bigint,"
+		"  (extract(epoch FROM due_at) * 1000)::bigint FROM u WHERE state = 1 ORDER BY due_at",
+		6, v, NULL, NULL);
+	if (!r)
+		goto abort;
+	for (int i = 0; i < PQntuples(r); i++) {
+		struct durable_task *t = &out[*n];
+		size_t len = 0;
+		unsigned char *p = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2), &len);
+
+		memset(t, 0, sizeof *t);
+		if (!p || !(t->payload = malloc(len ? len : 1))) {
+			PQfreemem(p);
+			seterr(s, ENOMEM, "out of memory");
+			goto abort;
+		}
+		memcpy(t->payload, p, len);
+		PQfreemem(p);
+		t->len = len;
+		t->id = col_i64(r, i, 0);
+		snprintf(t->kind, sizeof t->kind, "%s", PQgetvalue(r, i, 1));
+		t->attempt = (uint32_t)col_i64(r, i, 3);
+		t->max_attempts = (uint32_t)col_i64(r, i, 4);
+		t->timeout_ms = (uint32_t)col_i64(r, i, 5);
+		t->created_ms = col_i64(r, i, 6);
+		/* the lease in the caller's clock: what it may rely on */
+		t->lease_until_ms = now_ms + lease_ms;
+		(*n)++;
+	}
+	PQclear(r);
+	r = NULL;
+	if (run_cmd(s, deadline, "COMMIT") < 0)
+		goto abort;
+	free(karr);
+	return 0;
+abort:
+	if (r)
+		PQclear(r);
+	for (size_t i = 0; i < *n; i++)
+		durable_task_clear(&out[i]);
+	*n = 0;
+	rollback(s, deadline);
+fail:
+	free(karr);
+	return fail(s, err, errlen);
+}
+
+static int
+pg_finish(struct durable_store *base, int64_t id, const char *owner, uint32_t attempt,
+	  int outcome, int64_t now_ms, int64_t next_at_ms, const char *why, char *err,
+	  size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char idb[24], att[16], oc[4], delay[24], whyb[DURABLE_WHY_MAX + 1];
+	const char *v[8] = {idb, s->function, owner, att, oc, delay, why ? whyb : NULL, s->slot};
+	uint64_t deadline;
+	PGresult *r;
+	int held;
+
+	if (outcome < DURABLE_OK || outcome > DURABLE_FAIL) {
+		seterr(s, EINVAL, "bad outcome %d", outcome);
+		return fail(s, err, errlen);
+	}
+	snprintf(idb, sizeof idb, "%" PRId64, id);
+	snprintf(att, sizeof att, "%" PRIu32, attempt);
+	snprintf(oc, sizeof oc, "%d", outcome);
+	snprintf(delay, sizeof delay, "%" PRId64, ms_between(next_at_ms, now_ms));
+	clean_why(whyb, sizeof whyb, why);
+	if (begin_call(s, &deadline) < 0)
+		return fail(s, err, errlen);
+	/* Only the holder of this attempt may end it: one whose lease ran out and was
+	 * claimed again must not overwrite the new attempt's outcome. */
+	r = run(s, deadline,
+		"WITH u AS (UPDATE edgevisor_tasks SET"
+		"  state = CASE $5::int WHEN 0 THEN 2 WHEN 1 THEN 0 ELSE 3 END, owner = '',"
+		"  due_at = CASE WHEN $5::int = 1 THEN now() + $6::bigint * interval '1 millisecond'"
+		"   ELSE due_at END,"
+		"  finished_at = CASE WHEN $5::int = 1 THEN NULL ELSE now() END,"
+		"  why = coalesce($7, CASE WHEN $5::int = 0 THEN '' ELSE why END)"
+		"  WHERE id = $1::bigint AND function = $2 AND owner = $3 AND attempts = $4::int"
+		"  AND state = 1 RETURNING kind)"
+		" INSERT INTO edgevisor_totals (function, kind, slot, succeeded, retried, failed)"
+		" SELECT $2, kind, $8::int, ($5::int = 0)::int, ($5::int = 1)::int, ($5::int = 2)::int"
+		" FROM u ON CONFLICT (function, kind, slot) DO UPDATE SET"
+		"  succeeded = edgevisor_totals.succeeded + EXCLUDED.succeeded,"
+		"  retried = edgevisor_totals.retried + EXCLUDED.retried,"
+		"  failed = edgevisor_totals.failed + EXCLUDED.failed"
+		" RETURNING 1",
+		8, v, NULL, NULL);
+	if (!r)
+		return fail(s, err, errlen);
+	held = PQntuples(r) == 1;
+	PQclear(r);
+	return held ? 0 : 1;
+}
+
+static int
+pg_release(struct durable_store *base, int64_t id, const char *owner, uint32_t attempt,
+	   int64_t now_ms, char *err, size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char idb[24], att[16];
+	const char *v[4] = {idb, s->function, owner, att};
+	uint64_t deadline;
+	PGresult *r;
+	int held;
+
+	snprintf(idb, sizeof idb, "%" PRId64, id);
+	snprintf(att, sizeof att, "%" PRIu32, attempt);
+	if (begin_call(s, &deadline) < 0)
+		return fail(s, err, errlen);
+	r = run(s, deadline,
+		"UPDATE edgevisor_tasks SET state = 0, owner = '', due_at = now(),"
+		" attempts = attempts - 1 WHERE id = $1::bigint AND function = $2 AND owner = $3"
+		" AND attempts = $4::int AND state = 1",
+		4, v, NULL, NULL);
+	if (!r)
+		return fail(s, err, errlen);
+	held = atoi(PQcmdTuples(r)) == 1;
+	PQclear(r);
+	return held ? 0 : 1;
+}
+
+static int
+pg_renew(struct durable_store *base, const char *owner, int64_t now_ms, uint32_t lease_ms,
+	 char *err, size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char lease[16];
+	const char *v[3] = {s->function, owner, lease};
+	uint64_t deadline;
+	PGresult *r;
+
+	snprintf(lease, sizeof lease, "%" PRIu32, lease_ms);
+	if (begin_call(s, &deadline) < 0 || begin_sync(s, deadline) < 0)
+		return fail(s, err, errlen);
+	r = run(s, deadline,
+		"UPDATE edgevisor_tasks SET due_at = now() + $3::int * interval '1 millisecond'"
+		" WHERE function = $1 AND owner = $2 AND state = 1",
+		3, v, NULL, NULL);
+	if (!r)
+		goto abort;
+	PQclear(r);
+	if (run_cmd(s, deadline, "COMMIT") < 0)
+		goto abort;
+	return 0;
+abort:
+	rollback(s, deadline);
+	return fail(s, err, errlen);
+}
+
+/* ---- reading: next_due, counts, list --------------------------------------- */
+
+static int
+pg_next_due(struct durable_store *base, int64_t *at_ms, char *err, size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
 	const char *v[1] = {s->function};
 	uint64_t deadline;
 	PGresult *r;
 
-	memset(c, 0, sizeof *c);
+	*at_ms = 0;
 	if (begin_call(s, &deadline) < 0)
-		return -1;
+		return fail(s, err, errlen);
 	r = run(s, deadline,
-		"SELECT count(*) FILTER (WHERE state = 'pending'),"
-		" count(*) FILTER (WHERE state = 'running'),"
-		" count(*) FILTER (WHERE state = 'succeeded'),"
-		" count(*) FILTER (WHERE state = 'dead'),"
-		" coalesce((extract(epoch FROM now() - min(due_at) FILTER"
-		"  (WHERE state = 'pending' AND due_at <= now())) * 1000)::bigint, 0)"
-		" FROM edgevisor_tasks WHERE function = $1",
+		"SELECT (extract(epoch FROM min(due_at)) * 1000)::bigint FROM edgevisor_tasks"
+		" WHERE function = $1 AND state IN (0, 1)",
 		1, v, NULL, NULL);
-	pthread_mutex_unlock(&s->mu);
 	if (!r)
-		return -1;
-	c->pending = strtoull(PQgetvalue(r, 0, 0), NULL, 10);
-	c->running = strtoull(PQgetvalue(r, 0, 1), NULL, 10);
-	c->succeeded = strtoull(PQgetvalue(r, 0, 2), NULL, 10);
-	c->dead = strtoull(PQgetvalue(r, 0, 3), NULL, 10);
-	c->oldest_pending_ms = strtoull(PQgetvalue(r, 0, 4), NULL, 10);
+		return fail(s, err, errlen);
+	*at_ms = col_i64(r, 0, 0);
 	PQclear(r);
 	return 0;
 }
 
-int
-dpg_redrive(struct dpg *s, int64_t id)
+static int
+pg_counts(struct durable_store *base, struct durable_count *out, size_t max, size_t *n,
+	  char *err, size_t errlen)
 {
+	struct pg_store *s = (struct pg_store *)base;
+	const char *v[1] = {s->function};
+	uint64_t deadline;
+	PGresult *r;
+
+	*n = 0;
+	if (begin_call(s, &deadline) < 0)
+		return fail(s, err, errlen);
+	r = run(s, deadline,
+		"SELECT k.kind, coalesce(t.e, 0), coalesce(t.s, 0), coalesce(t.r, 0),"
+		" coalesce(t.f, 0), coalesce(c.p, 0), coalesce(c.rt, 0), coalesce(c.ru, 0),"
+		" coalesce(c.d, 0), coalesce((extract(epoch FROM c.o) * 1000)::bigint, 0)"
+		" FROM (SELECT kind FROM edgevisor_totals WHERE function = $1"
+		"  UNION SELECT DISTINCT kind FROM edgevisor_tasks WHERE function = $1) k"
+		" LEFT JOIN (SELECT kind, sum(enqueued) e, sum(succeeded) s, sum(retried) r,"
+		"  sum(failed) f FROM edgevisor_totals WHERE function = $1 GROUP BY kind) t"
+		"  ON t.kind = k.kind"
+		" LEFT JOIN (SELECT kind, count(*) FILTER (WHERE state = 0 AND attempts = 0) p,"
+		"  count(*) FILTER (WHERE state = 0 AND attempts > 0) rt,"
+		"  count(*) FILTER (WHERE state = 1) ru, count(*) FILTER (WHERE state = 3) d,"
+		"  min(created_at) FILTER (WHERE state < 2) o"
+		"  FROM edgevisor_tasks WHERE function = $1 GROUP BY kind) c ON c.kind = k.kind"
+		" ORDER BY k.kind",
+		1, v, NULL, NULL);
+	if (!r)
+		return fail(s, err, errlen);
+	for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+		struct durable_count *c = &out[(*n)++];
+
+		memset(c, 0, sizeof *c);
+		snprintf(c->kind, sizeof c->kind, "%s", PQgetvalue(r, i, 0));
+		c->enqueued = (uint64_t)col_i64(r, i, 1);
+		c->succeeded = (uint64_t)col_i64(r, i, 2);
+		c->retried = (uint64_t)col_i64(r, i, 3);
+		c->failed = (uint64_t)col_i64(r, i, 4);
+		c->pending = (uint64_t)col_i64(r, i, 5);
+		c->retrying = (uint64_t)col_i64(r, i, 6);
+		c->running = (uint64_t)col_i64(r, i, 7);
+		c->dead = (uint64_t)col_i64(r, i, 8);
+		c->oldest_ms = col_i64(r, i, 9);
+	}
+	PQclear(r);
+	return 0;
+}
+
+static int
+pg_list(struct durable_store *base, int state, int64_t after_id, size_t max,
+	struct durable_info *out, size_t *n, char *err, size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char st[8], after[24], lim[24];
+	const char *v[4] = {s->function, st, after, lim};
+	uint64_t deadline;
+	PGresult *r;
+
+	*n = 0;
+	snprintf(st, sizeof st, "%d", state);
+	snprintf(after, sizeof after, "%" PRId64, after_id);
+	snprintf(lim, sizeof lim, "%zu", max);
+	if (begin_call(s, &deadline) < 0)
+		return fail(s, err, errlen);
+	r = run(s, deadline,
+		"SELECT id, kind, state, attempts, max_attempts,"
+		" (extract(epoch FROM created_at) * 1000)::bigint,"
+		" (extract(epoch FROM due_at) * 1000)::bigint,"
+		" (extract(epoch FROM finished_at) * 1000)::bigint, owner, why"
+		" FROM edgevisor_tasks WHERE function = $1"
+		" AND (($2::int = -1 AND state <> 2) OR state = $2::int) AND id > $3::bigint"
+		" ORDER BY id LIMIT $4::bigint",
+		4, v, NULL, NULL);
+	if (!r)
+		return fail(s, err, errlen);
+	for (int i = 0; i < PQntuples(r) && *n < max; i++) {
+		struct durable_info *d = &out[(*n)++];
+
+		memset(d, 0, sizeof *d);
+		d->id = col_i64(r, i, 0);
+		snprintf(d->kind, sizeof d->kind, "%s", PQgetvalue(r, i, 1));
+		d->state = (uint32_t)col_i64(r, i, 2);
+		d->attempts = (uint32_t)col_i64(r, i, 3);
+		d->max_attempts = (uint32_t)col_i64(r, i, 4);
+		d->created_ms = col_i64(r, i, 5);
+		d->run_at_ms = col_i64(r, i, 6);
+		d->finished_ms = col_i64(r, i, 7);
+		if (d->state == DURABLE_RUNNING)
+			snprintf(d->owner, sizeof d->owner, "%s", PQgetvalue(r, i, 8));
+		snprintf(d->why, sizeof d->why, "%s", PQgetvalue(r, i, 9));
+	}
+	PQclear(r);
+	return 0;
+}
+
+/* ---- operator actions ------------------------------------------------------ */
+
+static int
+pg_retry(struct durable_store *base, int64_t id, int64_t now_ms, char *err, size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
 	char idb[24];
 	const char *v[2] = {idb, s->function};
 	uint64_t deadline;
 	PGresult *r;
-	int rc;
+	int found;
 
-	if (begin_call(s, &deadline) < 0)
-		return -1;
 	snprintf(idb, sizeof idb, "%" PRId64, id);
+	if (begin_call(s, &deadline) < 0)
+		return fail(s, err, errlen);
 	r = run(s, deadline,
-		"UPDATE edgevisor_tasks SET state = 'pending', due_at = now(), attempts = 0,"
-		" finished_at = NULL WHERE id = $1 AND function = $2 AND state = 'dead'",
+		"UPDATE edgevisor_tasks SET state = 0, attempts = 0, due_at = now(), owner = '',"
+		" finished_at = NULL WHERE id = $1::bigint AND function = $2 AND state = 3",
 		2, v, NULL, NULL);
-	pthread_mutex_unlock(&s->mu);
 	if (!r)
-		return -1;
-	rc = atoi(PQcmdTuples(r)) > 0;
+		return fail(s, err, errlen);
+	found = atoi(PQcmdTuples(r)) == 1;
 	PQclear(r);
-	return rc;
+	if (!found) {
+		seterr(s, ENOENT, "no dead task %" PRId64, id);
+		return fail(s, err, errlen);
+	}
+	return 0;
+}
+
+static int
+pg_purge(struct durable_store *base, int64_t before_ms, uint64_t *n, char *err,
+	 size_t errlen)
+{
+	struct pg_store *s = (struct pg_store *)base;
+	char b[24];
+	const char *v[2] = {s->function, b};
+	uint64_t deadline;
+	PGresult *r;
+
+	snprintf(b, sizeof b, "%" PRId64, before_ms);
+	if (begin_call(s, &deadline) < 0)
+		return fail(s, err, errlen);
+	r = run(s, deadline,
+		"DELETE FROM edgevisor_tasks WHERE function = $1 AND state = 2"
+		" AND finished_at < to_timestamp($2::bigint / 1000.0)",
+		2, v, NULL, NULL);
+	if (!r)
+		return fail(s, err, errlen);
+	if (n)
+		*n = strtoull(PQcmdTuples(r), NULL, 10);
+	PQclear(r);
+	return 0;
+}
+
+static void
+pg_close(struct durable_store *base)
+{
+	struct pg_store *s = (struct pg_store *)base;
+
+	if (!s)
+		return;
+	if (s->conn)
+		PQfinish(s->conn);
+	if (s->dsn) {
+		/* the DSN holds the password: do not leave it in freed memory */
+		explicit_bzero(s->dsn, strlen(s->dsn));
+		free(s->dsn);
+	}
+	free(s);
+}
+
+static const struct durable_ops pg_ops = {
+	.name = "postgresql",
+	.enqueue_batch = pg_enqueue_batch,
+	.claim = pg_claim,
+	.finish = pg_finish,
+	.release = pg_release,
+	.renew = pg_renew,
+	.next_due = pg_next_due,
+	.counts = pg_counts,
+	.list = pg_list,
+	.retry = pg_retry,
+	.purge = pg_purge,
+	.close = pg_close,
+};
+
+struct durable_store *
+durable_pg_open(const struct durable_conf *conf, uint32_t flags, char *err, size_t errlen)
+{
+	struct pg_store *s;
+	struct timespec ts;
+
+	if (!conf->dsn || !conf->function || strlen(conf->function) >= sizeof s->function) {
+		snprintf(err, errlen, "postgresql: no connection string or a bad function name");
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!(s = calloc(1, sizeof *s)) || !(s->dsn = strdup(conf->dsn))) {
+		free(s);
+		snprintf(err, errlen, "out of memory");
+		errno = ENOMEM;
+		return NULL;
+	}
+	s->base.ops = &pg_ops;
+	s->base.flags = flags;
+	strcpy(s->function, conf->function);
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	snprintf(s->slot, sizeof s->slot, "%d", (int)((ts.tv_nsec ^ getpid()) % TOTAL_SLOTS));
+	s->timeout_ms = conf->timeout_ms ? conf->timeout_ms : 5000;
+	s->idem_window_ms = conf->idem_window_ms;
+	s->max_bytes = conf->max_bytes;
+	s->backoff_ms = BACKOFF_MIN_MS;
+	/* Connect (and migrate) now, so a bad DSN or a refused schema shows at start;
+	 * an unreachable database is not an error here: calls retry with backoff. */
+	{
+		uint64_t deadline;
+
+		if (begin_call(s, &deadline) < 0 && s->eno != EAGAIN) {
+			snprintf(err, errlen, "%s", s->err);
+			errno = s->eno;
+			pg_close(&s->base);
+			return NULL;
+		}
+	}
+	return &s->base;
 }
