@@ -6,7 +6,7 @@
  *   enqueue N BATCH [KEYPREFIX]   N tasks in batches of BATCH (one transaction each);
  *                                 prints "enqueued=N seconds=S rate=R"
  *   drain LOG LEASE_MS IDLE_MS WORK_MS
- *                                 claims (16 at a time) and runs tasks until none is
+ *                                 claims (32 at a time) and runs tasks until none is
  *                                 due for IDLE_MS: each attempt appends "start ID
  *                                 OWNER NS" and "end ID OWNER NS" (CLOCK_MONOTONIC)
  *                                 to LOG around a WORK_MS sleep, then finishes it;
@@ -138,7 +138,7 @@ cmd_drain(const char *logpath, unsigned lease_ms, unsigned idle_ms, unsigned wor
 	struct durable_store *s = open_store();
 	int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND, 0644);
 	uint64_t last_work = clock_ms(), last_renew = clock_ms();
-	struct durable_task t[16];
+	struct durable_task t[32];
 	char owner[64];
 	long ran = 0, lost = 0;
 
@@ -148,7 +148,7 @@ cmd_drain(const char *logpath, unsigned lease_ms, unsigned idle_ms, unsigned wor
 	for (;;) {
 		size_t got = 0;
 
-		if (s->ops->claim(s, owner, wall_ms(), lease_ms, NULL, 0, 16, t, &got, err,
+		if (s->ops->claim(s, owner, wall_ms(), lease_ms, NULL, 0, 32, t, &got, err,
 				  sizeof err) < 0) {
 			fprintf(stderr, "claim: %s\n", err);
 			usleep(50000);

@@ -108,11 +108,17 @@ class PgServer:
     def running(self):
         return self.pid is not None and h.alive(self.pid)
 
-    def write_dsn(self, path, extra=""):
-        """The DSN as a root-owned 0600 file, what `durable.dsn_file` names."""
-        with open(path, "w") as f:
-            f.write(self.dsn + (" " + extra if extra else "") + "\n")
-        os.chmod(path, 0o600)
+    def write_dsn(self, path=None, extra=""):
+        """The DSN as a 0600 file of the test's user (root), what `durable.dsn_file`
+        names: written once (to a temp name, then renamed) so readers never see a
+        half-written one."""
+        path = path or os.path.join(self.dir, "dsn")
+        if not os.path.exists(path):
+            tmp = path + ".tmp"
+            with open(tmp, "w") as f:
+                f.write(self.dsn + (" " + extra if extra else "") + "\n")
+            os.chmod(tmp, 0o600)
+            os.rename(tmp, path)
         return path
 
     def psql(self, sql):
