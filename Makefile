@@ -14,7 +14,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp -lsqlite3
-CTL_LIBS = -levent -ljansson
+CTL_LIBS = -levent -ljansson -lsqlite3
 # libpq: the PostgreSQL backend of durable tasks (worker/durable_pg.c).
 PQ_CFLAGS := $(shell pkg-config --cflags libpq)
 PQ_LIBS   := $(shell pkg-config --libs libpq)
@@ -99,7 +99,9 @@ $(BUILD)/obj/%.o: %.c
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
 
-$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ)
+# `edgevisorctl tasks` opens a function's journal itself (ctl/tasks.c).
+CTL_STORE_OBJ = $(call obj,worker/durable_store.c worker/durable_local.c)
+$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(CTL_STORE_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
 
 # The worker exports only the edge_* API to the function it loads.
@@ -132,6 +134,7 @@ UNIT_DEPS_test_config = $(CONF_DEPS)
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_tasks  = worker/tasks.c worker/hooks.c
 UNIT_DEPS_test_fetch_allow = worker/fetch_allow.c
+UNIT_DEPS_test_durable = worker/durable_retry.c worker/durable_store.c worker/durable_local.c
 UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cgroup.c \
 	supervisor/cgroup_fs.c $(CONF_DEPS)
 UNIT_DEPS_test_reload = supervisor/reload.c $(CONF_DEPS)

@@ -33,6 +33,7 @@
 #include "../common/net.h"
 #include "../common/paths.h"
 #include "../common/token.h"
+#include "tasks.h"
 
 #define IO_TIMEOUT_S  15
 
@@ -63,6 +64,10 @@ usage(void)
 	    "                   queued connections, cold starts, scale-ups/downs\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
+	    "  tasks NAME [--json]  durable tasks of NAME: counts per kind, then every\n"
+	    "                   pending, running, retrying and dead task (read from its\n"
+	    "                   journal under CONFIG's state_directory)\n"
+	    "  tasks retry NAME ID  make dead task ID of NAME pending again\n"
 	    "ADDR: unix:/path, host:port or [v6]:port; default $EDGEVISOR_ADMIN or %s\n"
 	    "FILE: the admin bearer token (default: CONFIG's admin_token_file)\n",
 	    EV_ADMIN_DEFAULT);
@@ -716,6 +721,19 @@ main(int argc, char **argv)
 		return 1;
 	}
 
+	/* The journal is read directly: no admin address or token needed. */
+	if (strcmp(cmd, "tasks") == 0 && optind + 3 == argc && strcmp(argv[optind], "retry") == 0)
+		return cmd_tasks_retry(config, argv[optind + 1], argv[optind + 2]);
+	if (strcmp(cmd, "tasks") == 0 && optind < argc) {
+		const char *name = argv[optind++];
+
+		if (optind < argc && strcmp(argv[optind], "--json") == 0) {
+			json = true;
+			optind++;
+		}
+		if (optind == argc)
+			return cmd_tasks(config, name, json);
+	}
 	if (strcmp(cmd, "status") == 0 && optind == argc)
 		return cmd_status(json);
 	if (strcmp(cmd, "metrics") == 0 && optind == argc)

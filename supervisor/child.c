@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "../common/log.h"
@@ -47,6 +48,21 @@ child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
 	cfg->task_threads = l->task_threads;
 	cfg->grace_ms = l->beforeunload_grace_ms;
 	seccomp_profile_wire(&fc->seccomp, cfg);
+	if (fc->durable.backend == DURABLE_LOCAL) {
+		const struct fn_durable *d = &fc->durable;
+
+		cfg->durable = (struct wire_durable){
+			.backend = WIRE_DURABLE_LOCAL, .lease_ms = d->lease_ms,
+			.retry_base_ms = d->retry_base_ms, .retry_max_ms = d->retry_max_ms,
+			.concurrency = d->concurrency, .idem_window_ms = d->idempotency_window_ms,
+			.max_bytes = d->journal_max_bytes,
+		};
+		if (snprintf(cfg->durable.path, sizeof(cfg->durable.path), "%s/journal.db",
+		    d->dir) >= (int)sizeof(cfg->durable.path)) {
+			errno = ENAMETOOLONG;
+			return -1;
+		}
+	}
 	if (snprintf(cfg->name, sizeof(cfg->name), "%s", fc->name) >= (int)sizeof(cfg->name) ||
 	    snprintf(cfg->library, sizeof(cfg->library), "%s", fc->library) >=
 	    (int)sizeof(cfg->library)) {
@@ -75,6 +91,42 @@ child_fail(const struct child_spec *cs, const char *what)
 			_exit(127);
 	}
 	_exit(127);
+}
+
+/*
+ * The local journal's directory, made here (still root, before exec, off the
+ * supervisor's loop): <state>/durable is root's and 0711, so a tenant can reach its
+ * own directory by name but list none; <state>/durable/<fn> is the tenant's uid's,
+ * 0700, so no other tenant's worker can open the journal inside (EACCES).
+ */
+static int
+durable_dir(const struct fn_conf *fc)
+{
+	char parent[WIRE_PATH_LEN];
+	const char *slash = strrchr(fc->durable.dir, '/');
+	struct stat st;
+
+	if (slash == NULL || (size_t)(slash - fc->durable.dir) >= sizeof(parent))
+		return -1;
+	memcpy(parent, fc->durable.dir, (size_t)(slash - fc->durable.dir));
+	parent[slash - fc->durable.dir] = '\0';
+	if (mkdir(parent, 0711) < 0 && errno != EEXIST)
+		return -1;
+	if (mkdir(fc->durable.dir, 0700) < 0 && errno != EEXIST)
+		return -1;
+	if (fc->uid == (uid_t)-1)
+		return 0;
+	/* Never follow a link a tenant could have planted. */
+	if (lstat(fc->durable.dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+		errno = ENOTDIR;
+		return -1;
+	}
+	if (st.st_uid != fc->uid || st.st_gid != fc->gid || (st.st_mode & 07777) != 0700) {
+		if (lchown(fc->durable.dir, fc->uid, fc->gid) < 0 ||
+		    chmod(fc->durable.dir, 0700) < 0)
+			return -1;
+	}
+	return 0;
 }
 
 void
@@ -135,6 +187,8 @@ child_exec(const struct child_spec *cs)
 		child_fail(cs, "setrlimit nofile");
 	if (cs->subreaper && prctl(PR_SET_CHILD_SUBREAPER, 1) < 0)
 		child_fail(cs, "subreaper");
+	if (fc->durable.dir != NULL && durable_dir(fc) < 0)
+		child_fail(cs, "durable journal directory");
 	if (fc->uid != (uid_t)-1) {
 		if (setgroups(1, &fc->gid) < 0 || setresgid(fc->gid, fc->gid, fc->gid) < 0 ||
 		    setresuid(fc->uid, fc->uid, fc->uid) < 0)

@@ -79,7 +79,7 @@ static const char *const top_keys[] = {
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "min_workers", "max_workers",
 	"scale_target", "scale_idle_ms", "cold_wait_ms", "user", "group", "limits", "seccomp",
-	NULL
+	"durable", NULL
 };
 
 /* Every limit: key, field, range and default, so checking them is one loop. */
@@ -620,6 +620,81 @@ load_seccomp(struct loader *ld, json_t *fn, struct fn_seccomp *p)
 	return 0;
 }
 
+/*
+ * "durable": {"backend": "local", "journal_max_bytes": N, "lease_ms": N,
+ * "retry_base_ms": N, "retry_max_ms": N, "concurrency": N,
+ * "idempotency_window_ms": N}. Absent: the function has no durable tasks.
+ */
+static int
+load_durable(struct loader *ld, json_t *fn, struct fn_durable *d)
+{
+	static const char *const keys[] = { "backend", "journal_max_bytes", "lease_ms",
+		"retry_base_ms", "retry_max_ms", "concurrency", "idempotency_window_ms", NULL };
+	static const char *const backends[] = { "local" };
+	json_t *v = json_object_get(fn, "durable"), *mb;
+	int backend = 0;
+
+	memset(d, 0, sizeof(*d));
+	if (v == NULL)
+		return 0;
+	push_key(ld, "durable");
+	if (!json_is_object(v))
+		return conf_error(ld, LOC_VALUE, "must be an object {\"backend\": \"local\", ...}");
+	d->journal_max_bytes = 256ull << 20;
+	d->lease_ms = 30000;
+	d->retry_base_ms = 1000;
+	d->retry_max_ms = 300000;
+	d->concurrency = 16;
+	d->idempotency_window_ms = 86400000;
+	if (check_keys(ld, v, keys) < 0 ||
+	    get_enum(ld, v, "backend", backends, NELEM(backends), &backend) < 0 ||
+	    get_uint(ld, v, "lease_ms", 500, 3600000, &d->lease_ms) < 0 ||
+	    get_uint(ld, v, "retry_base_ms", 1, 3600000, &d->retry_base_ms) < 0 ||
+	    get_uint(ld, v, "retry_max_ms", 1, 86400000, &d->retry_max_ms) < 0 ||
+	    get_uint(ld, v, "concurrency", 1, 4096, &d->concurrency) < 0 ||
+	    get_uint(ld, v, "idempotency_window_ms", 0, 2147483647,
+	    &d->idempotency_window_ms) < 0)
+		return -1;
+	if ((mb = json_object_get(v, "journal_max_bytes")) != NULL) {
+		push_key(ld, "journal_max_bytes");
+		/* At least a few pages: the schema itself takes some. */
+		if (!json_is_integer(mb) || (json_integer_value(mb) != 0 &&
+		    json_integer_value(mb) < 65536))
+			return conf_error(ld, LOC_VALUE, "must be 0 (no cap) or an integer of at "
+			    "least 65536");
+		d->journal_max_bytes = (uint64_t)json_integer_value(mb);
+		pop(ld);
+	}
+	if (d->retry_max_ms < d->retry_base_ms) {
+		push_key(ld, "retry_max_ms");
+		return conf_error(ld, LOC_VALUE, "must not be below retry_base_ms (%u)",
+		    d->retry_base_ms);
+	}
+	if (json_object_get(v, "backend") == NULL) {
+		push_key(ld, "backend");
+		return conf_error(ld, LOC_PARENT, "missing required key");
+	}
+	d->backend = DURABLE_LOCAL + (uint32_t)backend;
+	pop(ld);
+	return 0;
+}
+
+/* The local journal's directory, now that state_directory is known. */
+static int
+durable_dirs(struct loader *ld, struct sv_conf *conf)
+{
+	struct fn_conf *fc;
+
+	TAILQ_FOREACH(fc, &conf->functions, entry)
+		if (fc->durable.backend == DURABLE_LOCAL &&
+		    asprintf(&fc->durable.dir, "%s/durable/%s", conf->state_directory,
+		    fc->name) < 0) {
+			fc->durable.dir = NULL;
+			return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+		}
+	return 0;
+}
+
 /* Resolves user and group to ids now, so a typo fails the load, not a spawn. */
 static int
 load_identity(struct loader *ld, struct fn_conf *fc)
@@ -712,6 +787,7 @@ fn_free(struct fn_conf *fc)
 	free(fc->listen);
 	free(fc->user);
 	free(fc->group);
+	free(fc->durable.dir);
 	free(fc);
 }
 
@@ -803,6 +879,7 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	    get_string(ld, fn, "group", 1, &fc->group) < 0 ||
 	    load_limits(ld, fn, &fc->limits) < 0 ||
 	    load_seccomp(ld, fn, &fc->seccomp) < 0 ||
+	    load_durable(ld, fn, &fc->durable) < 0 ||
 	    load_identity(ld, fc) < 0 ||
 	    absolute_library(ld, fc) < 0)
 		return -1;
@@ -1104,7 +1181,7 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 		pop(ld);
 	}
 	if (load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0 ||
-	    load_dynamic(ld, conf, root) < 0)
+	    load_dynamic(ld, conf, root) < 0 || durable_dirs(ld, conf) < 0)
 		return -1;
 	return 0;
 }
@@ -1204,7 +1281,16 @@ config_fn_same(const struct fn_conf *a, const struct fn_conf *b)
 	    a->lib_size == b->lib_size && a->lib_mtime_ns == b->lib_mtime_ns &&
 	    a->seccomp.on == b->seccomp.on && a->seccomp.arch == b->seccomp.arch &&
 	    a->seccomp.n == b->seccomp.n && memcmp(a->seccomp.rules, b->seccomp.rules,
-	    a->seccomp.n * sizeof(a->seccomp.rules[0])) == 0;
+	    a->seccomp.n * sizeof(a->seccomp.rules[0])) == 0 &&
+	    a->durable.backend == b->durable.backend &&
+	    a->durable.journal_max_bytes == b->durable.journal_max_bytes &&
+	    a->durable.lease_ms == b->durable.lease_ms &&
+	    a->durable.retry_base_ms == b->durable.retry_base_ms &&
+	    a->durable.retry_max_ms == b->durable.retry_max_ms &&
+	    a->durable.concurrency == b->durable.concurrency &&
+	    a->durable.idempotency_window_ms == b->durable.idempotency_window_ms &&
+	    (a->durable.dir == NULL) == (b->durable.dir == NULL) &&
+	    (a->durable.dir == NULL || strcmp(a->durable.dir, b->durable.dir) == 0);
 }
 
 struct fn_conf *

@@ -42,6 +42,19 @@ struct fn_limits {
 	uint32_t function_max_pids;   /* pids cap for the whole function, 0 = none */
 };
 
+/* "durable": a function's durable tasks (worker/durable.c); backend 0 = none. */
+enum fn_durable_backend { DURABLE_OFF = 0, DURABLE_LOCAL, DURABLE_POSTGRESQL };
+struct fn_durable {
+	uint32_t backend;             /* enum fn_durable_backend */
+	uint64_t journal_max_bytes;   /* cap of the function's journal, 0 = none */
+	uint32_t lease_ms;
+	uint32_t retry_base_ms;
+	uint32_t retry_max_ms;
+	uint32_t concurrency;         /* attempts at once per worker */
+	uint32_t idempotency_window_ms;
+	char *dir;                    /* local: <state_directory>/durable/<name>, 0700, the uid's */
+};
+
 struct fn_conf {
 	char *name;
 	char *library;                /* path to the .so */
@@ -66,6 +79,7 @@ struct fn_conf {
 	uint64_t lib_dev, lib_ino, lib_size, lib_mtime_ns;
 	uint32_t lib_mode;
 	struct fn_seccomp seccomp;    /* "seccomp", resolved (default profile if absent) */
+	struct fn_durable durable;    /* "durable" */
 	TAILQ_ENTRY(fn_conf) entry;
 };
 TAILQ_HEAD(fn_conf_list, fn_conf);

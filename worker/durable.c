@@ -249,10 +249,15 @@ do_fins(struct fin_q *fins)
 		else if (r == 1)
 			log_warn("durable_lease_lost", "task=%lld attempt=%u msg=\"claimed again after its lease ended; this result is dropped\"",
 			    (long long)f->id, f->attempt);
+		else if (f->op == FIN_FINISH && f->outcome == DURABLE_RETRY)
+			log_info("durable_retry", "task=%lld attempt=%u next_in_ms=%lld why=%s",
+			    (long long)f->id, f->attempt, (long long)(f->next_at - now), log_qv(f->why));
+		else if (f->op == FIN_FINISH && f->outcome == DURABLE_FAIL)
+			log_warn("durable_dead", "task=%lld attempt=%u why=%s", (long long)f->id,
+			    f->attempt, log_qv(f->why));
 		else
-			log_debug("durable_finished", "task=%lld attempt=%u op=%s outcome=%d",
-			    (long long)f->id, f->attempt, f->op == FIN_RELEASE ? "release" : "finish",
-			    f->outcome);
+			log_debug("durable_finished", "task=%lld attempt=%u op=%s", (long long)f->id,
+			    f->attempt, f->op == FIN_RELEASE ? "release" : "finish");
 		free(f);
 		n++;
 	}
@@ -491,7 +496,9 @@ blocking_run(void *arg)
 		durable_task_clear(&a->t);
 		free(a);
 	}
-	return r == EDGE_DURABLE_OK ? 0 : r;
+	/* The attempt's outcome is the journal's (logged as durable_retry/durable_dead),
+	 * not a failed background task. */
+	return 0;
 }
 
 static void
@@ -528,7 +535,7 @@ edge_durable_done(edge_durable *a, int result, const char *why)
 	a->async = NULL;
 	attempt_free(a);
 	if (mine && t != NULL)
-		edge_task_end(t, result == EDGE_DURABLE_OK ? 0 : 1, why != NULL ? why : "failed");
+		edge_task_end(t, 0, NULL);
 }
 
 /* ---- the loop side ---------------------------------------------------------------- */
