@@ -77,7 +77,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -O1 -g
 FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c worker/ws.c $(COMMON_SRC)
-FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c \
+FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c supervisor/dsn_file.c \
 		  supervisor/identity.c supervisor/seccomp_profile.c $(COMMON_SRC)
 FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
 
@@ -128,7 +128,7 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
 # The config's own dependencies: the cgroup_parent check, dynamic uids, seccomp names.
-CONF_DEPS = supervisor/config.c supervisor/cgroup_path.c supervisor/identity.c \
+CONF_DEPS = supervisor/config.c supervisor/cgroup_path.c supervisor/identity.c supervisor/dsn_file.c \
 	supervisor/seccomp_profile.c
 UNIT_DEPS_test_config = $(CONF_DEPS)
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c $(CONF_DEPS)
