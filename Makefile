@@ -34,6 +34,9 @@ obj = $(patsubst %.c,$(BUILD)/obj/%.o,$(1))
 SV_MAIN_OBJ = $(call obj,$(SV_SRC))
 COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
+# The journal's code, also linked into the supervisor (counts, durable_watch.c) and
+# edgevisorctl (tasks, ctl/tasks.c), which read it themselves.
+STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c)
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
@@ -96,12 +99,11 @@ $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(ALL_CFLAGS) -c $< -o $@
 
-$(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(SV_LIBS)
+# The supervisor reads the journals' counts (supervisor/durable_watch.c).
+$(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ) $(STORE_OBJ)
+	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 -lpthread
 
-# `edgevisorctl tasks` opens a function's journal itself (ctl/tasks.c).
-CTL_STORE_OBJ = $(call obj,worker/durable_store.c worker/durable_local.c)
-$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(CTL_STORE_OBJ)
+$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(STORE_OBJ)
 	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
 
 # The worker exports only the edge_* API to the function it loads.

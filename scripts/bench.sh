@@ -4,9 +4,10 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand ws fetch" (the default: all of
-#        them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
-#        reload500 = 6, ondemand = 7, ws = 8, fetch = 9; FETCH_N=20000 FETCH_C=32 (phase 9);
+#        PHASES="wrk tasks startup reload500 ondemand ws fetch durable" (the default: all
+#        of them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
+#        reload500 = 6, ondemand = 7, ws = 8, fetch = 9, durable = 10; FETCH_N=20000
+#        FETCH_C=32 (phase 9); DURABLE_N=20000 (phase 10);
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -33,6 +34,9 @@
 #      that time itself; plus the start-up of the 500 (launch to `ready`).
 #   8. WebSocket echo (examples/ws_echo.so): messages per second with one python
 #      client keeping 256 messages in flight (scripts/bench_ws.py).
+#  10. durable tasks on the local journal: DURABLE_N durable enqueues from one worker
+#      (tasks/s, group commit), and wrk's hello p99 when each request waits for one
+#      durable enqueue vs plain hello (tests/functions/durable_probe.so).
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -47,7 +51,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand ws fetch"
+all_phases="wrk tasks startup reload500 ondemand ws fetch durable"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -259,6 +263,30 @@ pratio() {
 }
 
 
+# run_wrk TARGET MODE ROUND URL [HEADER]: one wrk run, its line appended to $results
+run_wrk() {
+	local target=$1 mode=$2 round=$3 url=$4 hdr=() out line
+	[ $# -ge 5 ] && hdr=(-H "$5")
+	out=$(wrk --latency -t"$threads" -c"$conns" -d"${duration}s" "${hdr[@]}" "$url" 2>&1)
+	line=$(printf '%s\n' "$out" | awk -v t="$target" -v m="$mode" -v r="$round" '
+		function ms(v) {
+			if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
+			if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
+			if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
+			if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
+			return v + 0
+		}
+		/^ +50%/ { p50 = ms($2) }
+		/^ +99%/ { p99 = ms($2) }
+		/^Requests\/sec:/ { rps = $2 }
+		/Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
+		/Non-2xx or 3xx responses:/ { err += $NF }
+		END { printf "%s %s %s %.0f %.3f %.3f %d\n", t, m, r, rps, p50, p99, err }')
+	echo "$line" >>"$results"
+	printf '  round %s %-6s %-10s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' \
+	    "$round" "$target" "$mode" $(echo "$line" | cut -d' ' -f4-7)
+}
+
 # ---- servers (phases 1 and 2) ---------------------------------------------------------
 if want wrk; then
 	hello_port=$(free_port)
@@ -323,30 +351,6 @@ if want wrk; then
 	: >"$results"
 	svcpu="$tmp/svcpu"	# "round sv_pct share_pct"
 	: >"$svcpu"
-
-	# run_wrk TARGET MODE ROUND URL [HEADER]
-	run_wrk() {
-		local target=$1 mode=$2 round=$3 url=$4 hdr=() out line
-		[ $# -ge 5 ] && hdr=(-H "$5")
-		out=$(wrk --latency -t"$threads" -c"$conns" -d"${duration}s" "${hdr[@]}" "$url" 2>&1)
-		line=$(printf '%s\n' "$out" | awk -v t="$target" -v m="$mode" -v r="$round" '
-			function ms(v) {
-				if (v ~ /us$/) return substr(v, 1, length(v) - 2) / 1000
-				if (v ~ /ms$/) return substr(v, 1, length(v) - 2) + 0
-				if (v ~ /m$/)  return substr(v, 1, length(v) - 1) * 60000
-				if (v ~ /s$/)  return substr(v, 1, length(v) - 1) * 1000
-				return v + 0
-			}
-			/^ +50%/ { p50 = ms($2) }
-			/^ +99%/ { p99 = ms($2) }
-			/^Requests\/sec:/ { rps = $2 }
-			/Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
-			/Non-2xx or 3xx responses:/ { err += $NF }
-			END { printf "%s %s %s %.0f %.3f %.3f %d\n", t, m, r, rps, p50, p99, err }')
-		echo "$line" >>"$results"
-		printf '  round %s %-6s %-10s %8s req/s  p50 %7s ms  p99 %7s ms  errors %s\n' \
-		    "$round" "$target" "$mode" $(echo "$line" | cut -d' ' -f4-7)
-	}
 
 	# ours_close ROUND: the Connection: close run, with the supervisor's CPU around it.
 	ours_close() {
@@ -740,6 +744,69 @@ if want fetch; then
 	fig fetch_rps_loop req/s "$o" - "$(calc "$r" 2)" - - "$omin" "$omax"
 	fig fetch_rps_threads req/s "$t" - - - - "$tmin" "$tmax"
 	stop_pid "$fpid"
+fi
+
+# ---- 10. durable tasks (local journal) ------------------------------------------------------
+# durable_enqueue_rps: one request asks one worker (tests/functions/durable_probe.so) for
+# DURABLE_N async edge_enqueue_async calls and is answered once all are durable (group
+# commit: the store thread records what waits in one fsync'ed transaction); tasks per
+# second of that request's wall time. durable_hello_p99: wrk against GET /bench, which
+# answers "hello" only once one durable enqueue is committed, vs plain hello (one worker
+# each, alternated, ROUNDS times); the ratio is the median of per-round p99 ratios. The
+# tasks are due in an hour: this measures recording, not running.
+if want durable; then
+	ndur=${DURABLE_N:-20000}
+	echo "== durable: $ndur enqueues in one request; hello p99 with one durable enqueue per request"
+	hport=$(free_port)
+	dport=$(free_port)
+	dstate="$tmp/dstate"
+	# The tenant's dynamic uid must reach its journal directory under the state dir.
+	chmod 711 "$tmp"
+	cat >"$tmp/durable.conf" <<-EOF
+	{ "cgroups": "off", "log_level": "warn", "admin": "unix:$tmp/durable.sock",
+	  "state_directory": "$dstate",
+	  "functions": [
+	    { "name": "hello", "library": "$build/examples/hello.so",
+	      "listen": ["127.0.0.1:$hport"], "workers": 1 },
+	    { "name": "dp", "library": "$build/tests/functions/durable_probe.so",
+	      "listen": ["127.0.0.1:$dport"], "workers": 1,
+	      "durable": { "backend": "local", "journal_max_bytes": 1073741824 } } ] }
+	EOF
+	dpid=$(start_ev "$tmp/durable.conf" "$tmp/durable.log")
+	pids+=("$dpid")
+	wait_http "http://127.0.0.1:$hport/" "edgevisor hello" || { tail -n 20 "$tmp/durable.log" >&2; exit 1; }
+	wait_http "http://127.0.0.1:$dport/bench" "edgevisor durable_probe" || { tail -n 20 "$tmp/durable.log" >&2; exit 1; }
+	durf="$tmp/durrounds"
+	: >"$durf"
+	results="$tmp/results_durable"
+	: >"$results"
+	for round in $(seq "$rounds"); do
+		out=$(curl -fsS -w ' %{time_total}' -X POST --data /dev/null \
+		    "http://127.0.0.1:$dport/enqueue?kind=ok&n=$ndur&delay=3600000") ||
+			die "the durable batch failed: $out"
+		case "$out" in ids=*) ;; *) die "durable batch: $out" ;; esac
+		secs=${out##* }
+		echo "$round $(calc "$ndur / $secs" 0)" >>"$durf"
+		echo "  round $round: $ndur durable enqueues in $secs s ($(calc "$ndur / $secs" 0) tasks/s)"
+		if [ $((round % 2)) -eq 1 ]; then order="hello durable"; else order="durable hello"; fi
+		for t in $order; do
+			case $t in
+			hello) run_wrk ours hello "$round" "http://127.0.0.1:$hport/" ;;
+			durable) run_wrk ours durable1 "$round" "http://127.0.0.1:$dport/bench" ;;
+			esac
+		done
+	done
+	kill -0 "$dpid" 2>/dev/null || die "edgevisor died during the durable runs"
+	read -r omin o omax <<<"$(col_stats "$durf" 2)"
+	fig durable_enqueue_rps tasks/s "$o" - - ">=20000" "$(meets "$o" '>=' 20000)" "$omin" "$omax"
+	read -r omin o omax <<<"$(stats ours durable1 4)"
+	fig durable_hello_rps req/s "$o" - "$(pratio ours durable1 ours hello 4)" - - "$omin" "$omax"
+	read -r omin o omax <<<"$(stats ours durable1 6)"
+	r=$(pratio ours durable1 ours hello 6)
+	fig durable_hello_p99 ms "$o" - "$r" "<=1.3x_hello" "$(meets "$r" '<=' 1.3)" "$omin" "$omax"
+	read -r omin o omax <<<"$(stats ours durable1 7)"
+	fig durable_hello_errors count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
+	stop_pid "$dpid"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

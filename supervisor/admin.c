@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <event2/buffer.h>
@@ -27,6 +28,7 @@
 #include "admin.h"
 #include "admin_auth.h"
 #include "cgroup.h"
+#include "durable_watch.h"
 #include "limits.h"
 #include "pool.h"
 #include "reload.h"
@@ -297,6 +299,42 @@ scaling_json(const struct fn_view *v)
 	    "cold_start_ms_buckets", hist);
 }
 
+static int64_t
+wall_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * The function's durable tasks per kind, from durable_watch.c's last read of its
+ * journal (at most a second old); null when the function has no "durable".
+ */
+static json_t *
+durable_json(const struct fn_view *v)
+{
+	struct durable_count c[DW_KINDS_MAX];
+	int64_t due, now = wall_ms();
+	size_t n;
+	json_t *kinds;
+
+	if (v->conf->durable.backend == DURABLE_OFF)
+		return json_null();
+	n = durable_watch_counts(v->name, c, DW_KINDS_MAX, &due);
+	kinds = json_object();
+	for (size_t i = 0; i < n; i++)
+		json_object_set_new(kinds, c[i].kind, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
+		    "pending", (json_int_t)c[i].pending, "retrying", (json_int_t)c[i].retrying,
+		    "running", (json_int_t)c[i].running, "dead", (json_int_t)c[i].dead,
+		    "enqueued", (json_int_t)c[i].enqueued, "succeeded", (json_int_t)c[i].succeeded,
+		    "retried", (json_int_t)c[i].retried, "failed", (json_int_t)c[i].failed,
+		    "oldest_age_s", c[i].oldest_ms > 0 ? (now - c[i].oldest_ms) / 1000.0 : 0.0));
+	return json_pack("{s:s,s:I,s:o}", "backend", "local", "next_due_ms", (json_int_t)due,
+	    "kinds", kinds);
+}
+
 static json_t *
 function_json(const struct fn_view *v)
 {
@@ -328,6 +366,7 @@ function_json(const struct fn_view *v)
 	json_object_set_new(fn, "state", json_string(function_state(v)));
 	json_object_set_new(fn, "generation", json_integer((json_int_t)v->gen));
 	json_object_set_new(fn, "scaling", scaling_json(v));
+	json_object_set_new(fn, "durable", durable_json(v));
 	json_object_set_new(fn, "totals", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
 	    "requests", (json_int_t)v->requests,
 	    "tasks_started", (json_int_t)v->started,
@@ -466,6 +505,67 @@ fn_samples(struct evbuffer *out, const struct fn_view *fv, size_t n, const char 
 		    (unsigned long long)*(const uint64_t *)((const char *)&fv[i] + off));
 }
 
+/* Durable tasks per function and kind (durable_watch.c's last read of the journals). */
+static void
+durable_metrics(struct evbuffer *out, const struct fn_view *fv, size_t n)
+{
+	static const struct {
+		const char *name, *type, *help;
+	} df[] = {
+		{ "edgevisor_durable_tasks", "gauge",
+		    "Durable tasks in the journal now, by state (pending, retrying, running, dead)." },
+		{ "edgevisor_durable_enqueued_total", "counter", "Durable tasks recorded." },
+		{ "edgevisor_durable_succeeded_total", "counter", "Durable tasks that succeeded." },
+		{ "edgevisor_durable_retried_total", "counter",
+		    "Durable attempts that failed and were retried (or cut by a crash)." },
+		{ "edgevisor_durable_dead_total", "counter", "Durable tasks that went dead." },
+		{ "edgevisor_durable_oldest_age_seconds", "gauge",
+		    "Age of the oldest pending or running durable task (0 when none)." },
+	};
+	struct durable_count *c = calloc(DW_KINDS_MAX, sizeof(*c));
+	int64_t now = wall_ms(), due;
+	char e[128];
+
+	if (c == NULL)
+		return;
+	for (size_t f = 0; f < sizeof(df) / sizeof(df[0]); f++) {
+		family(out, df[f].name, df[f].type, df[f].help);
+		for (size_t i = 0; i < n; i++) {
+			size_t k = fv[i].conf->durable.backend == DURABLE_OFF ? 0 :
+			    durable_watch_counts(fv[i].name, c, DW_KINDS_MAX, &due);
+
+			lesc(fv[i].name, e, sizeof(e));
+			for (size_t j = 0; j < k; j++) {
+				const struct durable_count *d = &c[j];
+				const char *kind = d->kind;   /* [A-Za-z0-9_.:-]: nothing to escape */
+
+				switch (f) {
+				case 0:
+					evbuffer_add_printf(out, "%s{function=\"%s\",kind=\"%s\",state=\"pending\"} %llu\n"
+					    "%s{function=\"%s\",kind=\"%s\",state=\"retrying\"} %llu\n"
+					    "%s{function=\"%s\",kind=\"%s\",state=\"running\"} %llu\n"
+					    "%s{function=\"%s\",kind=\"%s\",state=\"dead\"} %llu\n",
+					    df[f].name, e, kind, (unsigned long long)d->pending,
+					    df[f].name, e, kind, (unsigned long long)d->retrying,
+					    df[f].name, e, kind, (unsigned long long)d->running,
+					    df[f].name, e, kind, (unsigned long long)d->dead);
+					break;
+				case 5:
+					evbuffer_add_printf(out, "%s{function=\"%s\",kind=\"%s\"} %.3f\n",
+					    df[f].name, e, kind,
+					    d->oldest_ms > 0 ? (now - d->oldest_ms) / 1000.0 : 0.0);
+					break;
+				default:
+					evbuffer_add_printf(out, "%s{function=\"%s\",kind=\"%s\"} %llu\n",
+					    df[f].name, e, kind, (unsigned long long)(f == 1 ? d->enqueued :
+					    f == 2 ? d->succeeded : f == 3 ? d->retried : d->failed));
+				}
+			}
+		}
+	}
+	free(c);
+}
+
 static void
 metrics_text(struct evbuffer *out)
 {
@@ -541,6 +641,7 @@ metrics_text(struct evbuffer *out)
 		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_count{function=\"%s\"} %llu\n",
 		    e, (unsigned long long)fv[i].cold_starts);
 	}
+	durable_metrics(out, fv, n);
 	family(out, "edgevisor_function_failed", "gauge",
 	    "1 when the function's workers keep dying before ready (not respawned until reload).");
 	for (size_t i = 0; i < n; i++)

@@ -21,6 +21,7 @@
 #include "cgroup.h"
 #include "check.h"
 #include "dispatch.h"
+#include "durable_watch.h"
 #include "evq.h"
 #include "identity.h"
 #include "limits.h"
@@ -68,6 +69,7 @@ int
 orch_init(void)
 {
 	if (evq_init(sv.base, handle) < 0 || pool_init(sv.base) < 0 ||
+	    durable_watch_init(sv.base) < 0 ||
 	    (requeue_ev = evtimer_new(sv.base, requeue_cb, NULL)) == NULL)
 		return -1;
 	admin_set_ops(&admin_ops);
@@ -85,6 +87,7 @@ orch_shutdown(void)
 		event_free(requeue_ev);
 	requeue_ev = NULL;
 	cancel_checks();
+	durable_watch_shutdown();
 	limits_stop();
 	dispatch_close_all();
 	evq_run();
@@ -228,6 +231,14 @@ handle(const struct evq_item *it)
 		/* Reported before its pool may have gone (a retired pool empties fast). */
 		if (pool_alive(p) && !sv.stopping)
 			pool_fill(p);
+		break;
+	case EVQ_DURABLE_DUE:
+		/* Due durable tasks keep one worker even at min_workers 0 (pool_want). */
+		if (pool_alive(p)) {
+			p->p_durable_due = it->arg != 0;
+			if (p->p_durable_due && !p->p_retiring && !sv.stopping)
+				pool_fill(p);
+		}
 		break;
 	}
 	/* Last, and nothing after it: a switch-over may free pools, P among them. */
@@ -459,6 +470,7 @@ switch_over(void)
 	}
 	keep_old_conf(sv.conf);
 	sv.conf = rl.conf;
+	durable_watch_config(sv.conf);
 	/* The admin endpoint follows the file too (same address: nothing happens). */
 	if (admin_start(sv.conf, err, sizeof(err)) < 0)
 		log_error("admin_failed", "msg=%s", log_qv(err));

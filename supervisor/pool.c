@@ -213,6 +213,8 @@ pool_want(const struct pool *p)
 	pool_count(p, &c);
 	have = c.starting + c.ready;
 	want = fc->min_workers;
+	if (want == 0 && p->p_durable_due)
+		want = 1;
 	if (p->p_npending > 0 && c.ready == 0) {
 		/* Connections wait and nothing can take them: enough workers for them. */
 		unsigned need = (p->p_npending + fc->scale_target - 1) / fc->scale_target;

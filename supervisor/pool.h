@@ -50,6 +50,7 @@ struct pool {
 	bool p_failed;              /* workers crash at start: stop spinning */
 	bool p_fill_queued;
 	bool p_cgroup;              /* its function cgroup exists (made with the first worker) */
+	bool p_durable_due;         /* durable tasks are due: at least one worker (durable_watch.c) */
 	struct worker_list p_workers; /* live ones, and reaped ones until the orchestrator frees them */
 	struct fn_totals *p_totals; /* shared by every generation of this function */
 	uint32_t p_crash_streak;    /* crashes before ready, for backoff */

@@ -14,6 +14,8 @@
  *   never  (blocking) always asks for a retry
  *   async  (loop) answers 10 ms later from a timer (EDGE_DURABLE_LATER)
  * The payload is "PATH|SEQ".
+ * GET /bench answers "hello" once one task (kind ok, due in an hour) is durable:
+ * scripts/bench.sh's "one durable enqueue per request".
  * GET /open?path=P tries open(P, O_RDWR) as the tenant: "ok" or "errno=NAME".
  */
 
@@ -154,6 +156,15 @@ enqueued(edge_ctx *ctx, int64_t id, int err, void *arg)
 }
 
 static void
+bench_done(edge_ctx *ctx, int64_t id, int err, void *arg)
+{
+	if (err != 0)
+		edge_res_send(arg, 503, "text/plain", "error\n", 6);
+	else
+		edge_res_send(arg, 200, "text/plain", "hello\n", 6);
+}
+
+static void
 handle(edge_req *req, edge_res *res)
 {
 	const char *path = edge_req_path(req);
@@ -164,6 +175,14 @@ handle(edge_req *req, edge_res *res)
 	struct batch *b;
 	long n = query_long(req, "n", 1);
 
+	if (strcmp(path, "/bench") == 0) {
+		static const struct edge_durable_opts later = { .delay_ms = 3600000 };
+
+		if (edge_enqueue_async(edge_req_ctx(req), "ok", "/dev/null|0", 11, &later,
+		    bench_done, res) < 0)
+			edge_res_send(res, 503, "text/plain", "error\n", 6);
+		return;
+	}
 	if (strcmp(path, "/open") == 0) {
 		char p[512], out[96];
 		int fd;

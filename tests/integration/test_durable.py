@@ -5,10 +5,12 @@ tenant cannot open another tenant's journal. Real supervisor, workers and journa
 handlers (tests/functions/durable_probe.c) append one line per attempt to a side file:
 "KIND ID ATTEMPT SEQ MS"."""
 
+import http.server
 import json
 import os
 import signal
 import subprocess
+import threading
 
 import harness as h
 from harness import check, test
@@ -204,6 +206,63 @@ def idempotency_key_deduplicates():
         check(kind_counts(ctl_tasks(sv), "ok")["enqueued"] == 2, "enqueued count")
 
 
+def admin_get(sv, path):
+    conn = h.UnixHTTPConnection(sv.admin[5:], timeout=10)
+    try:
+        conn.request("GET", path)
+        r = conn.getresponse()
+        return r.status, r.read().decode()
+    finally:
+        conn.close()
+
+
+@test
+def status_and_metrics_count_per_kind():
+    side = side_file()
+    sv = h.Supervisor([durable_fn()], name="durable-status")
+    open_dir(sv)
+    with sv:
+        ids(enqueue(sv, side, "ok", n=3))
+        ids(enqueue(sv, side, "never", attempts=1))
+        ids(enqueue(sv, side, "ok", delay=600000))
+
+        def counted():
+            for f in h.admin_status(sv)["functions"]:
+                if f["name"] == "dp" and f["durable"] and "ok" in f["durable"]["kinds"]:
+                    k = f["durable"]["kinds"]
+                    if (k["ok"]["succeeded"] == 3 and k["ok"]["pending"] == 1 and
+                            k.get("never", {}).get("dead") == 1):
+                        return k
+            return None
+        k = h.wait_until(counted, 10, "durable counts in /status")
+        check(k["ok"]["enqueued"] == 4 and k["ok"]["oldest_age_s"] >= 0, "status %r" % k)
+        code, text = admin_get(sv, "/metrics")
+        check(code == 200, "metrics %d" % code)
+        for want in ('edgevisor_durable_succeeded_total{function="dp",kind="ok"} 3',
+                     'edgevisor_durable_tasks{function="dp",kind="ok",state="pending"} 1',
+                     'edgevisor_durable_dead_total{function="dp",kind="never"} 1'):
+            check(want in text, "no %r in /metrics" % want)
+
+
+@test
+def zero_workers_get_a_worker_for_due_tasks():
+    side = side_file()
+    fn = durable_fn()
+    del fn["workers"]
+    fn.update(min_workers=0, max_workers=1, scale_idle_ms=300)
+    sv = h.Supervisor([fn], name="durable-zero")
+    open_dir(sv)
+    with sv:
+        tid, _ = ids(enqueue(sv, side, "ok", delay=4000))
+        h.wait_until(lambda: not sv.workers("dp"), 3.5, "scaled to zero before the task is due")
+        check(not lines(side, "ok"), "the task ran before it was due")
+        spawned = len(sv.events("worker_state", fn="dp", to="starting"))
+        h.wait_until(lambda: any(ln["id"] == tid for ln in lines(side, "ok")), 10,
+                     "the due task ran on a worker started for it")
+        check(len(sv.events("worker_state", fn="dp", to="starting")) > spawned,
+              "no worker was started for the due task")
+
+
 @test
 def journal_cap_refuses_cleanly():
     side = side_file()
@@ -237,6 +296,50 @@ def tenant_cannot_open_another_tenants_journal():
         check(r.body == b"errno=EACCES\n", "opening another tenant's journal: %r" % r.body)
         st = os.stat(os.path.join(state, "dpb"))
         check(st.st_mode & 0o777 == 0o700, "journal dir mode %o" % (st.st_mode & 0o777))
+
+
+@test
+def example_retries_a_failing_hook_with_its_key():
+    """examples/durable.c end to end: POST /orders records a task; its edge_fetch to a
+    real HTTP server that answers 503 once is retried, with the same Idempotency-Key."""
+    got = []
+
+    class Hook(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            got.append((self.headers.get("Idempotency-Key"), body))
+            code = 503 if len(got) == 1 else 200
+            self.send_response(code)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    srv = http.server.HTTPServer(("127.0.0.1", 0), Hook)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        fn = h.function("ex", library="durable", durable={"backend": "local",
+                                                           "retry_base_ms": 100})
+        sv = h.Supervisor([fn], name="durable-example")
+        open_dir(sv)
+        with sv:
+            url = "/orders?hook=http://127.0.0.1:%d/paid" % srv.server_port
+            hdr = {"Idempotency-Key": "order-7"}
+            r1 = h.request(sv.port(), url, method="POST", body=b'{"order":7}', headers=hdr)
+            r2 = h.request(sv.port(), url, method="POST", body=b'{"order":7}', headers=hdr)
+            check(r1.status == 202 and r1.body == r2.body, "answers %r %r" % (r1, r2))
+            h.wait_until(lambda: len(got) >= 2, 10, "the hook called again after its 503")
+            check(got[0] == got[1] == ("order-7", b'{"order":7}'), "hook got %r" % got)
+            h.wait_until(lambda: kind_counts(ctl_tasks(sv, "ex"), "notify")["succeeded"] == 1,
+                         10, "notify succeeded")
+            c = kind_counts(ctl_tasks(sv, "ex"), "notify")
+            check(c["enqueued"] == 1 and c["retried"] == 1, "counts %r" % c)
+            check(len(got) == 2, "the hook was called %d times" % len(got))
+    finally:
+        srv.shutdown()
+        srv.server_close()
 
 
 @test
