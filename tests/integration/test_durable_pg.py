@@ -168,6 +168,44 @@ def database_outage_enqueue_fails_clearly_then_resumes():
         check(c["succeeded"] == rows and c["pending"] == 0, "after the outage: %r" % c)
 
 
+@test
+def dsn_file_errors_name_file_line_and_key():
+    """No server needed: the DSN file is checked at config load like a private key."""
+    import json
+    d = h.tmpdir("durable-pg-conf")
+    dsn = os.path.join(d, "dsn")
+    with open(dsn, "w") as f:
+        f.write("host=/nonexistent dbname=x password=secret-not-to-be-shown\n")
+
+    def try_conf(durable, mode=0o600):
+        os.chmod(dsn, mode)
+        fn = h.function("pgc", library="durable_span", durable=durable)
+        fn.pop("port")
+        path = os.path.join(d, "c.conf")
+        with open(path, "w") as f:
+            json.dump({"state_directory": d, "functions": [fn]}, f, indent=2)
+        code, err = h.check_config(path)
+        return code, err, open(path).read().splitlines()
+
+    def line_of(lines, needle):
+        return next(i + 1 for i, ln in enumerate(lines) if needle in ln)
+
+    code, err, lines = try_conf({"backend": "postgresql", "dsn_file": dsn})
+    check(code == 0, "a good dsn_file refused: %s" % err)
+    code, err, lines = try_conf({"backend": "postgresql", "dsn_file": dsn}, 0o640)
+    check(code != 0 and "functions[0].durable.dsn_file:" in err and "too open" in err and
+          ":%d:" % line_of(lines, '"dsn_file"') in err, "group-readable DSN: %s" % err)
+    check("secret-not-to-be-shown" not in err, "the DSN leaked into an error: %s" % err)
+    code, err, lines = try_conf({"backend": "postgresql"})
+    check(code != 0 and "functions[0].durable.dsn_file: missing required key" in err,
+          "no dsn_file: %s" % err)
+    code, err, lines = try_conf({"backend": "local", "dsn_file": dsn})
+    check(code != 0 and "functions[0].durable.dsn_file: only with" in err and
+          ":%d:" % line_of(lines, '"dsn_file"') in err, "dsn_file with local: %s" % err)
+    code, err, lines = try_conf({"backend": "postgresql", "dsn_file": os.path.join(d, "nope")})
+    check(code != 0 and "No such file" in err, "missing dsn_file: %s" % err)
+
+
 # ---- the same through real supervisors and workers ---------------------------------
 
 def span_fn(pg, port=None, lease_ms=1500, workers=1):
