@@ -36,7 +36,7 @@ COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
 # The journal's code, also linked into the supervisor (counts, durable_watch.c) and
 # edgevisorctl (tasks, ctl/tasks.c), which read it themselves.
-STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c)
+STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c worker/durable_pg.c)
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
@@ -101,10 +101,10 @@ $(BUILD)/obj/%.o: %.c
 
 # The supervisor reads the journals' counts (supervisor/durable_watch.c).
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ) $(STORE_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 -lpthread
+	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 $(PQ_LIBS) -lpthread
 
-$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(STORE_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
+$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(STORE_OBJ) $(call obj,supervisor/dsn_file.c)
+	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS) $(PQ_LIBS)
 
 # The worker exports only the edge_* API to the function it loads.
 $(BUILD)/edgevisor-worker: $(WK_OBJ) $(COMMON_OBJ) worker/exports.list

@@ -71,6 +71,7 @@ struct pg_store {
 	unsigned backoff_ms;
 	char err[512];
 	int eno;
+	char sqlstate[6];            /* of the last server error, "" for none */
 };
 
 /* ---- errors ---------------------------------------------------------------- */
@@ -244,6 +245,9 @@ run(struct pg_store *s, uint64_t deadline, const char *sql, int n, const char *c
 	if (!res)
 		goto conn_fail;
 	if (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK) {
+		const char *st = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+
+		snprintf(s->sqlstate, sizeof s->sqlstate, "%s", st ? st : "");
 		seterr(s, sqlstate_errno(res), "postgresql: %s", PQresultErrorMessage(res));
 		PQclear(res);
 		if (PQstatus(s->conn) != CONNECTION_OK)
@@ -415,8 +419,17 @@ begin_call(struct pg_store *s, uint64_t *deadline)
 {
 	s->err[0] = '\0';
 	s->eno = 0;
+	s->sqlstate[0] = '\0';
 	*deadline = clock_ms() + s->timeout_ms;
 	return ensure_conn(s, *deadline);
+}
+
+/* A read-only reader (the supervisor's counts, edgevisorctl) before any worker
+ * created the schema: no table yet reads as no task. */
+static int
+no_schema(const struct pg_store *s)
+{
+	return (s->base.flags & DURABLE_OPEN_READONLY) && strcmp(s->sqlstate, "42P01") == 0;
 }
 
 /* BEGIN with a synchronous commit (see the top of the file). */
@@ -956,7 +969,7 @@ pg_next_due(struct durable_store *base, int64_t *at_ms, char *err, size_t errlen
 		" WHERE function = $1 AND state IN (0, 1)",
 		1, v, NULL, NULL);
 	if (!r)
-		return fail(s, err, errlen);
+		return no_schema(s) ? 0 : fail(s, err, errlen);
 	*at_ms = col_i64(r, 0, 0);
 	PQclear(r);
 	return 0;
@@ -991,7 +1004,7 @@ pg_counts(struct durable_store *base, struct durable_count *out, size_t max, siz
 		" ORDER BY k.kind",
 		1, v, NULL, NULL);
 	if (!r)
-		return fail(s, err, errlen);
+		return no_schema(s) ? 0 : fail(s, err, errlen);
 	for (int i = 0; i < PQntuples(r) && *n < max; i++) {
 		struct durable_count *c = &out[(*n)++];
 
@@ -1037,7 +1050,7 @@ pg_list(struct durable_store *base, int state, int64_t after_id, size_t max,
 		" ORDER BY id LIMIT $4::bigint",
 		4, v, NULL, NULL);
 	if (!r)
-		return fail(s, err, errlen);
+		return no_schema(s) ? 0 : fail(s, err, errlen);
 	for (int i = 0; i < PQntuples(r) && *n < max; i++) {
 		struct durable_info *d = &out[(*n)++];
 

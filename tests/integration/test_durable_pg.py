@@ -19,6 +19,7 @@ The store alone (build/tests/durable_pg_drive, one process = one host):
     acknowledged is lost.
 Skips (with the reason) only when the PostgreSQL server binaries are absent."""
 
+import json
 import os
 import signal
 import subprocess
@@ -29,6 +30,7 @@ import pgserver
 from harness import check, test
 
 DRIVE = os.path.join(h.BUILD, "tests", "durable_pg_drive")
+CTL = os.path.join(h.BUILD, "edgevisorctl")
 
 
 class Host:
@@ -171,7 +173,6 @@ def database_outage_enqueue_fails_clearly_then_resumes():
 @test
 def dsn_file_errors_name_file_line_and_key():
     """No server needed: the DSN file is checked at config load like a private key."""
-    import json
     d = h.tmpdir("durable-pg-conf")
     dsn = os.path.join(d, "dsn")
     with open(dsn, "w") as f:
@@ -289,6 +290,22 @@ def two_supervisors_drain_10000_tasks_on_one_database():
             h.wait_until(lambda: pg.psql("SELECT count(*) FROM edgevisor_tasks"
                                          " WHERE state <> 2")[0][0] == "0", 15,
                          "every outcome recorded")
+            # Both supervisors' counts (read off their loops) and edgevisorctl see
+            # the one queue.
+            for sv in (a, b):
+                def st():
+                    d = h.admin_status(sv)
+                    fn = next(f for f in d["functions"] if f["name"] == "span")
+                    return fn["durable"]
+                h.wait_until(lambda: st()["kinds"].get("span", {}).get("succeeded") == n, 10,
+                             "/status counting %d succeeded" % n)
+                check(st()["backend"] == "postgresql", "status %r" % st())
+            p = subprocess.run([CTL, "-c", a.conf_path, "tasks", "span", "--json"],
+                               capture_output=True, text=True, timeout=20)
+            check(p.returncode == 0, "edgevisorctl tasks: %s" % p.stderr)
+            kinds = {k["kind"]: k for k in json.loads(p.stdout)["kinds"]}
+            check(kinds["span"]["succeeded"] == n and kinds["span"]["enqueued"] == n,
+                  "edgevisorctl tasks: %r" % kinds)
 
 
 @test
