@@ -372,9 +372,16 @@ ensure_conn(struct pg_store *s, uint64_t deadline)
 	const char *vals[] = {tmo, "edgevisor", s->dsn, NULL};
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 
-	if (s->conn && PQstatus(s->conn) == CONNECTION_OK)
+	/* A connection the server closed meanwhile (a restart, an idle timeout) is
+	 * noticed here, before a statement is sent on it: reading what is pending
+	 * sees the EOF. It is replaced at once, without a backoff step. */
+	if (s->conn && PQstatus(s->conn) == CONNECTION_OK && PQconsumeInput(s->conn) &&
+	    PQstatus(s->conn) == CONNECTION_OK)
 		return 0;
-	drop_conn(s);
+	if (s->conn) {
+		PQfinish(s->conn);
+		s->conn = NULL;
+	}
 	if (clock_ms() < s->next_connect_ms) {
 		seterr(s, EAGAIN, "database unreachable (next try in %" PRIu64 " ms)",
 		       s->next_connect_ms - clock_ms());
@@ -811,12 +818,14 @@ pg_claim(struct durable_store *base, const char *owner, int64_t now_ms, uint32_t
 		unsigned char *p = PQunescapeBytea((const unsigned char *)PQgetvalue(r, i, 2), &len);
 
 		memset(t, 0, sizeof *t);
-		if (!p || !(t->payload = malloc(len ? len : 1))) {
+		/* one byte more: handlers get the payload NUL-terminated (edgevisor.h) */
+		if (!p || !(t->payload = malloc(len + 1))) {
 			PQfreemem(p);
 			seterr(s, ENOMEM, "out of memory");
 			goto abort;
 		}
 		memcpy(t->payload, p, len);
+		((char *)t->payload)[len] = '\0';
 		PQfreemem(p);
 		t->len = len;
 		t->id = col_i64(r, i, 0);
