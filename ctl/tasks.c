@@ -5,14 +5,19 @@
  * the supervisor's loop never has to read it). Opened read-only for the listing;
  * the retry is one transaction beside the running workers (SQLite's WAL lets
  * readers and one writer at a time share the file; a busy journal is waited for).
+ * The files are the tenant's: they are opened with the filesystem uid and gid of
+ * the journal directory's owner, so a link the tenant planted is followed with its
+ * rights, not root's.
  */
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/fsuid.h>
 #include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <jansson.h>
 
@@ -130,6 +135,21 @@ open_journal(const char *config, const char *name, uint32_t flags)
 		if (s == NULL)
 			fprintf(stderr, "edgevisorctl: tasks: %s\n", err);
 		return s;
+	}
+	{
+		char dir[sizeof(path)];
+		char *slash;
+
+		snprintf(dir, sizeof(dir), "%s", path);
+		if ((slash = strrchr(dir, '/')) != NULL)
+			*slash = '\0';
+		if (lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+			fprintf(stderr, "edgevisorctl: tasks: %s: %s\n", dir,
+			    errno != 0 ? strerror(errno) : "not a directory");
+			return NULL;
+		}
+		setfsgid(st.st_gid);
+		setfsuid(st.st_uid);
 	}
 	/* Never create one: a missing journal means no task was ever enqueued. */
 	if (stat(path, &st) < 0) {

@@ -716,6 +716,32 @@ load_durable(struct loader *ld, json_t *fn, struct fn_durable *d)
 	return 0;
 }
 
+/*
+ * What SQLite does to keep the journal (open, positioned reads and writes, flushes,
+ * POSIX locks, the mapped -shm file): a function whose "seccomp" refuses one of them
+ * would have a journal it cannot write, so that is a config error.
+ */
+static int
+durable_seccomp(struct loader *ld, json_t *fn, const struct fn_conf *fc)
+{
+	static const char *const needs[] = { "openat", "pread64", "pwrite64", "fsync",
+		"fdatasync", "fcntl", "ftruncate", "mmap", "munmap", "fstat", "newfstatat",
+		"lseek", "unlink", "getrandom", NULL };
+	/* PostgreSQL: libpq's socket to the server, and our poll() on it */
+	static const char *const pg_needs[] = { "socket", "connect", "poll", "sendto",
+		"recvfrom", "getsockopt", "setsockopt", "getsockname", NULL };
+	bool pg = fc->durable.backend == DURABLE_POSTGRESQL;
+	const char *bad;
+
+	if (fc->durable.backend == DURABLE_OFF ||
+	    (bad = seccomp_profile_denies_any(&fc->seccomp, pg ? pg_needs : needs)) == NULL)
+		return 0;
+	push_key(ld, "seccomp");
+	return conf_error(ld, json_object_get(fn, "seccomp") != NULL ? LOC_VALUE : LOC_PARENT,
+	    "denies %s, which %s needs", bad,
+	    pg ? "the PostgreSQL client of \"durable\"" : "the durable journal (\"durable\")");
+}
+
 /* The local journal's directory, now that state_directory is known. */
 static int
 durable_dirs(struct loader *ld, struct sv_conf *conf)
@@ -919,6 +945,7 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	    load_limits(ld, fn, &fc->limits) < 0 ||
 	    load_seccomp(ld, fn, &fc->seccomp) < 0 ||
 	    load_durable(ld, fn, &fc->durable) < 0 ||
+	    durable_seccomp(ld, fn, fc) < 0 ||
 	    load_identity(ld, fc) < 0 ||
 	    absolute_library(ld, fc) < 0)
 		return -1;

@@ -12,6 +12,11 @@
  * EVQ_DURABLE_DUE for the orchestrator to decide (evq.h). Counts are therefore up
  * to DW_PERIOD_MS old.
  *
+ * The files are the tenant's (its directory, its uid): every access to them runs with
+ * this thread's filesystem uid and gid set to the directory's owner (setfsuid is
+ * per thread), so a link the tenant planted (journal.db-shm -> /etc/passwd) is
+ * followed with the tenant's rights, never root's.
+ *
  * Why the supervisor reads and not the workers publish: a function at zero workers
  * has nobody to publish, and after a supervisor restart only the journal knows.
  */
@@ -20,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/fsuid.h>
 #include <sys/queue.h>
 #include <sys/stat.h>
 #include <time.h>
@@ -39,6 +45,7 @@ struct dw_entry {
 	TAILQ_ENTRY(dw_entry) e_entry;
 	char name[64];
 	char path[4200];
+	char dir[4200];
 	char *dsn;                    /* postgresql: the connection string (else NULL) */
 	bool removed;                 /* the config dropped it: the thread frees it */
 	/* The thread's own: */
@@ -102,6 +109,15 @@ pass(void)
 		}
 		/* The entry stays: only this thread frees it. */
 		pthread_mutex_unlock(&dw.mtx);
+		if (e->dsn == NULL) {
+			/* As the directory's owner (see above); not a directory: nothing to read. */
+			if (lstat(e->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+				pthread_mutex_lock(&dw.mtx);
+				continue;
+			}
+			setfsgid(st.st_gid);
+			setfsuid(st.st_uid);
+		}
 		/* PostgreSQL: a bounded call on this thread; a missing schema reads as
 		 * empty (no worker has connected yet). */
 		if (e->store == NULL && (e->dsn != NULL || stat(e->path, &st) == 0)) {
@@ -128,6 +144,8 @@ pass(void)
 			n = 0;
 			due = 0;
 		}
+		setfsuid(geteuid());
+		setfsgid(getegid());
 		pthread_mutex_lock(&dw.mtx);
 		memcpy(e->counts, counts, n * sizeof(counts[0]));
 		e->ncounts = n;
@@ -231,6 +249,8 @@ durable_watch_config(const struct sv_conf *conf)
 			continue;   /* no counts for it; logged once below */
 		snprintf(e->name, sizeof(e->name), "%s", fc->name);
 		snprintf(e->path, sizeof(e->path), "%s", path);
+		if (fc->durable.dir != NULL)
+			snprintf(e->dir, sizeof(e->dir), "%s", fc->durable.dir);
 		if (dsn != NULL && (e->dsn = strdup(dsn)) == NULL) {
 			free(e);
 			continue;
@@ -277,6 +297,7 @@ durable_watch_shutdown(void)
 		TAILQ_REMOVE(&dw.entries, e, e_entry);
 		if (e->store != NULL)
 			e->store->ops->close(e->store);
+		dsn_free(e->dsn);
 		free(e);
 	}
 	if (dw.ev != NULL)

@@ -136,3 +136,15 @@ seccomp_profile_wire(const struct fn_seccomp *p, struct wire_config *cfg)
 	if (p->on)
 		memcpy(cfg->seccomp_rules, p->rules, p->n * sizeof(p->rules[0]));
 }
+
+const char *
+seccomp_profile_denies_any(const struct fn_seccomp *p, const char *const *names)
+{
+	for (const char *const *n = names; *n != NULL; n++) {
+		int nr = seccomp_syscall_resolve_name(*n);
+
+		if (nr != __NR_SCMP_ERROR && p->on && find(p, nr) >= 0)
+			return *n;
+	}
+	return NULL;
+}

@@ -33,5 +33,7 @@ void seccomp_profile_off(struct fn_seccomp *p);
 const char *seccomp_profile_change(struct fn_seccomp *p, const char *name, bool deny);
 /* The rules of P as wire_config's seccomp fields. */
 void seccomp_profile_wire(const struct fn_seccomp *p, struct wire_config *cfg);
+/* The first of NAMES (NULL-terminated) that P refuses, or NULL. */
+const char *seccomp_profile_denies_any(const struct fn_seccomp *p, const char *const *names);
 
 #endif

@@ -367,14 +367,16 @@ store_main(void *unused)
 		can_claim = !dur.draining && !dur.stop && dur.nhandlers > 0 &&
 		    dur.inflight < dur.conf.concurrency;
 		size_t room = can_claim ? dur.conf.concurrency - dur.inflight : 0;
+		bool held = dur.inflight > 0;
 		pthread_mutex_unlock(&dur.mtx);
 		now = wall_ms();
 		if (room > 0 && now >= next_claim) {
 			next_claim = do_claim(room, now);
 			if (next_renew <= now)
 				next_renew = now + dur.conf.lease_ms / 3;
+			held = true;
 		}
-		if (dur.inflight > 0 && now >= next_renew) {
+		if (held && now >= next_renew) {
 			if (dur.store->ops->renew(dur.store, dur.owner, now, dur.conf.lease_ms, err,
 			    sizeof(err)) < 0)
 				log_warn("durable_renew_failed", "err=%s", log_qv(err));

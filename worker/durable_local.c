@@ -16,11 +16,18 @@
  * The size cap is SQLite's own: max_page_count = max_bytes / page_size, and an
  * insert past it fails SQLITE_FULL (rolled back whole, reported ENOSPC).
  *
+ * Checkpoints (copying the WAL back into the database file, with its own fsync) run
+ * on a thread and connection of their own, woken when the WAL passes
+ * LOCAL_CKPT_PAGES: SQLite's automatic checkpoint would run inside a commit and
+ * hold every enqueue waiting behind it.
+ *
  * The WAL and shared-memory files are kept when the last connection closes
  * (SQLITE_FCNTL_PERSIST_WAL), so a reader running as root never creates them
  * with its own owner under the tenant's directory.
  */
 #include <errno.h>
+#include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +38,7 @@
 
 /* Bumped with every change to the schema below; PRAGMA user_version holds it. */
 #define LOCAL_SCHEMA_VERSION 1
+#define LOCAL_CKPT_PAGES     1000   /* SQLite's own default threshold */
 
 struct local_store {
 	struct durable_store base;
@@ -39,7 +47,74 @@ struct local_store {
 	int sync_full;                 /* the synchronous level now set */
 	sqlite3_stmt *st_idem, *st_insert, *st_stat_enq, *st_finish, *st_stat,
 	    *st_release, *st_renew, *st_next, *st_unkey;
+	/* The checkpointer: its connection is its own; the flags are under ck_mtx. */
+	sqlite3 *ck_db;
+	pthread_t ck_thread;
+	bool ck_up, ck_stop, ck_due;
+	pthread_mutex_t ck_mtx;
+	pthread_cond_t ck_cond;
 };
+
+static void *
+ckpt_main(void *arg)
+{
+	struct local_store *ls = arg;
+
+	pthread_mutex_lock(&ls->ck_mtx);
+	for (;;) {
+		while (!ls->ck_due && !ls->ck_stop)
+			pthread_cond_wait(&ls->ck_cond, &ls->ck_mtx);
+		if (ls->ck_stop)
+			break;
+		ls->ck_due = false;
+		pthread_mutex_unlock(&ls->ck_mtx);
+		/* PASSIVE: copies what no reader still needs, never waits for the writer. */
+		sqlite3_wal_checkpoint_v2(ls->ck_db, "main", SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+		pthread_mutex_lock(&ls->ck_mtx);
+	}
+	pthread_mutex_unlock(&ls->ck_mtx);
+	return NULL;
+}
+
+/* After each commit (the writer's thread): wake the checkpointer past the threshold. */
+static int
+on_wal(void *arg, sqlite3 *db, const char *name, int pages)
+{
+	struct local_store *ls = arg;
+
+	if (pages >= LOCAL_CKPT_PAGES) {
+		pthread_mutex_lock(&ls->ck_mtx);
+		ls->ck_due = true;
+		pthread_cond_signal(&ls->ck_cond);
+		pthread_mutex_unlock(&ls->ck_mtx);
+	}
+	return SQLITE_OK;
+}
+
+/* A second connection and its thread; without them SQLite checkpoints in commits. */
+static void
+ckpt_start(struct local_store *ls, const char *path)
+{
+	int persist = 1;
+
+	pthread_mutex_init(&ls->ck_mtx, NULL);
+	pthread_cond_init(&ls->ck_cond, NULL);
+	if (sqlite3_open_v2(path, &ls->ck_db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_NOMUTEX,
+	    NULL) != SQLITE_OK) {
+		sqlite3_close(ls->ck_db);
+		ls->ck_db = NULL;
+		return;
+	}
+	sqlite3_busy_timeout(ls->ck_db, 1000);
+	sqlite3_file_control(ls->ck_db, "main", SQLITE_FCNTL_PERSIST_WAL, &persist);
+	if (pthread_create(&ls->ck_thread, NULL, ckpt_main, ls) != 0) {
+		sqlite3_close(ls->ck_db);
+		ls->ck_db = NULL;
+		return;
+	}
+	ls->ck_up = true;
+	sqlite3_wal_hook(ls->db, on_wal, ls);   /* replaces the automatic checkpoint */
+}
 
 static const char schema[] =
     "CREATE TABLE IF NOT EXISTS tasks ("
@@ -163,15 +238,22 @@ step_done(struct local_store *ls, sqlite3_stmt *st, char *err, size_t errlen, co
 	return rc == SQLITE_DONE ? 0 : fail(ls, rc, err, errlen, what);
 }
 
+/* Adds N to column COL (ST_*) of KIND's totals. */
+static int
+bump_n(struct local_store *ls, const char *kind, int col, int64_t n, char *err, size_t errlen)
+{
+	sqlite3_bind_text(ls->st_stat, 1, kind, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(ls->st_stat, 2, col == 0 ? n : 0);
+	sqlite3_bind_int64(ls->st_stat, 3, col == 1 ? n : 0);
+	sqlite3_bind_int64(ls->st_stat, 4, col == 2 ? n : 0);
+	sqlite3_bind_int64(ls->st_stat, 5, col == 3 ? n : 0);
+	return step_done(ls, ls->st_stat, err, errlen, "stats");
+}
+
 static int
 bump(struct local_store *ls, const char *kind, int col, char *err, size_t errlen)
 {
-	sqlite3_bind_text(ls->st_stat, 1, kind, -1, SQLITE_STATIC);
-	sqlite3_bind_int(ls->st_stat, 2, col == 0);
-	sqlite3_bind_int(ls->st_stat, 3, col == 1);
-	sqlite3_bind_int(ls->st_stat, 4, col == 2);
-	sqlite3_bind_int(ls->st_stat, 5, col == 3);
-	return step_done(ls, ls->st_stat, err, errlen, "stats");
+	return bump_n(ls, kind, col, 1, err, errlen);
 }
 enum { ST_ENQ = 0, ST_OK, ST_RETRY, ST_DEAD };
 
@@ -192,6 +274,9 @@ local_enqueue(struct durable_store *s, const struct durable_new *v, size_t n, in
 		}
 	if (begin(ls, 1, err, errlen) < 0)
 		return -1;
+	/* One totals update per run of tasks of one kind, not one per task. */
+	const char *run_kind = NULL;
+	int64_t run_n = 0;
 	for (size_t i = 0; i < n; i++) {
 		const struct durable_new *t = &v[i];
 		int rc;
@@ -239,9 +324,16 @@ local_enqueue(struct durable_store *s, const struct durable_new *v, size_t n, in
 		if (step_done(ls, ls->st_insert, err, errlen, "insert") < 0)
 			goto fail;
 		ids[i] = sqlite3_last_insert_rowid(ls->db);
-		if (bump(ls, t->kind, ST_ENQ, err, errlen) < 0)
-			goto fail;
+		if (run_kind != NULL && strcmp(run_kind, t->kind) != 0) {
+			if (bump_n(ls, run_kind, ST_ENQ, run_n, err, errlen) < 0)
+				goto fail;
+			run_n = 0;
+		}
+		run_kind = t->kind;
+		run_n++;
 	}
+	if (run_n > 0 && bump_n(ls, run_kind, ST_ENQ, run_n, err, errlen) < 0)
+		goto fail;
 	return commit(ls, err, errlen);
 fail:
 	rollback(ls);
@@ -617,6 +709,16 @@ local_close(struct durable_store *s)
 
 	if (ls == NULL)
 		return;
+	if (ls->ck_up) {
+		pthread_mutex_lock(&ls->ck_mtx);
+		ls->ck_stop = true;
+		pthread_cond_signal(&ls->ck_cond);
+		pthread_mutex_unlock(&ls->ck_mtx);
+		pthread_join(ls->ck_thread, NULL);
+		sqlite3_close(ls->ck_db);
+		pthread_mutex_destroy(&ls->ck_mtx);
+		pthread_cond_destroy(&ls->ck_cond);
+	}
 	sqlite3_finalize(ls->st_idem);
 	sqlite3_finalize(ls->st_insert);
 	sqlite3_finalize(ls->st_stat_enq);
@@ -737,6 +839,8 @@ durable_local_open(const struct durable_conf *conf, uint32_t flags, char *err, s
 	    prep(ls, &ls->st_unkey, "UPDATE tasks SET idem_key = NULL WHERE id = ?1", err,
 	    errlen) < 0)
 		goto fail;
+	if (!ro)
+		ckpt_start(ls, conf->path);
 	return &ls->base;
 fail:
 	if (errno == 0)

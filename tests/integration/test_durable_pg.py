@@ -178,9 +178,9 @@ def dsn_file_errors_name_file_line_and_key():
     with open(dsn, "w") as f:
         f.write("host=/nonexistent dbname=x password=secret-not-to-be-shown\n")
 
-    def try_conf(durable, mode=0o600):
+    def try_conf(durable, mode=0o600, **extra):
         os.chmod(dsn, mode)
-        fn = h.function("pgc", library="durable_span", durable=durable)
+        fn = h.function("pgc", library="durable_span", durable=durable, **extra)
         fn.pop("port")
         path = os.path.join(d, "c.conf")
         with open(path, "w") as f:
@@ -203,6 +203,10 @@ def dsn_file_errors_name_file_line_and_key():
     code, err, lines = try_conf({"backend": "local", "dsn_file": dsn})
     check(code != 0 and "functions[0].durable.dsn_file: only with" in err and
           ":%d:" % line_of(lines, '"dsn_file"') in err, "dsn_file with local: %s" % err)
+    code, err, lines = try_conf({"backend": "postgresql", "dsn_file": dsn},
+                                seccomp={"deny": ["connect"]})
+    check(code != 0 and "functions[0].seccomp: denies connect, which the PostgreSQL" in err,
+          "a profile denying libpq's connect: %s" % err)
     code, err, lines = try_conf({"backend": "postgresql", "dsn_file": os.path.join(d, "nope")})
     check(code != 0 and "No such file" in err, "missing dsn_file: %s" % err)
 
