@@ -310,6 +310,15 @@ def two_supervisors_drain_10000_tasks_on_one_database():
             kinds = {k["kind"]: k for k in json.loads(p.stdout)["kinds"]}
             check(kinds["span"]["succeeded"] == n and kinds["span"]["enqueued"] == n,
                   "edgevisorctl tasks: %r" % kinds)
+            # A dead task (made so here) is re-driven by edgevisorctl and runs again.
+            tid = min(runs)
+            pg.psql("UPDATE edgevisor_tasks SET state = 3, why = 'test' WHERE id = %d" % tid)
+            p = subprocess.run([CTL, "-c", b.conf_path, "tasks", "retry", "span", str(tid)],
+                               capture_output=True, text=True, timeout=20)
+            check(p.returncode == 0, "edgevisorctl tasks retry: %s" % p.stderr)
+            h.wait_until(lambda: len(spans(side).get(tid, [])) >= 2 and
+                         pg.psql("SELECT state FROM edgevisor_tasks WHERE id = %d" % tid)
+                         == [["2"]], 15, "the re-driven task run and done")
 
 
 @test
