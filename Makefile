@@ -18,6 +18,11 @@ WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp -lsql
 CURSES_PC := $(shell pkg-config --exists ncursesw && echo ncursesw || echo ncurses)
 CURSES_CFLAGS := $(shell pkg-config --cflags $(CURSES_PC))
 CTL_LIBS = -levent -ljansson -lsqlite3 $(shell pkg-config --libs $(CURSES_PC))
+# libpq: the PostgreSQL backend of durable tasks (worker/durable_pg.c).
+PQ_CFLAGS := $(shell pkg-config --cflags libpq)
+PQ_LIBS   := $(shell pkg-config --libs libpq)
+CPPFLAGS += $(PQ_CFLAGS)
+WK_LIBS  += $(PQ_LIBS)
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -34,11 +39,13 @@ COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
 # The journal's code, also linked into the supervisor (counts, durable_watch.c) and
 # edgevisorctl (tasks, ctl/tasks.c), which read it themselves.
-STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c)
+STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c worker/durable_pg.c)
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
 BENCH_BINS = $(BUILD)/scripts/fetch_threads $(BUILD)/scripts/hist_cost
+# The PostgreSQL store driven directly (test_durable_pg.py, the bench's durable phase).
+BENCH_BINS += $(BUILD)/tests/durable_pg_drive
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
 TEST_FNS = $(patsubst tests/functions/%.c,$(BUILD)/tests/functions/%.so,$(FN_SRC))
 UNIT_BINS = $(patsubst tests/unit/%.c,$(BUILD)/tests/unit/%,$(UNIT_SRC))
@@ -76,7 +83,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 		-fno-omit-frame-pointer -O1 -g
 FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c worker/ws.c $(COMMON_SRC)
-FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c \
+FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c supervisor/dsn_file.c \
 		  supervisor/identity.c supervisor/seccomp_profile.c $(COMMON_SRC)
 FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
 
@@ -97,12 +104,12 @@ $(BUILD)/obj/%.o: %.c
 
 # The supervisor reads the journals' counts (supervisor/durable_watch.c).
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ) $(STORE_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 -lpthread
+	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 $(PQ_LIBS) -lpthread
 
 $(BUILD)/obj/ctl/top.o $(BUILD)/obj/ctl/top_view.o: CPPFLAGS += $(CURSES_CFLAGS)
 
-$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(STORE_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS)
+$(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(STORE_OBJ) $(call obj,supervisor/dsn_file.c)
+	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS) $(PQ_LIBS)
 
 # The worker exports only the edge_* API to the function it loads.
 $(BUILD)/edgevisor-worker: $(WK_OBJ) $(COMMON_OBJ) worker/exports.list
@@ -116,6 +123,11 @@ $(BUILD)/scripts/fetch_threads: scripts/fetch_threads.c
 $(BUILD)/scripts/hist_cost: scripts/hist_cost.c common/hist.c common/hist.h common/clock.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ scripts/hist_cost.c common/hist.c
+
+$(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/obj/worker/durable_pg.o \
+		$(BUILD)/obj/worker/durable_store.o $(BUILD)/obj/worker/durable_local.o $(COMMON_OBJ)
+	@mkdir -p $(dir $@)
+	$(CC) $(SAN) -o $@ $^ $(PQ_LIBS) -lsqlite3 -lpthread
 
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h
@@ -131,7 +143,7 @@ $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
 # The config's own dependencies: the cgroup_parent check, dynamic uids, seccomp names.
-CONF_DEPS = supervisor/config.c supervisor/cgroup_path.c supervisor/identity.c \
+CONF_DEPS = supervisor/config.c supervisor/cgroup_path.c supervisor/identity.c supervisor/dsn_file.c \
 	supervisor/seccomp_profile.c
 UNIT_DEPS_test_config = $(CONF_DEPS)
 UNIT_DEPS_test_cgroup = supervisor/cgroup.c supervisor/cgroup_fs.c $(CONF_DEPS)

@@ -92,7 +92,8 @@ struct wire_syscall {
 enum wire_durable_backend {
 	WIRE_DURABLE_OFF = 0,
 	WIRE_DURABLE_LOCAL,          /* PATH: the SQLite journal, in a 0700 dir of the uid */
-	WIRE_DURABLE_POSTGRESQL,     /* PATH: the file holding the connection string */
+	WIRE_DURABLE_POSTGRESQL,     /* PATH: the connection string itself, read by the
+	                              * supervisor from the root-only dsn_file */
 	WIRE_DURABLE_MAX
 };
 struct wire_durable {

@@ -23,6 +23,7 @@
 
 #include "../common/clock.h"
 #include "../common/paths.h"
+#include "../supervisor/dsn_file.h"
 #include "../worker/durable_store.h"
 #include "tasks.h"
 
@@ -63,16 +64,70 @@ journal_path(const char *config, const char *name, char *out, size_t len)
 	return 0;
 }
 
+/*
+ * NAME's connection string when CONFIG gives it "durable": {"backend": "postgresql"}
+ * (in "functions"; a function from "include" is not looked for): 1 with *DSN set,
+ * 0 for any other backend, -1 on error (said).
+ */
+static int
+pg_dsn(const char *config, const char *name, char **dsn)
+{
+	json_error_t je;
+	json_t *root, *fns, *fn, *d;
+	const char *file = NULL;
+	char err[600];
+	size_t i;
+	int rc = 0;
+
+	*dsn = NULL;
+	if (config == NULL || (root = json_load_file(config, 0, &je)) == NULL)
+		return 0;   /* journal_path reports a bad file */
+	fns = json_object_get(root, "functions");
+	json_array_foreach(fns, i, fn) {
+		const char *n = json_string_value(json_object_get(fn, "name"));
+
+		if (n == NULL || strcmp(n, name) != 0)
+			continue;
+		d = json_object_get(fn, "durable");
+		if (json_is_string(json_object_get(d, "backend")) &&
+		    strcmp(json_string_value(json_object_get(d, "backend")), "postgresql") == 0)
+			file = json_string_value(json_object_get(d, "dsn_file"));
+		break;
+	}
+	if (file != NULL) {
+		/* as the supervisor does: a private file, the DSN never printed */
+		if (dsn_file_read(file, dsn, err, sizeof(err)) < 0) {
+			fprintf(stderr, "edgevisorctl: tasks: %s\n", err);
+			rc = -1;
+		} else {
+			rc = 1;
+		}
+	}
+	json_decref(root);
+	return rc;
+}
+
 static struct durable_store *
 open_journal(const char *config, const char *name, uint32_t flags)
 {
 	struct durable_conf dc = { .backend = DURABLE_BACKEND_LOCAL, .function = name };
 	struct durable_store *s;
-	char path[4200], err[512];
+	char path[4200], err[512], *dsn;
 	struct stat st;
+	int pg;
 
-	if (journal_path(config, name, path, sizeof(path)) < 0)
+	if (journal_path(config, name, path, sizeof(path)) < 0 ||
+	    (pg = pg_dsn(config, name, &dsn)) < 0)
 		return NULL;
+	if (pg) {
+		dc.backend = DURABLE_BACKEND_POSTGRESQL;
+		dc.dsn = dsn;
+		s = durable_store_open(&dc, flags, err, sizeof(err));
+		dsn_free(dsn);
+		if (s == NULL)
+			fprintf(stderr, "edgevisorctl: tasks: %s\n", err);
+		return s;
+	}
 	{
 		char dir[sizeof(path)];
 		char *slash;

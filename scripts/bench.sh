@@ -41,7 +41,9 @@
 #      event every 5 s), worker RSS per stream (scripts/bench_sse.py).
 #  11. durable tasks on the local journal: DURABLE_N durable enqueues from one worker
 #      (tasks/s, group commit), and wrk's hello p99 when each request waits for one
-#      durable enqueue vs plain hello (tests/functions/durable_probe.so).
+#      durable enqueue vs plain hello (tests/functions/durable_probe.so); then the same
+#      enqueue batch on "backend": "postgresql" against a throwaway PostgreSQL 15
+#      (durable_pg_enqueue_rps; skipped when the server binaries are absent).
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -117,6 +119,8 @@ cleanup() {
 	for p in "${pids[@]}"; do
 		stop_pid "$p"
 	done
+	# The PostgreSQL of durable_pg_bench daemonizes (its own session): stopped by name.
+	[ -z "${pg_data:-}" ] || as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m immediate -w stop >/dev/null 2>&1 || true
 	rm -rf "$tmp"
 }
 trap cleanup EXIT
@@ -832,6 +836,71 @@ if want durable; then
 	fig durable_hello_errors count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
 	stop_pid "$dpid"
 fi
+
+# ---- 10b. durable tasks on PostgreSQL ----------------------------------------------------
+# durable_pg_enqueue_rps: the same request as durable_enqueue_rps (one worker, DURABLE_N
+# async enqueues answered once all are durable, due in an hour) on "backend":
+# "postgresql": a throwaway PostgreSQL 15 (initdb + pg_ctl as the postgres user, unix
+# socket in the bench's temp dir only, fsync on, defaults otherwise) on this machine.
+# The engine's group commit makes each batch one transaction of multi-row INSERTs.
+# No target: the local journal's goal is the one the issue sets.
+pg_bin=/usr/lib/postgresql/15/bin
+pg_data=
+as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+durable_pg_bench() {
+	local pgdir="$tmp/pg" ndur=${DURABLE_N:-20000} port dpid out secs round durf="$tmp/durpg"
+	if [ ! -x "$pg_bin/initdb" ] || { [ "$(id -u)" -eq 0 ] && ! id postgres >/dev/null 2>&1; }; then
+		echo "  (no PostgreSQL server binaries or postgres user: durable_pg figures skipped)"
+		return 0
+	fi
+	echo "== durable on PostgreSQL: $ndur enqueues in one request, one worker"
+	chmod 711 "$tmp"
+	mkdir -p "$pgdir/sock"
+	chmod 755 "$pgdir" "$pgdir/sock"
+	od -An -N16 -tx1 /dev/urandom | tr -d ' \n' >"$pgdir/pw"
+	chmod 600 "$pgdir/pw"
+	[ "$(id -u)" -ne 0 ] || chown -R postgres: "$pgdir"
+	as_pg "$pg_bin/initdb" -D "$pgdir/data" -U edgevisor --pwfile "$pgdir/pw" \
+	    --auth scram-sha-256 -E UTF8 >"$pgdir/initdb.log" 2>&1 || die "initdb failed: $(tail -n 5 "$pgdir/initdb.log")"
+	printf "listen_addresses = ''\nunix_socket_directories = '%s'\n" "$pgdir/sock" \
+	    >>"$pgdir/data/postgresql.conf"
+	pg_data="$pgdir/data"
+	as_pg "$pg_bin/pg_ctl" -D "$pg_data" -l "$pgdir/server.log" -w start >/dev/null ||
+		die "PostgreSQL did not start: $(tail -n 5 "$pgdir/server.log")"
+	printf 'host=%s dbname=postgres user=edgevisor password=%s\n' "$pgdir/sock" \
+	    "$(cat "$pgdir/pw")" >"$tmp/dsn"
+	chmod 600 "$tmp/dsn"
+	port=$(free_port)
+	cat >"$tmp/durable_pg.conf" <<-EOF
+	{ "cgroups": "off", "log_level": "warn", "admin": "unix:$tmp/durable_pg.sock",
+	  "state_directory": "$tmp/dpgstate",
+	  "functions": [
+	    { "name": "dpg", "library": "$build/tests/functions/durable_probe.so",
+	      "listen": ["127.0.0.1:$port"], "workers": 1,
+	      "durable": { "backend": "postgresql", "dsn_file": "$tmp/dsn" } } ] }
+	EOF
+	dpid=$(start_ev "$tmp/durable_pg.conf" "$tmp/durable_pg.log")
+	pids+=("$dpid")
+	wait_http "http://127.0.0.1:$port/bench" "edgevisor durable_probe on PostgreSQL" ||
+		{ tail -n 20 "$tmp/durable_pg.log" >&2; exit 1; }
+	: >"$durf"
+	for round in $(seq "$rounds"); do
+		out=$(curl -fsS -w ' %{time_total}' -X POST --data /dev/null \
+		    "http://127.0.0.1:$port/enqueue?kind=ok&n=$ndur&delay=3600000") ||
+			die "the PostgreSQL durable batch failed: $out"
+		case "$out" in ids=*) ;; *) die "PostgreSQL durable batch: $out" ;; esac
+		secs=${out##* }
+		echo "$round $(calc "$ndur / $secs" 0)" >>"$durf"
+		echo "  round $round: $ndur durable enqueues on PostgreSQL in $secs s ($(calc "$ndur / $secs" 0) tasks/s)"
+	done
+	kill -0 "$dpid" 2>/dev/null || die "edgevisor died during the PostgreSQL durable runs"
+	read -r omin o omax <<<"$(col_stats "$durf" 2)"
+	fig durable_pg_enqueue_rps tasks/s "$o" - - - - "$omin" "$omax"
+	stop_pid "$dpid"
+	as_pg "$pg_bin/pg_ctl" -D "$pg_data" -m fast -w stop >/dev/null
+	pg_data=
+}
+want durable && durable_pg_bench
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 

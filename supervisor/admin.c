@@ -362,7 +362,9 @@ durable_json(const struct fn_view *v)
 		    "enqueued", (json_int_t)c[i].enqueued, "succeeded", (json_int_t)c[i].succeeded,
 		    "retried", (json_int_t)c[i].retried, "failed", (json_int_t)c[i].failed,
 		    "oldest_age_s", c[i].oldest_ms > 0 ? (now - c[i].oldest_ms) / 1000.0 : 0.0));
-	return json_pack("{s:s,s:I,s:o}", "backend", "local", "next_due_ms", (json_int_t)due,
+	return json_pack("{s:s,s:I,s:o}", "backend",
+	    v->conf->durable.backend == DURABLE_POSTGRESQL ? "postgresql" : "local",
+	    "next_due_ms", (json_int_t)due,
 	    "kinds", kinds);
 }
 

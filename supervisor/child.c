@@ -10,6 +10,7 @@
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <stdbool.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/resource.h>
@@ -53,17 +54,22 @@ child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
 	cfg->ws_max_message_bytes = l->ws_max_message_bytes;
 	cfg->ws_max_buffer_bytes = l->ws_max_buffer_bytes;
 	seccomp_profile_wire(&fc->seccomp, cfg);
-	if (fc->durable.backend == DURABLE_LOCAL) {
+	if (fc->durable.backend == DURABLE_LOCAL || fc->durable.backend == DURABLE_POSTGRESQL) {
 		const struct fn_durable *d = &fc->durable;
+		bool pg = d->backend == DURABLE_POSTGRESQL;
 
 		cfg->durable = (struct wire_durable){
-			.backend = WIRE_DURABLE_LOCAL, .lease_ms = d->lease_ms,
+			.backend = pg ? WIRE_DURABLE_POSTGRESQL : WIRE_DURABLE_LOCAL,
+			.lease_ms = d->lease_ms,
 			.retry_base_ms = d->retry_base_ms, .retry_max_ms = d->retry_max_ms,
 			.concurrency = d->concurrency, .idem_window_ms = d->idempotency_window_ms,
 			.max_bytes = d->journal_max_bytes,
 		};
-		if (snprintf(cfg->durable.path, sizeof(cfg->durable.path), "%s/journal.db",
-		    d->dir) >= (int)sizeof(cfg->durable.path)) {
+		/* PostgreSQL: the connection string itself (the worker cannot read the
+		 * root-owned dsn_file); it travels only on the worker's control socket. */
+		if ((pg ? snprintf(cfg->durable.path, sizeof(cfg->durable.path), "%s", d->dsn) :
+		    snprintf(cfg->durable.path, sizeof(cfg->durable.path), "%s/journal.db",
+		    d->dir)) >= (int)sizeof(cfg->durable.path)) {
 			errno = ENAMETOOLONG;
 			return -1;
 		}

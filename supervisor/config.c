@@ -9,6 +9,7 @@
 #include "config.h"
 #include "../common/token.h"
 #include "cgroup_path.h"
+#include "dsn_file.h"
 #include "identity.h"
 #include "../common/net.h"
 #include "../common/paths.h"
@@ -631,13 +632,47 @@ load_seccomp(struct loader *ld, json_t *fn, struct fn_seccomp *p)
  * "durable": {"backend": "local", "journal_max_bytes": N, "lease_ms": N,
  * "retry_base_ms": N, "retry_max_ms": N, "concurrency": N,
  * "idempotency_window_ms": N}. Absent: the function has no durable tasks.
+ * "backend": "postgresql" takes "dsn_file" (required, and only there): read now,
+ * at start and at every reload, so a DSN that cannot be read fails the load.
  */
+/* durable.dsn_file: required with backend postgresql, refused with any other. On
+ * PostgreSQL the payload cap is off unless journal_max_bytes is given: it costs a
+ * sum over the function's rows at every enqueue there. */
+static int
+load_dsn(struct loader *ld, json_t *v, struct fn_durable *d)
+{
+	char why[512];
+	int rc = 0;
+
+	if (d->backend != DURABLE_POSTGRESQL) {
+		if (json_object_get(v, "dsn_file") == NULL)
+			return 0;
+		push_key(ld, "dsn_file");
+		return conf_error(ld, LOC_KEY, "only with \"backend\": \"postgresql\"");
+	}
+	if (json_object_get(v, "journal_max_bytes") == NULL)
+		d->journal_max_bytes = 0;
+	if (json_object_get(v, "dsn_file") == NULL) {
+		push_key(ld, "dsn_file");
+		return conf_error(ld, LOC_PARENT, "missing required key (the file holding the "
+		    "connection string)");
+	}
+	if (get_string(ld, v, "dsn_file", 1, &d->dsn_file) < 0)
+		return -1;
+	push_key(ld, "dsn_file");
+	if (dsn_file_read(d->dsn_file, &d->dsn, why, sizeof(why)) < 0)
+		rc = conf_error(ld, LOC_VALUE, "%s", why);
+	pop(ld);
+	return rc;
+}
+
 static int
 load_durable(struct loader *ld, json_t *fn, struct fn_durable *d)
 {
 	static const char *const keys[] = { "backend", "journal_max_bytes", "lease_ms",
-		"retry_base_ms", "retry_max_ms", "concurrency", "idempotency_window_ms", NULL };
-	static const char *const backends[] = { "local" };
+		"retry_base_ms", "retry_max_ms", "concurrency", "idempotency_window_ms",
+		"dsn_file", NULL };
+	static const char *const backends[] = { "local", "postgresql" };
 	json_t *v = json_object_get(fn, "durable"), *mb;
 	int backend = 0;
 
@@ -682,6 +717,8 @@ load_durable(struct loader *ld, json_t *fn, struct fn_durable *d)
 		return conf_error(ld, LOC_PARENT, "missing required key");
 	}
 	d->backend = DURABLE_LOCAL + (uint32_t)backend;
+	if (load_dsn(ld, v, d) < 0)
+		return -1;
 	pop(ld);
 	return 0;
 }
@@ -697,14 +734,19 @@ durable_seccomp(struct loader *ld, json_t *fn, const struct fn_conf *fc)
 	static const char *const needs[] = { "openat", "pread64", "pwrite64", "fsync",
 		"fdatasync", "fcntl", "ftruncate", "mmap", "munmap", "fstat", "newfstatat",
 		"lseek", "unlink", "getrandom", NULL };
+	/* PostgreSQL: libpq's socket to the server, and our poll() on it */
+	static const char *const pg_needs[] = { "socket", "connect", "poll", "sendto",
+		"recvfrom", "getsockopt", "setsockopt", "getsockname", NULL };
+	bool pg = fc->durable.backend == DURABLE_POSTGRESQL;
 	const char *bad;
 
 	if (fc->durable.backend == DURABLE_OFF ||
-	    (bad = seccomp_profile_denies_any(&fc->seccomp, needs)) == NULL)
+	    (bad = seccomp_profile_denies_any(&fc->seccomp, pg ? pg_needs : needs)) == NULL)
 		return 0;
 	push_key(ld, "seccomp");
 	return conf_error(ld, json_object_get(fn, "seccomp") != NULL ? LOC_VALUE : LOC_PARENT,
-	    "denies %s, which the durable journal (\"durable\") needs", bad);
+	    "denies %s, which %s needs", bad,
+	    pg ? "the PostgreSQL client of \"durable\"" : "the durable journal (\"durable\")");
 }
 
 /* The local journal's directory, now that state_directory is known. */
@@ -816,6 +858,8 @@ fn_free(struct fn_conf *fc)
 	free(fc->user);
 	free(fc->group);
 	free(fc->durable.dir);
+	free(fc->durable.dsn_file);
+	dsn_free(fc->durable.dsn);
 	free(fc);
 }
 
@@ -1325,7 +1369,9 @@ config_fn_same(const struct fn_conf *a, const struct fn_conf *b)
 	    a->durable.concurrency == b->durable.concurrency &&
 	    a->durable.idempotency_window_ms == b->durable.idempotency_window_ms &&
 	    (a->durable.dir == NULL) == (b->durable.dir == NULL) &&
-	    (a->durable.dir == NULL || strcmp(a->durable.dir, b->durable.dir) == 0);
+	    (a->durable.dir == NULL || strcmp(a->durable.dir, b->durable.dir) == 0) &&
+	    (a->durable.dsn == NULL) == (b->durable.dsn == NULL) &&
+	    (a->durable.dsn == NULL || strcmp(a->durable.dsn, b->durable.dsn) == 0);
 }
 
 struct fn_conf *

@@ -60,6 +60,8 @@ struct fn_durable {
 	uint32_t concurrency;         /* attempts at once per worker */
 	uint32_t idempotency_window_ms;
 	char *dir;                    /* local: <state_directory>/durable/<name>, 0700, the uid's */
+	char *dsn_file;               /* postgresql: the file "dsn_file" names */
+	char *dsn;                    /* postgresql: its connection string (a secret: dsn_free) */
 };
 
 struct fn_conf {

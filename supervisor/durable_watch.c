@@ -5,8 +5,9 @@
  *
  * The journal is read by a thread of its own, never on the loop: every
  * DW_PERIOD_MS it opens each local journal read-only (as root; WAL lets it read
- * beside the writing workers without blocking them) and takes the counts and the
- * next due time. The loop only copies the last snapshot under a mutex, and hears
+ * beside the writing workers without blocking them), or the function's PostgreSQL
+ * (read-only, each call bounded to a second), and takes the counts and the next due
+ * time. The loop only copies the last snapshot under a mutex, and hears
  * through one eventfd when a function's "tasks are due" changed; it then pushes
  * EVQ_DURABLE_DUE for the orchestrator to decide (evq.h). Counts are therefore up
  * to DW_PERIOD_MS old.
@@ -34,6 +35,7 @@
 
 #include "../common/clock.h"
 #include "../common/log.h"
+#include "dsn_file.h"
 #include "durable_watch.h"
 #include "evq.h"
 #include "pool.h"
@@ -45,6 +47,7 @@ struct dw_entry {
 	char name[64];
 	char path[4200];
 	char dir[4200];
+	char *dsn;                    /* postgresql: the connection string (else NULL) */
 	bool removed;                 /* the config dropped it: the thread frees it */
 	/* The thread's own: */
 	struct durable_store *store;
@@ -92,20 +95,31 @@ pass(void)
 			TAILQ_REMOVE(&dw.entries, e, e_entry);
 			if (e->store != NULL)
 				e->store->ops->close(e->store);
+			dsn_free(e->dsn);
 			free(e);
 			continue;
 		}
 		/* The entry stays: only this thread frees it. */
 		pthread_mutex_unlock(&dw.mtx);
-		/* As the directory's owner (see above); not a directory: nothing to read. */
-		if (lstat(e->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
-			pthread_mutex_lock(&dw.mtx);
-			continue;
+		if (e->dsn == NULL) {
+			/* As the directory's owner (see above); not a directory: nothing to read. */
+			if (lstat(e->dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+				pthread_mutex_lock(&dw.mtx);
+				continue;
+			}
+			setfsgid(st.st_gid);
+			setfsuid(st.st_uid);
 		}
-		setfsgid(st.st_gid);
-		setfsuid(st.st_uid);
-		if (e->store == NULL && stat(e->path, &st) == 0) {
-			dc.path = e->path;
+		/* PostgreSQL: a bounded call on this thread; a missing schema reads as
+		 * empty (no worker has connected yet). */
+		if (e->store == NULL && (e->dsn != NULL || stat(e->path, &st) == 0)) {
+			if (e->dsn != NULL) {
+				dc.backend = DURABLE_BACKEND_POSTGRESQL;
+				dc.dsn = e->dsn;
+				dc.timeout_ms = 1000;
+			} else {
+				dc.path = e->path;
+			}
 			dc.function = e->name;
 			e->store = durable_store_open(&dc, DURABLE_OPEN_READONLY, err, sizeof(err));
 			if (e->store == NULL && !e->open_failed_logged) {
@@ -207,11 +221,17 @@ durable_watch_config(const struct sv_conf *conf)
 	TAILQ_FOREACH(fc, &conf->functions, entry) {
 		char path[sizeof(e->path)];
 
-		if (fc->durable.backend != DURABLE_LOCAL || fc->durable.dir == NULL)
+		const char *dsn = fc->durable.backend == DURABLE_POSTGRESQL ? fc->durable.dsn : NULL;
+
+		if ((fc->durable.backend != DURABLE_LOCAL || fc->durable.dir == NULL) && dsn == NULL)
 			continue;
-		snprintf(path, sizeof(path), "%s/journal.db", fc->durable.dir);
+		if (dsn != NULL)
+			snprintf(path, sizeof(path), "postgresql");
+		else
+			snprintf(path, sizeof(path), "%s/journal.db", fc->durable.dir);
 		TAILQ_FOREACH(e, &dw.entries, e_entry)
-			if (strcmp(e->name, fc->name) == 0 && strcmp(e->path, path) == 0)
+			if (strcmp(e->name, fc->name) == 0 && strcmp(e->path, path) == 0 &&
+			    (e->dsn == NULL) == (dsn == NULL) && (dsn == NULL || strcmp(e->dsn, dsn) == 0))
 				break;
 		if (e != NULL) {
 			e->removed = false;
@@ -221,7 +241,12 @@ durable_watch_config(const struct sv_conf *conf)
 			continue;   /* no counts for it; logged once below */
 		snprintf(e->name, sizeof(e->name), "%s", fc->name);
 		snprintf(e->path, sizeof(e->path), "%s", path);
-		snprintf(e->dir, sizeof(e->dir), "%s", fc->durable.dir);
+		if (fc->durable.dir != NULL)
+			snprintf(e->dir, sizeof(e->dir), "%s", fc->durable.dir);
+		if (dsn != NULL && (e->dsn = strdup(dsn)) == NULL) {
+			free(e);
+			continue;
+		}
 		TAILQ_INSERT_TAIL(&dw.entries, e, e_entry);
 	}
 	pthread_cond_signal(&dw.cond);
@@ -264,6 +289,7 @@ durable_watch_shutdown(void)
 		TAILQ_REMOVE(&dw.entries, e, e_entry);
 		if (e->store != NULL)
 			e->store->ops->close(e->store);
+		dsn_free(e->dsn);
 		free(e);
 	}
 	if (dw.ev != NULL)

@@ -823,13 +823,16 @@ durable_init(struct edge_ctx *ctx, const struct wire_durable *conf)
 	    DURABLE_BACKEND_POSTGRESQL;
 	if (conf->backend == WIRE_DURABLE_LOCAL)
 		dc.path = dur.conf.path;
+	else
+		dc.dsn = dur.conf.path;  /* the connection string (wire.h) */
 	dc.function = ctx->conf.name;
 	dc.max_bytes = conf->max_bytes;
 	dc.idem_window_ms = conf->idem_window_ms;
 	dur.store = durable_store_open(&dc, 0, err, sizeof(err));
 	if (dur.store == NULL) {
+		/* never the DSN: it holds a password */
 		log_error("durable_open_failed", "backend=%u path=%s err=%s", conf->backend,
-		    log_qv(conf->path), log_qv(err));
+		    conf->backend == WIRE_DURABLE_LOCAL ? log_qv(conf->path) : "-", log_qv(err));
 		return -1;
 	}
 	gethostname(host, sizeof(host) - 1);

@@ -889,9 +889,24 @@ def test(fn):
     return fn
 
 
+_cleanups = []      # at_cleanup() callables (e.g. a test's PostgreSQL server)
+
+
+def at_cleanup(fn):
+    """Runs FN (once) when the running scenario ends, however it ends, also when the
+    file is killed: for servers a test starts besides the supervisor."""
+    _cleanups.append(fn)
+
+
 def _cleanup_all():
     for sv in list(_live):
         sv.cleanup()
+    while _cleanups:
+        fn = _cleanups.pop()
+        try:
+            fn()
+        except Exception:
+            pass
 
 
 def _on_term(signum, frame):
