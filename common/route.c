@@ -1,0 +1,188 @@
+/*
+ * route.c - building and matching the route table of a shared listener (route.h).
+ * A linear scan: a listener has at most a few hundred routes, and each test is a
+ * length compare and a memcmp, cheaper than the hash a trie would need for Host.
+ */
+#include "route.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+/* Host names: letters, digits, '-', '.'; IPv6 literals in brackets. */
+static bool
+host_ok(const char *h)
+{
+	if (h[0] == '[')
+		return strchr(h, ']') != NULL && strchr(h, ']')[1] == '\0';
+	for (const char *p = h; *p; p++)
+		if (!isalnum((unsigned char)*p) && *p != '-' && *p != '.')
+			return false;
+	return h[0] != '.' && h[0] != '\0';
+}
+
+int
+route_set(struct route *r, const char *host, const char *path, const char **why)
+{
+	size_t hl = host ? strlen(host) : 0, pl = path ? strlen(path) : 0;
+
+	if (hl >= ROUTE_HOST_LEN) {
+		*why = "host too long";
+		return -1;
+	}
+	if (pl >= ROUTE_PATH_LEN) {
+		*why = "path too long";
+		return -1;
+	}
+	for (size_t i = 0; i < hl; i++)
+		r->host[i] = (char)tolower((unsigned char)host[i]);
+	r->host[hl] = '\0';
+	if (hl > 0 && !host_ok(r->host[0] == '*' && r->host[1] == '.' ? r->host + 2 : r->host)) {
+		*why = "host must be a name, a [v6] literal or *.suffix (no port)";
+		return -1;
+	}
+	if (pl > 0 && (path[0] != '/' || strpbrk(path, "?# \t") != NULL)) {
+		*why = "path must start with '/' and hold no query, fragment or space";
+		return -1;
+	}
+	/* "/api/" and "/api" are one prefix: segments are matched whole either way. */
+	while (pl > 0 && path[pl - 1] == '/')
+		pl--;
+	memcpy(r->path, path ? path : "", pl);
+	r->path[pl] = '\0';
+	return 0;
+}
+
+int
+route_add(struct route_table *t, const struct route *r)
+{
+	if (t->n == t->cap) {
+		size_t ncap = t->cap ? t->cap * 2 : 8;
+		struct route *n = realloc(t->r, ncap * sizeof(*n));
+
+		if (n == NULL)
+			return -1;
+		t->r = n;
+		t->cap = ncap;
+	}
+	t->r[t->n++] = *r;
+	if (r->host[0] != '\0')
+		t->has_host = true;
+	return 0;
+}
+
+int
+route_check(const struct route_table *t, size_t *a, size_t *b)
+{
+	/* Quadratic, at load only: a few hundred routes are a few ten thousand compares. */
+	for (size_t i = 0; i < t->n; i++)
+		for (size_t j = i + 1; j < t->n; j++)
+			if (strcmp(t->r[i].host, t->r[j].host) == 0 &&
+			    strcmp(t->r[i].path, t->r[j].path) == 0) {
+				*a = i;
+				*b = j;
+				return -1;
+			}
+	return 0;
+}
+
+/*
+ * How well pattern P fits HOST[0, LEN) (lower-cased, no port): 0 not at all, else a
+ * rank where higher is more specific (exact > longer suffix > any Host).
+ */
+static size_t
+host_rank(const char *p, const char *host, size_t len)
+{
+	size_t pl;
+
+	if (p[0] == '\0')
+		return 1;
+	if (host == NULL)
+		return 0;
+	if (p[0] == '*') {
+		/* "*.sfx": HOST ends in ".sfx" with at least one byte before it. */
+		pl = strlen(p + 1);
+		if (len > pl && memcmp(host + len - pl, p + 1, pl) == 0)
+			return 2 + pl;
+		return 0;
+	}
+	pl = strlen(p);
+	return pl == len && memcmp(p, host, len) == 0 ? 2 + ROUTE_HOST_LEN : 0;
+}
+
+/* PATH starts with the whole segments of prefix P (of length PL). */
+static bool
+path_has(const char *p, size_t pl, const char *path, size_t len)
+{
+	return len >= pl && memcmp(path, p, pl) == 0 && (len == pl || path[pl] == '/');
+}
+
+int
+route_match(const struct route_table *t, const char *host, size_t hostlen,
+    const char *path, size_t pathlen, struct route_hit *hit)
+{
+	char h[ROUTE_HOST_LEN];
+	const struct route *best = NULL;
+	size_t best_host = 0, best_path = 0, n = 0;
+
+	if (host != NULL) {
+		/* Port ignored: the last ':' after any ']' starts it. */
+		const char *br = memchr(host, ']', hostlen);
+		const char *from = br ? br : host;
+		const char *colon = memchr(from, ':', hostlen - (size_t)(from - host));
+
+		if (colon != NULL)
+			hostlen = (size_t)(colon - host);
+		/* A name longer than any pattern matches only the "any Host" routes. */
+		if (hostlen < sizeof(h)) {
+			for (n = 0; n < hostlen; n++)
+				h[n] = (char)tolower((unsigned char)host[n]);
+		} else
+			host = NULL;
+	}
+	for (size_t i = 0; i < t->n; i++) {
+		const struct route *r = &t->r[i];
+		size_t hr = host_rank(r->host, host ? h : NULL, n), pl;
+
+		if (hr == 0 || hr < best_host)
+			continue;
+		pl = strlen(r->path);
+		if (!path_has(r->path, pl, path, pathlen))
+			continue;
+		if (hr == best_host && pl <= best_path && best != NULL)
+			continue;
+		best = r;
+		best_host = hr;
+		best_path = pl;
+	}
+	if (best == NULL)
+		return -1;
+	hit->route = best;
+	hit->strip = best->strip ? best_path : 0;
+	if (best->kind == ROUTE_PREFIX) {
+		hit->fn = best->fn;
+		hit->fnlen = strlen(best->fn);
+		return 0;
+	}
+	/* Supabase: /functions/v1/<name>[/...]; the name is checked by its lookup. */
+	if (pathlen <= best_path + 1)
+		return -1;
+	hit->fn = path + best_path + 1;
+	hit->fnlen = 0;
+	while (best_path + 1 + hit->fnlen < pathlen && hit->fn[hit->fnlen] != '/')
+		hit->fnlen++;
+	if (hit->fnlen == 0)
+		return -1;
+	return 0;
+}
+
+void
+route_table_free(struct route_table *t)
+{
+	free(t->r);
+	t->r = NULL;
+	t->n = t->cap = 0;
+	t->has_host = false;
+}
