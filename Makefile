@@ -12,7 +12,7 @@ WARN      = -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-para
 CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
-SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
+SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp -lhttp_parser
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
 CTL_LIBS = -levent -ljansson
 

@@ -22,6 +22,7 @@ enum evq_type {
 	EVQ_WORKER_READY = 1,  /* W reported ready (it is READY now) */
 	EVQ_WORKER_GONE,       /* W was reaped (EXITED or CRASHED); arg: 1 = it never became ready */
 	EVQ_POOL_FILL,         /* P may be below size (a worker left, was used, or is leaving) */
+	EVQ_WORKER_MOVED,      /* W's control socket is readable: routed connections given back */
 };
 
 struct evq_item {

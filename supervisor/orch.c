@@ -26,6 +26,7 @@
 #include "limits.h"
 #include "notify.h"
 #include "pool.h"
+#include "router.h"
 #include "spawn.h"
 
 /* Library checks running at once: each is a short-lived process of the tenant's. */
@@ -74,6 +75,7 @@ orch_init(void)
 	lifecycle_init(sv.base);
 	spawn_init(sv.base, sv.worker_path);
 	dispatch_init(sv.base);
+	router_init(sv.base);
 	limits_start(sv.base);
 	return 0;
 }
@@ -87,6 +89,7 @@ orch_shutdown(void)
 	cancel_checks();
 	limits_stop();
 	dispatch_close_all();
+	router_close_all();
 	evq_run();
 	pools_log_summary();
 	pool_shutdown();
@@ -228,6 +231,9 @@ handle(const struct evq_item *it)
 		/* Reported before its pool may have gone (a retired pool empties fast). */
 		if (pool_alive(p) && !sv.stopping)
 			pool_fill(p);
+		break;
+	case EVQ_WORKER_MOVED:
+		router_take_moves(it->worker);
 		break;
 	}
 	/* Last, and nothing after it: a switch-over may free pools, P among them. */
@@ -428,6 +434,7 @@ switch_over(void)
 
 	sv.ready_gen = rl.gen;
 	dispatch_commit();
+	router_commit();
 	for (size_t i = 0; i < rl.nitems; i++) {
 		const struct rl_item *it = &rl.items[i];
 		struct pool *np, *p;
@@ -493,6 +500,7 @@ fail(void)
 
 	cancel_checks();
 	dispatch_abort();
+	router_abort();
 	if (sv.stopping) {
 		log_info("reload_abandoned", "gen=%u", rl.gen);
 	} else if (first) {
@@ -540,6 +548,7 @@ act(enum rl_action a)
 	case RLA_ABANDON:
 		/* Its pools were retired with the rest by the stop. */
 		dispatch_abort();
+		router_abort();
 		keep_old_conf(rl.conf);
 		reload_clear(&rl);
 		collect_confs();
@@ -654,9 +663,17 @@ orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen)
 		notify_ready();
 		return -1;
 	}
+	if (router_listen(conf, err, errlen) < 0) {
+		dispatch_abort();
+		log_error("reload_failed", "msg=%s", log_qv(err));
+		config_free(conf);
+		notify_ready();
+		return -1;
+	}
 	if (begin(conf, seen, arg, err, errlen) < 0) {
 		log_error("reload_failed", "msg=%s", log_qv(err));
 		dispatch_abort();
+		router_abort();
 		config_free(conf);
 		notify_ready();
 		return -1;
@@ -677,6 +694,7 @@ orch_stop(bool fast)
 	sv.fast = fast;
 	reload_queued = false;
 	dispatch_close_all();
+	router_close_all();
 	/* Held clients would wait out the drain for workers that will not take them. */
 	TAILQ_FOREACH(p, &pools, p_entry)
 		dispatch_reject_pending(p);

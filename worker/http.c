@@ -136,6 +136,9 @@ struct conn {
 	uint8_t c_stream_events;      /* SEV_*: pending for the callback */
 	size_t c_stream_need;         /* bytes of the write that did not fit; 0: none */
 	edge_ws *c_ws;                /* a WebSocket owns the socket now (ws.c) */
+	bool c_routed;                /* from a shared listener: moves on after one request */
+	uint32_t c_lid;               /* that listener's id, for the move */
+	uint32_t c_strip;             /* path bytes the first request's handler does not see */
 	edge_stream_fn c_stream_fn;
 	void *c_stream_arg;
 	struct event c_notify;        /* delivers c_stream_events from the loop */
@@ -152,6 +155,7 @@ static void stream_check_room(struct conn *);
 static int conn_head_cb(void *, struct hp_msg *);
 static int conn_body_cb(void *, const char *, size_t);
 static void stream_notify(struct conn *, uint8_t);
+static void conn_move(struct conn *);
 
 static const struct hp_ops conn_hp_ops = { conn_head_cb, conn_body_cb };
 
@@ -382,6 +386,8 @@ conn_get(void)
 	c->c_stream_need = 0;
 	c->c_stream_fn = NULL;
 	c->c_ws = NULL;
+	c->c_routed = false;
+	c->c_lid = c->c_strip = 0;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -687,6 +693,13 @@ conn_dispatch(struct conn *c)
 		return;
 	}
 	c->c_req.rq_method = c->c_hp.hp_msg.method;
+	/* Its route's prefix is not the function's to see (the supervisor measured it on
+	 * this same path); what is left still starts with '/', or is the root. */
+	if (c->c_strip > 0 && c->c_nreq == 0 && strlen(c->c_req.rq_path) >= c->c_strip) {
+		c->c_req.rq_path += c->c_strip;
+		if (c->c_req.rq_path[0] == '\0')
+			c->c_req.rq_path = "/";
+	}
 	/* The 408 deadline belonged to this request; the next one starts its own. */
 	if (c->c_tkind == CT_READ) {
 		event_del(&c->c_timer);
@@ -716,6 +729,10 @@ conn_process(struct conn *c)
 	enum hp_result r;
 
 	while (!c->c_closing && !c->c_held && c->c_ws == NULL && c->c_parsed < c->c_in.b_len) {
+		/* The next request on a routed connection may be another function's: it
+		 * goes back to the supervisor unread (conn_settle -> conn_move). */
+		if (c->c_routed && c->c_nreq > 0 && !hp_in_message(&c->c_hp))
+			break;
 		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
 		if (r == HP_AGAIN)
 			break;
@@ -729,6 +746,42 @@ conn_process(struct conn *c)
 	/* The peer is done sending: answer what was complete, then close. */
 	if (c->c_ws == NULL && c->c_eof && !c->c_held && (c->c_parsed >= c->c_in.b_len || c->c_closing))
 		c->c_closing = true;
+}
+
+/*
+ * Every earlier response is written: the routed connection goes back to the
+ * supervisor with the bytes read and not parsed (the next head, pipelined data),
+ * which routes them on (supervisor/router.c). Its fd here is closed like any other.
+ */
+static void
+conn_move(struct conn *c)
+{
+	static struct wire_carry wc;
+	size_t n = c->c_in.b_len - c->c_parsed;
+
+	if (n > WIRE_CARRY_MAX) {
+		log_warn("http_move_too_large", "peer=%s bytes=%zu", conn_peer(c), n);
+		conn_close(c, true);
+		return;
+	}
+	wc.version = WIRE_VERSION;
+	wc.type = WIRE_CTL_MOVE;
+	wc.listener = c->c_lid;
+	wc.strip = 0;
+	wc.flags = 0;
+	wc.nbytes = (uint32_t)n;
+	wc.size = (uint32_t)(WIRE_CARRY_HEAD + n);
+	memcpy(wc.bytes, c->c_in.b_data + c->c_parsed, n);
+	if (wire_send_carry(WIRE_CTL_FD, &wc, c->c_fd) < 0) {
+		/* The supervisor cannot take it now: the client sees a close, never a
+		 * request answered by the wrong function. */
+		log_warn("http_move_failed", "peer=%s err=%s", conn_peer(c), log_qv(strerror(errno)));
+		conn_close(c, false);
+		return;
+	}
+	log_debug("http_moved", "peer=%s bytes=%zu requests=%u", conn_peer(c), n, c->c_nreq);
+	c->c_parsed = c->c_in.b_len;
+	conn_close(c, false);
 }
 
 /* Writes pending output. Returns 0 when all is written, 1 if it would block, -1. */
@@ -811,6 +864,10 @@ conn_settle(struct conn *c)
 				conn_timer(c, CT_STREAM);
 		} else if (c->c_tkind != CT_HANDLER && c->c_tkind != CT_RESUME)
 			conn_timer(c, CT_HANDLER);
+		return;
+	}
+	if (c->c_routed && c->c_nreq > 0 && c->c_parsed < c->c_in.b_len) {
+		conn_move(c);
 		return;
 	}
 	if (c->c_eof) {
@@ -972,8 +1029,9 @@ http_init(struct edge_ctx *ctx)
 	return 0;
 }
 
-void
-http_adopt(int fd)
+/* A new connection on FD, or NULL (FD closed, counted). */
+static struct conn *
+conn_new(int fd)
 {
 	struct conn *c;
 
@@ -982,13 +1040,23 @@ http_adopt(int fd)
 		close(fd);
 		if (wk.board != NULL)
 			BOARD_ADD(&wk.board->conns_closed, 1);
-		return;
+		return NULL;
 	}
 	c->c_fd = fd;
 	evtimer_assign(&c->c_timer, wk.base, conn_timer_cb, c);
 	evtimer_assign(&c->c_notify, wk.base, stream_notify_cb, c);
 	TAILQ_INSERT_TAIL(&conns, c, c_entry);
 	nconns++;
+	return c;
+}
+
+void
+http_adopt(int fd)
+{
+	struct conn *c;
+
+	if ((c = conn_new(fd)) == NULL)
+		return;
 	/*
 	 * The request has often arrived already: try it now, skip a loop round. Not
 	 * while retiring: a close here could report drained (and exit) before the
@@ -998,6 +1066,34 @@ http_adopt(int fd)
 		conn_settle(c);
 	else
 		conn_io_cb(fd, EV_READ, c);
+}
+
+void
+http_adopt_routed(int fd, const struct wire_carry *wc)
+{
+	struct conn *c;
+	size_t max = (size_t)wk.conf.max_header_bytes + IN_SLACK;
+
+	if ((c = conn_new(fd)) == NULL)
+		return;
+	c->c_routed = true;
+	c->c_lid = wc->listener;
+	c->c_strip = wc->strip;
+	if (wc->nbytes > 0) {
+		/* Read before us: parsed first, before the socket is read. */
+		if (buf_reserve(&c->c_in, wc->nbytes, wc->nbytes > max ? wc->nbytes : max,
+		    IN_INITIAL) < 0) {
+			conn_close(c, false);
+			return;
+		}
+		memcpy(c->c_in.b_data, wc->bytes, wc->nbytes);
+		c->c_in.b_len = wc->nbytes;
+		/* What came may be more than a read may add to: parse it before reading. */
+		conn_process(c);
+		conn_settle(c);
+		return;
+	}
+	conn_io_cb(fd, EV_READ, c);
 }
 
 void
