@@ -14,7 +14,7 @@ ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
 SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp -lhttp_parser
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp
-CTL_LIBS = -levent -ljansson
+CTL_LIBS = -levent -ljansson -lhttp_parser
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -83,7 +83,7 @@ $(BUILD)/fuzz/fuzz_http: $(FUZZ_HTTP_SRC) $(wildcard worker/*.h common/*.h)
 
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) $(wildcard supervisor/*.h common/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson -lseccomp
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson -lseccomp -lhttp_parser
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

@@ -24,9 +24,9 @@
 #include <unistd.h>
 
 #include <event2/event.h>
-#include <http_parser.h>
 
 #include "../common/clock.h"
+#include "../common/head.h"
 #include "../common/list.h"
 #include "../common/log.h"
 #include "../common/net.h"
@@ -155,88 +155,6 @@ refuse(struct rconn *c, int status, const char *why)
 		conn_free(c);
 }
 
-/* ---- the head: request line and Host --------------------------------------- */
-
-struct head {
-	const char *url;
-	size_t url_len;
-	const char *host;
-	size_t host_len;
-	unsigned nhost;
-	bool in_host;                /* the header being read is Host */
-	bool done;
-};
-
-static int
-on_url(http_parser *p, const char *at, size_t len)
-{
-	struct head *h = p->data;
-
-	if (h->url == NULL)
-		h->url = at;
-	h->url_len = (size_t)(at + len - h->url);
-	return 0;
-}
-
-static int
-on_field(http_parser *p, const char *at, size_t len)
-{
-	struct head *h = p->data;
-
-	/* The buffer is whole: a name arrives in one piece. */
-	h->in_host = len == 4 && strncasecmp(at, "host", 4) == 0;
-	if (h->in_host && ++h->nhost == 1) {
-		h->host = NULL;
-		h->host_len = 0;
-	}
-	return 0;
-}
-
-static int
-on_value(http_parser *p, const char *at, size_t len)
-{
-	struct head *h = p->data;
-
-	if (h->in_host && h->nhost == 1) {
-		if (h->host == NULL)
-			h->host = at;
-		h->host_len = (size_t)(at + len - h->host);
-	}
-	return 0;
-}
-
-static int
-on_head_done(http_parser *p)
-{
-	struct head *h = p->data;
-
-	h->done = true;
-	/* Only the head is ours to read: stop here. */
-	http_parser_pause(p, 1);
-	return 0;
-}
-
-static const http_parser_settings head_settings = {
-	.on_url = on_url, .on_header_field = on_field, .on_header_value = on_value,
-	.on_headers_complete = on_head_done,
-};
-
-enum parsed { HEAD_MORE, HEAD_DONE, HEAD_BAD };
-
-static enum parsed
-parse_head(const char *buf, size_t len, struct head *h)
-{
-	http_parser p;
-
-	memset(h, 0, sizeof(*h));
-	http_parser_init(&p, HTTP_REQUEST);
-	p.data = h;
-	http_parser_execute(&p, &head_settings, buf, len);
-	if (h->done)
-		return HEAD_DONE;
-	return HTTP_PARSER_ERRNO(&p) == HPE_OK ? HEAD_MORE : HEAD_BAD;
-}
-
 /* ---- deciding -------------------------------------------------------------- */
 
 /* The head is whole in BUF: to its function, or refused. */
@@ -244,11 +162,8 @@ static void
 decide(struct rconn *c, const char *buf, const struct head *h)
 {
 	const struct rlistener *l = c->c_l;
-	struct http_parser_url u;
 	struct route_hit hit;
 	struct dispatch_carry *cy;
-	const char *path = "/";
-	size_t pathlen = 1;
 	char fn[ROUTE_FN_LEN];
 	struct pool *p;
 	int fd;
@@ -261,20 +176,7 @@ decide(struct rconn *c, const char *buf, const struct head *h)
 		refuse(c, 400, "no_host");
 		return;
 	}
-	http_parser_url_init(&u);
-	if (h->url_len == 0 || http_parser_parse_url(h->url, h->url_len, 0, &u) != 0) {
-		refuse(c, 400, "bad_url");
-		return;
-	}
-	if (u.field_set & (1 << UF_PATH)) {
-		path = h->url + u.field_data[UF_PATH].off;
-		pathlen = u.field_data[UF_PATH].len;
-	}
-	/* Trailing blanks of a Host value are not part of it. */
-	size_t hl = h->host_len;
-	while (hl > 0 && (h->host[hl - 1] == ' ' || h->host[hl - 1] == '\t'))
-		hl--;
-	if (route_match(&l->l_routes, h->nhost ? h->host : NULL, hl, path, pathlen, &hit) < 0 ||
+	if (route_match(&l->l_routes, h->host, h->host_len, h->path, h->path_len, &hit) < 0 ||
 	    hit.fnlen >= sizeof(fn)) {
 		refuse(c, 404, "no_route");
 		return;
@@ -313,7 +215,7 @@ conn_try(struct rconn *c)
 {
 	size_t max = c->c_l->l_max_head, n = c->c_n;
 	struct head h;
-	enum parsed r;
+	enum head_result r;
 	ssize_t got;
 
 	if (n > 0)
@@ -332,7 +234,7 @@ conn_try(struct rconn *c)
 	}
 	if (got > 0)
 		n += (size_t)got;
-	r = parse_head(peekbuf, n, &h);
+	r = head_parse(peekbuf, n, &h);
 	if (r == HEAD_DONE) {
 		decide(c, peekbuf, &h);
 		return;
