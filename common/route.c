@@ -119,32 +119,42 @@ path_has(const char *p, size_t pl, const char *path, size_t len)
 	return len >= pl && memcmp(path, p, pl) == 0 && (len == pl || path[pl] == '/');
 }
 
+/* HOST without its port, lower-cased into H (ROUTE_HOST_LEN); NULL for none or a
+ * name longer than any pattern (it matches only the "any Host" routes). */
+static const char *
+host_norm(const char *host, size_t *len, char *h)
+{
+	const char *br, *from, *colon;
+	size_t n = *len;
+
+	if (host == NULL)
+		return NULL;
+	/* Port ignored: the last ':' after any ']' starts it. */
+	br = memchr(host, ']', n);
+	from = br ? br : host;
+	colon = memchr(from, ':', n - (size_t)(from - host));
+	if (colon != NULL)
+		n = (size_t)(colon - host);
+	if (n >= ROUTE_HOST_LEN)
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		h[i] = (char)tolower((unsigned char)host[i]);
+	*len = n;
+	return h;
+}
+
 int
 route_match(const struct route_table *t, const char *host, size_t hostlen,
     const char *path, size_t pathlen, struct route_hit *hit)
 {
-	char h[ROUTE_HOST_LEN];
+	char hb[ROUTE_HOST_LEN];
+	const char *h = host_norm(host, &hostlen, hb);
 	const struct route *best = NULL;
-	size_t best_host = 0, best_path = 0, n = 0;
+	size_t best_host = 0, best_path = 0;
 
-	if (host != NULL) {
-		/* Port ignored: the last ':' after any ']' starts it. */
-		const char *br = memchr(host, ']', hostlen);
-		const char *from = br ? br : host;
-		const char *colon = memchr(from, ':', hostlen - (size_t)(from - host));
-
-		if (colon != NULL)
-			hostlen = (size_t)(colon - host);
-		/* A name longer than any pattern matches only the "any Host" routes. */
-		if (hostlen < sizeof(h)) {
-			for (n = 0; n < hostlen; n++)
-				h[n] = (char)tolower((unsigned char)host[n]);
-		} else
-			host = NULL;
-	}
 	for (size_t i = 0; i < t->n; i++) {
 		const struct route *r = &t->r[i];
-		size_t hr = host_rank(r->host, host ? h : NULL, n), pl;
+		size_t hr = host_rank(r->host, h, h ? hostlen : 0), pl;
 
 		if (hr == 0 || hr < best_host)
 			continue;
@@ -176,6 +186,29 @@ route_match(const struct route_table *t, const char *host, size_t hostlen,
 	if (hit->fnlen == 0)
 		return -1;
 	return 0;
+}
+
+bool
+route_sticky(const struct route_table *t, const struct route_hit *hit, const char *host,
+    size_t hostlen)
+{
+	char hb[ROUTE_HOST_LEN];
+	const char *h = host_norm(host, &hostlen, hb);
+	const struct route *me = hit->route;
+	size_t pl = strlen(me->path);
+
+	for (size_t i = 0; i < t->n; i++) {
+		const struct route *r = &t->r[i];
+		size_t rl = strlen(r->path);
+
+		/* Another route for this Host whose prefix is strictly below ours could take
+		 * some of the paths under ours. One above or beside ours cannot: it lost. */
+		if (r == me || host_rank(r->host, h, h ? hostlen : 0) == 0)
+			continue;
+		if (rl > pl && path_has(me->path, pl, r->path, rl))
+			return false;
+	}
+	return true;
 }
 
 void

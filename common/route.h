@@ -71,6 +71,14 @@ int route_check(const struct route_table *t, size_t *a, size_t *b);
  */
 int route_match(const struct route_table *t, const char *host, size_t hostlen,
     const char *path, size_t pathlen, struct route_hit *hit);
+/*
+ * Whether every later request with the same Host (HOST as sent) whose path lies
+ * under HIT's prefix (for ROUTE_SUPABASE: prefix + "/" + the function) must reach
+ * HIT's route too: no other route that HOST matches has a prefix under it. A worker
+ * keeps such requests of a keep-alive connection instead of giving them back.
+ */
+bool route_sticky(const struct route_table *t, const struct route_hit *hit,
+    const char *host, size_t hostlen);
 void route_table_free(struct route_table *t);
 
 #endif

@@ -88,6 +88,7 @@ msg_ok(const union wire_msg *m, size_t n, unsigned got)
 	switch (m->h.type) {
 	case WIRE_CTL_CONN:
 	case WIRE_CTL_RETIRE:
+	case WIRE_CTL_ROUTES:
 		return n == sizeof(m->ctl) && m->ctl.nfds == got &&
 		    (m->h.type == WIRE_CTL_CONN || got == 0);
 	case WIRE_CTL_ROUTED:
@@ -95,7 +96,11 @@ msg_ok(const union wire_msg *m, size_t n, unsigned got)
 		return n >= WIRE_CARRY_HEAD && got == 1 && m->carry.nbytes <= WIRE_CARRY_MAX &&
 		    m->carry.size == n && n == WIRE_CARRY_HEAD + m->carry.nbytes &&
 		    m->carry.flags == 0 && m->carry.strip <= WIRE_STRIP_MAX &&
-		    (m->h.type == WIRE_CTL_ROUTED || m->carry.strip == 0);
+		    (m->carry.sticky & ~WIRE_STICKY_FLAGS) == 0 &&
+		    memchr(m->carry.host, '\0', sizeof(m->carry.host)) != NULL &&
+		    memchr(m->carry.prefix, '\0', sizeof(m->carry.prefix)) != NULL &&
+		    (m->h.type == WIRE_CTL_ROUTED || (m->carry.strip == 0 &&
+		    m->carry.sticky == 0 && m->carry.host[0] == '\0' && m->carry.prefix[0] == '\0'));
 	default:
 		return false;
 	}

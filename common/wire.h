@@ -53,6 +53,7 @@ enum wire_ctl_type {
 	WIRE_CTL_CONFIG = 3, /* struct wire_config: the first message, and only then */
 	WIRE_CTL_ROUTED = 4, /* struct wire_carry + 1 fd: a connection from a shared listener */
 	WIRE_CTL_MOVE = 5,   /* worker -> supervisor, struct wire_carry + 1 fd: given back */
+	WIRE_CTL_ROUTES = 6, /* the shared listeners' routes changed; arg = their new epoch */
 };
 
 /* How the worker's life relates to its connections (the config's "policy"). */
@@ -145,9 +146,19 @@ struct wire_ctl {
  * (worker -> supervisor): every earlier response is written; BYTES are what the
  * worker read and did not consume (the next request's head, pipelined data), STRIP 0.
  * Sent as WIRE_CARRY_HEAD + nbytes bytes; size says the same.
+ *
+ * STICKY (ROUTED only): the route that chose this worker takes every later request
+ * on the connection whose Host is HOST (lower case, no port; WIRE_STICKY_NOHOST: no
+ * Host at all) and whose path lies under PREFIX, as long as the routes' EPOCH is the
+ * newest the worker heard of (WIRE_CTL_ROUTES). Such requests stay in the worker,
+ * path stripped like the first; any other goes back (MOVE).
  */
 #define WIRE_CARRY_MAX   65536u
 #define WIRE_STRIP_MAX   4096u
+#define WIRE_ROUTE_LEN   256u     /* = ROUTE_HOST_LEN = ROUTE_PATH_LEN */
+#define WIRE_STICKY        0x1u
+#define WIRE_STICKY_NOHOST 0x2u
+#define WIRE_STICKY_FLAGS  (WIRE_STICKY | WIRE_STICKY_NOHOST)
 struct wire_carry {
 	uint16_t version;
 	uint16_t type;         /* WIRE_CTL_ROUTED or WIRE_CTL_MOVE */
@@ -156,6 +167,10 @@ struct wire_carry {
 	uint32_t strip;        /* ROUTED: path bytes the function does not see */
 	uint32_t nbytes;       /* <= WIRE_CARRY_MAX */
 	uint32_t flags;        /* 0 */
+	uint32_t epoch;        /* ROUTED: the routes' epoch when this was decided */
+	uint32_t sticky;       /* ROUTED: WIRE_STICKY_* (0 for MOVE) */
+	char host[WIRE_ROUTE_LEN];   /* NUL-terminated; "" unless sticky */
+	char prefix[WIRE_ROUTE_LEN]; /* NUL-terminated; "" unless sticky */
 	char bytes[WIRE_CARRY_MAX];
 };
 #define WIRE_CARRY_HEAD offsetof(struct wire_carry, bytes)
@@ -220,8 +235,10 @@ int wire_send_carry(int sock, const struct wire_carry *c, int fd);
 
 /*
  * Receives one message of any type but the config, like wire_recv_ctl: CONN and
- * RETIRE as there; ROUTED and MOVE with exactly one fd, size agreeing with the bytes
- * received, nbytes <= WIRE_CARRY_MAX, flags 0, strip <= WIRE_STRIP_MAX (0 for MOVE).
+ * RETIRE as there, ROUTES with no fd; ROUTED and MOVE with exactly one fd, size
+ * agreeing with the bytes received, nbytes <= WIRE_CARRY_MAX, flags 0, strip <=
+ * WIRE_STRIP_MAX, host and prefix terminated, known sticky flags (MOVE: strip,
+ * sticky 0 and empty strings).
  * Anything else is EPROTO with every received fd closed. At most *NFDS fds.
  */
 int wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds);

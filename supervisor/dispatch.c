@@ -24,6 +24,9 @@
 #include "pool.h"
 #include "state.h"
 
+_Static_assert(sizeof(((struct dispatch_carry *)0)->host) == WIRE_ROUTE_LEN &&
+    sizeof(((struct dispatch_carry *)0)->prefix) == WIRE_ROUTE_LEN, "carry strings");
+
 #define ACCEPT_BURST 64
 #define LISTEN_BACKLOG 4096
 #define DEFER_ACCEPT_S 1	/* a silent connection is accepted after about this */
@@ -221,6 +224,10 @@ send_carry(struct worker *w, int fd, struct dispatch_carry *cy)
 	wc.type = WIRE_CTL_ROUTED;
 	wc.listener = cy->listener;
 	wc.strip = cy->strip;
+	wc.epoch = cy->epoch;
+	wc.sticky = cy->sticky;
+	memcpy(wc.host, cy->host, sizeof(wc.host));
+	memcpy(wc.prefix, cy->prefix, sizeof(wc.prefix));
 	wc.nbytes = cy->nbytes;
 	wc.flags = 0;
 	wc.size = (uint32_t)(WIRE_CARRY_HEAD + cy->nbytes);

@@ -22,6 +22,8 @@ struct sv_conf;
 struct dispatch_carry {
 	uint32_t listener;
 	uint32_t strip;
+	uint32_t epoch, sticky;      /* as in struct wire_carry */
+	char host[256], prefix[256]; /* WIRE_ROUTE_LEN */
 	uint32_t nbytes;             /* <= WIRE_CARRY_MAX */
 	char bytes[];
 };

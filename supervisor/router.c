@@ -14,6 +14,7 @@
  */
 #include "router.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -76,6 +77,9 @@ struct rconn {
 static TAILQ_HEAD(, rlistener) rlisteners = TAILQ_HEAD_INITIALIZER(rlisteners);
 static struct event_base *router_base;
 static uint32_t next_id = 1;
+/* Bumped whenever a commit changes some listener's routes; workers hear of it
+ * (WIRE_CTL_ROUTES) and stop keeping connections routed under an older one. */
+static uint32_t routes_epoch = 1;
 
 /* The one peek buffer: a head is parsed whole from it and nothing is kept there. */
 static char peekbuf[HEAD_CAP + 1];
@@ -157,6 +161,45 @@ refuse(struct rconn *c, int status, const char *why)
 
 /* ---- deciding -------------------------------------------------------------- */
 
+/*
+ * Fills CY's sticky fields: whether the worker may keep this connection's later
+ * requests for the same route (route_sticky), and how it recognises them.
+ */
+static void
+sticky_spec(struct dispatch_carry *cy, const struct rlistener *l, const struct route_hit *hit,
+    const struct head *h, const char *fn)
+{
+	size_t hl = h->host_len, n;
+	const char *colon;
+	int w;
+
+	cy->sticky = 0;
+	cy->host[0] = cy->prefix[0] = '\0';
+	if (!route_sticky(&l->l_routes, hit, h->host, h->host_len))
+		return;
+	if (h->host != NULL) {
+		/* Lower case, without the port, as the worker compares it. */
+		const char *br = memchr(h->host, ']', hl);
+
+		colon = memchr(br ? br : h->host, ':', hl - (size_t)((br ? br : h->host) - h->host));
+		if (colon != NULL)
+			hl = (size_t)(colon - h->host);
+		if (hl >= sizeof(cy->host))
+			return;
+		for (n = 0; n < hl; n++)
+			cy->host[n] = (char)tolower((unsigned char)h->host[n]);
+		cy->host[hl] = '\0';
+	}
+	w = hit->route->kind == ROUTE_SUPABASE ?
+	    snprintf(cy->prefix, sizeof(cy->prefix), "%s/%s", hit->route->path, fn) :
+	    snprintf(cy->prefix, sizeof(cy->prefix), "%s", hit->route->path);
+	if (w < 0 || (size_t)w >= sizeof(cy->prefix)) {
+		cy->prefix[0] = '\0';
+		return;
+	}
+	cy->sticky = WIRE_STICKY | (h->host == NULL ? WIRE_STICKY_NOHOST : 0);
+}
+
 /* The head is whole in BUF: to its function, or refused. */
 static void
 decide(struct rconn *c, const char *buf, const struct head *h)
@@ -195,6 +238,8 @@ decide(struct rconn *c, const char *buf, const struct head *h)
 	}
 	cy->listener = l->l_id;
 	cy->strip = (uint32_t)hit.strip;
+	cy->epoch = routes_epoch;
+	sticky_spec(cy, l, &hit, h, fn);
 	cy->nbytes = c->c_n;
 	if (c->c_n > 0)
 		memcpy(cy->bytes, c->c_buf, c->c_n);
@@ -519,18 +564,55 @@ router_abort(void)
 	}
 }
 
+/* Same routes, same order: nothing a worker keeps can have changed. */
+static bool
+routes_same(const struct route_table *a, const struct route_table *b)
+{
+	if (a->n != b->n)
+		return false;
+	for (size_t i = 0; i < a->n; i++) {
+		const struct route *x = &a->r[i], *y = &b->r[i];
+
+		if (x->kind != y->kind || x->strip != y->strip || strcmp(x->host, y->host) != 0 ||
+		    strcmp(x->path, y->path) != 0 || strcmp(x->fn, y->fn) != 0)
+			return false;
+	}
+	return true;
+}
+
+/* Tells every worker the routes changed: one small record each, never waited for. */
+static void
+announce_epoch(void)
+{
+	struct wire_ctl msg = {
+		.version = WIRE_VERSION, .type = WIRE_CTL_ROUTES, .arg = routes_epoch,
+	};
+	struct pool *p;
+	struct worker *w;
+	unsigned failed = 0;
+
+	TAILQ_FOREACH(p, &pools, p_entry)
+		TAILQ_FOREACH(w, &p->p_workers, w_entry)
+			if (w->w_ctl >= 0 && wire_send_ctl(w->w_ctl, &msg, NULL, 0) < 0)
+				failed++;
+	log_info("routes_changed", "epoch=%u unannounced=%u", routes_epoch, failed);
+}
+
 void
 router_commit(void)
 {
 	struct rlistener *l, *tmp;
+	bool changed = false;
 
 	TAILQ_FOREACH_SAFE(l, &rlisteners, l_entry, tmp) {
 		if (!l->l_seen) {
 			log_info("unlisten", "routes=%zu addr=%s", l->l_routes.n, log_qv(l->l_addr));
 			listener_free(l);
+			changed = true;
 			continue;
 		}
 		if (l->l_has_new) {
+			changed |= !l->l_fresh && !routes_same(&l->l_routes, &l->l_new_routes);
 			/* From now on every head is matched against the new routes, moved
 			 * connections' too (they name the listener, not its routes). */
 			route_table_free(&l->l_routes);
@@ -543,6 +625,10 @@ router_commit(void)
 		l->l_fresh = false;
 		if (!event_pending(l->l_ev, EV_READ, NULL) && !evtimer_pending(l->l_pause_ev, NULL))
 			event_add(l->l_ev, NULL);
+	}
+	if (changed) {
+		routes_epoch++;
+		announce_epoch();
 	}
 }
 

@@ -43,6 +43,7 @@
 #include <event2/event_struct.h>
 
 #include "clock.h"
+#include "head.h"
 #include "http_parse.h"
 #include "log.h"
 #include "wire.h"
@@ -136,9 +137,13 @@ struct conn {
 	uint8_t c_stream_events;      /* SEV_*: pending for the callback */
 	size_t c_stream_need;         /* bytes of the write that did not fit; 0: none */
 	edge_ws *c_ws;                /* a WebSocket owns the socket now (ws.c) */
-	bool c_routed;                /* from a shared listener: moves on after one request */
+	bool c_routed;                /* from a shared listener: requests of other routes move */
+	bool c_move;                  /* the next request goes back once output is written */
 	uint32_t c_lid;               /* that listener's id, for the move */
-	uint32_t c_strip;             /* path bytes the first request's handler does not see */
+	uint32_t c_strip;             /* path bytes the handler does not see (its route's) */
+	uint32_t c_epoch;             /* routes epoch of the sticky spec below */
+	uint32_t c_sticky;            /* WIRE_STICKY_*: later requests of its route stay */
+	char *c_route;                /* sticky: host "\0" prefix, or NULL */
 	edge_stream_fn c_stream_fn;
 	void *c_stream_arg;
 	struct event c_notify;        /* delivers c_stream_events from the loop */
@@ -386,8 +391,8 @@ conn_get(void)
 	c->c_stream_need = 0;
 	c->c_stream_fn = NULL;
 	c->c_ws = NULL;
-	c->c_routed = false;
-	c->c_lid = c->c_strip = 0;
+	c->c_routed = c->c_move = false;
+	c->c_lid = c->c_strip = c->c_epoch = c->c_sticky = 0;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -398,6 +403,8 @@ conn_get(void)
 static void
 conn_release(struct conn *c)
 {
+	free(c->c_route);
+	c->c_route = NULL;
 	if (c->c_stream_events != 0) {
 		event_del(&c->c_notify);
 		c->c_stream_events = 0;
@@ -695,7 +702,7 @@ conn_dispatch(struct conn *c)
 	c->c_req.rq_method = c->c_hp.hp_msg.method;
 	/* Its route's prefix is not the function's to see (the supervisor measured it on
 	 * this same path); what is left still starts with '/', or is the root. */
-	if (c->c_strip > 0 && c->c_nreq == 0 && strlen(c->c_req.rq_path) >= c->c_strip) {
+	if (c->c_strip > 0 && strlen(c->c_req.rq_path) >= c->c_strip) {
 		c->c_req.rq_path += c->c_strip;
 		if (c->c_req.rq_path[0] == '\0')
 			c->c_req.rq_path = "/";
@@ -722,6 +729,72 @@ conn_dispatch(struct conn *c)
 		conn_timer(c, c->c_stream ? CT_STREAM : CT_HANDLER);
 }
 
+/* The newest routes epoch this worker heard of (WIRE_CTL_ROUTES, or a hand-off). */
+static uint32_t routes_epoch;
+
+void
+http_routes_epoch(uint32_t epoch)
+{
+	if (epoch > routes_epoch)
+		routes_epoch = epoch;
+}
+
+/* PATH[0, LEN) lies under PREFIX, on whole segments. */
+static bool
+under(const char *prefix, const char *path, size_t len)
+{
+	size_t pl = strlen(prefix);
+
+	return len >= pl && memcmp(path, prefix, pl) == 0 && (len == pl || path[pl] == '/');
+}
+
+/*
+ * At a request boundary of a routed connection: true when the next request is this
+ * route's (same Host, path under its prefix, routes unchanged), so it is served here;
+ * false sets c_move (it goes back) or waits for the rest of its head.
+ */
+static bool
+conn_stays(struct conn *c)
+{
+	const char *buf = c->c_in.b_data + c->c_parsed;
+	size_t len = c->c_in.b_len - c->c_parsed, hl;
+	struct head h;
+	enum head_result r;
+
+	if (c->c_route == NULL || c->c_epoch != routes_epoch) {
+		c->c_move = true;
+		return false;
+	}
+	r = head_parse(buf, len, &h);
+	if (r == HEAD_MORE) {
+		/* Read on for the rest of it, unless it is past what a head may be. */
+		if (len >= wk.conf.max_header_bytes)
+			c->c_move = true;
+		return false;
+	}
+	if (r == HEAD_DONE && h.nhost <= 1) {
+		const char *want = c->c_route, *prefix = want + strlen(want) + 1;
+		bool host_ok;
+
+		if (h.nhost == 0) {
+			host_ok = (c->c_sticky & WIRE_STICKY_NOHOST) != 0;
+		} else {
+			const char *br = memchr(h.host, ']', h.host_len);
+			const char *colon = memchr(br ? br : h.host, ':',
+			    h.host_len - (size_t)((br ? br : h.host) - h.host));
+
+			hl = colon ? (size_t)(colon - h.host) : h.host_len;
+			host_ok = !(c->c_sticky & WIRE_STICKY_NOHOST) && hl == strlen(want) &&
+			    strncasecmp(h.host, want, hl) == 0;
+		}
+		if (host_ok && under(prefix, h.path, h.path_len))
+			return true;
+	}
+	/* Another route's, or a head the supervisor is to judge (400). */
+	c->c_move = true;
+	return false;
+}
+
 /* Parses and answers every complete request in the buffer, in order. */
 static void
 conn_process(struct conn *c)
@@ -729,9 +802,10 @@ conn_process(struct conn *c)
 	enum hp_result r;
 
 	while (!c->c_closing && !c->c_held && c->c_ws == NULL && c->c_parsed < c->c_in.b_len) {
-		/* The next request on a routed connection may be another function's: it
-		 * goes back to the supervisor unread (conn_settle -> conn_move). */
-		if (c->c_routed && c->c_nreq > 0 && !hp_in_message(&c->c_hp))
+		/* The next request on a routed connection may be another function's: unless
+		 * its route is this one's, it goes back to the supervisor unread
+		 * (conn_settle -> conn_move). */
+		if (c->c_routed && c->c_nreq > 0 && !hp_in_message(&c->c_hp) && !conn_stays(c))
 			break;
 		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
 		if (r == HP_AGAIN)
@@ -866,7 +940,7 @@ conn_settle(struct conn *c)
 			conn_timer(c, CT_HANDLER);
 		return;
 	}
-	if (c->c_routed && c->c_nreq > 0 && c->c_parsed < c->c_in.b_len) {
+	if (c->c_move) {
 		conn_move(c);
 		return;
 	}
@@ -1079,6 +1153,18 @@ http_adopt_routed(int fd, const struct wire_carry *wc)
 	c->c_routed = true;
 	c->c_lid = wc->listener;
 	c->c_strip = wc->strip;
+	http_routes_epoch(wc->epoch);
+	c->c_epoch = wc->epoch;
+	c->c_sticky = wc->sticky;
+	if (wc->sticky & WIRE_STICKY) {
+		size_t hl = strlen(wc->host), pl = strlen(wc->prefix);
+
+		/* Without it the connection only moves more: never wrong, just slower. */
+		if ((c->c_route = malloc(hl + pl + 2)) != NULL) {
+			memcpy(c->c_route, wc->host, hl + 1);
+			memcpy(c->c_route + hl + 1, wc->prefix, pl + 1);
+		}
+	}
 	if (wc->nbytes > 0) {
 		/* Read before us: parsed first, before the socket is read. */
 		if (buf_reserve(&c->c_in, wc->nbytes, wc->nbytes > max ? wc->nbytes : max,

@@ -305,6 +305,8 @@ ctl_cb(evutil_socket_t fd, short what, void *arg)
 				http_adopt_routed(fds[0], &m.carry);
 			} else if (m.h.type == WIRE_CTL_RETIRE) {
 				retire(m.ctl.arg, m.ctl.deadline_ms);
+			} else if (m.h.type == WIRE_CTL_ROUTES) {
+				http_routes_epoch(m.ctl.arg);
 			} else {
 				/* MOVE goes the other way only: checked, and its fd closed. */
 				for (unsigned i = 0; i < nfds; i++)

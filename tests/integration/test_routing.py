@@ -204,6 +204,39 @@ def pipelined_requests_for_three_functions_answered_in_order():
 
 
 @test
+def keepalive_requests_of_one_route_stay_and_others_still_move():
+    # /b and *.beta.test have no route below them: a worker keeps their requests.
+    # /a does (/a/deep): every /a request is routed afresh. Interleaved, pipelined
+    # and one by one, each reaches its own function.
+    seq = [("/b/1", "t", "beta /1"), ("/b/2", "t", "beta /2"), ("/a/deep/3", "t", "gamma /a/deep/3"),
+           ("/b/4", "t", "beta /4"), ("/a/5", "t", "alpha /a/5"), ("/a/deep/6", "t", "gamma /a/deep/6"),
+           ("/a/7", "t", "alpha /a/7"), ("/q/8", "x.beta.test", "beta /q/8"),
+           ("/q/9", "X.BETA.test:99", "beta /q/9"), ("/q/10", "g.example.com", "gamma /q/10"),
+           ("/b/11", "t", "beta /11"), ("/functions/v1/beta/12", "t", "beta /beta/12"),
+           ("/functions/v1/alpha/13", "t", "alpha /alpha/13"), ("/b", "t", "beta /")] * 20
+    with Routed("route-stay") as r:
+        s = h.connect(r.port, 10)
+        f = s.makefile("rb")
+        for i, (path, host, body) in enumerate(seq):
+            s.sendall(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (path, host)).encode())
+            resp = h.read_response(f)
+            check(resp.status == 200 and resp.body == (body + "\n").encode(),
+                  "request %d %s (Host %s): %d %r, want %r" % (i, path, host, resp.status,
+                                                               resp.body, body))
+        s.close()
+        s = h.connect(r.port, 10)
+        s.sendall(b"".join(("GET %s HTTP/1.1\r\nHost: %s\r\n\r\n" % (p, hh)).encode()
+                           for p, hh, _ in seq))
+        f = s.makefile("rb")
+        for i, (path, host, body) in enumerate(seq):
+            resp = h.read_response(f)
+            check(resp.status == 200 and resp.body == (body + "\n").encode(),
+                  "pipelined %d %s (Host %s): %d %r, want %r" % (i, path, host, resp.status,
+                                                                resp.body, body))
+        s.close()
+
+
+@test
 def worker_killed_with_a_moved_connection_closes_it():
     with Routed("route-kill") as r:
         s = h.connect(r.port, 10)
@@ -230,10 +263,11 @@ def worker_killed_with_a_moved_connection_closes_it():
 def reload_that_removes_a_route_answers_404():
     with Routed("route-reload") as r:
         check(ask(r.port, "/b/1") == (200, "beta /1\n"), "before")
+        # Kept by beta's worker (no route below /b) until the routes change.
         s = h.connect(r.port, 10)
         f = s.makefile("rb")
-        s.sendall(req(0))
-        check(h.read_response(f).body == want(0), "keep-alive before the reload")
+        s.sendall(b"GET /b/0 HTTP/1.1\r\nHost: t\r\n\r\n")
+        check(h.read_response(f).body == b"beta /0\n", "keep-alive before the reload")
 
         def drop(conf):
             conf["listeners"][0]["routes"] = [x for x in conf["listeners"][0]["routes"]

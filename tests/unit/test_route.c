@@ -138,6 +138,40 @@ out:
 	route_table_free(&t);
 }
 
+static bool
+sticky(const struct route_table *t, const char *host, const char *path)
+{
+	struct route_hit hit;
+
+	if (route_match(t, host, host ? strlen(host) : 0, path, strlen(path), &hit) < 0)
+		return false;
+	return route_sticky(t, &hit, host, host ? strlen(host) : 0);
+}
+
+static void
+case_sticky(void)
+{
+	struct route_table t = { 0 };
+
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "", "/a", "a", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "", "/a/deep", "d", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "", "/b", "b", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "x.com", "/b/x", "bx", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_SUPABASE, "", "/functions/v1", "", true) == 0);
+	/* /a has a route below it: its paths may belong to another function. */
+	UNIT_CHECK(!sticky(&t, NULL, "/a/1"));
+	UNIT_CHECK(sticky(&t, NULL, "/a/deep/1"));
+	/* /b/x is below /b only for Host x.com. */
+	UNIT_CHECK(sticky(&t, "y.com", "/b/1"));
+	UNIT_CHECK(!sticky(&t, "X.com:80", "/b/1"));
+	UNIT_CHECK(sticky(&t, "x.com", "/b/x/1"));
+	UNIT_CHECK(sticky(&t, NULL, "/functions/v1/f/1"));
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "", "/functions/v1/special", "s", false) == 0);
+	UNIT_CHECK(!sticky(&t, NULL, "/functions/v1/f/1"));
+out:
+	route_table_free(&t);
+}
+
 static void
 case_bad_patterns(void)
 {
@@ -167,5 +201,6 @@ main(int argc, char **argv)
 	unit_run("host_exact_suffix_any", case_host);
 	unit_run("duplicates_found", case_duplicates);
 	unit_run("bad_patterns", case_bad_patterns);
+	unit_run("sticky_routes", case_sticky);
 	return unit_exit();
 }

@@ -626,7 +626,7 @@ case_carry_bad(void)
 
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
-	for (k = 0; k < 6; k++) {
+	for (k = 0; k < 8; k++) {
 		unsigned nfd = 1;
 		size_t len;
 
@@ -642,6 +642,8 @@ case_carry_bad(void)
 		case 3: nfd = 0; break;                           /* no socket */
 		case 4: nfd = 2; break;                           /* two sockets */
 		case 5: c.strip = WIRE_STRIP_MAX + 1; break;
+		case 6: c.type = WIRE_CTL_MOVE; c.sticky = WIRE_STICKY; break; /* MOVE keeps nothing */
+		case 7: memset(c.host, 'x', sizeof(c.host)); break; /* unterminated */
 		}
 		len = WIRE_CARRY_HEAD + 4;
 		/* The sender refuses what the receiver would. */
