@@ -1147,7 +1147,7 @@ load_listener(struct loader *ld, struct sv_conf *conf, json_t *obj, struct sv_li
 	    require(ld, obj, "routes") < 0 ||
 	    get_string(ld, obj, "listen", 1, &l->listen) < 0 ||
 	    get_uint(ld, obj, "head_timeout_ms", 10, 600000, &l->head_timeout_ms) < 0 ||
-	    get_uint(ld, obj, "max_header_bytes", 1024, 1048576, &l->max_header_bytes) < 0)
+	    get_uint(ld, obj, "max_header_bytes", 1024, 65536, &l->max_header_bytes) < 0)
 		return -1;
 	push_key(ld, "listen");
 	if (check_addr(ld, l->listen, 1) < 0)
