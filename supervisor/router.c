@@ -263,9 +263,15 @@ conn_try(struct rconn *c)
 	enum head_result r;
 	ssize_t got;
 
-	if (n > 0)
+	if (n > 0) {
 		memcpy(peekbuf, c->c_buf, n);
-	/* What a worker gave back may hold a whole head already, or more than max. */
+		/* What a worker gave back often holds the whole next head: no peek then. */
+		if (head_parse(peekbuf, n, &h) == HEAD_DONE) {
+			decide(c, peekbuf, &h);
+			return;
+		}
+	}
+	/* What a worker gave back may hold more than max. */
 	got = -1;
 	errno = EAGAIN;
 	if (n <= max) {
