@@ -52,6 +52,8 @@ route_set(struct route *r, const char *host, const char *path, const char **why)
 		pl--;
 	memcpy(r->path, path ? path : "", pl);
 	r->path[pl] = '\0';
+	r->host_len = (uint16_t)hl;
+	r->path_len = (uint16_t)pl;
 	return 0;
 }
 
@@ -93,22 +95,22 @@ route_check(const struct route_table *t, size_t *a, size_t *b)
  * rank where higher is more specific (exact > longer suffix > any Host).
  */
 static size_t
-host_rank(const char *p, const char *host, size_t len)
+host_rank(const struct route *r, const char *host, size_t len)
 {
-	size_t pl;
+	const char *p = r->host;
+	size_t pl = r->host_len;
 
-	if (p[0] == '\0')
+	if (pl == 0)
 		return 1;
 	if (host == NULL)
 		return 0;
 	if (p[0] == '*') {
 		/* "*.sfx": HOST ends in ".sfx" with at least one byte before it. */
-		pl = strlen(p + 1);
+		pl--;
 		if (len > pl && memcmp(host + len - pl, p + 1, pl) == 0)
 			return 2 + pl;
 		return 0;
 	}
-	pl = strlen(p);
 	return pl == len && memcmp(p, host, len) == 0 ? 2 + ROUTE_HOST_LEN : 0;
 }
 
@@ -154,11 +156,11 @@ route_match(const struct route_table *t, const char *host, size_t hostlen,
 
 	for (size_t i = 0; i < t->n; i++) {
 		const struct route *r = &t->r[i];
-		size_t hr = host_rank(r->host, h, h ? hostlen : 0), pl;
+		size_t hr = host_rank(r, h, h ? hostlen : 0), pl;
 
 		if (hr == 0 || hr < best_host)
 			continue;
-		pl = strlen(r->path);
+		pl = r->path_len;
 		if (!path_has(r->path, pl, path, pathlen))
 			continue;
 		if (hr == best_host && pl <= best_path && best != NULL)
@@ -195,15 +197,15 @@ route_sticky(const struct route_table *t, const struct route_hit *hit, const cha
 	char hb[ROUTE_HOST_LEN];
 	const char *h = host_norm(host, &hostlen, hb);
 	const struct route *me = hit->route;
-	size_t pl = strlen(me->path);
+	size_t pl = me->path_len;
 
 	for (size_t i = 0; i < t->n; i++) {
 		const struct route *r = &t->r[i];
-		size_t rl = strlen(r->path);
+		size_t rl = r->path_len;
 
 		/* Another route for this Host whose prefix is strictly below ours could take
 		 * some of the paths under ours. One above or beside ours cannot: it lost. */
-		if (r == me || host_rank(r->host, h, h ? hostlen : 0) == 0)
+		if (r == me || host_rank(r, h, h ? hostlen : 0) == 0)
 			continue;
 		if (rl > pl && path_has(me->path, pl, r->path, rl))
 			return false;

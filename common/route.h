@@ -34,6 +34,7 @@ struct route {
 	char host[ROUTE_HOST_LEN];     /* lower case; "" any; "*.sfx" a suffix */
 	char path[ROUTE_PATH_LEN];     /* normalised: no trailing '/', "" for the root */
 	char fn[ROUTE_FN_LEN];         /* ROUTE_PREFIX: the function */
+	uint16_t host_len, path_len;   /* strlen of host and path, set by route_set */
 	/* Where the config defined it, for errors naming both places of a clash. */
 	int line, col;
 	char where[ROUTE_WHERE_LEN];

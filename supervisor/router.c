@@ -70,8 +70,9 @@ struct rconn {
 	struct event *c_ev;
 	uint64_t c_deadline_ms;
 	bool c_lingering;            /* refused: discarding input until EOF or the timer */
-	uint32_t c_n;                /* bytes consumed into c_buf */
-	char *c_buf;                 /* HEAD_CAP, allocated once something is consumed */
+	uint32_t c_n;                /* bytes consumed into c_buf (or carried) */
+	uint32_t c_cap;              /* c_buf's size: what was carried, HEAD_CAP once read into */
+	char *c_buf;
 };
 
 static TAILQ_HEAD(, rlistener) rlisteners = TAILQ_HEAD_INITIALIZER(rlisteners);
@@ -306,9 +307,15 @@ conn_try(struct rconn *c)
 	}
 	if (got > 0) {
 		/* Take it off the socket (see the top); it is carried to the worker. */
-		if (c->c_buf == NULL && (c->c_buf = malloc(HEAD_CAP)) == NULL) {
-			conn_free(c);
-			return;
+		if (c->c_cap < HEAD_CAP) {
+			char *nb = realloc(c->c_buf, HEAD_CAP);
+
+			if (nb == NULL) {
+				conn_free(c);
+				return;
+			}
+			c->c_buf = nb;
+			c->c_cap = HEAD_CAP;
 		}
 		do
 			got = recv(c->c_fd, c->c_buf + c->c_n, (size_t)got, MSG_DONTWAIT);
@@ -367,7 +374,7 @@ conn_start(struct rlistener *l, int fd, const char *bytes, size_t n)
 {
 	struct rconn *c = calloc(1, sizeof(*c));
 
-	if (c == NULL || (n > 0 && (c->c_buf = malloc(HEAD_CAP)) == NULL)) {
+	if (c == NULL || (n > 0 && (c->c_buf = malloc(n)) == NULL)) {
 		free(c);
 		close(fd);
 		return;
@@ -377,7 +384,7 @@ conn_start(struct rlistener *l, int fd, const char *bytes, size_t n)
 	c->c_deadline_ms = clock_ms() + l->l_head_ms;
 	if (n > 0) {
 		memcpy(c->c_buf, bytes, n);
-		c->c_n = (uint32_t)n;
+		c->c_n = c->c_cap = (uint32_t)n;
 	}
 	TAILQ_INSERT_TAIL(&l->l_conns, c, c_entry);
 	conn_try(c);

@@ -1174,12 +1174,20 @@ http_adopt_routed(int fd, const struct wire_carry *wc)
 		}
 		memcpy(c->c_in.b_data, wc->bytes, wc->nbytes);
 		c->c_in.b_len = wc->nbytes;
-		/* What came may be more than a read may add to: parse it before reading. */
+	}
+	/* As http_adopt: while retiring nothing closes inside this call (a zero timer
+	 * parses what came); else what came is parsed before the socket is read, since
+	 * it may be more than a read may add to. */
+	if (wk.retiring) {
+		if (c->c_in.b_len > 0)
+			conn_timer(c, CT_RESUME);
+		else
+			conn_settle(c);
+	} else if (c->c_in.b_len > 0) {
 		conn_process(c);
 		conn_settle(c);
-		return;
-	}
-	conn_io_cb(fd, EV_READ, c);
+	} else
+		conn_io_cb(fd, EV_READ, c);
 }
 
 void
