@@ -21,7 +21,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stddef.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <event2/event.h>
@@ -54,6 +58,8 @@ struct rlistener {
 	int l_fd;
 	struct net_addr l_na;
 	struct net_unix_id l_uid;
+	struct sockaddr_storage l_sa; /* the listening socket's own address */
+	socklen_t l_salen;
 	struct event *l_ev, *l_pause_ev;
 	unsigned l_pauses;
 	/* In force, and the pending config's (moved in at commit). */
@@ -510,7 +516,50 @@ open_listener(struct rlistener *l, const char *addr, char *err, size_t errlen)
 		unlink(l->l_na.path);
 		return -1;
 	}
+	l->l_salen = sizeof(l->l_sa);
+	if (getsockname(l->l_fd, (struct sockaddr *)&l->l_sa, &l->l_salen) < 0)
+		l->l_salen = 0;
 	return 0;
+}
+
+/*
+ * FD, given back by a worker, is a connection this listener accepted: a stream
+ * socket whose own address is the listener's (its port, and its IP unless the
+ * listener took any). A tenant's worker cannot pass off a socket of its own making
+ * (a socketpair, its own outbound connection) as a client of another function.
+ */
+static bool
+accepted_here(const struct rlistener *l, int fd)
+{
+	struct sockaddr_storage sa;
+	socklen_t len = sizeof(sa);
+	int type = 0, listening = 1;
+	socklen_t tl = sizeof(type), al = sizeof(listening);
+
+	if (l->l_salen == 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
+	    type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &al) < 0 ||
+	    listening != 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	    sa.ss_family != l->l_sa.ss_family)
+		return false;
+	if (sa.ss_family == AF_INET) {
+		const struct sockaddr_in *a = (const void *)&sa, *b = (const void *)&l->l_sa;
+
+		return a->sin_port == b->sin_port && (b->sin_addr.s_addr == htonl(INADDR_ANY) ||
+		    a->sin_addr.s_addr == b->sin_addr.s_addr);
+	}
+	if (sa.ss_family == AF_INET6) {
+		const struct sockaddr_in6 *a = (const void *)&sa, *b = (const void *)&l->l_sa;
+
+		return a->sin6_port == b->sin6_port && (IN6_IS_ADDR_UNSPECIFIED(&b->sin6_addr) ||
+		    memcmp(&a->sin6_addr, &b->sin6_addr, sizeof(a->sin6_addr)) == 0);
+	}
+	if (sa.ss_family == AF_UNIX) {
+		const struct sockaddr_un *a = (const void *)&sa, *b = (const void *)&l->l_sa;
+
+		return len == l->l_salen && memcmp(a->sun_path, b->sun_path,
+		    len - offsetof(struct sockaddr_un, sun_path)) == 0;
+	}
+	return false;
 }
 
 void
@@ -672,6 +721,12 @@ router_take_moves(struct worker *w)
 			/* The listener it came from, with the routes in force now; one that
 			 * closed since has nobody to route for. */
 			if ((l = find_id(m.carry.listener)) == NULL) {
+				close(fd);
+				continue;
+			}
+			if (!accepted_here(l, fd)) {
+				log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name,
+				    w->w_id, (int)w->w_pid, log_qv("not a connection of that listener"));
 				close(fd);
 				continue;
 			}

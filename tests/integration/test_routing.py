@@ -286,6 +286,26 @@ def reload_that_removes_a_route_answers_404():
         check(ask(r.port, "/functions/v1/beta/x") == (200, "beta /beta/x\n"), "beta by Supabase")
 
 
+@test
+def a_worker_cannot_pass_off_its_own_socket_as_a_client():
+    # forger hands the supervisor one end of a socketpair holding a request for
+    # alpha, as if it were a routed connection given back: refused, never routed.
+    forger = h.function("forger")
+    del forger["listen"]
+    port, slow = h.free_ports(2)
+    listeners = routed(port, slow)
+    listeners[0]["routes"] = ROUTES + [{"path": "/forger", "function": "forger",
+                                        "strip_prefix": True}]
+    with h.Supervisor(fns() + [forger], name="route-forge", listeners=listeners) as sv:
+        check(ask(port, "/forger/forge") == (200, "sent\n"), "forge request")
+        ev = sv.wait_event("move_bad", fn="forger", timeout=10)
+        check("not a connection" in ev.get("err", ""), "move_bad %r" % ev)
+        check(ask(port, "/forger/check") == (200, ""), "the forged socket was answered")
+        check(not [e for e in sv.events("http_request") if "forged" in e.get("path", "")],
+              "a worker took the forged request")
+        check(ask(port, "/a/after") == (200, "alpha /a/after\n"), "routing after it")
+
+
 def write_conf(d, name, listeners):
     path = os.path.join(d, name + ".conf")
     conf = {"cgroups": "off",
