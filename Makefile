@@ -12,12 +12,12 @@ WARN      = -std=c11 -Wall -Wextra -Werror -Wmissing-prototypes -Wno-unused-para
 CPPFLAGS += -D_GNU_SOURCE -Iworker -Icommon
 ALL_CFLAGS = $(WARN) $(CFLAGS) $(SAN) -fno-strict-aliasing -MMD -MP
 
-SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp
+SV_LIBS  = -levent -ljansson -lcgroup -lsystemd -lseccomp -lhttp_parser
 WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp -lsqlite3
 # edgevisorctl top draws with ncurses (libncurses-dev): wide-character build if present.
 CURSES_PC := $(shell pkg-config --exists ncursesw && echo ncursesw || echo ncurses)
 CURSES_CFLAGS := $(shell pkg-config --cflags $(CURSES_PC))
-CTL_LIBS = -levent -ljansson -lsqlite3 $(shell pkg-config --libs $(CURSES_PC))
+CTL_LIBS = -levent -ljansson -lhttp_parser -lsqlite3 $(shell pkg-config --libs $(CURSES_PC))
 # libpq: the PostgreSQL backend of durable tasks (worker/durable_pg.c).
 PQ_CFLAGS := $(shell pkg-config --cflags libpq)
 PQ_LIBS   := $(shell pkg-config --libs libpq)
@@ -96,7 +96,7 @@ $(BUILD)/fuzz/fuzz_http: $(FUZZ_HTTP_SRC) $(wildcard worker/*.h common/*.h)
 
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) $(wildcard supervisor/*.h common/*.h)
 	@mkdir -p $(dir $@)
-	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson -lseccomp
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson -lseccomp -lhttp_parser
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
@@ -127,7 +127,7 @@ $(BUILD)/scripts/hist_cost: scripts/hist_cost.c common/hist.c common/hist.h comm
 $(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/obj/worker/durable_pg.o \
 		$(BUILD)/obj/worker/durable_store.o $(BUILD)/obj/worker/durable_local.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $^ $(PQ_LIBS) -lsqlite3 -lpthread
+	$(CC) $(SAN) -o $@ $^ $(PQ_LIBS) -lsqlite3 -lhttp_parser -lpthread
 
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h

@@ -4,6 +4,7 @@
 #include "wire.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -78,20 +79,49 @@ close_fds(int *fds, unsigned n)
 		close(fds[i]);
 }
 
-int
-wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds)
+/* The checks on a message of N bytes with GOT fds, whatever its type. */
+static bool
+msg_ok(const union wire_msg *m, size_t n, unsigned got)
+{
+	if (n < sizeof(m->h) || m->h.version != WIRE_VERSION)
+		return false;
+	switch (m->h.type) {
+	case WIRE_CTL_CONN:
+	case WIRE_CTL_RETIRE:
+	case WIRE_CTL_ROUTES:
+		return n == sizeof(m->ctl) && m->ctl.nfds == got &&
+		    (m->h.type == WIRE_CTL_CONN || got == 0);
+	case WIRE_CTL_ROUTED:
+	case WIRE_CTL_MOVE:
+		return n >= WIRE_CARRY_HEAD && got == 1 && m->carry.nbytes <= WIRE_CARRY_MAX &&
+		    m->carry.size == n && n == WIRE_CARRY_HEAD + m->carry.nbytes &&
+		    m->carry.flags == 0 && m->carry.strip <= WIRE_STRIP_MAX &&
+		    (m->carry.sticky & ~WIRE_STICKY_FLAGS) == 0 &&
+		    memchr(m->carry.host, '\0', sizeof(m->carry.host)) != NULL &&
+		    memchr(m->carry.prefix, '\0', sizeof(m->carry.prefix)) != NULL &&
+		    (m->h.type == WIRE_CTL_ROUTED || (m->carry.strip == 0 &&
+		    m->carry.sticky == 0 && m->carry.host[0] == '\0' && m->carry.prefix[0] == '\0'));
+	default:
+		return false;
+	}
+}
+
+/* One message into BUF (CAP bytes): checked by msg_ok, which also bounds the type to
+ * what a CAP that small can hold. */
+static int
+recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 {
 	union {
 		char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
 		struct cmsghdr align;
 	} cbuf;
-	struct iovec iov = { .iov_base = msg, .iov_len = sizeof(*msg) };
+	struct iovec iov = { .iov_base = buf, .iov_len = cap };
 	struct msghdr mh = {
 		.msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
 	};
 	struct cmsghdr *cm;
-	unsigned got = 0, cap = *nfds;
+	unsigned got = 0, max = *nfds;
 	ssize_t n;
 
 	*nfds = 0;
@@ -109,22 +139,79 @@ wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds)
 		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
 		int *in = (int *)CMSG_DATA(cm);
 		for (unsigned i = 0; i < k; i++) {
-			if (got < cap)
+			if (got < max)
 				fds[got++] = in[i];
 			else
 				close(in[i]);
 		}
 	}
-	if ((size_t)n != sizeof(*msg) || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
-	    msg->version != WIRE_VERSION || msg->nfds != got ||
-	    (msg->type != WIRE_CTL_CONN && msg->type != WIRE_CTL_RETIRE) ||
-	    (msg->type == WIRE_CTL_RETIRE && got != 0)) {
+	if ((mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || !msg_ok(buf, (size_t)n, got) ||
+	    ((size_t)n > sizeof(struct wire_ctl) && cap == sizeof(struct wire_ctl))) {
 		close_fds(fds, got);
 		errno = EPROTO;
 		return -1;
 	}
 	*nfds = got;
 	return 1;
+}
+
+int
+wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds)
+{
+	int r = recv_any(sock, msg, sizeof(*msg), fds, nfds);
+
+	/* This one takes only the fixed records. */
+	if (r == 1 && msg->type != WIRE_CTL_CONN && msg->type != WIRE_CTL_RETIRE) {
+		close_fds(fds, *nfds);
+		*nfds = 0;
+		errno = EPROTO;
+		return -1;
+	}
+	return r;
+}
+
+int
+wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds)
+{
+	return recv_any(sock, m, sizeof(*m), fds, nfds);
+}
+
+int
+wire_send_carry(int sock, const struct wire_carry *c, int fd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cbuf;
+	size_t len = WIRE_CARRY_HEAD + (c->nbytes <= WIRE_CARRY_MAX ? c->nbytes : 0);
+	struct iovec iov = { .iov_base = (void *)c, .iov_len = len };
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
+	};
+	struct cmsghdr *cm;
+	ssize_t n;
+
+	if (!msg_ok((const union wire_msg *)c, len, 1)) {
+		errno = EINVAL;
+		return -1;
+	}
+	memset(&cbuf, 0, sizeof(cbuf));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN(sizeof(int));
+	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
+	do
+		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return -1;
+	if ((size_t)n != len) {
+		errno = EPROTO;
+		return -1;
+	}
+	return 0;
 }
 
 /* Sends one fixed-size record whole (a socket: SOCK; else a pipe). 0 or -1; a

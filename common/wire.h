@@ -9,7 +9,10 @@
  *                   told: function, library, limits, policy), queued before fork so
  *                   it is there when the worker starts. Every later message is one
  *                   struct wire_ctl plus, for WIRE_CTL_CONN, up to WIRE_MAX_FDS
- *                   accepted sockets in one SCM_RIGHTS control message.
+ *                   accepted sockets in one SCM_RIGHTS control message, or one
+ *                   struct wire_carry with one socket (WIRE_CTL_ROUTED). The
+ *                   worker sends one way only: WIRE_CTL_MOVE, a routed
+ *                   connection it gives back (next request for another route).
  *   WIRE_STATUS_FD  pipe, worker -> supervisor. Fixed-size struct wire_status
  *                   records; sizeof <= PIPE_BUF so every write is atomic.
  *   WIRE_BOARD_FD   memfd holding the worker's scoreboard (see board.h).
@@ -23,8 +26,9 @@
 #include <stdint.h>
 
 #define WIRE_VERSION 3   /* 2: the worker is configured by a wire_config record, not argv;
-                          * 3: it carries the fetch and WebSocket caps, and the
-                          *    durable-task settings */
+                          * 3: it carries the fetch and WebSocket caps and the
+                          *    durable-task settings; routed connections travel with
+                          *    their unread bytes (wire_carry) both ways */
 
 #define WIRE_CTL_FD    3
 #define WIRE_STATUS_FD 4
@@ -48,6 +52,9 @@ enum wire_ctl_type {
 	WIRE_CTL_CONN = 1,   /* fds attached: accepted client sockets */
 	WIRE_CTL_RETIRE = 2, /* stop taking work, drain, report DRAINED; arg = reason */
 	WIRE_CTL_CONFIG = 3, /* struct wire_config: the first message, and only then */
+	WIRE_CTL_ROUTED = 4, /* struct wire_carry + 1 fd: a connection from a shared listener */
+	WIRE_CTL_MOVE = 5,   /* worker -> supervisor, struct wire_carry + 1 fd: given back */
+	WIRE_CTL_ROUTES = 6, /* the shared listeners' routes changed; arg = their new epoch */
 };
 
 /* How the worker's life relates to its connections (the config's "policy"). */
@@ -162,6 +169,49 @@ struct wire_ctl {
 	uint32_t nfds;         /* CONN: number of fds in the control message */
 };
 
+/*
+ * A connection of a shared listener with the bytes already read from it. ROUTED
+ * (supervisor -> worker): the worker parses BYTES before it reads the socket, and
+ * the function sees the first request's path without its first STRIP bytes. MOVE
+ * (worker -> supervisor): every earlier response is written; BYTES are what the
+ * worker read and did not consume (the next request's head, pipelined data), STRIP 0.
+ * Sent as WIRE_CARRY_HEAD + nbytes bytes; size says the same.
+ *
+ * STICKY (ROUTED only): the route that chose this worker takes every later request
+ * on the connection whose Host is HOST (lower case, no port; WIRE_STICKY_NOHOST: no
+ * Host at all) and whose path lies under PREFIX, as long as the routes' EPOCH is the
+ * newest the worker heard of (WIRE_CTL_ROUTES). Such requests stay in the worker,
+ * path stripped like the first; any other goes back (MOVE).
+ */
+#define WIRE_CARRY_MAX   65536u
+#define WIRE_STRIP_MAX   4096u
+#define WIRE_ROUTE_LEN   256u     /* = ROUTE_HOST_LEN = ROUTE_PATH_LEN */
+#define WIRE_STICKY        0x1u
+#define WIRE_STICKY_NOHOST 0x2u
+#define WIRE_STICKY_FLAGS  (WIRE_STICKY | WIRE_STICKY_NOHOST)
+struct wire_carry {
+	uint16_t version;
+	uint16_t type;         /* WIRE_CTL_ROUTED or WIRE_CTL_MOVE */
+	uint32_t size;         /* WIRE_CARRY_HEAD + nbytes */
+	uint32_t listener;     /* the shared listener's id (ROUTED), echoed back (MOVE) */
+	uint32_t strip;        /* ROUTED: path bytes the function does not see */
+	uint32_t nbytes;       /* <= WIRE_CARRY_MAX */
+	uint32_t flags;        /* 0 */
+	uint32_t epoch;        /* ROUTED: the routes' epoch when this was decided */
+	uint32_t sticky;       /* ROUTED: WIRE_STICKY_* (0 for MOVE) */
+	char host[WIRE_ROUTE_LEN];   /* NUL-terminated; "" unless sticky */
+	char prefix[WIRE_ROUTE_LEN]; /* NUL-terminated; "" unless sticky */
+	char bytes[WIRE_CARRY_MAX];
+};
+#define WIRE_CARRY_HEAD offsetof(struct wire_carry, bytes)
+
+/* Any message on WIRE_CTL_FD after the config; h.type says which member holds. */
+union wire_msg {
+	struct { uint16_t version, type; } h;
+	struct wire_ctl ctl;
+	struct wire_carry carry;
+};
+
 enum wire_status_type {
 	WIRE_ST_READY = 1,     /* init ran; the worker takes connections */
 	WIRE_ST_LIMIT = 2,     /* reason crossed: hard = 0 retire me, hard = 1 terminate me */
@@ -208,6 +258,20 @@ int wire_send_ctl(int sock, const struct wire_ctl *msg, const int *fds, unsigned
  * -1 with errno (EAGAIN: nothing to read; EPROTO: malformed message).
  */
 int wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds);
+
+/* Sends C (ROUTED or MOVE, checked like its receiver checks it) with FD. The fd
+ * stays the caller's. Returns 0, or -1 with errno (EAGAIN: queue full; EINVAL). */
+int wire_send_carry(int sock, const struct wire_carry *c, int fd);
+
+/*
+ * Receives one message of any type but the config, like wire_recv_ctl: CONN and
+ * RETIRE as there, ROUTES with no fd; ROUTED and MOVE with exactly one fd, size
+ * agreeing with the bytes received, nbytes <= WIRE_CARRY_MAX, flags 0, strip <=
+ * WIRE_STRIP_MAX, host and prefix terminated, known sticky flags (MOVE: strip,
+ * sticky 0 and empty strings).
+ * Anything else is EPROTO with every received fd closed. At most *NFDS fds.
+ */
+int wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds);
 
 /*
  * Sends the config record (no descriptors). Returns 0, or -1 with errno (EINVAL

@@ -4,12 +4,12 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand ws fetch sse durable" (the default:
-#        all of them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and
-#        5, reload500 = 6, ondemand = 7, ws = 8, fetch = 9, sse = 10, durable = 11;
-#        FETCH_N=20000 FETCH_C=32 (phase 9); SSE_N=10000 SSE_MS=5000 (phase 10);
-#        DURABLE_N=20000 (phase 11);
-#        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
+#        PHASES="wrk tasks startup reload500 ondemand ws fetch sse durable routed" (the
+#        default: all of them) selects phases by name: wrk = 1 and 2, tasks = 3,
+#        startup = 4 and 5, reload500 = 6, ondemand = 7, ws = 8, fetch = 9, sse = 10,
+#        durable = 11, routed = 12; FETCH_N=20000 FETCH_C=32 (phase 9); SSE_N=10000
+#        SSE_MS=5000 (phase 10); DURABLE_N=20000 (phase 11);
+#        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk, routed)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
 #      supervisor, nginx's for reference;
@@ -44,6 +44,9 @@
 #      durable enqueue vs plain hello (tests/functions/durable_probe.so); then the same
 #      enqueue batch on "backend": "postgresql" against a throwaway PostgreSQL 15
 #      (durable_pg_enqueue_rps; skipped when the server binaries are absent).
+#  12. routed: a shared listener with 300 routes against the function's own port
+#      (Connection: close, keep-alive), keep-alive alternating two functions, and
+#      nginx with 300 `location` prefixes (see the phase).
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -58,7 +61,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand ws fetch sse durable"
+all_phases="wrk tasks startup reload500 ondemand ws fetch sse durable routed"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -76,9 +79,9 @@ for f in edgevisor edgevisor-worker examples/hello.so tests/functions/timer_task
 	[ -e "$build/$f" ] || die "$build/$f is not built (make BUILD=$build all)"
 done
 
-# ---- nginx, the baseline (phase wrk only): installed from Debian when missing -----
+# ---- nginx, the baseline (phases wrk, routed): installed from Debian when missing -----
 nginx_bin=
-if want wrk; then
+if want wrk || want routed; then
 	find_nginx() {
 		command -v nginx 2>/dev/null || { [ -x /usr/sbin/nginx ] && echo /usr/sbin/nginx; } || true
 	}
@@ -901,6 +904,111 @@ durable_pg_bench() {
 	pg_data=
 }
 want durable && durable_pg_bench
+
+# ---- 12. routed: shared listener vs a function's own port, and nginx at 300 routes ------
+# One supervisor: functions h0 and h1 (hello, 2 workers each), h0 also on its own port,
+# and one shared listener with 300 path routes /f000../f299 (even -> h0, odd -> h1).
+# nginx beside it with one `location /fNNN` per route (`return 200`). ROUNDS rounds,
+# the order flipped every round; each ratio is the median of its per-round ratios:
+# routed_close (/f000, Connection: close) vs direct_close (h0's port); routed_keepalive
+# (/f000) vs direct_keepalive; routed_alternate (one connection alternating /f000 and
+# /f001, i.e. h0 and h1, wrk -s) vs routed_keepalive; routed_keepalive vs nginx300.
+if want routed; then
+	echo "== routed: a shared listener with 300 routes vs the direct port, and nginx with 300 locations"
+	rt="$tmp/routed"
+	mkdir -p "$rt/nginx"
+	rdirect=$(free_port)
+	rport=$(free_port)
+	rngx=$(free_port)
+	radmin="$rt/admin.sock"
+	{
+		printf '{ "cgroups": "off", "log_level": "warn", "admin": "unix:%s",\n' "$radmin"
+		printf '  "functions": [\n'
+		printf '    { "name": "h0", "library": "%s", "listen": ["127.0.0.1:%s"], "workers": 2 },\n' \
+		    "$build/examples/hello.so" "$rdirect"
+		printf '    { "name": "h1", "library": "%s", "workers": 2 } ],\n' "$build/examples/hello.so"
+		printf '  "listeners": [ { "listen": "127.0.0.1:%s", "routes": [\n' "$rport"
+		for i in $(seq 0 299); do
+			printf '    %s{ "path": "/f%03d", "function": "h%d" }\n' "$([ "$i" -gt 0 ] && echo ,)" "$i" $((i % 2))
+		done
+		printf '  ] } ] }\n'
+	} >"$rt/ev.conf"
+	{
+		echo "worker_processes 2; daemon off; pid $rt/nginx/nginx.pid;"
+		echo "error_log $rt/nginx/error.log warn; events { worker_connections 4096; }"
+		echo "http { access_log off; keepalive_requests 1000000;"
+		for d in body proxy fastcgi uwsgi scgi; do echo "  ${d}_temp_path $rt/nginx/$d;" | sed 's/^  body_/  client_body_/'; done
+		echo "  server { listen 127.0.0.1:$rngx;"
+		for i in $(seq 0 299); do
+			printf '    location /f%03d { default_type text/plain; return 200 "hello\\n"; }\n' "$i"
+		done
+		echo "  } }"
+	} >"$rt/nginx/nginx.conf"
+	cat >"$rt/alternate.lua" <<-'EOF'
+	-- One connection's requests alternate between two routes (two functions).
+	local n = 0
+	request = function()
+		n = n + 1
+		return wrk.format("GET", (n % 2 == 0) and "/f000" or "/f001")
+	end
+	EOF
+	rpid=$(start_ev "$rt/ev.conf" "$rt/ev.log")
+	pids+=("$rpid")
+	wait_http "http://127.0.0.1:$rdirect/" "edgevisor h0" || { tail -n 20 "$rt/ev.log" >&2; exit 1; }
+	wait_http "http://127.0.0.1:$rport/f001" "edgevisor routed" || { tail -n 20 "$rt/ev.log" >&2; exit 1; }
+	setsid "$nginx_bin" -p "$rt/nginx" -e "$rt/nginx/error.log" -c "$rt/nginx/nginx.conf" \
+	    </dev/null >"$rt/nginx/out.log" 2>&1 &
+	rngx_pid=$!
+	pids+=("$rngx_pid")
+	wait_http "http://127.0.0.1:$rngx/f150" "nginx (300 locations)" || { cat "$rt/nginx/error.log" >&2; exit 1; }
+
+	results="$rt/results"	# "target mode round rps p50 p99 errors", as phase 2's
+	: >"$results"
+	# rwrk TARGET ROUND URL [-H HEADER | -s SCRIPT]
+	rwrk() {
+		local target=$1 round=$2 url=$3 out line
+		shift 3
+		out=$(wrk --latency -t"$threads" -c"$conns" -d"${duration}s" "$@" "$url" 2>&1)
+		line=$(printf '%s\n' "$out" | awk -v t="$target" -v r="$round" '
+			/^Requests\/sec:/ { rps = $2 }
+			/Socket errors:/ { gsub(",", ""); err += $4 + $6 + $8 + $10 }
+			/Non-2xx or 3xx responses:/ { err += $NF }
+			END { printf "%s run %s %.0f 0 0 %d\n", t, r, rps, err }')
+		echo "$line" >>"$results"
+		printf '  round %s %-18s %8s req/s  errors %s\n' "$round" "$target" \
+		    "$(echo "$line" | cut -d' ' -f4)" "$(echo "$line" | cut -d' ' -f7)"
+	}
+	for round in $(seq "$rounds"); do
+		order="direct_close routed_close direct_keepalive routed_keepalive routed_alternate nginx300"
+		[ $((round % 2)) -eq 0 ] && order=$(echo "$order" | tr ' ' '\n' | tac | tr '\n' ' ')
+		for t in $order; do
+			case $t in
+			direct_close) rwrk "$t" "$round" "http://127.0.0.1:$rdirect/f000" -H 'Connection: close' ;;
+			routed_close) rwrk "$t" "$round" "http://127.0.0.1:$rport/f000" -H 'Connection: close' ;;
+			direct_keepalive) rwrk "$t" "$round" "http://127.0.0.1:$rdirect/f000" ;;
+			routed_keepalive) rwrk "$t" "$round" "http://127.0.0.1:$rport/f000" ;;
+			routed_alternate) rwrk "$t" "$round" "http://127.0.0.1:$rport/" -s "$rt/alternate.lua" ;;
+			nginx300) rwrk "$t" "$round" "http://127.0.0.1:$rngx/f000" ;;
+			esac
+		done
+	done
+	kill -0 "$rpid" 2>/dev/null || die "edgevisor died during the routed runs"
+	stop_pid "$rngx_pid" QUIT
+	stop_pid "$rpid"
+	for pair in routed_close:direct_close:0.95 routed_keepalive:direct_keepalive:0.98 \
+	    routed_alternate:routed_keepalive:0.7 routed_keepalive:nginx300:0.95; do
+		IFS=: read -r a b lim <<<"$pair"
+		read -r omin o omax <<<"$(stats "$a" run 4)"
+		read -r nmin n nmax <<<"$(stats "$b" run 4)"
+		r=$(pratio "$a" run "$b" run 4)
+		fig "${a}_vs_${b}_rps" req/s "$o" "$n" "$r" ">=${lim}x" "$(meets "$r" '>=' "$lim")" \
+		    "$omin" "$omax" "$nmin" "$nmax"
+	done
+	for t in routed_close routed_keepalive routed_alternate; do
+		read -r omin o omax <<<"$(stats "$t" run 7)"
+		fig "${t}_errors" count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
+	done
+fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 

@@ -55,6 +55,7 @@ struct loader {
 	size_t idx[CONF_MAXDEPTH];
 	int depth;
 	bool included;               /* path is an "include" file, not the main one */
+	bool routed;                 /* the config has "listeners": "listen" is optional */
 	struct conf_addr_list addrs;
 	struct name_index addr_ix;   /* canon -> struct conf_addr, for the duplicate check */
 };
@@ -76,8 +77,15 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 static const char *const top_keys[] = {
 	"admin", "admin_token_file", "metrics", "cgroup_parent", "cgroups", "log_level",
 	"log_file", "library_check_timeout_ms", "functions", "include", "dynamic_users",
-	"state_directory", NULL
+	"state_directory", "listeners", NULL
 };
+static const char *const listener_keys[] = {
+	"listen", "routes", "head_timeout_ms", "max_header_bytes", NULL
+};
+static const char *const route_keys[] = {
+	"host", "path", "function", "supabase", "strip_prefix", NULL
+};
+#define SUPABASE_PREFIX "/functions/v1"
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "min_workers", "max_workers",
 	"scale_target", "scale_idle_ms", "cold_wait_ms", "user", "group", "limits", "seccomp",
@@ -522,6 +530,9 @@ load_listen(struct loader *ld, json_t *fn, struct fn_conf *fc)
 	size_t i;
 	int rc = -1;
 
+	/* Served only through shared listeners' routes. */
+	if (arr == NULL && ld->routed)
+		return 0;
 	push_key(ld, "listen");
 	if (!json_is_array(arr) || json_array_size(arr) == 0) {
 		conf_error(ld, LOC_VALUE, "must be a non-empty array of addresses");
@@ -913,7 +924,8 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	if (!json_is_object(fn))
 		return conf_error(ld, LOC_VALUE, "must be an object");
 	if (check_keys(ld, fn, fn_keys) < 0 || require(ld, fn, "name") < 0 ||
-	    require(ld, fn, "library") < 0 || require(ld, fn, "listen") < 0)
+	    require(ld, fn, "library") < 0 ||
+	    (!ld->routed && require(ld, fn, "listen") < 0))
 		return -1;
 	if ((fc = calloc(1, sizeof(*fc))) == NULL)
 		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
@@ -1193,6 +1205,164 @@ load_metrics(struct loader *ld, struct sv_conf *conf, json_t *root)
 	return rc;
 }
 
+/* Reads boolean KEY of OBJ into *OUT if present. */
+static int
+get_bool(struct loader *ld, json_t *obj, const char *key, bool *out)
+{
+	json_t *v = json_object_get(obj, key);
+	int rc = 0;
+
+	if (v == NULL)
+		return 0;
+	push_key(ld, key);
+	if (!json_is_boolean(v))
+		rc = conf_error(ld, LOC_VALUE, "must be true or false");
+	else
+		*out = json_is_true(v);
+	pop(ld);
+	return rc;
+}
+
+/* Optional string KEY of OBJ into BUF (absent: ""). */
+static int
+get_short(struct loader *ld, json_t *obj, const char *key, const char **out)
+{
+	json_t *v = json_object_get(obj, key);
+
+	*out = "";
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v)) {
+		push_key(ld, key);
+		return conf_error(ld, LOC_VALUE, "must be a string");
+	}
+	*out = json_string_value(v);
+	return 0;
+}
+
+/*
+ * One route: {"path": "/api", "host": "*.example.com", "function": "hello",
+ * "strip_prefix": false} or {"supabase": true} (function = the segment after
+ * /functions/v1, which it strips by default).
+ */
+static int
+load_route(struct loader *ld, struct sv_conf *conf, json_t *obj, struct route *r)
+{
+	const char *host, *path, *fn, *why;
+	bool supa = false, strip;
+
+	if (!json_is_object(obj))
+		return conf_error(ld, LOC_VALUE, "must be an object");
+	if (check_keys(ld, obj, route_keys) < 0 || get_bool(ld, obj, "supabase", &supa) < 0 ||
+	    get_short(ld, obj, "host", &host) < 0 || get_short(ld, obj, "path", &path) < 0 ||
+	    get_short(ld, obj, "function", &fn) < 0)
+		return -1;
+	memset(r, 0, sizeof(*r));
+	r->kind = supa ? ROUTE_SUPABASE : ROUTE_PREFIX;
+	strip = supa;
+	if (get_bool(ld, obj, "strip_prefix", &strip) < 0)
+		return -1;
+	r->strip = strip;
+	if (supa && json_object_get(obj, "path") == NULL)
+		path = SUPABASE_PREFIX;
+	if (route_set(r, host, path, &why) < 0) {
+		push_key(ld, strncmp(why, "host", 4) == 0 ? "host" : "path");
+		return conf_error(ld, LOC_VALUE, "%s", why);
+	}
+	if (supa && fn[0] != '\0') {
+		push_key(ld, "function");
+		return conf_error(ld, LOC_VALUE, "a \"supabase\" route takes the function "
+		    "from the path; it names none");
+	}
+	if (!supa) {
+		if (require(ld, obj, "function") < 0)
+			return -1;
+		push_key(ld, "function");
+		if (config_find(conf, fn) == NULL)
+			return conf_error(ld, LOC_VALUE, "no function \"%s\"", fn);
+		pop(ld);
+		snprintf(r->fn, sizeof(r->fn), "%s", fn);
+	}
+	keypath(ld, r->where, sizeof(r->where));
+	return 0;
+}
+
+static int
+load_listener(struct loader *ld, struct sv_conf *conf, json_t *obj, struct sv_listener *l)
+{
+	json_t *routes, *v;
+	struct route r;
+	size_t i, a, b;
+
+	if (!json_is_object(obj))
+		return conf_error(ld, LOC_VALUE, "must be an object");
+	if (check_keys(ld, obj, listener_keys) < 0 || require(ld, obj, "listen") < 0 ||
+	    require(ld, obj, "routes") < 0 ||
+	    get_string(ld, obj, "listen", 1, &l->listen) < 0 ||
+	    get_uint(ld, obj, "head_timeout_ms", 10, 600000, &l->head_timeout_ms) < 0 ||
+	    get_uint(ld, obj, "max_header_bytes", 1024, 65536, &l->max_header_bytes) < 0)
+		return -1;
+	push_key(ld, "listen");
+	if (check_addr(ld, l->listen, 1) < 0)
+		return -1;
+	pop(ld);
+	routes = json_object_get(obj, "routes");
+	push_key(ld, "routes");
+	if (!json_is_array(routes) || json_array_size(routes) == 0)
+		return conf_error(ld, LOC_VALUE, "must be a non-empty array of routes");
+	json_array_foreach(routes, i, v) {
+		push_idx(ld, i);
+		if (load_route(ld, conf, v, &r) < 0)
+			return -1;
+		if (route_add(&l->routes, &r) < 0)
+			return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+		pop(ld);
+	}
+	if (route_check(&l->routes, &a, &b) < 0) {
+		int line, col;
+
+		/* Both places: the first by key path and position, the error at the second. */
+		push_idx(ld, a);
+		position(ld, LOC_VALUE, &line, &col);
+		pop(ld);
+		push_idx(ld, b);
+		return conf_error(ld, LOC_VALUE, "duplicates (shadows) the route at %s "
+		    "(%d:%d): same host and path", l->routes.r[a].where, line, col);
+	}
+	pop(ld);
+	return 0;
+}
+
+/* "listeners": shared addresses whose requests go to functions by route. */
+static int
+load_listeners(struct loader *ld, struct sv_conf *conf, json_t *root)
+{
+	json_t *arr = json_object_get(root, "listeners"), *v;
+	size_t i;
+
+	if (arr == NULL)
+		return 0;
+	push_key(ld, "listeners");
+	if (!json_is_array(arr))
+		return conf_error(ld, LOC_VALUE, "must be an array of listeners");
+	if (json_array_size(arr) > 0 &&
+	    (conf->listeners = calloc(json_array_size(arr), sizeof(*conf->listeners))) == NULL)
+		return conf_error(ld, LOC_VALUE, "%s", strerror(errno));
+	json_array_foreach(arr, i, v) {
+		struct sv_listener *l = &conf->listeners[i];
+
+		l->head_timeout_ms = 5000;
+		l->max_header_bytes = 16384;
+		conf->nlisteners++;
+		push_idx(ld, i);
+		if (load_listener(ld, conf, v, l) < 0)
+			return -1;
+		pop(ld);
+	}
+	pop(ld);
+	return 0;
+}
+
 static int
 load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 {
@@ -1232,6 +1402,7 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 
 	fns = json_object_get(root, "functions");
 	inc = json_object_get(root, "include");
+	ld->routed = json_object_get(root, "listeners") != NULL;
 	if (fns == NULL && inc == NULL)
 		return require(ld, root, "functions");
 	if (fns != NULL) {
@@ -1256,7 +1427,8 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 			return -1;
 		pop(ld);
 	}
-	if (load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0 ||
+	if (load_listeners(ld, conf, root) < 0 ||
+	    load_metrics(ld, conf, root) < 0 || load_token(ld, conf, root) < 0 ||
 	    load_dynamic(ld, conf, root) < 0 || durable_dirs(ld, conf) < 0)
 		return -1;
 	return 0;
@@ -1326,6 +1498,11 @@ config_free(struct sv_conf *conf)
 		fn_free(fc);
 	}
 	name_index_free(&conf->by_name);
+	for (size_t i = 0; i < conf->nlisteners; i++) {
+		free(conf->listeners[i].listen);
+		route_table_free(&conf->listeners[i].routes);
+	}
+	free(conf->listeners);
 	free(conf->path);
 	free(conf->admin);
 	free(conf->admin_token_file);

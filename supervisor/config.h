@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "../common/list.h"
+#include "../common/route.h"
 #include "seccomp_profile.h"
 #include <sys/types.h>
 
@@ -93,6 +94,14 @@ struct fn_conf {
 };
 TAILQ_HEAD(fn_conf_list, fn_conf);
 
+/* One shared listener ("listeners"): requests go to functions by its routes. */
+struct sv_listener {
+	char *listen;                 /* its address, as for a function's "listen" */
+	uint32_t head_timeout_ms;     /* the first request's head arrives whole within: 408 */
+	uint32_t max_header_bytes;    /* a longer head: 431 (before any function is known) */
+	struct route_table routes;
+};
+
 struct sv_conf {
 	char *path;                   /* the file it came from */
 	char *admin;                  /* "unix:/path" or "host:port"; NULL = none */
@@ -109,6 +118,8 @@ struct sv_conf {
 	size_t nfunctions;
 	struct fn_conf_list functions;
 	struct name_index by_name;    /* name -> struct fn_conf (config_find) */
+	size_t nlisteners;
+	struct sv_listener *listeners; /* "listeners", in file order */
 };
 
 /*

@@ -24,6 +24,9 @@
 #include "pool.h"
 #include "state.h"
 
+_Static_assert(sizeof(((struct dispatch_carry *)0)->host) == WIRE_ROUTE_LEN &&
+    sizeof(((struct dispatch_carry *)0)->prefix) == WIRE_ROUTE_LEN, "carry strings");
+
 #define ACCEPT_BURST 64
 #define LISTEN_BACKLOG 4096
 #define DEFER_ACCEPT_S 1	/* a silent connection is accepted after about this */
@@ -56,8 +59,9 @@ static void resume_cb(evutil_socket_t fd, short what, void *arg);
 
 /* The pool cannot take this connection: tell the client, never leave it hanging. */
 static void
-reject(int fd)
+reject_carry(int fd, struct dispatch_carry *cy)
 {
+	free(cy);
 	(void)!send(fd, busy_response, sizeof(busy_response) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
 }
@@ -115,6 +119,8 @@ pick(struct pool *p)
 }
 
 static void assign(struct pool *p, int fd);
+enum placed { SENT, HELD, REJECTED };
+static enum placed assign_at(struct pool *p, int fd, uint64_t since, struct dispatch_carry *cy);
 
 /*
  * Our copies of the fds sent in this accept round, closed together at its end.
@@ -204,7 +210,42 @@ can_start(const struct pool *p)
 	return c.starting + c.ready < p->p_conf->max_workers;
 }
 
-enum placed { SENT, HELD, REJECTED };
+/*
+ * A routed connection goes alone, with its bytes (wire_carry): 0 sent (the fd and CY
+ * are closed and freed), -1 W cannot take it now (marked like a failed batch).
+ */
+static int
+send_carry(struct worker *w, int fd, struct dispatch_carry *cy)
+{
+	static struct wire_carry wc;
+	int saved;
+
+	wc.version = WIRE_VERSION;
+	wc.type = WIRE_CTL_ROUTED;
+	wc.listener = cy->listener;
+	wc.strip = cy->strip;
+	wc.epoch = cy->epoch;
+	wc.sticky = cy->sticky;
+	memcpy(wc.host, cy->host, sizeof(wc.host));
+	memcpy(wc.prefix, cy->prefix, sizeof(wc.prefix));
+	wc.nbytes = cy->nbytes;
+	wc.flags = 0;
+	wc.size = (uint32_t)(WIRE_CARRY_HEAD + cy->nbytes);
+	memcpy(wc.bytes, cy->bytes, cy->nbytes);
+	if (wire_send_carry(w->w_ctl, &wc, fd) == 0) {
+		free(cy);
+		close(fd);
+		return 0;
+	}
+	saved = errno;
+	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=1 routed=1 err=%s",
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, log_qv(strerror(saved)));
+	if (saved == EPIPE || saved == ECONNRESET || saved == ECONNREFUSED)
+		w->w_unreachable = true;
+	else
+		w->w_full = true;
+	return -1;
+}
 
 /*
  * Gives FD to a worker of P (batched), holds it while none is ready but one is
@@ -212,26 +253,35 @@ enum placed { SENT, HELD, REJECTED };
  * later, off this path), or rejects it. SINCE: when it was accepted.
  */
 static enum placed
-assign_at(struct pool *p, int fd, uint64_t since)
+assign_at(struct pool *p, int fd, uint64_t since, struct dispatch_carry *cy)
 {
-	struct worker *w = (p != NULL) ? pick(p) : NULL;
+	struct worker *w;
 
+again:
+	w = (p != NULL) ? pick(p) : NULL;
 	/* Only a stalled worker is left but a fresh one is on its way: wait for that. */
 	if (w != NULL && w->w_stall_ms != 0 && pool_starting(p) && pool_hold(p, fd, since) == 0) {
+		p->p_pending[p->p_npending - 1].carry = cy;
 		arm_expiry();
 		return HELD;
 	}
 	if (w == NULL) {
 		/* A worker is on its way or may start: hold the client for it, never refuse. */
 		if (p != NULL && can_start(p) && pool_hold(p, fd, since) == 0) {
+			p->p_pending[p->p_npending - 1].carry = cy;
 			pool_fill(p);
 			arm_expiry();
 			return HELD;
 		}
-		reject(fd);
+		reject_carry(fd, cy);
 		return REJECTED;
 	}
-	w->w_batch[w->w_nbatch++] = fd;
+	if (cy != NULL) {
+		/* Alone, now: a worker that cannot take it is skipped like a failed batch. */
+		if (send_carry(w, fd, cy) < 0)
+			goto again;
+	} else
+		w->w_batch[w->w_nbatch++] = fd;
 	w->w_sent++;
 	if (p->p_conf->policy != POLICY_PER_WORKER) {
 		/* One connection per worker: it retires after it, a fresh one takes its place
@@ -244,7 +294,7 @@ assign_at(struct pool *p, int fd, uint64_t since)
 		}
 		return SENT;
 	}
-	if (w->w_nbatch == WIRE_MAX_FDS)
+	if (cy == NULL && w->w_nbatch == WIRE_MAX_FDS)
 		flush(w);
 	/* Loaded past its target: the pool may grow (queued, paced, not here). */
 	if (p->p_conf->max_workers > p->p_conf->min_workers &&
@@ -256,7 +306,22 @@ assign_at(struct pool *p, int fd, uint64_t since)
 static void
 assign(struct pool *p, int fd)
 {
-	assign_at(p, fd, clock_ms());
+	assign_at(p, fd, clock_ms(), NULL);
+}
+
+void
+dispatch_to_pool(struct pool *p, int fd, struct dispatch_carry *cy)
+{
+	struct worker *w;
+
+	if (p != NULL && cy != NULL)
+		TAILQ_FOREACH(w, &p->p_workers, w_entry)
+			w->w_full = false;
+	assign_at(p, fd, clock_ms(), cy);
+	/* A per_request worker's batch of one went at once; nothing else is batched for
+	 * a routed connection, but the accept loop's own batches are flushed by it. */
+	if (cy != NULL)
+		close_sent();
 }
 
 /* Flushes every batch; a failed one moves its fds to others, so go until none is left
@@ -282,7 +347,7 @@ void
 dispatch_reject_pending(struct pool *p)
 {
 	for (unsigned i = 0; i < p->p_npending; i++)
-		reject(p->p_pending[i].fd);
+		reject_carry(p->p_pending[i].fd, p->p_pending[i].carry);
 	if (p->p_npending)
 		log_warn("pending_rejected", "fn=%s count=%u", p->p_conf->name, p->p_npending);
 	p->p_npending = 0;
@@ -301,7 +366,7 @@ dispatch_flush_pending(struct pool *p)
 		memcpy(held, p->p_pending, n * sizeof(held[0]));
 	p->p_npending = 0;
 	for (i = 0; i < n; i++)
-		if (assign_at(p, held[i].fd, held[i].since_ms) == SENT)
+		if (assign_at(p, held[i].fd, held[i].since_ms, held[i].carry) == SENT)
 			totals_cold_start(p->p_totals, now - held[i].since_ms);
 	pool_hold_done(p);
 	flush_pool(p);
@@ -320,7 +385,7 @@ dispatch_move_pending(struct pool *from, struct pool *to)
 	from->p_npending = 0;
 	pool_hold_done(from);
 	for (unsigned i = 0; i < n; i++)
-		assign_at(to, held[i].fd, held[i].since_ms);
+		assign_at(to, held[i].fd, held[i].since_ms, held[i].carry);
 	flush_pool(to);
 	close_sent();
 }
@@ -339,7 +404,7 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 
 		for (unsigned i = 0; i < p->p_npending; i++) {
 			if (now - p->p_pending[i].since_ms >= p->p_conf->cold_wait_ms) {
-				reject(p->p_pending[i].fd);
+				reject_carry(p->p_pending[i].fd, p->p_pending[i].carry);
 				gone++;
 			} else {
 				p->p_pending[keep++] = p->p_pending[i];

@@ -14,7 +14,28 @@ struct event_base;
 struct pool;
 struct sv_conf;
 
+/*
+ * What a connection from a shared listener (router.c) brings: its listener's id, the
+ * path bytes its function does not see, and bytes already read from it (a head that
+ * came slowly, or the rest a worker gave back). Malloc'd; dispatch frees it.
+ */
+struct dispatch_carry {
+	uint32_t listener;
+	uint32_t strip;
+	uint32_t epoch, sticky;      /* as in struct wire_carry */
+	char host[256], prefix[256]; /* WIRE_ROUTE_LEN */
+	uint32_t nbytes;             /* <= WIRE_CARRY_MAX */
+	char bytes[];
+};
+
 void dispatch_init(struct event_base *base);
+/*
+ * The one per-function path every connection takes once its function is known,
+ * from a function's own listener (CY NULL) or routed (CY set): to the least-loaded
+ * ready worker, held while one starts, or 503. FD and CY are dispatch's from here.
+ * Direct connections are batched: the accept round flushes them.
+ */
+void dispatch_to_pool(struct pool *p, int fd, struct dispatch_carry *cy);
 /* Opens the listeners CONF names that are not open yet and notes which function each
  * address will serve; nothing changes for clients until dispatch_commit(). On error
  * everything it opened is closed again: -1 with ERR. */

@@ -23,6 +23,7 @@ enum evq_type {
 	EVQ_WORKER_GONE,       /* W was reaped (EXITED or CRASHED); arg: 1 = it never became ready */
 	EVQ_POOL_FILL,         /* P may be below size (a worker left, was used, or is leaving) */
 	EVQ_DURABLE_DUE,       /* P's function has durable tasks due (arg 1) or none now (0) */
+	EVQ_WORKER_MOVED,      /* W's control socket is readable: routed connections given back */
 };
 
 struct evq_item {

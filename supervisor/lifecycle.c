@@ -533,6 +533,10 @@ worker_on_exit(struct worker *w, int status)
 		event_free(w->w_status_ev);
 		w->w_status_ev = NULL;
 	}
+	if (w->w_ctl_ev) {
+		event_free(w->w_ctl_ev);
+		w->w_ctl_ev = NULL;
+	}
 	for (unsigned i = 0; i < w->w_nbatch; i++)
 		close(w->w_batch[i]);
 	w->w_nbatch = 0;

@@ -68,6 +68,7 @@ struct worker {
 	int w_ctl;                  /* our end of the SEQPACKET socketpair */
 	int w_status;               /* read end of the status pipe */
 	struct event *w_status_ev;
+	struct event *w_ctl_ev;      /* readable: it gives a routed connection back */
 	struct event *w_timer;      /* the current state's deadline */
 	struct board *w_board;      /* shared scoreboard (mapped; tenant-writable) */
 	uint32_t w_board_slots;     /* its size as we made it: the worker can write the header */

@@ -35,6 +35,7 @@
 #include "identity.h"
 #include "notify.h"
 #include "orch.h"
+#include "router.h"
 #include "pool.h"
 
 /* The signals we handle: blocked from the first instruction, taken on the loop. */
@@ -233,6 +234,10 @@ main(int argc, char **argv)
 	}
 	orch = true;
 	if (dispatch_listen(conf, err, sizeof(err)) < 0) {
+		log_error("listen_failed", "msg=%s", log_qv(err));
+		goto out;
+	}
+	if (router_listen(conf, err, sizeof(err)) < 0) {
 		log_error("listen_failed", "msg=%s", log_qv(err));
 		goto out;
 	}

@@ -28,6 +28,7 @@
 #include "limits.h"
 #include "notify.h"
 #include "pool.h"
+#include "router.h"
 #include "spawn.h"
 
 /* Library checks running at once: each is a short-lived process of the tenant's. */
@@ -89,6 +90,7 @@ orch_init(void)
 	lifecycle_init(sv.base);
 	spawn_init(sv.base, sv.worker_path);
 	dispatch_init(sv.base);
+	router_init(sv.base);
 	limits_start(sv.base);
 	return 0;
 }
@@ -104,6 +106,7 @@ orch_shutdown(void)
 	durable_watch_shutdown();
 	limits_stop();
 	dispatch_close_all();
+	router_close_all();
 	evq_run();
 	pools_log_summary();
 	pool_shutdown();
@@ -253,6 +256,9 @@ handle(const struct evq_item *it)
 			if (p->p_durable_due && !p->p_retiring && !sv.stopping)
 				pool_fill(p);
 		}
+		break;
+	case EVQ_WORKER_MOVED:
+		router_take_moves(it->worker);
 		break;
 	}
 	/* Last, and nothing after it: a switch-over may free pools, P among them. */
@@ -459,6 +465,7 @@ switch_over(void)
 
 	sv.ready_gen = rl.gen;
 	dispatch_commit();
+	router_commit();
 	for (size_t i = 0; i < rl.nitems; i++) {
 		const struct rl_item *it = &rl.items[i];
 		struct pool *np, *p;
@@ -525,6 +532,7 @@ fail(void)
 
 	cancel_checks();
 	dispatch_abort();
+	router_abort();
 	if (sv.stopping) {
 		log_info("reload_abandoned", "gen=%u", rl.gen);
 	} else if (first) {
@@ -572,6 +580,7 @@ act(enum rl_action a)
 	case RLA_ABANDON:
 		/* Its pools were retired with the rest by the stop. */
 		dispatch_abort();
+		router_abort();
 		keep_old_conf(rl.conf);
 		reload_clear(&rl);
 		collect_confs();
@@ -674,20 +683,18 @@ reload_with(struct sv_conf *conf, bool recorded, orch_plan_fn seen, void *arg, c
 {
 	if (cg_check_conf(conf, err, errlen) < 0 ||
 	    (!recorded && identity_apply(conf, err, errlen) < 0) ||
-	    dispatch_listen(conf, err, errlen) < 0) {
-		log_error("reload_failed", "msg=%s", log_qv(err));
-		config_free(conf);
-		notify_ready();
-		return -1;
-	}
-	if (begin(conf, seen, arg, err, errlen) < 0) {
-		log_error("reload_failed", "msg=%s", log_qv(err));
-		dispatch_abort();
-		config_free(conf);
-		notify_ready();
-		return -1;
-	}
+	    dispatch_listen(conf, err, errlen) < 0 || router_listen(conf, err, errlen) < 0 ||
+	    begin(conf, seen, arg, err, errlen) < 0)
+		goto fail;
 	return 0;
+fail:
+	/* Whatever of the new listeners was opened is closed again (no-ops otherwise). */
+	router_abort();
+	dispatch_abort();
+	log_error("reload_failed", "msg=%s", log_qv(err));
+	config_free(conf);
+	notify_ready();
+	return -1;
 }
 
 int
@@ -769,6 +776,7 @@ orch_stop(bool fast)
 	sv.fast = fast;
 	reload_queued = false;
 	dispatch_close_all();
+	router_close_all();
 	/* Held clients would wait out the drain for workers that will not take them. */
 	TAILQ_FOREACH(p, &pools, p_entry)
 		dispatch_reject_pending(p);

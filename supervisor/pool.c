@@ -272,6 +272,7 @@ pool_hold(struct pool *p, int fd, uint64_t now_ms)
 	}
 	p->p_pending[p->p_npending].fd = fd;
 	p->p_pending[p->p_npending].since_ms = now_ms;
+	p->p_pending[p->p_npending].carry = NULL;
 	p->p_npending++;
 	return 0;
 }

@@ -29,6 +29,7 @@ struct event_base;
 struct held_conn {
 	int fd;
 	uint64_t since_ms;          /* when it was accepted */
+	struct dispatch_carry *carry; /* a routed connection's extras (dispatch.h), or NULL */
 };
 
 /* A pool's workers by state, counted in one pass. */

@@ -19,6 +19,7 @@
 #include "../common/log.h"
 #include "cgroup.h"
 #include "child.h"
+#include "evq.h"
 #include "spawn.h"
 
 static struct event_base *spawn_base;
@@ -31,6 +32,8 @@ spawn_init(struct event_base *base, const char *worker_path)
 	spawn_worker_path = worker_path;
 }
 
+static void ctl_cb(evutil_socket_t fd, short what, void *arg);
+static void ctl_cb(evutil_socket_t fd, short what, void *arg);
 static void status_cb(evutil_socket_t fd, short what, void *arg);
 
 /*
@@ -110,6 +113,10 @@ spawn_worker(struct worker *w)
 	w->w_status_ev = event_new(spawn_base, w->w_status, EV_READ | EV_PERSIST, status_cb, w);
 	if (w->w_status_ev == NULL || event_add(w->w_status_ev, NULL) < 0)
 		log_error("status_event_failed", "fn=%s wid=%u pid=%d", fc->name, w->w_id, (int)pid);
+	/* Moves (routed connections given back) are read by the orchestrator's router. */
+	w->w_ctl_ev = event_new(spawn_base, w->w_ctl, EV_READ, ctl_cb, w);
+	if (w->w_ctl_ev == NULL || event_add(w->w_ctl_ev, NULL) < 0)
+		log_error("ctl_event_failed", "fn=%s wid=%u pid=%d", fc->name, w->w_id, (int)pid);
 	log_info("worker_state", "fn=%s wid=%u gen=%u pid=%d from=none to=starting reason=spawned pending=0",
 	    fc->name, w->w_id, w->w_gen, (int)pid);
 	worker_started(w);
@@ -130,6 +137,16 @@ fail:
 		cg_worker_remove(fc->name, w->w_id);
 	errno = saved;
 	return -1;
+}
+
+/* The worker's end of the control socket is readable: it gives connections back (or
+ * is gone). One-shot: the router re-arms it once it has read them. */
+static void
+ctl_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	evq_push(EVQ_WORKER_MOVED, w->w_pool, w, 0);
 }
 
 /* Status records from a worker; EOF means it is gone (SIGCHLD does the rest). */

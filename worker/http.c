@@ -51,6 +51,7 @@
 #include <event2/event_struct.h>
 
 #include "clock.h"
+#include "head.h"
 #include "http_parse.h"
 #include "log.h"
 #include "wire.h"
@@ -163,6 +164,13 @@ struct conn {
 	bool c_bs_abort_due;          /* c_notify is to tell c_bs_fn ABORT */
 	edge_body_fn c_bs_fn;
 	void *c_bs_arg;
+	bool c_routed;                /* from a shared listener: requests of other routes move */
+	bool c_move;                  /* the next request goes back once output is written */
+	uint32_t c_lid;               /* that listener's id, for the move */
+	uint32_t c_strip;             /* path bytes the handler does not see (its route's) */
+	uint32_t c_epoch;             /* routes epoch of the sticky spec below */
+	uint32_t c_sticky;            /* WIRE_STICKY_*: later requests of its route stay */
+	char *c_route;                /* sticky: host "\0" prefix, or NULL */
 	edge_stream_fn c_stream_fn;
 	void *c_stream_arg;
 	struct event c_notify;        /* delivers c_stream_events from the loop */
@@ -180,6 +188,7 @@ static int conn_head_cb(void *, struct hp_msg *);
 static int conn_body_cb(void *, const char *, size_t);
 static void stream_notify(struct conn *, uint8_t);
 static void body_abort(struct conn *);
+static void conn_move(struct conn *);
 
 static const struct hp_ops conn_hp_ops = { conn_head_cb, conn_body_cb };
 
@@ -425,6 +434,8 @@ conn_get(void)
 	c->c_bs = BS_NONE;
 	c->c_bs_paused = c->c_bs_complete = c->c_bs_expect = c->c_bs_abort_due = false;
 	c->c_bs_fn = NULL;
+	c->c_routed = c->c_move = false;
+	c->c_lid = c->c_strip = c->c_epoch = c->c_sticky = 0;
 	c->c_req.rq_conn = c;
 	c->c_res.rs_conn = c;
 	hp_init(&c->c_hp, &conn_hp_ops, c);
@@ -435,6 +446,8 @@ conn_get(void)
 static void
 conn_release(struct conn *c)
 {
+	free(c->c_route);
+	c->c_route = NULL;
 	if (c->c_stream_events != 0 || c->c_bs_abort_due) {
 		event_del(&c->c_notify);
 		c->c_stream_events = 0;
@@ -781,6 +794,13 @@ conn_dispatch(struct conn *c, bool at_head)
 		return;
 	}
 	c->c_req.rq_method = c->c_hp.hp_msg.method;
+	/* Its route's prefix is not the function's to see (the supervisor measured it on
+	 * this same path); what is left still starts with '/', or is the root. */
+	if (c->c_strip > 0 && strlen(c->c_req.rq_path) >= c->c_strip) {
+		c->c_req.rq_path += c->c_strip;
+		if (c->c_req.rq_path[0] == '\0')
+			c->c_req.rq_path = "/";
+	}
 	/* The 408 deadline belonged to this request; the next one starts its own. */
 	if (c->c_tkind == CT_READ) {
 		event_del(&c->c_timer);
@@ -871,12 +891,77 @@ body_deliver(struct conn *c)
 	return false;
 }
 
+/* The newest routes epoch this worker heard of (WIRE_CTL_ROUTES, or a hand-off). */
+static uint32_t routes_epoch;
+
+void
+http_routes_epoch(uint32_t epoch)
+{
+	if (epoch > routes_epoch)
+		routes_epoch = epoch;
+}
+
+/* PATH[0, LEN) lies under PREFIX, on whole segments. */
+static bool
+under(const char *prefix, const char *path, size_t len)
+{
+	size_t pl = strlen(prefix);
+
+	return len >= pl && memcmp(path, prefix, pl) == 0 && (len == pl || path[pl] == '/');
+}
+
+/*
+ * At a request boundary of a routed connection: true when the next request is this
+ * route's (same Host, path under its prefix, routes unchanged), so it is served here;
+ * false sets c_move (it goes back) or waits for the rest of its head.
+ */
+static bool
+conn_stays(struct conn *c)
+{
+	const char *buf = c->c_in.b_data + c->c_parsed;
+	size_t len = c->c_in.b_len - c->c_parsed, hl;
+	struct head h;
+	enum head_result r;
+
+	if (c->c_route == NULL || c->c_epoch != routes_epoch) {
+		c->c_move = true;
+		return false;
+	}
+	r = head_parse(buf, len, &h);
+	if (r == HEAD_MORE) {
+		/* Read on for the rest of it, unless it is past what a head may be. */
+		if (len >= wk.conf.max_header_bytes)
+			c->c_move = true;
+		return false;
+	}
+	if (r == HEAD_DONE && h.nhost <= 1) {
+		const char *want = c->c_route, *prefix = want + strlen(want) + 1;
+		bool host_ok;
+
+		if (h.nhost == 0) {
+			host_ok = (c->c_sticky & WIRE_STICKY_NOHOST) != 0;
+		} else {
+			const char *br = memchr(h.host, ']', h.host_len);
+			const char *colon = memchr(br ? br : h.host, ':',
+			    h.host_len - (size_t)((br ? br : h.host) - h.host));
+
+			hl = colon ? (size_t)(colon - h.host) : h.host_len;
+			host_ok = !(c->c_sticky & WIRE_STICKY_NOHOST) && hl == strlen(want) &&
+			    strncasecmp(h.host, want, hl) == 0;
+		}
+		if (host_ok && under(prefix, h.path, h.path_len))
+			return true;
+	}
+	/* Another route's, or a head the supervisor is to judge (400). */
+	c->c_move = true;
+	return false;
+}
+
 /* Parses and answers every complete request in the buffer, in order. */
 static void
 conn_process(struct conn *c)
 {
 	enum hp_result r;
-
 	bool held;
 
 	while (!c->c_closing && c->c_ws == NULL) {
@@ -890,6 +975,11 @@ conn_process(struct conn *c)
 			if (c->c_parsed >= c->c_in.b_len)
 				break;                  /* read more */
 		} else if (c->c_held || c->c_parsed >= c->c_in.b_len)
+			break;
+		/* The next request on a routed connection may be another function's: unless
+		 * its route is this one's, it goes back to the supervisor unread
+		 * (conn_settle -> conn_move). */
+		else if (c->c_routed && c->c_nreq > 0 && !hp_in_message(&c->c_hp) && !conn_stays(c))
 			break;
 		r = hp_execute(&c->c_hp, c->c_in.b_data, &c->c_parsed, c->c_in.b_len);
 		if (r == HP_AGAIN) {
@@ -924,6 +1014,42 @@ conn_process(struct conn *c)
 	/* The peer is done sending: answer what was complete, then close. */
 	if (c->c_ws == NULL && c->c_eof && !c->c_held && (c->c_parsed >= c->c_in.b_len || c->c_closing))
 		c->c_closing = true;
+}
+
+/*
+ * Every earlier response is written: the routed connection goes back to the
+ * supervisor with the bytes read and not parsed (the next head, pipelined data),
+ * which routes them on (supervisor/router.c). Its fd here is closed like any other.
+ */
+static void
+conn_move(struct conn *c)
+{
+	static struct wire_carry wc;
+	size_t n = c->c_in.b_len - c->c_parsed;
+
+	if (n > WIRE_CARRY_MAX) {
+		log_warn("http_move_too_large", "peer=%s bytes=%zu", conn_peer(c), n);
+		conn_close(c, true);
+		return;
+	}
+	wc.version = WIRE_VERSION;
+	wc.type = WIRE_CTL_MOVE;
+	wc.listener = c->c_lid;
+	wc.strip = 0;
+	wc.flags = 0;
+	wc.nbytes = (uint32_t)n;
+	wc.size = (uint32_t)(WIRE_CARRY_HEAD + n);
+	memcpy(wc.bytes, c->c_in.b_data + c->c_parsed, n);
+	if (wire_send_carry(WIRE_CTL_FD, &wc, c->c_fd) < 0) {
+		/* The supervisor cannot take it now: the client sees a close, never a
+		 * request answered by the wrong function. */
+		log_warn("http_move_failed", "peer=%s err=%s", conn_peer(c), log_qv(strerror(errno)));
+		conn_close(c, false);
+		return;
+	}
+	log_debug("http_moved", "peer=%s bytes=%zu requests=%u", conn_peer(c), n, c->c_nreq);
+	c->c_parsed = c->c_in.b_len;
+	conn_close(c, false);
 }
 
 /* Writes pending output. Returns 0 when all is written, 1 if it would block, -1. */
@@ -1018,6 +1144,10 @@ conn_settle(struct conn *c)
 				conn_timer(c, CT_STREAM);
 		} else if (c->c_tkind != CT_HANDLER && c->c_tkind != CT_RESUME)
 			conn_timer(c, CT_HANDLER);
+		return;
+	}
+	if (c->c_move) {
+		conn_move(c);
 		return;
 	}
 	if (c->c_eof) {
@@ -1200,8 +1330,9 @@ http_init(struct edge_ctx *ctx)
 	return 0;
 }
 
-void
-http_adopt(int fd)
+/* A new connection on FD, or NULL (FD closed, counted). */
+static struct conn *
+conn_new(int fd)
 {
 	struct conn *c;
 
@@ -1210,13 +1341,23 @@ http_adopt(int fd)
 		close(fd);
 		if (wk.board != NULL)
 			BOARD_ADD(&wk.board->conns_closed, 1);
-		return;
+		return NULL;
 	}
 	c->c_fd = fd;
 	evtimer_assign(&c->c_timer, wk.base, conn_timer_cb, c);
 	evtimer_assign(&c->c_notify, wk.base, stream_notify_cb, c);
 	TAILQ_INSERT_TAIL(&conns, c, c_entry);
 	nconns++;
+	return c;
+}
+
+void
+http_adopt(int fd)
+{
+	struct conn *c;
+
+	if ((c = conn_new(fd)) == NULL)
+		return;
 	/*
 	 * The request has often arrived already: try it now, skip a loop round. Not
 	 * while retiring: a close here could report drained (and exit) before the
@@ -1225,6 +1366,54 @@ http_adopt(int fd)
 	if (wk.retiring)
 		conn_settle(c);
 	else
+		conn_io_cb(fd, EV_READ, c);
+}
+
+void
+http_adopt_routed(int fd, const struct wire_carry *wc)
+{
+	struct conn *c;
+	size_t max = (size_t)wk.conf.max_header_bytes + IN_SLACK;
+
+	if ((c = conn_new(fd)) == NULL)
+		return;
+	c->c_routed = true;
+	c->c_lid = wc->listener;
+	c->c_strip = wc->strip;
+	http_routes_epoch(wc->epoch);
+	c->c_epoch = wc->epoch;
+	c->c_sticky = wc->sticky;
+	if (wc->sticky & WIRE_STICKY) {
+		size_t hl = strlen(wc->host), pl = strlen(wc->prefix);
+
+		/* Without it the connection only moves more: never wrong, just slower. */
+		if ((c->c_route = malloc(hl + pl + 2)) != NULL) {
+			memcpy(c->c_route, wc->host, hl + 1);
+			memcpy(c->c_route + hl + 1, wc->prefix, pl + 1);
+		}
+	}
+	if (wc->nbytes > 0) {
+		/* Read before us: parsed first, before the socket is read. */
+		if (buf_reserve(&c->c_in, wc->nbytes, wc->nbytes > max ? wc->nbytes : max,
+		    IN_INITIAL) < 0) {
+			conn_close(c, false);
+			return;
+		}
+		memcpy(c->c_in.b_data, wc->bytes, wc->nbytes);
+		c->c_in.b_len = wc->nbytes;
+	}
+	/* As http_adopt: while retiring nothing closes inside this call (a zero timer
+	 * parses what came); else what came is parsed before the socket is read, since
+	 * it may be more than a read may add to. */
+	if (wk.retiring) {
+		if (c->c_in.b_len > 0)
+			conn_timer(c, CT_RESUME);
+		else
+			conn_settle(c);
+	} else if (c->c_in.b_len > 0) {
+		conn_process(c);
+		conn_settle(c);
+	} else
 		conn_io_cb(fd, EV_READ, c);
 }
 

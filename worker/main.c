@@ -301,27 +301,44 @@ handoff_lost(const struct wire_ctl *msg)
 static void
 ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
-	struct wire_ctl msg;
+	/* A carry is 64 KiB: one static message, handled before the next is read. */
+	static union wire_msg m;
 	int fds[WIRE_MAX_FDS];
 
 	for (int round = 0; round < 64; round++) {
 		unsigned nfds = WIRE_MAX_FDS;
-		int r = wire_recv_ctl(fd, &msg, fds, &nfds);
+		int r = wire_recv_msg(fd, &m, fds, &nfds);
 
 		if (r == 1) {
-			if (msg.type == WIRE_CTL_CONN) {
+			if (m.h.type == WIRE_CTL_CONN) {
 				/* The fds are ours now; http_adopt owns (or closes) each. */
 				for (unsigned i = 0; i < nfds; i++)
 					http_adopt(fds[i]);
+			} else if (m.h.type == WIRE_CTL_ROUTED) {
+				http_adopt_routed(fds[0], &m.carry);
+			} else if (m.h.type == WIRE_CTL_RETIRE) {
+				retire(m.ctl.arg, m.ctl.deadline_ms);
+			} else if (m.h.type == WIRE_CTL_ROUTES) {
+				http_routes_epoch(m.ctl.arg);
 			} else {
-				retire(msg.arg, msg.deadline_ms);
+				/* MOVE goes the other way only: checked, and its fd closed. */
+				for (unsigned i = 0; i < nfds; i++)
+					close(fds[i]);
+				log_error("ctl_bad_message", "msg=\"dropped a malformed control message\"");
 			}
 			continue;
 		}
 		if (r < 0 && errno == EAGAIN)
 			return;
 		if (r < 0 && errno == EPROTO) {
-			handoff_lost(&msg);
+			/* A routed hand-off lost counts as one connection, like a CONN of one. */
+			if (m.h.version == WIRE_VERSION && m.h.type == WIRE_CTL_ROUTED) {
+				struct wire_ctl one = {
+					.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 1,
+				};
+				handoff_lost(&one);
+			} else
+				handoff_lost(&m.ctl);
 			continue;
 		}
 		/* EOF: the supervisor is gone; behave as if told to terminate. */

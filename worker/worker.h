@@ -68,6 +68,13 @@ void worker_report_limit(uint32_t reason, bool hard);
 int http_init(struct edge_ctx *ctx);
 /* Takes ownership of FD (an accepted, non-blocking client socket); on failure closes it. */
 void http_adopt(int fd);
+struct wire_carry;
+/* A connection of a shared listener with the bytes already read from it: those are
+ * parsed first; after its first request it goes back to the supervisor (http.c). */
+void http_adopt_routed(int fd, const struct wire_carry *wc);
+/* The shared listeners' routes changed (WIRE_CTL_ROUTES): connections kept for a
+ * route of an older epoch give their next request back. */
+void http_routes_epoch(uint32_t epoch);
 /* Closes idle keep-alive connections; busy ones close after their response. */
 void http_retire(void);
 unsigned http_conn_count(void);

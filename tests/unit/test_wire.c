@@ -566,6 +566,129 @@ out:
 		close(fd2);
 }
 
+/* A routed connection travels with its bytes; the receiver gets both, checked. */
+static void
+case_carry(void)
+{
+	static struct wire_carry c;
+	static union wire_msg m;
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, got[2] = { -1, -1 };
+	unsigned n = 2;
+
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	memset(&c, 0, sizeof(c));
+	c.version = WIRE_VERSION;
+	c.type = WIRE_CTL_ROUTED;
+	c.listener = 7;
+	c.strip = 13;
+	c.nbytes = 5;
+	c.size = WIRE_CARRY_HEAD + 5;
+	memcpy(c.bytes, "GET /", 5);
+	UNIT_CHECK(wire_send_carry(sp[0], &c, p[0]) == 0);
+	UNIT_CHECK(wire_recv_msg(sp[1], &m, got, &n) == 1);
+	UNIT_CHECK(n == 1 && same_object(got[0], p[0]));
+	UNIT_CHECK(m.h.type == WIRE_CTL_ROUTED && m.carry.listener == 7 && m.carry.strip == 13);
+	UNIT_CHECK(m.carry.nbytes == 5 && memcmp(m.carry.bytes, "GET /", 5) == 0);
+	close_all(got, 1);
+	/* The largest carry goes through whole. */
+	c.type = WIRE_CTL_MOVE;
+	c.strip = 0;
+	c.nbytes = WIRE_CARRY_MAX;
+	c.size = WIRE_CARRY_HEAD + WIRE_CARRY_MAX;
+	memset(c.bytes, 'x', WIRE_CARRY_MAX);
+	n = 2;
+	UNIT_CHECK(wire_send_carry(sp[0], &c, p[1]) == 0);
+	UNIT_CHECK(wire_recv_msg(sp[1], &m, got, &n) == 1 && n == 1);
+	UNIT_CHECK(m.h.type == WIRE_CTL_MOVE && m.carry.nbytes == WIRE_CARRY_MAX &&
+	    m.carry.bytes[WIRE_CARRY_MAX - 1] == 'x');
+	close_all(got, 1);
+	/* The fixed-record receiver takes none of it. */
+	c.nbytes = 3;
+	c.size = WIRE_CARRY_HEAD + 3;
+	n = 2;
+	UNIT_CHECK(wire_send_carry(sp[0], &c, p[1]) == 0);
+	errno = 0;
+	UNIT_CHECK(wire_recv_ctl(sp[1], &m.ctl, got, &n) == -1 && errno == EPROTO && n == 0);
+out:
+	close_all(got, 2);
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
+/* Raw messages that break one rule each: refused, their fd closed. */
+static void
+case_carry_bad(void)
+{
+	static struct wire_carry c;
+	static union wire_msg m;
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, got[2] = { -1, -1 };
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * 2)];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov;
+	struct msghdr mh;
+	struct cmsghdr *cm;
+	unsigned n;
+	int before, k;
+
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	for (k = 0; k < 8; k++) {
+		unsigned nfd = 1;
+		size_t len;
+
+		memset(&c, 0, sizeof(c));
+		c.version = WIRE_VERSION;
+		c.type = WIRE_CTL_ROUTED;
+		c.nbytes = 4;
+		c.size = WIRE_CARRY_HEAD + 4;
+		switch (k) {
+		case 0: c.size++; break;                          /* size disagrees */
+		case 1: c.type = WIRE_CTL_MOVE; c.strip = 1; break; /* MOVE strips nothing */
+		case 2: c.flags = 1; break;                       /* unknown flag */
+		case 3: nfd = 0; break;                           /* no socket */
+		case 4: nfd = 2; break;                           /* two sockets */
+		case 5: c.strip = WIRE_STRIP_MAX + 1; break;
+		case 6: c.type = WIRE_CTL_MOVE; c.sticky = WIRE_STICKY; break; /* MOVE keeps nothing */
+		case 7: memset(c.host, 'x', sizeof(c.host)); break; /* unterminated */
+		}
+		len = WIRE_CARRY_HEAD + 4;
+		/* The sender refuses what the receiver would. */
+		if (nfd == 1) {
+			errno = 0;
+			UNIT_CHECKF(wire_send_carry(sp[0], &c, p[0]) == -1 && errno == EINVAL,
+			    "case %d sent", k);
+		}
+		iov.iov_base = &c;
+		iov.iov_len = len;
+		memset(&mh, 0, sizeof(mh));
+		mh.msg_iov = &iov;
+		mh.msg_iovlen = 1;
+		if (nfd > 0) {
+			memset(&cb, 0, sizeof(cb));
+			mh.msg_control = cb.buf;
+			mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+			cm = CMSG_FIRSTHDR(&mh);
+			cm->cmsg_level = SOL_SOCKET;
+			cm->cmsg_type = SCM_RIGHTS;
+			cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+			memcpy(CMSG_DATA(cm), p, sizeof(int) * nfd);
+		}
+		UNIT_CHECK(sendmsg(sp[0], &mh, 0) == (ssize_t)len);
+		before = unit_fd_count();
+		n = 2;
+		errno = 0;
+		UNIT_CHECKF(wire_recv_msg(sp[1], &m, got, &n) == -1 && errno == EPROTO && n == 0,
+		    "case %d accepted", k);
+		UNIT_CHECKF(unit_fd_count() == before, "case %d leaked an fd", k);
+	}
+out:
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -587,6 +710,8 @@ main(int argc, char **argv)
 	unit_run("status_round_trip", case_status);
 	unit_run("status_short_or_foreign", case_status_bad);
 	unit_run("reason_names", case_reason_names);
+	unit_run("carry_round_trip", case_carry);
+	unit_run("carry_refused", case_carry_bad);
 	unit_run("board_shared", case_board);
 	unit_run("board_map_checks", case_board_bad);
 	after = unit_fd_count();
