@@ -1,8 +1,8 @@
 """test_fleet.py - the host drain (README "Operating a fleet"): `edgevisorctl drain
 --all` and SIGTERM first turn /health to 503 "draining" while every function keeps
 serving for health_drain_ms, then drain the workers and exit 0 with no task lost; a
-second SIGTERM ends the window early, `sigterm_health_drain: false` skips it, reloads
-are refused meanwhile, and bad values of the two keys are config errors with
+second SIGTERM or `edgevisorctl stop` ends the window early, `sigterm_health_drain:
+false` skips it, reloads are refused meanwhile, and bad values of the two keys are config errors with
 FILE:LINE:COL and the key. Real supervisor, workers, edgevisorctl and HTTP clients."""
 
 import http.client
@@ -41,13 +41,17 @@ def served_while_draining(sv, what):
     Returns how many were judged."""
     n = 0
     while True:
-        hs, hb = health(sv.mport)
-        r = h.request(sv.port("bg"), "/?ms=20")
-        # Judged only if the window was still open after both answers came back.
+        try:
+            hs, hb = health(sv.mport)
+            r = h.request(sv.port("bg"), "/?ms=20")
+        except OSError as e:
+            hs, hb, r = None, None, e   # the listener closed: judged below
+        # Judged only if the window was still open after both answers came back (the
+        # listeners close when it ends).
         if sv.events("host_drain", phase="workers"):
             return n
         check(hs == 503 and hb.get("status") == "draining",
-              "%s: /health during the window: %d %r" % (what, hs, hb))
+              "%s: /health during the window: %r %r" % (what, hs, hb))
         check(r.status == 200, "%s: a request during the window: %r" % (what, r))
         n += 1
 
@@ -123,12 +127,31 @@ def sigterm_runs_the_window_and_a_second_sigterm_cuts_it():
               % (hs, hb))
         r = h.request(sv.port("bg"), "/?ms=300")
         check(r.status == 200, "a request in the window: %r" % r)
+        sv.send(signal.SIGHUP)
+        sv.wait_event("reload_refused", why="host_draining")
+        check(not sv.events("reload"), "a reload began during the window")
         # The second SIGTERM (an impatient operator, systemd's stop) ends the window.
         sv.send(signal.SIGTERM)
         w = sv.wait_event("host_drain", phase="workers")
         check(w["via"] == "sigterm", "window ended by %r" % w)
         code = sv.proc.wait(15)
         summary_clean(sv, code)
+    finally:
+        sv.cleanup()
+
+
+@test
+def stop_during_the_window_stops_now():
+    sv = drain_sv("fleet-stop", 20000)
+    try:
+        sv.start()
+        rc, out, err = ctl("-s", sv.admin, "drain", "--all")
+        check(rc == 0, "ctl drain --all: %d %r %r" % (rc, out, err))
+        rc, out, err = ctl("-s", sv.admin, "stop")
+        check(rc == 0 and "stopping" in out, "ctl stop: %d %r %r" % (rc, out, err))
+        # Well inside the 20 s window: an explicit stop does not wait it out.
+        summary_clean(sv, sv.proc.wait(10))
+        check(sv.events("stop", mode="graceful"), "no graceful stop:\n%s" % sv.tail(10))
     finally:
         sv.cleanup()
 
