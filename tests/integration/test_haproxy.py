@@ -12,8 +12,10 @@ every 100 ms) balances them. Under wrk through HAProxy:
   instance's exit summary and the new ones' /status);
 - SIGKILL of one whole instance (every process of its session: supervisor and
   workers) costs at most the requests that were in flight on it (at most wrk's
-  connections, each with one request out), HAProxy marks it DOWN, and from then on it gets no more traffic
-  while the others keep serving; the next wrk run has no error at all.
+  connections, each with one request out), HAProxy marks it DOWN, and from then on it
+  gets no more traffic while the others keep serving; the next wrk run has no error at
+  all. The deploy's duration and the time to DOWN are printed (`# ...` lines), and
+  judged by scripts/bench.sh's fleet phase, not here.
 
 Real supervisors, workers, HAProxy, wrk and curl; HAProxy runs in the foreground from
 the test's dir and is stopped at the end whatever happens."""
@@ -355,12 +357,11 @@ def rolling_deploy_and_a_killed_host_behind_haproxy():
               "killed host\n%s" % (lost, WRK_CONNS, w["text"]))
         check(not victim.live_pids(), "processes of the killed host live on: %r"
               % victim.live_pids())
-        bound_ms = (FALL + 1) * INTER_MS + 500 + 1000   # checks, their timeout, slack
         print("# SIGKILL of one host: %d failed (%d non-2xx, socket %r) of %d requests, "
               "HAProxy DOWN after %.0f ms (fall %d x inter %d ms)"
               % (lost, w["non2xx"], w["socket_errors"], w["requests"], down_ms, FALL, INTER_MS))
-        if not h.ASAN:
-            check(down_ms <= bound_ms, "DOWN after %.0f ms, above %d" % (down_ms, bound_ms))
+        # How soon is HAProxy's own speed, printed here and judged by scripts/bench.sh
+        # (PHASES=fleet); what the test holds is that nothing reaches the host after.
         # Afterwards the two hosts left serve everything.
         wrks.append(start_wrk(lb.front, 2))
         out, _ = wrks[-1].communicate(timeout=20)
