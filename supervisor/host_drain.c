@@ -10,6 +10,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "config.h"
+#include "notify.h"
 #include "orch.h"
 #include "state.h"
 
@@ -49,6 +50,8 @@ host_drain_begin(uint32_t ms, const char *via)
 		return HD_DRAINING;
 	began_ms = clock_ms();
 	log_info("host_drain", "phase=health via=%s health_drain_ms=%u", via, ms);
+	/* The service is on its way down from now on, whoever asked. */
+	notify_stopping();
 	if (ms == 0) {
 		log_info("host_drain", "phase=workers via=%s waited_ms=0", via);
 		orch_stop(false);
