@@ -42,12 +42,16 @@ window_cb(evutil_socket_t fd, short what, void *arg)
 enum host_drain_result
 host_drain_begin(uint32_t ms, const char *via)
 {
-	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+	struct timeval tv;
 
 	if (sv.stopping)
 		return HD_STOPPING;
 	if (sv.host_draining)
 		return HD_DRAINING;
+	/* Before the first generation is ready /health said "starting": no balancer
+	 * sends traffic here, so there is nothing to move away. */
+	if (sv.ready_gen == 0)
+		ms = 0;
 	began_ms = clock_ms();
 	log_info("host_drain", "phase=health via=%s health_drain_ms=%u", via, ms);
 	/* The service is on its way down from now on, whoever asked. */
@@ -57,6 +61,8 @@ host_drain_begin(uint32_t ms, const char *via)
 		orch_stop(false);
 		return HD_BEGUN;
 	}
+	tv.tv_sec = ms / 1000;
+	tv.tv_usec = (ms % 1000) * 1000;
 	if (window_ev == NULL)
 		window_ev = evtimer_new(sv.base, window_cb, NULL);
 	if (window_ev == NULL || evtimer_add(window_ev, &tv) < 0) {
@@ -84,9 +90,7 @@ host_drain_sigterm(void)
 		end_window("sigterm");
 		return;
 	}
-	/* Before the first generation is ready /health said "starting": no balancer
-	 * sends traffic here, so there is nothing to move away. */
-	if (c != NULL && c->sigterm_health_drain && c->health_drain_ms > 0 && sv.ready_gen > 0)
+	if (c != NULL && c->sigterm_health_drain && c->health_drain_ms > 0)
 		host_drain_begin(c->health_drain_ms, "sigterm");
 	else
 		orch_stop(false);

@@ -18,7 +18,9 @@ enum host_drain_result {
 	HD_STOPPING,  /* the workers were already draining */
 };
 
-/* Begins a host drain with a window of MS; VIA names the caller for the log. */
+/* Begins a host drain with a window of MS (none before the first generation is
+ * ready: no balancer sends a starting host traffic); VIA names the caller for the
+ * log. */
 enum host_drain_result host_drain_begin(uint32_t ms, const char *via);
 /* SIGTERM: the first begins a host drain (when configured and the host was serving),
  * one during the window ends the window now, one during the stop makes it fast. */

@@ -172,6 +172,30 @@ def sigterm_health_drain_false_stops_at_once():
 
 
 @test
+def drain_all_is_an_admin_write():
+    """Over TCP without the token, POST /drain is refused like every private route,
+    and the host keeps serving (a tenant on the same loopback cannot take it out)."""
+    aport = h.free_port()
+    sv = drain_sv("fleet-auth", 20000, admin="127.0.0.1:%d" % aport)
+    try:
+        sv.start()
+        code, _, body = admin_request(sv.admin, "/drain", "POST")
+        check(code == 403, "POST /drain over TCP without a token: %d %r" % (code, body))
+        hs, hb = health(sv.mport)
+        check(hs == 200 and hb["status"] == "serving", "/health after: %d %r" % (hs, hb))
+        check(not sv.events("host_drain"), "a host drain began: %r" % sv.events("host_drain"))
+        code, _, body = admin_request(sv.admin, "/drain", "GET")
+        check(code in (403, 405), "GET /drain: %d %r" % (code, body))
+        # SIGTERM now takes the configured window; a second one ends it.
+        sv.send(signal.SIGTERM)
+        sv.wait_event("host_drain", phase="health")
+        sv.send(signal.SIGTERM)
+        summary_clean(sv, sv.proc.wait(15))
+    finally:
+        sv.cleanup()
+
+
+@test
 def host_drain_keys_are_checked():
     d = h.tmpdir("fleet-conf")
     cases = {
