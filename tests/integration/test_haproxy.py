@@ -3,20 +3,25 @@
 Each host is a whole instance of its own (config, state directory, cgroup parent,
 admin socket, log) on 127.0.0.2, .3 and .4, all on the same ports, like a fleet;
 HAProxy (`option httpchk GET /health` against each host's metrics listener, checks
-every 100 ms) balances them. Under wrk through HAProxy:
+every 100 ms) balances them through two backends over the same servers: "strict"
+(`retries 0`: a refused connection is the client's error) and "be" (`retries 3`,
+`option redispatch`). Under wrk through HAProxy:
 
-- a rolling deploy by scripts/rolling-deploy.sh (each host in turn: `edgevisorctl
-  drain --all --wait`, start it again with the new version of the function,
-  /health 200, HAProxy has it UP again) gives 0 non-2xx and 0 socket errors at the
-  client, every host serves v2 afterwards, and no background task is lost (every
-  instance's exit summary and the new ones' /status);
-- SIGKILL of one whole instance (every process of its session: supervisor and
-  workers) costs at most one request per connection HAProxy had open to it (its
-  stats count them: in use and idle), the others are retried on another host;
-  HAProxy marks it DOWN, and from then on it
-  gets no more traffic while the others keep serving; the next wrk run has no error at
-  all. The deploy's duration and the time to DOWN are printed (`# ...` lines), and
-  judged by scripts/bench.sh's fleet phase, not here.
+- the control: through "strict", a host stopped by SIGTERM without the window
+  (`sigterm_health_drain: false`, the graceful stop as it was) costs requests, since
+  its listeners close before HAProxy has it DOWN;
+- a rolling deploy by scripts/rolling-deploy.sh through "strict" (each host in turn:
+  `edgevisorctl drain --all --wait`, start it again with the new version of the
+  function, /health 200, HAProxy has it UP again) gives 0 non-2xx and 0 socket
+  errors at the client, every host serves v2 afterwards, and no background task is
+  lost (every instance's exit summary and the new ones' /status);
+- through "be", SIGKILL of one whole instance (every process of its session:
+  supervisor and workers) costs at most one request per connection HAProxy had open
+  to it (its stats count them: in use and idle), the others are retried on another
+  host; HAProxy marks it DOWN, and from then on it gets no more traffic while the
+  others keep serving; the next wrk run has no error at all. The deploy's duration
+  and the time to DOWN are printed (`# ...` lines), and judged by scripts/bench.sh's
+  fleet phase, not here.
 
 Real supervisors, workers, HAProxy, wrk and curl; HAProxy runs in the foreground from
 the test's dir and is stopped at the end whatever happens."""
@@ -75,16 +80,17 @@ class Host:
         self.parent = "%s-%s" % (parent, ip.replace(".", "_"))
         self.pids = set()       # every supervisor pid this host had
 
-    def config(self, version):
-        return {"cgroups": "auto", "cgroup_parent": self.parent, "log_level": "info",
+    def config(self, version, **top):
+        return dict({"cgroups": "auto", "cgroup_parent": self.parent, "log_level": "info",
                 "admin": self.admin, "state_directory": os.path.join(self.dir, "state"),
                 "metrics": "%s:%d" % (self.ip, self.mport), "health_drain_ms": WINDOW_MS,
                 "functions": [{"name": "app", "library": h.lib("fleet_%s" % version),
-                               "listen": ["%s:%d" % (self.ip, self.port)], "workers": 2}]}
+                               "listen": ["%s:%d" % (self.ip, self.port)], "workers": 2}]},
+                    **top)
 
-    def write(self, version, path=None):
+    def write(self, version, path=None, **top):
         with open(path or self.conf, "w") as f:
-            json.dump(self.config(version), f, indent=2)
+            json.dump(self.config(version, **top), f, indent=2)
 
     def start(self):
         with open(self.log, "ab") as logf:
@@ -157,7 +163,8 @@ class Host:
 class HAProxy:
     def __init__(self, root, hosts, port, mport):
         self.stats = h.free_port()
-        self.front = h.free_port()
+        self.front = h.free_port()          # -> "be": retries and redispatch
+        self.front_strict = h.free_port()   # -> "strict": no retry at all
         self.dir = os.path.join(root, "haproxy")
         os.makedirs(self.dir)
         self.cfg = os.path.join(self.dir, "haproxy.cfg")
@@ -172,23 +179,29 @@ defaults
     timeout client 10s
     timeout server 10s
     timeout check 500ms
-    retries 3
-    option redispatch
+    balance roundrobin
+    option httpchk GET /health
+    http-check expect status 200
+    default-server inter %(inter)dms fastinter %(inter)dms downinter %(inter)dms fall %(fall)d rise %(rise)d
 frontend fe
     bind 127.0.0.1:%(front)d
     default_backend be
+frontend fe_strict
+    bind 127.0.0.1:%(strict)d
+    default_backend strict
 frontend stats
     bind 127.0.0.1:%(stats)d
     stats enable
     stats uri /stats
 backend be
-    balance roundrobin
-    option httpchk GET /health
-    http-check expect status 200
-    default-server inter %(inter)dms fastinter %(inter)dms downinter %(inter)dms fall %(fall)d rise %(rise)d
+    retries 3
+    option redispatch
 %(servers)s
-""" % {"front": self.front, "stats": self.stats, "inter": INTER_MS, "fall": FALL,
-       "rise": RISE, "servers": servers})
+backend strict
+    retries 0
+%(servers)s
+""" % {"front": self.front, "strict": self.front_strict, "stats": self.stats,
+       "inter": INTER_MS, "fall": FALL, "rise": RISE, "servers": servers})
         self.proc = None
         self.log = os.path.join(self.dir, "haproxy.log")
 
@@ -200,9 +213,9 @@ backend be
                                          stdin=subprocess.DEVNULL, stdout=logf, stderr=logf,
                                          start_new_session=True)
 
-    def servers(self):
+    def servers(self, px="be"):
         """{server: {"status":..., "stot": requests sent to it, "conns": connections
-        open to it (in use + idle)}} from the CSV stats."""
+        open to it (in use + idle)}} of backend PX, from the CSV stats."""
         conn = http.client.HTTPConnection("127.0.0.1", self.stats, timeout=5)
         try:
             conn.request("GET", "/stats;csv")
@@ -217,7 +230,7 @@ backend be
         out = {}
         for l in lines[1:]:
             row = dict(zip(head, l.split(",")))
-            if row.get("pxname") == "be" and row.get("svname") not in ("FRONTEND", "BACKEND"):
+            if row.get("pxname") == px and row.get("svname") not in ("FRONTEND", "BACKEND"):
                 out[row["svname"]] = {
                     "status": row["status"], "stot": int(row["stot"] or 0),
                     "conns": sum(int(row.get(k) or 0) for k in
@@ -256,11 +269,22 @@ def stop_wrk(p):
     return h.parse_wrk(text)
 
 
-def traffic_grows(lb, names, by):
-    """Waits until each server in NAMES got BY more sessions."""
-    base = lb.servers()
-    h.wait_until(lambda: all(lb.servers()[n]["stot"] >= base[n]["stot"] + by for n in names),
+def traffic_grows(lb, names, by, px="be"):
+    """Waits until each server in NAMES of backend PX got BY more requests."""
+    base = lb.servers(px)
+    h.wait_until(lambda: all(lb.servers(px)[n]["stot"] >= base[n]["stot"] + by
+                             for n in names),
                  20, "%d more requests to each of %s" % (by, names))
+
+
+def all_up(lb):
+    return all(len(lb.servers(px)) == 3 and
+               all(s["status"] == "UP" for s in lb.servers(px).values())
+               for px in ("be", "strict"))
+
+
+def wrk_errors(w):
+    return w["non2xx"] + sum(w["socket_errors"].values())
 
 
 def summaries(host):
@@ -280,17 +304,40 @@ def rolling_deploy_and_a_killed_host_behind_haproxy():
     wrks = []
     try:
         for x in hosts:
-            x.write("v1")
+            # The first host starts as the control: SIGTERM there is the plain stop.
+            x.write("v1", **({"sigterm_health_drain": False} if x is hosts[0] else {}))
             x.start()
         for x in hosts:
             h.wait_until(x.healthy, 20, "%s healthy" % x.ip)
         lb.start()
-        h.wait_until(lambda: len(lb.servers()) == 3 and
-                     all(s["status"] == "UP" for s in lb.servers().values()), 10, "HAProxy to see all three hosts UP")
+        h.wait_until(lambda: all_up(lb), 10, "HAProxy to see all three hosts UP")
+
+        # ---- the control: the graceful stop without a window ----------------------
+        # Through the backend that never retries, a stop that closes the listeners
+        # before the balancer knows costs requests (refused connections). This shows
+        # that the zero of the deploy below is the window's doing, not HAProxy's.
+        ctrl = hosts[0]
+        wrks.append(start_wrk(lb.front_strict, 30))
+        traffic_grows(lb, IPS, 50, "strict")
+        for pid in list(ctrl.pids):
+            os.kill(pid, signal.SIGTERM)
+        h.wait_until(lambda: not ctrl.live_pids(), 20, "the control host to exit")
+        h.wait_until(lambda: lb.servers("strict")[ctrl.ip]["status"].startswith("DOWN"), 10,
+                     "HAProxy to mark the stopped host DOWN")
+        w = stop_wrk(wrks.pop())
+        control_errors = wrk_errors(w)
+        check(control_errors > 0 and not ctrl.events("host_drain"),
+              "a stop without the window lost nothing through a balancer that does not "
+              "retry (%r): the control shows nothing\n%s" % (ctrl.events("host_drain"), w["text"]))
+        print("# control: a graceful stop without the window cost %d of %d requests"
+              % (control_errors, w["requests"]))
+        ctrl.write("v1")
+        ctrl.start()
+        h.wait_until(lambda: all_up(lb), 20, "HAProxy to see the control host UP again")
 
         # ---- the rolling deploy under load -------------------------------------
-        wrks.append(start_wrk(lb.front, 50))
-        traffic_grows(lb, IPS, 50)
+        wrks.append(start_wrk(lb.front_strict, 50))
+        traffic_grows(lb, IPS, 50, "strict")
         for x in hosts:
             x.write("v2", os.path.join(x.dir, "v2.conf"))
         env = dict(os.environ)
@@ -302,7 +349,7 @@ def rolling_deploy_and_a_killed_host_behind_haproxy():
                         "2>&1 </dev/null" % {"r": root, "ev": h.EDGEVISOR},
             "EV_HEALTH": "http://{}:%d/health" % mport,
             "EV_LB_UP": "curl -fsS 'http://127.0.0.1:%d/stats;csv' | "
-                        "grep -Eq '^be,{},([^,]*,){15}UP,'" % lb.stats,
+                        "grep -Eq '^strict,{},([^,]*,){15}UP,'" % lb.stats,
             "EV_TIMEOUT": "30",
         })
         t0 = time.monotonic()
@@ -313,7 +360,7 @@ def rolling_deploy_and_a_killed_host_behind_haproxy():
         for x in hosts:
             x.status()          # the new supervisor's pid, for the cleanup
         # Load after the last host is back, so it is judged serving too.
-        traffic_grows(lb, IPS, 50)
+        traffic_grows(lb, IPS, 50, "strict")
         w = stop_wrk(wrks.pop())
         check(w["requests"] > 0, "wrk made no request: %s" % w["text"])
         check(w["non2xx"] == 0 and not any(w["socket_errors"].values()),
@@ -322,11 +369,12 @@ def rolling_deploy_and_a_killed_host_behind_haproxy():
         print("# rolling deploy of 3 hosts: %.1f s, %d requests through HAProxy (%.0f/s), "
               "0 errors" % (deploy_s, w["requests"], w["rps"]))
         for x in hosts:
-            # The old instance drained everything it had started, then exited 0.
+            # The old instances drained everything they had started, then exited 0.
             old = summaries(x)
-            check(len(old) == 1 and old[0]["tasks_lost"] == "0" and int(old[0]["requests"]) > 0
-                  and old[0]["tasks_started"] == old[0]["tasks_completed"],
-                  "%s: the v1 instance's exit summary %r" % (x.ip, old))
+            check(len(old) == (2 if x is ctrl else 1) and
+                  all(r["tasks_lost"] == "0" and int(r["requests"]) > 0 and
+                      r["tasks_started"] == r["tasks_completed"] for r in old),
+                  "%s: the v1 instances' exit summaries %r" % (x.ip, old))
             check(not x.events("task_lost"), "%s: tasks lost %r" % (x.ip, x.events("task_lost")))
             drains = [r for r in x.events("host_drain")]
             check([r["phase"] for r in drains] == ["health", "workers"],
@@ -363,7 +411,7 @@ def rolling_deploy_and_a_killed_host_behind_haproxy():
         # connection is gone then): one in flight, or one sent on a pooled idle
         # connection before HAProxy had the host DOWN. A new connection is refused
         # and the request goes to another host (retries, redispatch).
-        lost = w["non2xx"] + sum(w["socket_errors"].values())
+        lost = wrk_errors(w)
         check(w["requests"] > 0 and lost <= conns,
               "%d failed requests: more than the %d connections HAProxy had to the killed "
               "host\n%s" % (lost, conns, w["text"]))
@@ -392,7 +440,7 @@ def rolling_deploy_and_a_killed_host_behind_haproxy():
         for x in (hosts[0], hosts[2]):
             h.wait_until(lambda: not x.live_pids(), 20, "%s to exit" % x.ip)
             s = summaries(x)
-            check(len(s) == 2 and all(r["tasks_lost"] == "0" for r in s),
+            check(len(s) == (3 if x is ctrl else 2) and all(r["tasks_lost"] == "0" for r in s),
                   "%s: exit summaries %r" % (x.ip, s))
     finally:
         for p in wrks:
