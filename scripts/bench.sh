@@ -743,11 +743,11 @@ if want fetch; then
 fi
 
 # ---- 10. a fleet behind HAProxy (tests/integration/test_haproxy.py) ---------------------
-# The test's scenario, run as it is (at most 3 rounds: about 15 s each): three hosts
+# The test's scenario, run as it is (at most 3 rounds: about 17 s each): three hosts
 # behind HAProxy (checks every 100 ms, fall 2), a rolling deploy of all three under
 # wrk (fleet_deploy_s, and the req/s through HAProxy meanwhile), then one host
 # SIGKILLed: the requests that failed (the test holds them to those on the host: the
-# 8 wrk can have in flight plus those HAProxy sent it before DOWN) and the time
+# 8 wrk can have in flight plus those HAProxy sent it while it died) and the time
 # until HAProxy had it DOWN, judged against one check period after fall x inter
 # (fleet_down_ms <= (2 + 1) x 100 ms + timeout check 500 ms).
 if want fleet; then
