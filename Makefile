@@ -173,6 +173,7 @@ install: all
 	install -m 644 worker/edgevisor.h $(DESTDIR)$(PREFIX)/include/edgevisor.h
 	sed -e 's|@PREFIX@|$(PREFIX)|g' scripts/edgevisor.pc.in > $(DESTDIR)$(PREFIX)/lib/pkgconfig/edgevisor.pc
 	install -m 644 supervisor.conf $(DESTDIR)$(PREFIX)/share/edgevisor/supervisor.conf.example
+	install -m 755 scripts/rolling-deploy.sh $(DESTDIR)$(PREFIX)/share/edgevisor/rolling-deploy.sh
 	install -d $(DESTDIR)$(PREFIX)/share/man/man8
 	install -m 644 man/*.8 $(DESTDIR)$(PREFIX)/share/man/man8/
 	$(if $(wildcard scripts/edgevisor.service),install -m 644 scripts/edgevisor.service $(DESTDIR)$(PREFIX)/share/edgevisor/edgevisor.service)

@@ -3,7 +3,7 @@
  * (supervisor/admin.c):
  *
  *   edgevisorctl [-s ADDR | -c CONFIG] [--token-file FILE] status [--json] | metrics |
- *       reload | stop | drain NAME | top ...
+ *       reload | stop | drain NAME | drain --all [--wait] | top ...
  *
  * ADDR is "unix:/path", "host:port" or "[v6]:port" (common/net.h); it comes from -s,
  * else the "admin" key of CONFIG, else $EDGEVISOR_ADMIN, else EV_ADMIN_DEFAULT
@@ -19,6 +19,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <signal.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -54,6 +56,9 @@ usage(void)
 	    "                   --once/--batch N: plain-text frames for scripts\n"
 	    "  stop             graceful stop: drain, then exit (like SIGTERM)\n"
 	    "  drain NAME       replace every worker of function NAME\n"
+	    "  drain --all [--wait]  host drain: /health 503 for health_drain_ms while\n"
+	    "                   serving, then every worker drains and the supervisor exits;\n"
+	    "                   --wait: return once it has exited (deploy scripts)\n"
 	    "  tasks NAME [--json]  durable tasks of NAME: counts per kind, then every\n"
 	    "                   pending, running, retrying and dead task (read from its\n"
 	    "                   journal under CONFIG's state_directory)\n"
@@ -246,6 +251,76 @@ cmd_post(const char *what, const char *path)
 	rc = 0;
 	free(r.body);
 	return rc;
+}
+
+/* PID has exited (gone, or a zombie its parent has yet to reap). */
+static bool
+pid_gone(pid_t pid)
+{
+	char path[64], buf[256], *rp;
+	FILE *f;
+	bool gone = true;
+
+	if (kill(pid, 0) < 0 && errno == ESRCH)
+		return true;
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	if ((f = fopen(path, "r")) == NULL)
+		return true;
+	/* The state follows the last ')' (the command name may hold one). */
+	if (fgets(buf, sizeof(buf), f) != NULL && (rp = strrchr(buf, ')')) != NULL)
+		gone = rp[1] == ' ' && rp[2] == 'Z';
+	fclose(f);
+	return gone;
+}
+
+/*
+ * drain --all: POST /drain (the host drain: /health 503 for health_drain_ms while
+ * serving, then every worker drains and the supervisor exits). With WAIT, returns
+ * once it is gone: its admin endpoint refuses connections and, over a unix socket
+ * (the same host), its process has exited - what a deploy script waits for before
+ * it starts the new version.
+ */
+static int
+cmd_host_drain(bool wait, int timeout_s)
+{
+	struct timespec nap = { 0, 50 * 1000 * 1000 };
+	time_t end = time(NULL) + timeout_s;
+	struct reply r;
+	json_t *o;
+	pid_t pid;
+
+	if (http("POST", "/drain", &r) < 0)
+		return 1;
+	if (r.code / 100 != 2) {
+		fail_reply("drain --all", &r);
+		free(r.body);
+		return 1;
+	}
+	o = json_loads(r.body, 0, NULL);
+	free(r.body);
+	pid = (pid_t)num(o, "pid");
+	if (strcmp(str(o, "result", "?"), "draining") == 0)
+		printf("drain --all: /health answers 503, serving for %lld ms more, then the "
+		    "workers drain%s\n", (long long)num(o, "health_drain_left_ms"),
+		    json_is_true(json_object_get(o, "already")) ? " (already draining)" : "");
+	else
+		printf("drain --all: the workers drain, then the supervisor exits\n");
+	json_decref(o);
+	if (!wait)
+		return 0;
+	while (time(NULL) < end) {
+		int fd = net_connect(&admin, IO_TIMEOUT_S);
+
+		if (fd >= 0)
+			close(fd);
+		else if (admin.kind != NET_UNIX || pid <= 0 || pid_gone(pid)) {
+			printf("drain --all: the supervisor has exited\n");
+			return 0;
+		}
+		nanosleep(&nap, NULL);
+	}
+	fail("drain --all: the supervisor still runs after %d s", timeout_s);
+	return 1;
 }
 
 /*
@@ -484,7 +559,7 @@ main(int argc, char **argv)
 	};
 	const char *config = NULL, *cmd, *token_file = NULL;
 	char path[600];
-	bool json = false, wait = false;
+	bool json = false, wait = false, all = false;
 	int c;
 
 	while ((c = getopt_long(argc, argv, "+s:c:jh", longopts, NULL)) != -1) {
@@ -509,6 +584,8 @@ main(int argc, char **argv)
 			json = true;
 		else if (strcmp(argv[optind], "--wait") == 0)
 			wait = true;
+		else if (strcmp(argv[optind], "--all") == 0)
+			all = true;
 		else
 			break;
 	}
@@ -554,7 +631,9 @@ main(int argc, char **argv)
 		return cmd_functions();
 	if (strcmp(cmd, "deploy") == 0 && optind + 1 == argc)
 		return cmd_deploy(argv[optind], 120);
-	if (strcmp(cmd, "drain") == 0 && optind + 1 == argc) {
+	if (strcmp(cmd, "drain") == 0 && all && optind == argc)
+		return cmd_host_drain(wait, 900);
+	if (strcmp(cmd, "drain") == 0 && !all && optind + 1 == argc) {
 		const char *name = argv[optind];
 
 		/* Function names are plain ([A-Za-z0-9_-]); anything else cannot exist. */

@@ -4,11 +4,11 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand ws fetch sse durable routed" (the
-#        default: all of them) selects phases by name: wrk = 1 and 2, tasks = 3,
+#        PHASES="wrk tasks startup reload500 ondemand ws fetch sse durable routed fleet"
+#        (the default: all of them) selects phases by name: wrk = 1 and 2, tasks = 3,
 #        startup = 4 and 5, reload500 = 6, ondemand = 7, ws = 8, fetch = 9, sse = 10,
-#        durable = 11, routed = 12; FETCH_N=20000 FETCH_C=32 (phase 9); SSE_N=10000
-#        SSE_MS=5000 (phase 10); DURABLE_N=20000 (phase 11);
+#        durable = 11, routed = 12, fleet = 13; FETCH_N=20000 FETCH_C=32 (phase 9);
+#        SSE_N=10000 SSE_MS=5000 (phase 10); DURABLE_N=20000 (phase 11);
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk, routed)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -61,7 +61,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand ws fetch sse durable routed"
+all_phases="wrk tasks startup reload500 ondemand ws fetch sse durable routed fleet"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -1008,6 +1008,38 @@ if want routed; then
 		read -r omin o omax <<<"$(stats "$t" run 7)"
 		fig "${t}_errors" count "$o" - - "=0" "$(meets "$omax" '<=' 0)" "$omin" "$omax"
 	done
+fi
+
+# ---- 13. a fleet behind HAProxy (tests/integration/test_haproxy.py) ---------------------
+# The test's scenario, run as it is (at most 3 rounds: about 17 s each): three hosts
+# behind HAProxy (checks every 100 ms, fall 2), a rolling deploy of all three under
+# wrk (fleet_deploy_s, and the req/s through HAProxy meanwhile), then one host
+# SIGKILLed: the requests that failed (the test holds them to those on the host: the
+# 8 wrk can have in flight plus those HAProxy sent it while it died) and the time
+# until HAProxy had it DOWN, judged against one check period after fall x inter
+# (fleet_down_ms <= (2 + 1) x 100 ms + timeout check 500 ms).
+if want fleet; then
+	echo "== fleet: rolling deploy of 3 hosts behind HAProxy under wrk, then one host SIGKILLed"
+	fleetf="$tmp/fleetrounds"
+	: >"$fleetf"
+	for round in $(seq $((rounds < 3 ? rounds : 3))); do
+		out=$(TMPDIR="$tmp" EDGEVISOR_BUILD="$build" python3 "$top/tests/integration/test_haproxy.py" 2>&1) ||
+			die "the fleet scenario failed: $(echo "$out" | tail -n 20)"
+		dep=$(echo "$out" | sed -n 's/^# rolling deploy of 3 hosts: \([0-9.]*\) s, [0-9]* requests through HAProxy (\([0-9]*\)\/s).*/\1 \2/p')
+		kil=$(echo "$out" | sed -n 's/^# SIGKILL of one host: \([0-9]*\) failed .* DOWN after \([0-9]*\) ms.*/\1 \2/p')
+		[ -n "$dep" ] && [ -n "$kil" ] || die "the fleet scenario printed no figures: $(echo "$out" | tail -n 5)"
+		echo "$round $dep $kil" >>"$fleetf"
+		read -r ds drps kf kd <<<"$dep $kil"
+		echo "  round $round: deploy $ds s at $drps req/s, 0 errors; kill: $kf failed, DOWN after $kd ms"
+	done
+	read -r dmin d dmax <<<"$(col_stats "$fleetf" 2)"
+	read -r rmin r rmax <<<"$(col_stats "$fleetf" 3)"
+	read -r fmin f fmax <<<"$(col_stats "$fleetf" 4)"
+	read -r kmin k kmax <<<"$(col_stats "$fleetf" 5)"
+	fig fleet_deploy_s s "$d" - - - - "$dmin" "$dmax"
+	fig fleet_deploy_rps req/s "$r" - - - - "$rmin" "$rmax"
+	fig fleet_kill_failed count "$f" - - - - "$fmin" "$fmax"
+	fig fleet_down_ms ms "$kmax" - - "<=800ms" "$(meets "$kmax" '<=' 800)" "$kmin" "$kmax"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

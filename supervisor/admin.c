@@ -458,6 +458,18 @@ worker_json(const struct worker *w, uint64_t now)
 	return o;
 }
 
+/* What /health says: starting (no generation ready yet), serving, draining (a host
+ * drain's window: still serving, the balancer should move away), stopping. */
+static const char *
+health_state(void)
+{
+	if (sv.stopping)
+		return "stopping";
+	if (sv.host_draining)
+		return "draining";
+	return sv.ready_gen == 0 ? "starting" : "serving";
+}
+
 static json_t *
 status_json(void)
 {
@@ -495,6 +507,15 @@ status_json(void)
 	        "failed_why", sv.failed_gen ? sv.failed_why : NULL),
 	    "functions", fns,
 	    "workers", workers);
+	/* What /health answers, and a host drain's window still to run. */
+	if (root != NULL) {
+		json_t *svo = json_object_get(root, "supervisor");
+
+		json_object_set_new(svo, "health", json_string(health_state()));
+		json_object_set_new(svo, "health_drain_left_ms", json_integer(
+		    sv.host_draining && sv.host_drain_end_ms > now ?
+		    (json_int_t)(sv.host_drain_end_ms - now) : 0));
+	}
 	return root;
 }
 
@@ -807,6 +828,7 @@ reply_error(struct evhttp_request *req, int code, const char *reason, const char
 
 /* What the endpoint asks the orchestrator for (admin_set_ops); NULL until set. */
 static const struct admin_ops *ops;
+static enum host_drain_result (*host_drain)(uint32_t ms, const char *via);
 
 void
 admin_set_ops(const struct admin_ops *o)
@@ -818,6 +840,12 @@ static void
 stop_cb(evutil_socket_t fd, short what, void *arg)
 {
 	ops->stop(false);
+}
+
+void
+admin_set_host_drain(enum host_drain_result (*begin)(uint32_t ms, const char *via))
+{
+	host_drain = begin;
 }
 
 /* The stop reply is out: now stop (a client gone early is covered by the timer). */
@@ -857,8 +885,9 @@ do_reload(struct evhttp_request *req)
 	char err[1024];
 	int r;
 
-	if (sv.stopping) {
-		reply_error(req, 409, "Conflict", "the supervisor is stopping");
+	if (sv.stopping || sv.host_draining) {
+		reply_error(req, 409, "Conflict", sv.stopping ? "the supervisor is stopping" :
+		    "the host is draining");
 		return;
 	}
 	r = ops->reload(plan_seen, &answer, err, sizeof(err));
@@ -884,8 +913,9 @@ do_drain(struct evhttp_request *req, const char *enc)
 		evhttp_send_error(req, 500, NULL);
 		return;
 	}
-	if (sv.stopping)
-		reply_error(req, 409, "Conflict", "the supervisor is stopping");
+	if (sv.stopping || sv.host_draining)
+		reply_error(req, 409, "Conflict", sv.stopping ? "the supervisor is stopping" :
+		    "the host is draining");
 	else if (*name == '\0' || ops->drain(name) < 0)
 		reply_error(req, 404, "Not Found", "no such function");
 	else
@@ -904,12 +934,32 @@ do_stop(struct evhttp_request *req)
 	reply_json(req, 202, "Accepted", json_pack("{s:s}", "result", "stopping"));
 }
 
-/* 200 while serving; 503 before the first generation is ready and once stopping. */
+/*
+ * The host drain: 202 at once, also when one is under way already (a preStop hook or
+ * a deploy script may ask twice), saying the phase and the window still to run.
+ */
+static void
+do_host_drain(struct evhttp_request *req)
+{
+	uint32_t ms = sv.conf != NULL ? sv.conf->health_drain_ms : 0;
+	uint64_t now = clock_ms();
+	enum host_drain_result r = host_drain(ms, "admin");
+
+	reply_json(req, 202, "Accepted", json_pack("{s:s,s:b,s:I,s:I,s:I}",
+	    "result", sv.host_draining ? "draining" : "stopping",
+	    "already", r != HD_BEGUN,
+	    "health_drain_ms", (json_int_t)ms,
+	    "health_drain_left_ms", (json_int_t)(sv.host_draining && sv.host_drain_end_ms > now ?
+	        sv.host_drain_end_ms - now : 0),
+	    "pid", (json_int_t)getpid()));
+}
+
+/* 200 while serving; 503 before the first generation is ready, during a host drain
+ * and once stopping. */
 static void
 do_health(struct evhttp_request *req)
 {
-	const char *state = sv.stopping ? "stopping" : sv.ready_gen == 0 ? "starting" :
-	    "serving";
+	const char *state = health_state();
 	bool up = strcmp(state, "serving") == 0;
 
 	reply_json(req, up ? 200 : 503, up ? "OK" : "Service Unavailable",
@@ -968,7 +1018,7 @@ request_cb(struct evhttp_request *req, void *arg)
 		}
 		allow = "GET, HEAD";
 	} else if (strcmp(path, "/reload") == 0 || strcmp(path, "/stop") == 0 ||
-	    strncmp(path, "/drain/", 7) == 0) {
+	    strcmp(path, "/drain") == 0 || strncmp(path, "/drain/", 7) == 0) {
 		if (post) {
 			log_info("admin_request", "method=POST path=%s via=%s", log_qv(path),
 			    admin_path[0] ? "unix" : "tcp");
@@ -976,6 +1026,8 @@ request_cb(struct evhttp_request *req, void *arg)
 				do_reload(req);
 			else if (path[1] == 's')
 				do_stop(req);
+			else if (path[6] == '\0')
+				do_host_drain(req);
 			else
 				do_drain(req, path + 7);
 			return;
@@ -989,7 +1041,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	}
 	reply_error(req, 404, "Not Found",
 	    "no such endpoint (GET /status, GET /metrics, GET /health, POST /reload, "
-	    "POST /drain/NAME, POST /stop)");
+	    "POST /drain, POST /drain/NAME, POST /stop)");
 }
 
 /* ---- listening ------------------------------------------------------------------ */

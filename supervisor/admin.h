@@ -5,7 +5,8 @@
  *   GET  /health          200 {"status":"serving"}, 503 when starting or stopping
  *   POST /reload          same as SIGHUP
  *   POST /drain/<name>    replace every worker of one function
- *   POST /stop            same as SIGTERM (graceful)
+ *   POST /drain           host drain: /health 503 for health_drain_ms, then stop
+ *   POST /stop            graceful stop now
  * edgevisorctl (ctl/main.c) is its client. Over TCP only /metrics and /health are
  * open; the rest needs the admin_token_file's bearer token (admin_auth.h). The
  * "metrics" listener serves /metrics and /health and nothing else.
@@ -15,6 +16,9 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
+
+#include "host_drain.h"
 
 struct reload;
 
@@ -31,6 +35,10 @@ struct admin_ops {
 
 /* Sets the commands; before admin_start. */
 void admin_set_ops(const struct admin_ops *ops);
+/* Sets what POST /drain calls (host_drain_begin, given by main.c: the host drain sits
+ * above the orchestrator, so orch.c's ops cannot name it). Returns an enum
+ * host_drain_result. */
+void admin_set_host_drain(enum host_drain_result (*begin)(uint32_t ms, const char *via));
 
 /*
  * Serves CONF's endpoints on sv.base with its admin token. "admin" is "unix:/path"

@@ -77,7 +77,7 @@ static const char *const log_level_names[] = { "error", "warn", "info", "debug" 
 static const char *const top_keys[] = {
 	"admin", "admin_token_file", "metrics", "cgroup_parent", "cgroups", "log_level",
 	"log_file", "library_check_timeout_ms", "functions", "include", "dynamic_users",
-	"state_directory", "listeners", NULL
+	"state_directory", "listeners", "health_drain_ms", "sigterm_health_drain", NULL
 };
 static const char *const listener_keys[] = {
 	"listen", "routes", "head_timeout_ms", "max_header_bytes", NULL
@@ -394,6 +394,24 @@ get_uint(struct loader *ld, json_t *obj, const char *key, uint32_t min, uint32_t
 		    min, max);
 	else
 		*out = (uint32_t)n;
+	pop(ld);
+	return rc;
+}
+
+/* Reads boolean KEY of OBJ into *OUT if present. */
+static int
+get_bool(struct loader *ld, json_t *obj, const char *key, bool *out)
+{
+	json_t *v = json_object_get(obj, key);
+	int rc = 0;
+
+	if (v == NULL)
+		return 0;
+	push_key(ld, key);
+	if (!json_is_boolean(v))
+		rc = conf_error(ld, LOC_VALUE, "must be true or false");
+	else
+		*out = json_is_true(v);
 	pop(ld);
 	return rc;
 }
@@ -1389,7 +1407,10 @@ load_root(struct loader *ld, struct sv_conf *conf, json_t *root)
 	    &level) < 0 ||
 	    get_string(ld, root, "log_file", 1, &conf->log_file) < 0 ||
 	    get_uint(ld, root, "library_check_timeout_ms", 100, 600000,
-	    &conf->check_timeout_ms) < 0)
+	    &conf->check_timeout_ms) < 0 ||
+	    get_uint(ld, root, "health_drain_ms", 0, HEALTH_DRAIN_MAX_MS,
+	    &conf->health_drain_ms) < 0 ||
+	    get_bool(ld, root, "sigterm_health_drain", &conf->sigterm_health_drain) < 0)
 		return -1;
 	conf->cgroups = (enum cg_mode)mode;
 	if ((conf->log_level = strdup(log_level_names[level])) == NULL)
@@ -1458,6 +1479,7 @@ config_load(const char *path, char *err, size_t errlen)
 		goto fail;
 	TAILQ_INIT(&conf->functions);
 	conf->check_timeout_ms = 5000;
+	conf->sigterm_health_drain = true;
 	if ((conf->path = strdup(path)) == NULL ||
 	    (conf->admin = strdup(EV_ADMIN_DEFAULT)) == NULL ||
 	    (conf->cgroup_parent = strdup("edgevisor")) == NULL ||

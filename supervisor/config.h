@@ -17,6 +17,9 @@
 #include "seccomp_profile.h"
 #include <sys/types.h>
 
+/* The longest health_drain_ms: a load balancer moves away within seconds. */
+#define HEALTH_DRAIN_MAX_MS 300000
+
 enum fn_policy { POLICY_PER_WORKER = 0, POLICY_PER_REQUEST, POLICY_ONESHOT };
 enum cg_mode { CG_MODE_AUTO = 0, CG_MODE_REQUIRED, CG_MODE_OFF };
 
@@ -113,6 +116,10 @@ struct sv_conf {
 	char *log_level;              /* "info" ... */
 	char *log_file;               /* NULL = stderr */
 	uint32_t check_timeout_ms;    /* library_check_timeout_ms: a library check's time */
+	/* A host drain (host_drain.h): /health answers 503 "draining" this long while
+	 * traffic is still served, then the workers drain. 0 = drain at once. */
+	uint32_t health_drain_ms;
+	bool sigterm_health_drain;    /* SIGTERM begins with that window (default true) */
 	char *state_directory;        /* the dynamic-users record lives here */
 	uint32_t dyn_first, dyn_last; /* "dynamic_users" range (identity.h) */
 	size_t nfunctions;

@@ -3,7 +3,9 @@
  * function, and turns signals into start, reload and stop. Everything runs on one
  * libevent loop; signal callbacks run inside it, never in signal context.
  *
- *   SIGTERM          graceful stop: stop accepting, drain every worker, exit 0
+ *   SIGTERM          graceful stop: stop accepting, drain every worker, exit 0;
+ *                    with health_drain_ms, first /health 503 for that long while
+ *                    serving on (host_drain.h)
  *   SIGINT, SIGQUIT  fast stop: SIGTERM (beforeunload) to every worker, then exit
  *   SIGHUP           reload: validate the new file, check and start what changed,
  *                    and once that is ready move connections to it (orch.c)
@@ -32,6 +34,7 @@
 #include "cgroup.h"
 #include "check.h"
 #include "dispatch.h"
+#include "host_drain.h"
 #include "identity.h"
 #include "notify.h"
 #include "orch.h"
@@ -86,15 +89,18 @@ signal_cb(evutil_socket_t sig, short what, void *arg)
 {
 	switch (sig) {
 	case SIGTERM:
-		/* A second SIGTERM during a graceful stop means: now. */
-		orch_stop(sv.stopping);
+		host_drain_sigterm();
 		break;
 	case SIGINT:
 	case SIGQUIT:
 		orch_stop(true);
 		break;
 	case SIGHUP:
-		orch_reload_file();
+		/* The host is on its way out: what a reload would start would only drain. */
+		if (sv.host_draining)
+			log_info("reload_refused", "why=host_draining");
+		else
+			orch_reload_file();
 		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)
@@ -241,6 +247,7 @@ main(int argc, char **argv)
 		log_error("listen_failed", "msg=%s", log_qv(err));
 		goto out;
 	}
+	admin_set_host_drain(host_drain_begin);
 	if (admin_start(conf, err, sizeof(err)) < 0) {
 		log_error("admin_failed", "msg=%s", log_qv(err));
 		goto out;
@@ -264,6 +271,7 @@ main(int argc, char **argv)
 	rc = sv.exit_code;
 out:
 	admin_stop();
+	host_drain_shutdown();
 	if (orch)
 		orch_shutdown();    /* closes listeners, frees what it was given */
 	cg_shutdown();

@@ -19,6 +19,10 @@ struct sv {
 	uint32_t gen;               /* the newest generation started */
 	uint32_t ready_gen;         /* the newest generation that was all ready */
 	bool stopping;
+	/* A host drain's window (host_drain.h): /health says "draining" while traffic is
+	 * still served, until host_drain_end_ms (clock_ms); then a graceful stop. */
+	bool host_draining;
+	uint64_t host_drain_end_ms;
 	bool fast;
 	uint64_t started_ms;
 	int exit_code;

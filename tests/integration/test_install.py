@@ -57,7 +57,8 @@ def install_layout_honours_prefix_and_destdir():
                       ("libexec/edgevisor/edgevisor-worker", 0o755),
                       ("include/edgevisor.h", 0o644), ("lib/pkgconfig/edgevisor.pc", None),
                       ("share/edgevisor/supervisor.conf.example", 0o644),
-                      ("share/edgevisor/edgevisor.service", 0o644)):
+                      ("share/edgevisor/edgevisor.service", 0o644),
+                      ("share/edgevisor/rolling-deploy.sh", 0o755)):
         p = os.path.join(pre, rel)
         check(os.path.isfile(p), "%s not installed (DESTDIR %s)" % (rel, dest))
         if mode is not None:
