@@ -1223,24 +1223,6 @@ load_metrics(struct loader *ld, struct sv_conf *conf, json_t *root)
 	return rc;
 }
 
-/* Reads boolean KEY of OBJ into *OUT if present. */
-static int
-get_bool(struct loader *ld, json_t *obj, const char *key, bool *out)
-{
-	json_t *v = json_object_get(obj, key);
-	int rc = 0;
-
-	if (v == NULL)
-		return 0;
-	push_key(ld, key);
-	if (!json_is_boolean(v))
-		rc = conf_error(ld, LOC_VALUE, "must be true or false");
-	else
-		*out = json_is_true(v);
-	pop(ld);
-	return rc;
-}
-
 /* Optional string KEY of OBJ into BUF (absent: ""). */
 static int
 get_short(struct loader *ld, json_t *obj, const char *key, const char **out)
