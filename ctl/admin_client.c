@@ -206,3 +206,20 @@ admin_get_status(void)
 		ctl_fail("%s: bad JSON in /status: %s", addr, je.text);
 	return o;
 }
+
+bool
+admin_reachable(void)
+{
+	int fd = net_connect(&admin, io_timeout_s);
+
+	if (fd < 0)
+		return false;
+	close(fd);
+	return true;
+}
+
+bool
+admin_is_unix(void)
+{
+	return admin.kind == NET_UNIX;
+}

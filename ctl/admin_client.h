@@ -35,6 +35,10 @@ void admin_fail_reply(const char *what, const struct reply *r);
 
 /* One request; R gets the reply (R->body to free, also when the code is not 2xx). */
 int admin_http(const char *method, const char *path, struct reply *r);
+/* Whether the admin endpoint takes a connection now (closed again at once). */
+bool admin_reachable(void);
+/* Whether the admin endpoint is a unix socket (so the supervisor is on this host). */
+bool admin_is_unix(void);
 /* GET /status as JSON (the caller decrefs), or NULL (said). */
 json_t *admin_get_status(void);
 

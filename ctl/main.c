@@ -13,6 +13,7 @@
  * The requests go through admin_client.c (one blocking request per call); `top` is
  * top.c.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -289,10 +290,10 @@ cmd_host_drain(bool wait, int timeout_s)
 	json_t *o;
 	pid_t pid;
 
-	if (http("POST", "/drain", &r) < 0)
+	if (admin_http("POST", "/drain", &r) < 0)
 		return 1;
 	if (r.code / 100 != 2) {
-		fail_reply("drain --all", &r);
+		admin_fail_reply("drain --all", &r);
 		free(r.body);
 		return 1;
 	}
@@ -309,17 +310,15 @@ cmd_host_drain(bool wait, int timeout_s)
 	if (!wait)
 		return 0;
 	while (time(NULL) < end) {
-		int fd = net_connect(&admin, IO_TIMEOUT_S);
-
-		if (fd >= 0)
-			close(fd);
-		else if (admin.kind != NET_UNIX || pid <= 0 || pid_gone(pid)) {
+		if (admin_reachable())
+			;
+		else if (!admin_is_unix() || pid <= 0 || pid_gone(pid)) {
 			printf("drain --all: the supervisor has exited\n");
 			return 0;
 		}
 		nanosleep(&nap, NULL);
 	}
-	fail("drain --all: the supervisor still runs after %d s", timeout_s);
+	ctl_fail("drain --all: the supervisor still runs after %d s", timeout_s);
 	return 1;
 }
 
