@@ -6,6 +6,14 @@
  *
  * Listeners outlive config generations: a reload keeps the socket of an address that
  * stays, so no connection is refused while pools are swapped.
+ *
+ * Admission: dispatch_to_pool() is the one way a new connection reaches a pool. With
+ * max_concurrency set, a connection past the cap waits in the pool's held array
+ * (the cold-start queue, in order) or hears 503 + Retry-After at once when
+ * max_queued already wait. In flight = handed over and not yet closed by the worker
+ * (pool_in_flight, from the scoreboards), so no message per request: the closes are
+ * seen by polling the boards every ADMIT_TICK_US while anyone waits, and each tick
+ * serves the waiting functions round-robin, ADMIT_QUANTUM each per round.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +35,17 @@
 #define ACCEPT_BURST 64
 #define LISTEN_BACKLOG 4096
 #define DEFER_ACCEPT_S 1	/* a silent connection is accepted after about this */
+#define ADMIT_TICK_US 1000	/* waiters see a freed slot within about this */
+#define ADMIT_QUANTUM 16	/* per waiting function per round of a tick */
+#define ADMIT_BUDGET 256	/* per tick across functions: bounds a tick's time */
+/*
+ * Refusals after which a function's own listener pauses for REFUSED_PAUSE_US: each
+ * 503 costs the loop a few syscalls (and loopback's delivery), so a tenant flooding
+ * past its bound would otherwise take the supervisor's whole core from the others.
+ * Paced, its excess waits in its listener's backlog for a moment, then hears 503.
+ */
+#define REFUSED_BURST 8
+#define REFUSED_PAUSE_US 1000
 
 struct listener {
 	TAILQ_ENTRY(listener) l_entry;
@@ -46,10 +65,15 @@ struct listener {
 static TAILQ_HEAD(, listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static struct event_base *dispatch_base;
 static struct event *expire_ev;      /* held connections' deadline sweep */
+static struct event *admit_ev;       /* admission waiters: freed slots, deadlines */
 
 static const char busy_response[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
     "Content-Length: 20\r\nConnection: close\r\n\r\nno worker available\n";
+
+static const char overload_response[] =
+    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
+    "Retry-After: 1\r\nContent-Length: 11\r\nConnection: close\r\n\r\noverloaded\n";
 
 static void accept_cb(evutil_socket_t fd, short what, void *arg);
 static void resume_cb(evutil_socket_t fd, short what, void *arg);
@@ -62,13 +86,100 @@ reject(int fd)
 	close(fd);
 }
 
+/*
+ * Past the function's admission bound (queue full, or waited queue_timeout_ms). Its
+ * request head is usually here already (TCP_DEFER_ACCEPT): what has arrived is read
+ * first, without blocking and bounded, so that close() ends with a FIN after the
+ * answer rather than a reset that may destroy it in the client's buffer.
+ */
+static void
+reject_overload(struct pool *p, int fd)
+{
+	struct fn_totals *t = p->p_totals;
+	char buf[4096];
+	uint64_t now;
+
+	for (int i = 0; i < 4 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
+		;
+	(void)!send(fd, overload_response, sizeof(overload_response) - 1,
+	    MSG_DONTWAIT | MSG_NOSIGNAL);
+	close(fd);
+	t->rejected_overload++;
+	/* One line a second per function at most: a flood must not become a log flood. */
+	now = clock_ms();
+	if (now - t->overload_log_ms >= 1000) {
+		log_warn("admission_overload", "fn=%s rejected=%llu total=%llu in_flight=%llu "
+		    "max_concurrency=%u", p->p_conf->name,
+		    (unsigned long long)(t->rejected_overload - t->overload_logged),
+		    (unsigned long long)t->rejected_overload,
+		    (unsigned long long)pool_in_flight(p), p->p_conf->max_concurrency);
+		t->overload_log_ms = now;
+		t->overload_logged = t->rejected_overload;
+	}
+}
+
 static void expire_cb(evutil_socket_t fd, short what, void *arg);
+static void admit_cb(evutil_socket_t fd, short what, void *arg);
 
 void
 dispatch_init(struct event_base *base)
 {
 	dispatch_base = base;
 	expire_ev = evtimer_new(base, expire_cb, NULL);
+	admit_ev = evtimer_new(base, admit_cb, NULL);
+}
+
+static void
+arm_admit(void)
+{
+	static const struct timeval tick = { 0, ADMIT_TICK_US };
+
+	if (admit_ev != NULL && !evtimer_pending(admit_ev, NULL))
+		evtimer_add(admit_ev, &tick);
+}
+
+/* P has (or may have) admission waiters: the tick serves it. */
+static void
+wait_add(struct pool *p)
+{
+	if (!p->p_waiting) {
+		TAILQ_INSERT_TAIL(&pools_waiting, p, p_wait_entry);
+		p->p_waiting = true;
+	}
+	arm_admit();
+}
+
+static void
+wait_del(struct pool *p)
+{
+	if (p->p_waiting) {
+		TAILQ_REMOVE(&pools_waiting, p, p_wait_entry);
+		p->p_waiting = false;
+	}
+}
+
+/* Takes P's held connections out into HELD (in order); returns how many. */
+static unsigned
+take_pending(struct pool *p, struct held_conn *held)
+{
+	unsigned n = p->p_npending;
+
+	/* The array is freed once empty (NULL): memcpy from NULL is undefined, even for 0. */
+	if (n > 0)
+		memcpy(held, p->p_pending, n * sizeof(held[0]));
+	p->p_npending = 0;
+	p->p_nadmit = 0;
+	return n;
+}
+
+/* A held connection went to a worker after waiting since SINCE: which wait it was. */
+static void
+count_wait(struct pool *p, const struct held_conn *h, uint64_t now)
+{
+	if (h->admit)
+		totals_queue_wait(p->p_totals, now - h->since_ms);
+	else
+		totals_cold_start(p->p_totals, now - h->since_ms);
 }
 
 /* Someone is held: make sure the sweep runs. */
@@ -259,6 +370,33 @@ assign(struct pool *p, int fd)
 	assign_at(p, fd, clock_ms());
 }
 
+/*
+ * The admission gate in front of assign_at. FRESH: a connection not held before,
+ * which queues behind any that wait (order); a held one being handed on is not.
+ */
+static enum placed
+admit(struct pool *p, int fd, uint64_t since, bool fresh)
+{
+	uint32_t cap;
+
+	if (p == NULL || (cap = p->p_conf->max_concurrency) == 0)
+		return assign_at(p, fd, since);
+	if (!(fresh && p->p_nadmit > 0) && pool_in_flight(p) < cap)
+		return assign_at(p, fd, since);
+	if (p->p_nadmit < p->p_conf->max_queued && pool_hold_admit(p, fd, since) == 0) {
+		wait_add(p);
+		return HELD;
+	}
+	reject_overload(p, fd);
+	return REJECTED;
+}
+
+int
+dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms)
+{
+	return admit(p, fd, since_ms, true) == REJECTED ? -1 : 0;
+}
+
 /* Flushes every batch; a failed one moves its fds to others, so go until none is left
  * (each failure takes a worker out of the round: this ends). */
 static void
@@ -279,6 +417,14 @@ flush_pool(struct pool *p)
 }
 
 void
+dispatch_round_end(struct pool *p)
+{
+	if (p != NULL)
+		flush_pool(p);
+	close_sent();
+}
+
+void
 dispatch_reject_pending(struct pool *p)
 {
 	for (unsigned i = 0; i < p->p_npending; i++)
@@ -286,23 +432,22 @@ dispatch_reject_pending(struct pool *p)
 	if (p->p_npending)
 		log_warn("pending_rejected", "fn=%s count=%u", p->p_conf->name, p->p_npending);
 	p->p_npending = 0;
+	p->p_nadmit = 0;
+	wait_del(p);
 	pool_hold_done(p);
 }
 
 void
 dispatch_flush_pending(struct pool *p)
 {
-	unsigned n = p->p_npending, i;
 	struct held_conn held[POOL_PENDING_MAX];
+	unsigned n = take_pending(p, held), i;
 	uint64_t now = clock_ms();
 
-	/* The array is freed once empty (NULL): memcpy from NULL is undefined, even for 0. */
-	if (n > 0)
-		memcpy(held, p->p_pending, n * sizeof(held[0]));
-	p->p_npending = 0;
+	/* In order, through the gate: past the cap the rest wait again, in order. */
 	for (i = 0; i < n; i++)
-		if (assign_at(p, held[i].fd, held[i].since_ms) == SENT)
-			totals_cold_start(p->p_totals, now - held[i].since_ms);
+		if (admit(p, held[i].fd, held[i].since_ms, false) == SENT)
+			count_wait(p, &held[i], now);
 	pool_hold_done(p);
 	flush_pool(p);
 	close_sent();
@@ -311,18 +456,120 @@ dispatch_flush_pending(struct pool *p)
 void
 dispatch_move_pending(struct pool *from, struct pool *to)
 {
-	unsigned n = from->p_npending;
 	struct held_conn held[POOL_PENDING_MAX];
+	unsigned n = take_pending(from, held);
 
-	if (n == 0)
-		return;
-	memcpy(held, from->p_pending, n * sizeof(held[0]));
-	from->p_npending = 0;
+	wait_del(from);
 	pool_hold_done(from);
+	/* Behind the ones TO holds already: they were there first. */
 	for (unsigned i = 0; i < n; i++)
-		assign_at(to, held[i].fd, held[i].since_ms);
+		admit(to, held[i].fd, held[i].since_ms, true);
 	flush_pool(to);
 	close_sent();
+}
+
+/*
+ * Hands up to MAX of P's held connections, from the head, to its workers while it
+ * is below its cap; the others are held again in the same order. Returns how many
+ * went.
+ */
+static unsigned
+admit_head(struct pool *p, unsigned max, uint64_t now)
+{
+	struct held_conn held[POOL_PENDING_MAX];
+	uint32_t cap = p->p_conf->max_concurrency;
+	uint64_t in_flight, room = max;
+	unsigned n, i, sent = 0;
+
+	if (p->p_retiring || p->p_npending == 0 || pick(p) == NULL)
+		return 0;       /* the ready worker's event (dispatch_flush_pending) serves them */
+	if (cap != 0) {
+		if ((in_flight = pool_in_flight(p)) >= cap)
+			return 0;
+		if (cap - in_flight < room)
+			room = cap - in_flight;
+	}
+	n = take_pending(p, held);
+	for (i = 0; i < n; i++) {
+		if (sent < room) {
+			/* Not SENT: held again for a worker, or refused; either way it left. */
+			if (assign_at(p, held[i].fd, held[i].since_ms) == SENT) {
+				count_wait(p, &held[i], now);
+				sent++;
+			}
+			continue;
+		}
+		/* Fits: the array held all N a moment ago and has not been freed. */
+		if (held[i].admit)
+			pool_hold_admit(p, held[i].fd, held[i].since_ms);
+		else
+			pool_hold(p, held[i].fd, held[i].since_ms);
+	}
+	pool_hold_done(p);
+	return sent;
+}
+
+/* P's admission waiters past queue_timeout_ms hear 503 + Retry-After. */
+static void
+expire_admit(struct pool *p, uint64_t now)
+{
+	uint32_t wait_ms = p->p_conf->queue_timeout_ms;
+	unsigned keep = 0, gone = 0;
+
+	for (unsigned i = 0; i < p->p_npending; i++) {
+		const struct held_conn *h = &p->p_pending[i];
+
+		if (h->admit && now - h->since_ms >= wait_ms) {
+			reject_overload(p, h->fd);
+			gone++;
+		} else {
+			p->p_pending[keep++] = *h;
+		}
+	}
+	p->p_npending = keep;
+	p->p_nadmit -= gone;
+	pool_hold_done(p);
+}
+
+/*
+ * Every tick while connections wait for admission: deadlines first, then the
+ * waiting functions are served round-robin, ADMIT_QUANTUM each per round, until
+ * ADMIT_BUDGET went or nobody could move; the function served first goes to the
+ * back for the next tick. One function's queue never holds up another's.
+ */
+static void
+admit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t now = clock_ms();
+	unsigned budget = ADMIT_BUDGET, n;
+	struct pool *p, *tmp;
+	bool moved = true;
+
+	TAILQ_FOREACH(p, &pools_waiting, p_wait_entry)
+		expire_admit(p, now);
+	while (budget > 0 && moved) {
+		moved = false;
+		TAILQ_FOREACH(p, &pools_waiting, p_wait_entry) {
+			if (p->p_nadmit == 0)
+				continue;
+			n = admit_head(p, budget < ADMIT_QUANTUM ? budget : ADMIT_QUANTUM, now);
+			budget -= n;
+			moved |= n > 0;
+			if (budget == 0)
+				break;
+		}
+	}
+	TAILQ_FOREACH_SAFE(p, &pools_waiting, p_wait_entry, tmp) {
+		flush_pool(p);
+		if (p->p_nadmit == 0)
+			wait_del(p);
+	}
+	close_sent();
+	if ((p = TAILQ_FIRST(&pools_waiting)) != NULL) {
+		TAILQ_REMOVE(&pools_waiting, p, p_wait_entry);
+		TAILQ_INSERT_TAIL(&pools_waiting, p, p_wait_entry);
+		arm_admit();
+	}
 }
 
 /* Held connections past their function's cold_wait_ms hear 503; runs while any wait. */
@@ -338,7 +585,9 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 		unsigned keep = 0, gone = 0;
 
 		for (unsigned i = 0; i < p->p_npending; i++) {
-			if (now - p->p_pending[i].since_ms >= p->p_conf->cold_wait_ms) {
+			/* Admission waiters have their own deadline (admit_cb). */
+			if (!p->p_pending[i].admit &&
+			    now - p->p_pending[i].since_ms >= p->p_conf->cold_wait_ms) {
 				reject(p->p_pending[i].fd);
 				gone++;
 			} else {
@@ -365,6 +614,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct listener *l = arg;
 	struct pool *p = pool_current(l->l_fn, sv.ready_gen);
 	struct worker *w;
+	unsigned refused = 0;
 
 	/* A worker whose queue was full gets another chance each round. */
 	if (p != NULL)
@@ -396,11 +646,18 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			log_info("accept_resumed", "addr=%s pauses=%u", log_qv(l->l_addr), l->l_pauses);
 			l->l_pauses = 0;
 		}
-		assign(p, fd);
+		if (dispatch_to_pool(p, fd, clock_ms()) < 0 && ++refused == REFUSED_BURST) {
+			struct timeval tv = { 0, REFUSED_PAUSE_US };
+
+			event_del(l->l_ev);
+			evtimer_add(l->l_pause_ev, &tv);
+			break;
+		}
 	}
-	if (p != NULL)
-		flush_pool(p);
-	close_sent();
+	/* Waiters first: room this burst left goes to them before the next tick. */
+	if (p != NULL && p->p_nadmit > 0)
+		admit_head(p, ADMIT_QUANTUM, clock_ms());
+	dispatch_round_end(p);
 }
 
 static void
@@ -551,6 +808,10 @@ dispatch_close_all(void)
 	if (expire_ev != NULL) {
 		event_free(expire_ev);
 		expire_ev = NULL;
+	}
+	if (admit_ev != NULL) {
+		event_free(admit_ev);
+		admit_ev = NULL;
 	}
 	struct listener *l;
 

@@ -9,6 +9,7 @@
 #define SV_DISPATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct pool;
@@ -26,6 +27,17 @@ void dispatch_commit(void);
  * function they serve. */
 void dispatch_abort(void);
 void dispatch_close_all(void);
+/*
+ * The one entry a new connection FD (ours until this returns) takes into pool P
+ * (NULL: no pool, it hears 503), accepted at SINCE_MS: the admission gate
+ * (max_concurrency: sent, held in order, or 503 + Retry-After), then the
+ * least-loaded ready worker, or held for a starting one. Hand-offs are batched:
+ * the caller ends its round with dispatch_round_end(P). 0, or -1 when FD was
+ * refused (503, closed): a caller accepting a burst ends it after a few.
+ */
+int dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms);
+/* Sends the batches of the round and closes our copies of what was sent. */
+void dispatch_round_end(struct pool *p);
 /* Hands P's held connections to its ready workers. */
 void dispatch_flush_pending(struct pool *p);
 /* FROM is leaving: its held connections go to TO (held there, or served at once). */
