@@ -4,9 +4,10 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand ws fetch" (the default: all of
-#        them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
-#        reload500 = 6, ondemand = 7, ws = 8, fetch = 9; FETCH_N=20000 FETCH_C=32 (phase 9);
+#        PHASES="wrk tasks startup reload500 ondemand ws fetch admission" (the default:
+#        all of them) selects phases by name: wrk = 1 and 2, tasks = 3, startup = 4 and 5,
+#        reload500 = 6, ondemand = 7, ws = 8, fetch = 9, admission = 10;
+#        FETCH_N=20000 FETCH_C=32 (phase 9);
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -33,6 +34,9 @@
 #      that time itself; plus the start-up of the 500 (launch to `ready`).
 #   8. WebSocket echo (examples/ws_echo.so): messages per second with one python
 #      client keeping 256 messages in flight (scripts/bench_ws.py).
+#  10. admission (scripts/bench_admission.py): the gate's cost on Connection: close
+#      hello when never at its cap, and a tenant's p99 on fresh connections alone and
+#      while another tenant is flooded past its max_concurrency.
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -47,7 +51,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand ws fetch"
+all_phases="wrk tasks startup reload500 ondemand ws fetch admission"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -740,6 +744,18 @@ if want fetch; then
 	fig fetch_rps_loop req/s "$o" - "$(calc "$r" 2)" - - "$omin" "$omax"
 	fig fetch_rps_threads req/s "$t" - - - - "$tmin" "$tmax"
 	stop_pid "$fpid"
+fi
+
+# ---- 10. admission: the gate's cost, a tenant's p99 beside a flooded one ------------------
+# admission_close_rps_gate: Connection: close hello with max_concurrency 100000 (never at
+# the cap) against the same without one, paired per round (ratio ~1); admission_b_p99_*:
+# tenant B on fresh connections alone and while tenant A is flooded past its cap
+# (ratio = median of per-round ratios, <= 2); admission_a_503_per_s: A's refusals.
+if want admission; then
+	[ -e "$build/tests/functions/gate.so" ] || die "$build/tests/functions/gate.so is not built"
+	echo "== admission: the gate's overhead, and B's p99 under A's flood"
+	ROUNDS=$rounds DURATION=$duration python3 "$top/scripts/bench_admission.py" "$build" >>"$figs" ||
+		die "the admission phase could not measure its figures"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
