@@ -178,6 +178,27 @@ def past_max_queued_503_at_once():
               "overload rejections in /metrics")
 
 
+@test
+def queues_are_per_function():
+    """A (cap 1) with 12 waiting 100 ms each, B (cap 1) with one waiting behind a
+    300 ms request: B's waiter starts as soon as B's slot frees, long before A's
+    queue has drained (one global FIFO would put it behind all of A's)."""
+    a = gate_fn("a", max_concurrency=1, max_queued=32, queue_timeout_ms=20000)
+    b = gate_fn("b", max_concurrency=1, max_queued=32, queue_timeout_ms=20000)
+    with h.Supervisor([a, b], name="adm-perfn") as sv:
+        pa, pb = sv.port("a"), sv.port("b")
+        sa = sent_in_order(pa, ["/?ms=100&id=%d" % i for i in range(12)], sv, "a")
+        sb = sent_in_order(pb, ["/?ms=300&id=100", "/?ms=10&id=101"], sv, "b")
+        wait_queued(sv, 1, "b")
+        ra = [parse_gate(finish(s)[2]) for s in sa]
+        rb = [parse_gate(finish(s)[2]) for s in sb]
+        last_a = max(g["begin"] for g in ra)
+        check(rb[0]["end"] <= rb[1]["begin"] < last_a,
+              "B's waiter began %.0f ms after B's slot freed, A's last %.0f ms after"
+              % ((rb[1]["begin"] - rb[0]["end"]) / 1e6, (last_a - rb[0]["end"]) / 1e6))
+        check(max_overlap([(g["begin"], g["end"]) for g in ra]) == 1, "A above its cap")
+
+
 def close_latency(port, duration=1):
     """(p75, p99) of wrk --latency with Connection: close against PORT, in seconds: each
     request is a fresh connection through the supervisor's accept and gate. A clean
