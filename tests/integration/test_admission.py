@@ -70,29 +70,42 @@ def wait_queued(sv, n, name="gate"):
                  "%d connections queued at %s's gate" % (n, name))
 
 
+def seen(sv, name):
+    """Connections of NAME the supervisor has taken so far: in flight, waiting at its
+    gate, or answered (a request answered and not yet closed counts twice for a
+    moment: this only ever runs ahead)."""
+    f = fn_status(status(sv), name)
+    return f["admission"]["in_flight"] + f["admission"]["queued"] + f["totals"]["requests"]
+
+
 def sent_in_order(port, paths, sv=None, name="gate"):
     """Sends each of PATHS on its own connection, one after another; with SV, each
-    is seen by the supervisor (in flight or queued) before the next is sent, so the
-    order they reach its accept is the order here."""
+    is seen by the supervisor before the next is sent. (The listener's accept queue
+    is FIFO and a connection enters it with its request, TCP_DEFER_ACCEPT: the order
+    here is the order of accept; the wait makes that visible.)"""
     socks = []
+    base = seen(sv, name) if sv is not None else 0
     for i, p in enumerate(paths):
         socks.append(send_get(port, p))
         if sv is not None:
-            h.wait_until(lambda: (lambda a: a["in_flight"] + a["queued"])(admission(sv, name))
-                         >= i + 1, 10, "connection %d seen by the supervisor" % i)
+            h.wait_until(lambda: seen(sv, name) >= base + i + 1, 10,
+                         "connection %d seen by the supervisor" % i)
     return socks
 
 
 @test
 def cap_holds_and_waiters_are_served_in_order():
-    """One worker, max_concurrency 2: 8 requests sent one after another, each held a
-    little longer than the one before (so slots free one at a time, never two in one
-    tick); at no instant were more than 2 in the function, 2 were (the cap is what
-    bounded them), and they began in the order they were sent."""
+    """One worker, max_concurrency 2: 8 requests sent one after another; the first two
+    are held 800 ms (so the other 6 are all waiting by then), each held a little
+    longer than the one before (so slots free one at a time, never two in one tick);
+    at no instant were more than 2 in the function, 2 were (the cap is what bounded
+    them), the 6 waited, and they began in the order they were sent."""
     fn = gate_fn(max_concurrency=2, max_queued=16, queue_timeout_ms=10000)
     with h.Supervisor([fn], name="adm-order") as sv:
         port = sv.port("gate")
-        socks = sent_in_order(port, ["/?ms=%d&id=%d" % (100 + 20 * i, i) for i in range(8)], sv)
+        socks = sent_in_order(port, ["/?ms=%d&id=%d" % ((800 if i < 2 else 100) + 20 * i, i)
+                                     for i in range(8)], sv)
+        wait_queued(sv, 6)
         res = [finish(s) for s in socks]
         check(all(r[0] == 200 for r in res), "statuses %r" % [r[0] for r in res])
         got = [parse_gate(r[2]) for r in res]
@@ -104,7 +117,7 @@ def cap_holds_and_waiters_are_served_in_order():
         check(order == list(range(8)), "began in the order %r, sent 0..7" % order)
         a = admission(sv)
         check(a["max_concurrency"] == 2 and a["rejected_overload"] == 0 and
-              a["queue_waits"] >= 5, "admission %r" % a)
+              a["queue_waits"] == 6, "admission %r" % a)
         fams = metrics(sv)
         n = sample(fams, "edgevisor_queue_wait_seconds", function="gate",
                    series="edgevisor_queue_wait_seconds_count")
