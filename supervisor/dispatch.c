@@ -7,13 +7,13 @@
  * Listeners outlive config generations: a reload keeps the socket of an address that
  * stays, so no connection is refused while pools are swapped.
  *
- * Admission: dispatch_to_pool() is the one way a new connection reaches a pool. With
- * max_concurrency set, a connection past the cap waits in the pool's held array
- * (the cold-start queue, in order) or hears 503 + Retry-After at once when
- * max_queued already wait. In flight = handed over and not yet closed by the worker
- * (pool_in_flight, from the scoreboards), so no message per request: the closes are
- * seen by polling the boards every ADMIT_TICK_US while anyone waits, and each tick
- * serves the waiting functions round-robin, ADMIT_QUANTUM each per round.
+ * Admission: dispatch_to_pool() is the one way a new connection reaches a pool, and
+ * it asks admission.c first. With max_concurrency set, a connection past the cap
+ * waits in the pool's held array (the cold-start queue, in order) or hears 503 +
+ * Retry-After at once when max_queued already wait. In flight comes from the
+ * scoreboards (no message per request), so a freed slot is seen by looking at them
+ * every ADMIT_TICK_US while anyone waits; each tick serves the waiting functions
+ * round-robin, ADMIT_QUANTUM each per round.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -27,6 +27,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../common/net.h"
+#include "admission.h"
 #include "dispatch.h"
 #include "evq.h"
 #include "pool.h"
@@ -71,10 +72,6 @@ static const char busy_response[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
     "Content-Length: 20\r\nConnection: close\r\n\r\nno worker available\n";
 
-static const char overload_response[] =
-    "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
-    "Retry-After: 1\r\nContent-Length: 11\r\nConnection: close\r\n\r\noverloaded\n";
-
 static void accept_cb(evutil_socket_t fd, short what, void *arg);
 static void resume_cb(evutil_socket_t fd, short what, void *arg);
 
@@ -84,38 +81,6 @@ reject(int fd)
 {
 	(void)!send(fd, busy_response, sizeof(busy_response) - 1, MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
-}
-
-/*
- * Past the function's admission bound (queue full, or waited queue_timeout_ms). Its
- * request head is usually here already (TCP_DEFER_ACCEPT): what has arrived is read
- * first, without blocking and bounded, so that close() ends with a FIN after the
- * answer rather than a reset that may destroy it in the client's buffer.
- */
-static void
-reject_overload(struct pool *p, int fd)
-{
-	struct fn_totals *t = p->p_totals;
-	char buf[4096];
-	uint64_t now;
-
-	for (int i = 0; i < 4 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
-		;
-	(void)!send(fd, overload_response, sizeof(overload_response) - 1,
-	    MSG_DONTWAIT | MSG_NOSIGNAL);
-	close(fd);
-	t->rejected_overload++;
-	/* One line a second per function at most: a flood must not become a log flood. */
-	now = clock_ms();
-	if (now - t->overload_log_ms >= 1000) {
-		log_warn("admission_overload", "fn=%s rejected=%llu total=%llu in_flight=%llu "
-		    "max_concurrency=%u", p->p_conf->name,
-		    (unsigned long long)(t->rejected_overload - t->overload_logged),
-		    (unsigned long long)t->rejected_overload,
-		    (unsigned long long)pool_in_flight(p), p->p_conf->max_concurrency);
-		t->overload_log_ms = now;
-		t->overload_logged = t->rejected_overload;
-	}
 }
 
 static void expire_cb(evutil_socket_t fd, short what, void *arg);
@@ -370,24 +335,25 @@ assign(struct pool *p, int fd)
 	assign_at(p, fd, clock_ms());
 }
 
-/*
- * The admission gate in front of assign_at. FRESH: a connection not held before,
- * which queues behind any that wait (order); a held one being handed on is not.
- */
+/* The admission gate (admission.c decides) in front of assign_at; FRESH as there. */
 static enum placed
 admit(struct pool *p, int fd, uint64_t since, bool fresh)
 {
-	uint32_t cap;
-
-	if (p == NULL || (cap = p->p_conf->max_concurrency) == 0)
+	if (p == NULL)
 		return assign_at(p, fd, since);
-	if (!(fresh && p->p_nadmit > 0) && pool_in_flight(p) < cap)
+	switch (admission_check(p, fresh)) {
+	case ADMIT_GO:
 		return assign_at(p, fd, since);
-	if (p->p_nadmit < p->p_conf->max_queued && pool_hold_admit(p, fd, since) == 0) {
-		wait_add(p);
-		return HELD;
+	case ADMIT_WAIT:
+		if (pool_hold_admit(p, fd, since) == 0) {
+			wait_add(p);
+			return HELD;
+		}
+		break;          /* the held array is full (cold starts share it): refused */
+	case ADMIT_REFUSE:
+		break;
 	}
-	reject_overload(p, fd);
+	admission_refuse(p, fd);
 	return REJECTED;
 }
 
@@ -477,18 +443,12 @@ static unsigned
 admit_head(struct pool *p, unsigned max, uint64_t now)
 {
 	struct held_conn held[POOL_PENDING_MAX];
-	uint32_t cap = p->p_conf->max_concurrency;
-	uint64_t in_flight, room = max;
-	unsigned n, i, sent = 0;
+	unsigned n, i, sent = 0, room;
 
 	if (p->p_retiring || p->p_npending == 0 || pick(p) == NULL)
 		return 0;       /* the ready worker's event (dispatch_flush_pending) serves them */
-	if (cap != 0) {
-		if ((in_flight = pool_in_flight(p)) >= cap)
-			return 0;
-		if (cap - in_flight < room)
-			room = cap - in_flight;
-	}
+	if ((room = admission_room(p, max)) == 0)
+		return 0;
 	n = take_pending(p, held);
 	for (i = 0; i < n; i++) {
 		if (sent < room) {
@@ -509,28 +469,6 @@ admit_head(struct pool *p, unsigned max, uint64_t now)
 	return sent;
 }
 
-/* P's admission waiters past queue_timeout_ms hear 503 + Retry-After. */
-static void
-expire_admit(struct pool *p, uint64_t now)
-{
-	uint32_t wait_ms = p->p_conf->queue_timeout_ms;
-	unsigned keep = 0, gone = 0;
-
-	for (unsigned i = 0; i < p->p_npending; i++) {
-		const struct held_conn *h = &p->p_pending[i];
-
-		if (h->admit && now - h->since_ms >= wait_ms) {
-			reject_overload(p, h->fd);
-			gone++;
-		} else {
-			p->p_pending[keep++] = *h;
-		}
-	}
-	p->p_npending = keep;
-	p->p_nadmit -= gone;
-	pool_hold_done(p);
-}
-
 /*
  * Every tick while connections wait for admission: deadlines first, then the
  * waiting functions are served round-robin, ADMIT_QUANTUM each per round, until
@@ -546,7 +484,7 @@ admit_cb(evutil_socket_t fd, short what, void *arg)
 	bool moved = true;
 
 	TAILQ_FOREACH(p, &pools_waiting, p_wait_entry)
-		expire_admit(p, now);
+		admission_expire(p, now);
 	while (budget > 0 && moved) {
 		moved = false;
 		TAILQ_FOREACH(p, &pools_waiting, p_wait_entry) {
