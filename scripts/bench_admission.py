@@ -26,6 +26,7 @@ env: ROUNDS (default 5), DURATION (seconds per wrk run, default 4).
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -186,6 +187,7 @@ def main():
             except subprocess.TimeoutExpired:
                 os.killpg(sv.pid, signal.SIGKILL)
                 sv.wait()
+        shutil.rmtree(d, ignore_errors=True)
     # Judged as printed: a ratio shown as 0.97 meets >= 0.97.
     g, br = round(median(gate_r), 2), round(median(b_r), 2)
     fig("admission_close_rps_nocap", "req/s", "%.0f" % median(plain), lo="%.0f" % min(plain),
