@@ -4,11 +4,11 @@
 #
 # Usage: scripts/bench.sh [BUILD_DIR]
 #   env: ROUNDS=5 DURATION=4 THREADS=2 CONNS=64 TASKS=10000
-#        PHASES="wrk tasks startup reload500 ondemand ws fetch sse durable routed fleet"
-#        (the default: all of them) selects phases by name: wrk = 1 and 2, tasks = 3,
-#        startup = 4 and 5, reload500 = 6, ondemand = 7, ws = 8, fetch = 9, sse = 10,
-#        durable = 11, routed = 12, fleet = 13; FETCH_N=20000 FETCH_C=32 (phase 9);
-#        SSE_N=10000 SSE_MS=5000 (phase 10); DURABLE_N=20000 (phase 11);
+#        PHASES="wrk tasks startup reload500 ondemand ws fetch sse durable routed fleet
+#        admission" (the default: all of them) selects phases by name: wrk = 1 and 2,
+#        tasks = 3, startup = 4 and 5, reload500 = 6, ondemand = 7, ws = 8, fetch = 9,
+#        sse = 10, durable = 11, routed = 12, fleet = 13, admission = 14; FETCH_N=20000
+#        FETCH_C=32 (phase 9); SSE_N=10000 SSE_MS=5000 (phase 10); DURABLE_N=20000 (phase 11);
 #        e.g. PHASES=reload500 scripts/bench.sh build (nginx is needed only for wrk, routed)
 # Phases (every server on a free loopback port, in a temp dir, cgroups off):
 #   1. idle memory: USS (smaps_rollup Private_*) of a fresh hello worker and the
@@ -47,6 +47,9 @@
 #  12. routed: a shared listener with 300 routes against the function's own port
 #      (Connection: close, keep-alive), keep-alive alternating two functions, and
 #      nginx with 300 `location` prefixes (see the phase).
+#  14. admission (scripts/bench_admission.py): the gate's cost on Connection: close
+#      hello when never at its cap, and a tenant's p99 on fresh connections alone and
+#      while another tenant is flooded past its max_concurrency.
 # Prints every run, one table (ours, nginx, ratio, target) and one
 # `bench name=... value=... unit=...` line per figure. Exit status 0 even when a
 # target is missed (the table says which): it is a benchmark, not a test. Non-zero
@@ -61,7 +64,7 @@ duration=${DURATION:-4}
 threads=${THREADS:-2}
 conns=${CONNS:-64}
 ntasks=${TASKS:-10000}
-all_phases="wrk tasks startup reload500 ondemand ws fetch sse durable routed fleet"
+all_phases="wrk tasks startup reload500 ondemand ws fetch sse durable routed fleet admission"
 phases=${PHASES:-$all_phases}
 hz=$(getconf CLK_TCK)
 
@@ -1040,6 +1043,18 @@ if want fleet; then
 	fig fleet_deploy_rps req/s "$r" - - - - "$rmin" "$rmax"
 	fig fleet_kill_failed count "$f" - - - - "$fmin" "$fmax"
 	fig fleet_down_ms ms "$kmax" - - "<=800ms" "$(meets "$kmax" '<=' 800)" "$kmin" "$kmax"
+fi
+
+# ---- 14. admission: the gate's cost, a tenant's p99 beside a flooded one ------------------
+# admission_close_rps_gate: Connection: close hello with max_concurrency 100000 (never at
+# the cap) against the same without one, paired per round (ratio ~1); admission_b_p99_*:
+# tenant B on fresh connections alone and while tenant A is flooded past its cap
+# (ratio = median of per-round ratios, <= 2); admission_a_503_per_s: A's refusals.
+if want admission; then
+	[ -e "$build/tests/functions/gate.so" ] || die "$build/tests/functions/gate.so is not built"
+	echo "== admission: the gate's overhead, and B's p99 under A's flood"
+	ROUNDS=$rounds DURATION=$duration python3 "$top/scripts/bench_admission.py" "$build" >>"$figs" ||
+		die "the admission phase could not measure its figures"
 fi
 
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)

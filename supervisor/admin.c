@@ -69,6 +69,9 @@ struct fn_view {
 	uint64_t cold_hist[TOTALS_COLD_BUCKETS + 1];
 	/* Request and task durations: gone workers' (totals) plus live boards. */
 	struct hist req_hist, task_hist;
+	/* Admission: in flight now, waiting at the gate, waits and overload 503s. */
+	uint64_t in_flight, admit_queued, queue_waits, queue_ms_sum, rejected_overload;
+	uint64_t queue_hist[TOTALS_COLD_BUCKETS + 1];
 };
 
 /* One live worker as the admin shows it. */
@@ -169,6 +172,8 @@ view_add_pool(struct fn_view *v, const struct pool *p)
 	if (!p->p_retiring && p->p_gen > v->gen)
 		v->gen = p->p_gen;
 	v->queued += p->p_npending;
+	v->admit_queued += p->p_nadmit;
+	v->in_flight += pool_in_flight(p);
 	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
 		const struct board *b = w->w_board;
 
@@ -254,6 +259,10 @@ collect(size_t *n)
 		memcpy(fv[i].cold_hist, t->cold_hist, sizeof(fv[i].cold_hist));
 		hist_add(&fv[i].req_hist, &t->req_hist);
 		hist_add(&fv[i].task_hist, &t->task_hist);
+		fv[i].queue_waits = t->queue_waits;
+		fv[i].queue_ms_sum = t->queue_ms_sum;
+		fv[i].rejected_overload = t->rejected_overload;
+		memcpy(fv[i].queue_hist, t->queue_hist, sizeof(fv[i].queue_hist));
 	}
 	*n = cnt;
 	return fv;
@@ -368,6 +377,37 @@ durable_json(const struct fn_view *v)
 	    "kinds", kinds);
 }
 
+/* Buckets (ms) of a histogram kept with the cold-start bounds, as a JSON object. */
+static json_t *
+ms_buckets_json(const uint64_t *hist)
+{
+	json_t *o = json_object();
+	char le[16];
+
+	for (unsigned i = 0; o != NULL && i <= TOTALS_COLD_BUCKETS; i++) {
+		if (i < TOTALS_COLD_BUCKETS)
+			snprintf(le, sizeof(le), "%u", totals_cold_bounds[i]);
+		else
+			snprintf(le, sizeof(le), "+Inf");
+		json_object_set_new(o, le, json_integer((json_int_t)hist[i]));
+	}
+	return o;
+}
+
+static json_t *
+admission_json(const struct fn_view *v)
+{
+	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
+	    "max_concurrency", (json_int_t)v->conf->max_concurrency,
+	    "max_queued", (json_int_t)v->conf->max_queued,
+	    "queue_timeout_ms", (json_int_t)v->conf->queue_timeout_ms,
+	    "in_flight", (json_int_t)v->in_flight,
+	    "queued", (json_int_t)v->admit_queued,
+	    "queue_waits", (json_int_t)v->queue_waits,
+	    "rejected_overload", (json_int_t)v->rejected_overload,
+	    "queue_wait_ms_buckets", ms_buckets_json(v->queue_hist));
+}
+
 static json_t *
 function_json(const struct fn_view *v)
 {
@@ -402,6 +442,7 @@ function_json(const struct fn_view *v)
 	json_object_set_new(fn, "latency", latency_json(&v->req_hist));
 	json_object_set_new(fn, "task_latency", latency_json(&v->task_hist));
 	json_object_set_new(fn, "durable", durable_json(v));
+	json_object_set_new(fn, "admission", admission_json(v));
 	json_object_set_new(fn, "totals", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
 	    "requests", (json_int_t)v->requests,
 	    "tasks_started", (json_int_t)v->started,
@@ -743,6 +784,32 @@ metrics_text(struct evbuffer *out)
 		    lesc(fv[i].name, e, sizeof(e)),
 		    (unsigned long long)fv[i].conf->limits.memory_mb * 1024 * 1024);
 	durable_metrics(out, fv, n);
+	fn_samples(out, fv, n, "edgevisor_overload_rejections_total", "counter",
+	    "Connections answered 503 by the admission gate (queue full or queue_timeout_ms).",
+	    offsetof(struct fn_view, rejected_overload));
+	fn_samples(out, fv, n, "edgevisor_in_flight_connections", "gauge",
+	    "Connections handed to the function's workers and not yet closed.",
+	    offsetof(struct fn_view, in_flight));
+	family(out, "edgevisor_queue_wait_seconds", "histogram",
+	    "Accepted to handed over, for connections that waited at the admission gate.");
+	for (size_t i = 0; i < n; i++) {
+		uint64_t cum = 0;
+
+		lesc(fv[i].name, e, sizeof(e));
+		for (unsigned b = 0; b <= TOTALS_COLD_BUCKETS; b++) {
+			cum += fv[i].queue_hist[b];
+			if (b < TOTALS_COLD_BUCKETS)
+				evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_bucket{function=\"%s\",le=\"%g\"} %llu\n",
+				    e, totals_cold_bounds[b] / 1000.0, (unsigned long long)cum);
+			else
+				evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
+				    e, (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_sum{function=\"%s\"} %.3f\n",
+		    e, fv[i].queue_ms_sum / 1000.0);
+		evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_count{function=\"%s\"} %llu\n",
+		    e, (unsigned long long)fv[i].queue_waits);
+	}
 	family(out, "edgevisor_function_failed", "gauge",
 	    "1 when the function's workers keep dying before ready (not respawned until reload).");
 	for (size_t i = 0; i < n; i++)

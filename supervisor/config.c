@@ -89,7 +89,7 @@ static const char *const route_keys[] = {
 static const char *const fn_keys[] = {
 	"name", "library", "listen", "policy", "workers", "min_workers", "max_workers",
 	"scale_target", "scale_idle_ms", "cold_wait_ms", "user", "group", "limits", "seccomp",
-	"durable", NULL
+	"durable", "max_concurrency", "queue_timeout_ms", "max_queued", NULL
 };
 
 /* Every limit: key, field, range and default, so checking them is one loop. */
@@ -931,6 +931,20 @@ load_sizing(struct loader *ld, json_t *fn, struct fn_conf *fc)
 	return 0;
 }
 
+/*
+ * Admission (dispatch.c's gate): at most max_concurrency connections in flight
+ * across the function's workers (0 = no cap); above it up to max_queued wait in the
+ * supervisor, each for at most queue_timeout_ms, and the rest hear 503 at once. The
+ * queue shares the held-connection array of cold starts, so it is bounded by it.
+ */
+static int
+load_admission(struct loader *ld, json_t *fn, struct fn_conf *fc)
+{
+	return get_uint(ld, fn, "max_concurrency", 0, 1000000, &fc->max_concurrency) < 0 ||
+	    get_uint(ld, fn, "queue_timeout_ms", 1, 600000, &fc->queue_timeout_ms) < 0 ||
+	    get_uint(ld, fn, "max_queued", 0, CONF_MAX_QUEUED, &fc->max_queued) < 0 ? -1 : 0;
+}
+
 static int
 load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 {
@@ -951,6 +965,8 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	fc->scale_target = 8;
 	fc->scale_idle_ms = 30000;
 	fc->cold_wait_ms = 10000;
+	fc->queue_timeout_ms = 1000;
+	fc->max_queued = 128;
 	/* Linked at once so config_free owns it on every error path below. */
 	TAILQ_INSERT_TAIL(&conf->functions, fc, entry);
 	conf->nfunctions++;
@@ -979,6 +995,7 @@ load_function(struct loader *ld, struct sv_conf *conf, json_t *fn)
 	    load_listen(ld, fn, fc) < 0 ||
 	    get_enum(ld, fn, "policy", policy_names, NELEM(policy_names), &policy) < 0 ||
 	    load_sizing(ld, fn, fc) < 0 ||
+	    load_admission(ld, fn, fc) < 0 ||
 	    get_string(ld, fn, "user", 1, &fc->user) < 0 ||
 	    get_string(ld, fn, "group", 1, &fc->group) < 0 ||
 	    load_limits(ld, fn, &fc->limits) < 0 ||

@@ -80,6 +80,13 @@ struct fn_conf {
 	uint32_t scale_target;        /* load (connections + tasks) per worker above which it grows */
 	uint32_t scale_idle_ms;       /* a worker above min_workers idle this long is retired */
 	uint32_t cold_wait_ms;        /* a connection waits this long for a starting worker */
+	/* Admission (supervisor-side only, so not in config_fn_same: a change keeps the
+	 * workers): connections in flight across its workers, 0 = no cap; how long and
+	 * how many may wait above it. */
+	uint32_t max_concurrency;
+#define CONF_MAX_QUEUED 1024          /* = POOL_PENDING_MAX, the held array's bound */
+	uint32_t queue_timeout_ms;
+	uint32_t max_queued;
 	char *user;                   /* NULL = do not change */
 	char *group;                  /* NULL = user's primary group */
 	uid_t uid;                    /* resolved at load; (uid_t)-1: unchanged (no user,

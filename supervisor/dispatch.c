@@ -6,6 +6,14 @@
  *
  * Listeners outlive config generations: a reload keeps the socket of an address that
  * stays, so no connection is refused while pools are swapped.
+ *
+ * Admission: dispatch_to_pool() is the one way a new connection reaches a pool, and
+ * it asks admission.c first. With max_concurrency set, a connection past the cap
+ * waits in the pool's held array (the cold-start queue, in order) or hears 503 +
+ * Retry-After at once when max_queued already wait. In flight comes from the
+ * scoreboards (no message per request), so a freed slot is seen by looking at them
+ * every ADMIT_TICK_US while anyone waits; each tick serves the waiting functions
+ * round-robin, ADMIT_QUANTUM each per round.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -19,6 +27,7 @@
 #include "../common/clock.h"
 #include "../common/log.h"
 #include "../common/net.h"
+#include "admission.h"
 #include "dispatch.h"
 #include "evq.h"
 #include "pool.h"
@@ -30,6 +39,17 @@ _Static_assert(sizeof(((struct dispatch_carry *)0)->host) == WIRE_ROUTE_LEN &&
 #define ACCEPT_BURST 64
 #define LISTEN_BACKLOG 4096
 #define DEFER_ACCEPT_S 1	/* a silent connection is accepted after about this */
+#define ADMIT_TICK_US 1000	/* waiters see a freed slot within about this */
+#define ADMIT_QUANTUM 16	/* per waiting function per round of a tick */
+#define ADMIT_BUDGET 256	/* per tick across functions: bounds a tick's time */
+/*
+ * Refusals after which a function's own listener pauses for REFUSED_PAUSE_US: each
+ * 503 costs the loop a few syscalls (and loopback's delivery), so a tenant flooding
+ * past its bound would otherwise take the supervisor's whole core from the others.
+ * Paced, its excess waits in its listener's backlog for a moment, then hears 503.
+ */
+#define REFUSED_BURST 8
+#define REFUSED_PAUSE_US 1000
 
 struct listener {
 	TAILQ_ENTRY(listener) l_entry;
@@ -49,6 +69,7 @@ struct listener {
 static TAILQ_HEAD(, listener) listeners = TAILQ_HEAD_INITIALIZER(listeners);
 static struct event_base *dispatch_base;
 static struct event *expire_ev;      /* held connections' deadline sweep */
+static struct event *admit_ev;       /* admission waiters: freed slots, deadlines */
 
 static const char busy_response[] =
     "HTTP/1.1 503 Service Unavailable\r\nContent-Type: text/plain\r\n"
@@ -67,12 +88,67 @@ reject_carry(int fd, struct dispatch_carry *cy)
 }
 
 static void expire_cb(evutil_socket_t fd, short what, void *arg);
+static void admit_cb(evutil_socket_t fd, short what, void *arg);
 
 void
 dispatch_init(struct event_base *base)
 {
 	dispatch_base = base;
 	expire_ev = evtimer_new(base, expire_cb, NULL);
+	admit_ev = evtimer_new(base, admit_cb, NULL);
+}
+
+static void
+arm_admit(void)
+{
+	static const struct timeval tick = { 0, ADMIT_TICK_US };
+
+	if (admit_ev != NULL && !evtimer_pending(admit_ev, NULL))
+		evtimer_add(admit_ev, &tick);
+}
+
+/* P has (or may have) admission waiters: the tick serves it. */
+static void
+wait_add(struct pool *p)
+{
+	if (!p->p_waiting) {
+		TAILQ_INSERT_TAIL(&pools_waiting, p, p_wait_entry);
+		p->p_waiting = true;
+	}
+	arm_admit();
+}
+
+static void
+wait_del(struct pool *p)
+{
+	if (p->p_waiting) {
+		TAILQ_REMOVE(&pools_waiting, p, p_wait_entry);
+		p->p_waiting = false;
+	}
+}
+
+/* Takes P's held connections out into HELD (in order); returns how many. */
+static unsigned
+take_pending(struct pool *p, struct held_conn *held)
+{
+	unsigned n = p->p_npending;
+
+	/* The array is freed once empty (NULL): memcpy from NULL is undefined, even for 0. */
+	if (n > 0)
+		memcpy(held, p->p_pending, n * sizeof(held[0]));
+	p->p_npending = 0;
+	p->p_nadmit = 0;
+	return n;
+}
+
+/* A held connection went to a worker after waiting since SINCE: which wait it was. */
+static void
+count_wait(struct pool *p, const struct held_conn *h, uint64_t now)
+{
+	if (h->admit)
+		totals_queue_wait(p->p_totals, now - h->since_ms);
+	else
+		totals_cold_start(p->p_totals, now - h->since_ms);
 }
 
 /* Someone is held: make sure the sweep runs. */
@@ -309,19 +385,51 @@ assign(struct pool *p, int fd)
 	assign_at(p, fd, clock_ms(), NULL);
 }
 
-void
-dispatch_to_pool(struct pool *p, int fd, struct dispatch_carry *cy)
+/*
+ * The admission gate (admission.c decides) in front of assign_at; FRESH as there.
+ * FD and CY (a routed connection's extras, or NULL) are placed: sent, held or
+ * refused (closed and freed).
+ */
+static enum placed
+admit(struct pool *p, int fd, uint64_t since, bool fresh, struct dispatch_carry *cy)
+{
+	if (p == NULL)
+		return assign_at(p, fd, since, cy);
+	switch (admission_check(p, fresh)) {
+	case ADMIT_GO:
+		return assign_at(p, fd, since, cy);
+	case ADMIT_WAIT:
+		if (pool_hold_admit(p, fd, since) == 0) {
+			p->p_pending[p->p_npending - 1].carry = cy;
+			wait_add(p);
+			return HELD;
+		}
+		break;          /* the held array is full (cold starts share it): refused */
+	case ADMIT_REFUSE:
+		break;
+	}
+	free(cy);
+	admission_refuse(p, fd);
+	return REJECTED;
+}
+
+int
+dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms, struct dispatch_carry *cy)
 {
 	struct worker *w;
+	enum placed r;
 
+	/* A routed connection comes alone, outside an accept round: its workers get
+	 * another chance, as a round gives them. */
 	if (p != NULL && cy != NULL)
 		TAILQ_FOREACH(w, &p->p_workers, w_entry)
 			w->w_full = false;
-	assign_at(p, fd, clock_ms(), cy);
+	r = admit(p, fd, since_ms, true, cy);
 	/* A per_request worker's batch of one went at once; nothing else is batched for
 	 * a routed connection, but the accept loop's own batches are flushed by it. */
 	if (cy != NULL)
 		close_sent();
+	return r == REJECTED ? -1 : 0;
 }
 
 /* Flushes every batch; a failed one moves its fds to others, so go until none is left
@@ -344,6 +452,14 @@ flush_pool(struct pool *p)
 }
 
 void
+dispatch_round_end(struct pool *p)
+{
+	if (p != NULL)
+		flush_pool(p);
+	close_sent();
+}
+
+void
 dispatch_reject_pending(struct pool *p)
 {
 	for (unsigned i = 0; i < p->p_npending; i++)
@@ -351,23 +467,22 @@ dispatch_reject_pending(struct pool *p)
 	if (p->p_npending)
 		log_warn("pending_rejected", "fn=%s count=%u", p->p_conf->name, p->p_npending);
 	p->p_npending = 0;
+	p->p_nadmit = 0;
+	wait_del(p);
 	pool_hold_done(p);
 }
 
 void
 dispatch_flush_pending(struct pool *p)
 {
-	unsigned n = p->p_npending, i;
 	struct held_conn held[POOL_PENDING_MAX];
+	unsigned n = take_pending(p, held), i;
 	uint64_t now = clock_ms();
 
-	/* The array is freed once empty (NULL): memcpy from NULL is undefined, even for 0. */
-	if (n > 0)
-		memcpy(held, p->p_pending, n * sizeof(held[0]));
-	p->p_npending = 0;
+	/* In order, through the gate: past the cap the rest wait again, in order. */
 	for (i = 0; i < n; i++)
-		if (assign_at(p, held[i].fd, held[i].since_ms, held[i].carry) == SENT)
-			totals_cold_start(p->p_totals, now - held[i].since_ms);
+		if (admit(p, held[i].fd, held[i].since_ms, false, held[i].carry) == SENT)
+			count_wait(p, &held[i], now);
 	pool_hold_done(p);
 	flush_pool(p);
 	close_sent();
@@ -376,18 +491,93 @@ dispatch_flush_pending(struct pool *p)
 void
 dispatch_move_pending(struct pool *from, struct pool *to)
 {
-	unsigned n = from->p_npending;
 	struct held_conn held[POOL_PENDING_MAX];
+	unsigned n = take_pending(from, held);
 
-	if (n == 0)
-		return;
-	memcpy(held, from->p_pending, n * sizeof(held[0]));
-	from->p_npending = 0;
+	wait_del(from);
 	pool_hold_done(from);
+	/* Behind the ones TO holds already: they were there first. */
 	for (unsigned i = 0; i < n; i++)
-		assign_at(to, held[i].fd, held[i].since_ms, held[i].carry);
+		admit(to, held[i].fd, held[i].since_ms, true, held[i].carry);
 	flush_pool(to);
 	close_sent();
+}
+
+/*
+ * Hands up to MAX of P's held connections, from the head, to its workers while it
+ * is below its cap; the others are held again in the same order. Returns how many
+ * went.
+ */
+static unsigned
+admit_head(struct pool *p, unsigned max, uint64_t now)
+{
+	struct held_conn held[POOL_PENDING_MAX];
+	unsigned n, i, sent = 0, room;
+
+	if (p->p_retiring || p->p_npending == 0 || pick(p) == NULL)
+		return 0;       /* the ready worker's event (dispatch_flush_pending) serves them */
+	if ((room = admission_room(p, max)) == 0)
+		return 0;
+	n = take_pending(p, held);
+	for (i = 0; i < n; i++) {
+		if (sent < room) {
+			/* Not SENT: held again for a worker, or refused; either way it left. */
+			if (assign_at(p, held[i].fd, held[i].since_ms, held[i].carry) == SENT) {
+				count_wait(p, &held[i], now);
+				sent++;
+			}
+			continue;
+		}
+		/* Fits: the array held all N a moment ago and has not been freed. */
+		if (held[i].admit)
+			pool_hold_admit(p, held[i].fd, held[i].since_ms);
+		else
+			pool_hold(p, held[i].fd, held[i].since_ms);
+		p->p_pending[p->p_npending - 1].carry = held[i].carry;
+	}
+	pool_hold_done(p);
+	return sent;
+}
+
+/*
+ * Every tick while connections wait for admission: deadlines first, then the
+ * waiting functions are served round-robin, ADMIT_QUANTUM each per round, until
+ * ADMIT_BUDGET went or nobody could move; the function served first goes to the
+ * back for the next tick. One function's queue never holds up another's.
+ */
+static void
+admit_cb(evutil_socket_t fd, short what, void *arg)
+{
+	uint64_t now = clock_ms();
+	unsigned budget = ADMIT_BUDGET, n;
+	struct pool *p, *tmp;
+	bool moved = true;
+
+	TAILQ_FOREACH(p, &pools_waiting, p_wait_entry)
+		admission_expire(p, now);
+	while (budget > 0 && moved) {
+		moved = false;
+		TAILQ_FOREACH(p, &pools_waiting, p_wait_entry) {
+			if (p->p_nadmit == 0)
+				continue;
+			n = admit_head(p, budget < ADMIT_QUANTUM ? budget : ADMIT_QUANTUM, now);
+			budget -= n;
+			moved |= n > 0;
+			if (budget == 0)
+				break;
+		}
+	}
+	TAILQ_FOREACH_SAFE(p, &pools_waiting, p_wait_entry, tmp) {
+		flush_pool(p);
+		if (p->p_nadmit == 0)
+			wait_del(p);
+	}
+	close_sent();
+	if ((p = TAILQ_FIRST(&pools_waiting)) != NULL) {
+		TAILQ_REMOVE(&pools_waiting, p, p_wait_entry);
+		TAILQ_INSERT_TAIL(&pools_waiting, p, p_wait_entry);
+		arm_admit();
+	}
 }
 
 /* Held connections past their function's cold_wait_ms hear 503; runs while any wait. */
@@ -403,7 +593,9 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 		unsigned keep = 0, gone = 0;
 
 		for (unsigned i = 0; i < p->p_npending; i++) {
-			if (now - p->p_pending[i].since_ms >= p->p_conf->cold_wait_ms) {
+			/* Admission waiters have their own deadline (admit_cb). */
+			if (!p->p_pending[i].admit &&
+			    now - p->p_pending[i].since_ms >= p->p_conf->cold_wait_ms) {
 				reject_carry(p->p_pending[i].fd, p->p_pending[i].carry);
 				gone++;
 			} else {
@@ -430,6 +622,7 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct listener *l = arg;
 	struct pool *p = pool_current(l->l_fn, sv.ready_gen);
 	struct worker *w;
+	unsigned refused = 0;
 
 	/* A worker whose queue was full gets another chance each round. */
 	if (p != NULL)
@@ -461,11 +654,18 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 			log_info("accept_resumed", "addr=%s pauses=%u", log_qv(l->l_addr), l->l_pauses);
 			l->l_pauses = 0;
 		}
-		assign(p, fd);
+		if (dispatch_to_pool(p, fd, clock_ms(), NULL) < 0 && ++refused == REFUSED_BURST) {
+			struct timeval tv = { 0, REFUSED_PAUSE_US };
+
+			event_del(l->l_ev);
+			evtimer_add(l->l_pause_ev, &tv);
+			break;
+		}
 	}
-	if (p != NULL)
-		flush_pool(p);
-	close_sent();
+	/* Waiters first: room this burst left goes to them before the next tick. */
+	if (p != NULL && p->p_nadmit > 0)
+		admit_head(p, ADMIT_QUANTUM, clock_ms());
+	dispatch_round_end(p);
 }
 
 static void
@@ -616,6 +816,10 @@ dispatch_close_all(void)
 	if (expire_ev != NULL) {
 		event_free(expire_ev);
 		expire_ev = NULL;
+	}
+	if (admit_ev != NULL) {
+		event_free(admit_ev);
+		admit_ev = NULL;
 	}
 	struct listener *l;
 

@@ -9,6 +9,7 @@
 #define SV_DISPATCH_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 struct event_base;
 struct pool;
@@ -29,13 +30,6 @@ struct dispatch_carry {
 };
 
 void dispatch_init(struct event_base *base);
-/*
- * The one per-function path every connection takes once its function is known,
- * from a function's own listener (CY NULL) or routed (CY set): to the least-loaded
- * ready worker, held while one starts, or 503. FD and CY are dispatch's from here.
- * Direct connections are batched: the accept round flushes them.
- */
-void dispatch_to_pool(struct pool *p, int fd, struct dispatch_carry *cy);
 /* Opens the listeners CONF names that are not open yet and notes which function each
  * address will serve; nothing changes for clients until dispatch_commit(). On error
  * everything it opened is closed again: -1 with ERR. */
@@ -47,6 +41,19 @@ void dispatch_commit(void);
  * function they serve. */
 void dispatch_abort(void);
 void dispatch_close_all(void);
+/*
+ * The one entry a new connection FD takes into pool P once its function is known,
+ * from a function's own listener (CY NULL) or routed (CY set: its route and the bytes
+ * read ahead), accepted at SINCE_MS. P NULL: no pool, it hears 503. Then the
+ * admission gate (max_concurrency: sent, held in order, or 503 + Retry-After), the
+ * least-loaded ready worker, or held for a starting one. FD and CY are dispatch's
+ * from here. Direct hand-offs are batched: the caller ends its round with
+ * dispatch_round_end(P); a routed one goes alone, at once. 0, or -1 when FD was
+ * refused (503, closed): a caller accepting a burst ends it after a few.
+ */
+int dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms, struct dispatch_carry *cy);
+/* Sends the batches of the round and closes our copies of what was sent. */
+void dispatch_round_end(struct pool *p);
 /* Hands P's held connections to its ready workers. */
 void dispatch_flush_pending(struct pool *p);
 /* FROM is leaving: its held connections go to TO (held there, or served at once). */

@@ -24,6 +24,7 @@
 #define SPAWN_BURST 4
 
 struct pool_list pools = TAILQ_HEAD_INITIALIZER(pools);
+struct pool_list pools_waiting = TAILQ_HEAD_INITIALIZER(pools_waiting);
 static TAILQ_HEAD(, fn_totals) totals_list = TAILQ_HEAD_INITIALIZER(totals_list);
 static struct name_index totals_ix = NAME_INDEX_INIT;  /* name -> its fn_totals */
 static TAILQ_HEAD(, pool) fill_queue = TAILQ_HEAD_INITIALIZER(fill_queue);
@@ -255,8 +256,8 @@ pool_capacity(const struct pool *p)
 	return c.starting + c.ready;
 }
 
-int
-pool_hold(struct pool *p, int fd, uint64_t now_ms)
+static int
+hold(struct pool *p, int fd, uint64_t now_ms, bool admit)
 {
 	if (p->p_npending == p->p_pending_cap) {
 		unsigned ncap = p->p_pending_cap ? p->p_pending_cap * 2 : 16;
@@ -273,8 +274,44 @@ pool_hold(struct pool *p, int fd, uint64_t now_ms)
 	p->p_pending[p->p_npending].fd = fd;
 	p->p_pending[p->p_npending].since_ms = now_ms;
 	p->p_pending[p->p_npending].carry = NULL;
+	p->p_pending[p->p_npending].admit = admit;
 	p->p_npending++;
+	p->p_nadmit += admit;
 	return 0;
+}
+
+int
+pool_hold(struct pool *p, int fd, uint64_t now_ms)
+{
+	return hold(p, fd, now_ms, false);
+}
+
+int
+pool_hold_admit(struct pool *p, int fd, uint64_t since_ms)
+{
+	return hold(p, fd, since_ms, true);
+}
+
+/*
+ * From the scoreboards: what we handed over minus what the worker says it closed.
+ * The board is tenant-written, so a figure above what we sent counts as none: a
+ * tenant can only lie its own function into more or fewer connections, never
+ * another's.
+ */
+uint64_t
+pool_in_flight(const struct pool *p)
+{
+	const struct worker *w;
+	uint64_t n = 0, closed;
+
+	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
+		if (!worker_is_live(w) || w->w_board == NULL)
+			continue;
+		closed = BOARD_LOAD(&w->w_board->conns_closed);
+		if (closed < w->w_sent)
+			n += w->w_sent - closed;
+	}
+	return n;
 }
 
 void
@@ -446,6 +483,8 @@ pool_free(struct pool *p)
 	bool other;
 
 	unqueue(p);
+	if (p->p_waiting)
+		TAILQ_REMOVE(&pools_waiting, p, p_wait_entry);
 	TAILQ_REMOVE(&pools, p, p_entry);
 	TAILQ_REMOVE(&p->p_totals->t_pools, p, p_fn_entry);
 	other = !TAILQ_EMPTY(&p->p_totals->t_pools);

@@ -25,11 +25,14 @@ struct event_base;
 
 /* Accepted connections held while no worker is ready (cold start, respawn). */
 #define POOL_PENDING_MAX 1024
+_Static_assert(POOL_PENDING_MAX == CONF_MAX_QUEUED, "max_queued is bounded by the held array");
 
 struct held_conn {
 	int fd;
 	uint64_t since_ms;          /* when it was accepted */
 	struct dispatch_carry *carry; /* a routed connection's extras (dispatch.h), or NULL */
+	bool admit;                 /* held by the admission gate (max_concurrency reached:
+	                             * queue_timeout_ms), not for a worker (cold_wait_ms) */
 };
 
 /* A pool's workers by state, counted in one pass. */
@@ -61,11 +64,17 @@ struct pool {
 	struct event *p_spawn_ev;   /* deferred (backed-off) respawn */
 	struct held_conn *p_pending; /* accepted fds waiting for a ready worker (grown on use) */
 	unsigned p_npending, p_pending_cap;
+	unsigned p_nadmit;          /* of those, held by the admission gate (dispatch.c) */
+	TAILQ_ENTRY(pool) p_wait_entry; /* in pools_waiting while p_waiting */
+	bool p_waiting;
 };
 TAILQ_HEAD(pool_list, pool);
 
 /* Every live pool, old generations included (read by dispatch, limits, admin). */
 extern struct pool_list pools;
+/* Pools with connections held by the admission gate, in dispatch.c's round-robin
+ * order (dispatch.c links and unlinks them; pool_free unlinks a pool still in it). */
+extern struct pool_list pools_waiting;
 
 int pool_init(struct event_base *base);
 void pool_shutdown(void);
@@ -106,6 +115,11 @@ void pool_count(const struct pool *p, struct pool_counts *c);
 unsigned pool_want(const struct pool *p);
 /* Holds FD for P's next ready worker; -1 when the queue is full. */
 int pool_hold(struct pool *p, int fd, uint64_t now_ms);
+/* The same, held by the admission gate (counted in p_nadmit). */
+int pool_hold_admit(struct pool *p, int fd, uint64_t since_ms);
+/* Connections handed to P's live workers and not yet closed by them: what the
+ * admission gate counts against max_concurrency. */
+uint64_t pool_in_flight(const struct pool *p);
 /* The held connections were handed on: frees their array if none is left. */
 void pool_hold_done(struct pool *p);
 /* W's function scaled down: no replacement (counted). */

@@ -255,7 +255,7 @@ decide(struct rconn *c, const char *buf, const struct head *h)
 	c->c_fd = -1;
 	conn_free(c);
 	/* FD and CY are dispatch's now. */
-	dispatch_to_pool(p, fd, cy);
+	dispatch_to_pool(p, fd, clock_ms(), cy);
 }
 
 /*

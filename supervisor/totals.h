@@ -39,6 +39,15 @@ struct fn_totals {
 	/* Request and task durations the gone workers measured (their boards'). */
 	struct hist req_hist;
 	struct hist task_hist;
+	/* Admission (max_concurrency): connections that waited in its queue, how long
+	 * (accepted -> handed over, same buckets as cold starts), and 503s for overload
+	 * (queue full, or waited past queue_timeout_ms). */
+	uint64_t queue_waits;
+	uint64_t queue_ms_sum;
+	uint64_t queue_hist[TOTALS_COLD_BUCKETS + 1];
+	uint64_t rejected_overload;
+	uint64_t overload_log_ms;   /* its last ev=admission_overload line */
+	uint64_t overload_logged;   /* rejected_overload as of that line */
 };
 
 /* Upper bounds (ms) of the cold-start histogram's buckets. */
@@ -56,6 +65,18 @@ totals_cold_start(struct fn_totals *t, uint64_t ms)
 	t->cold_hist[i]++;
 	t->cold_starts++;
 	t->cold_ms_sum += ms;
+}
+
+static inline void
+totals_queue_wait(struct fn_totals *t, uint64_t ms)
+{
+	unsigned i = 0;
+
+	while (i < TOTALS_COLD_BUCKETS && ms > totals_cold_bounds[i])
+		i++;
+	t->queue_hist[i]++;
+	t->queue_waits++;
+	t->queue_ms_sum += ms;
 }
 
 #endif
