@@ -18,11 +18,10 @@ WK_LIBS  = -levent -lhttp_parser -lwslay -lnettle -ldl -lpthread -lseccomp -lsql
 CURSES_PC := $(shell pkg-config --exists ncursesw && echo ncursesw || echo ncurses)
 CURSES_CFLAGS := $(shell pkg-config --cflags $(CURSES_PC))
 CTL_LIBS = -levent -ljansson -lhttp_parser -lsqlite3 $(shell pkg-config --libs $(CURSES_PC))
-# libpq: the PostgreSQL backend of durable tasks (worker/durable_pg.c).
+# libpq: the PostgreSQL backend of durable tasks (worker/durable_pg.c). Its headers
+# only: the library is dlopen()ed by worker/pq_lazy.c when such a store is opened.
 PQ_CFLAGS := $(shell pkg-config --cflags libpq)
-PQ_LIBS   := $(shell pkg-config --libs libpq)
 CPPFLAGS += $(PQ_CFLAGS)
-WK_LIBS  += $(PQ_LIBS)
 
 COMMON_SRC = $(wildcard common/*.c)
 SV_SRC     = $(wildcard supervisor/*.c)
@@ -39,7 +38,7 @@ COMMON_OBJ  = $(call obj,$(COMMON_SRC))
 WK_OBJ      = $(call obj,$(WK_SRC))
 # The journal's code, also linked into the supervisor (counts, durable_watch.c) and
 # edgevisorctl (tasks, ctl/tasks.c), which read it themselves.
-STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c worker/durable_pg.c)
+STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c worker/durable_pg.c worker/pq_lazy.c)
 
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
@@ -104,12 +103,12 @@ $(BUILD)/obj/%.o: %.c
 
 # The supervisor reads the journals' counts (supervisor/durable_watch.c).
 $(BUILD)/edgevisor: $(SV_MAIN_OBJ) $(COMMON_OBJ) $(STORE_OBJ)
-	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 $(PQ_LIBS) -lpthread
+	$(CC) $(SAN) -o $@ $^ $(SV_LIBS) -lsqlite3 -ldl -lpthread
 
 $(BUILD)/obj/ctl/top.o $(BUILD)/obj/ctl/top_view.o: CPPFLAGS += $(CURSES_CFLAGS)
 
 $(BUILD)/edgevisorctl: $(call obj,$(CTL_SRC)) $(COMMON_OBJ) $(STORE_OBJ) $(call obj,supervisor/dsn_file.c)
-	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS) $(PQ_LIBS)
+	$(CC) $(SAN) -o $@ $^ $(CTL_LIBS) -ldl -lpthread
 
 # The worker exports only the edge_* API to the function it loads.
 $(BUILD)/edgevisor-worker: $(WK_OBJ) $(COMMON_OBJ) worker/exports.list
@@ -125,9 +124,10 @@ $(BUILD)/scripts/hist_cost: scripts/hist_cost.c common/hist.c common/hist.h comm
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ scripts/hist_cost.c common/hist.c
 
 $(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/obj/worker/durable_pg.o \
-		$(BUILD)/obj/worker/durable_store.o $(BUILD)/obj/worker/durable_local.o $(COMMON_OBJ)
+		$(BUILD)/obj/worker/durable_store.o $(BUILD)/obj/worker/durable_local.o \
+		$(BUILD)/obj/worker/pq_lazy.o $(COMMON_OBJ)
 	@mkdir -p $(dir $@)
-	$(CC) $(SAN) -o $@ $^ $(PQ_LIBS) -lsqlite3 -lhttp_parser -lpthread
+	$(CC) $(SAN) -o $@ $^ -lsqlite3 -lhttp_parser -ldl -lpthread
 
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h

@@ -39,7 +39,6 @@
  */
 #include <errno.h>
 #include <inttypes.h>
-#include <libpq-fe.h>
 #include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -51,6 +50,7 @@
 #include "clock.h"
 #include "durable_store.h"
 #include "log.h"
+#include "pq_lazy.h"
 
 #define CHUNK_ROWS      1000     /* rows per INSERT: 6 parameters each, under 65535 */
 #define BACKOFF_MIN_MS  50
@@ -1176,6 +1176,10 @@ durable_pg_open(const struct durable_conf *conf, uint32_t flags, char *err, size
 	if (!conf->dsn || !conf->function || strlen(conf->function) >= sizeof s->function) {
 		snprintf(err, errlen, "postgresql: no connection string or a bad function name");
 		errno = EINVAL;
+		return NULL;
+	}
+	if (pq_lazy_load(err, errlen) < 0) {
+		errno = ENOSYS;
 		return NULL;
 	}
 	if (!(s = calloc(1, sizeof *s)) || !(s->dsn = strdup(conf->dsn))) {
