@@ -84,6 +84,23 @@ child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
 }
 
 /* Tells the supervisor why exec never happened, then dies. */
+static int tenant_nice;        /* the level the supervisor was started at */
+static bool nice_boosted;
+
+int
+child_priority_init(int boost)
+{
+	int cur;
+
+	errno = 0;
+	cur = getpriority(PRIO_PROCESS, 0);
+	if (errno != 0 || setpriority(PRIO_PROCESS, 0, cur - boost) < 0)
+		return -1;
+	tenant_nice = cur;
+	nice_boosted = true;
+	return 0;
+}
+
 static void __attribute__((noreturn))
 child_fail(const struct child_spec *cs, const char *what)
 {
@@ -160,6 +177,9 @@ child_exec(const struct child_spec *cs)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* systemd's notify socket is the supervisor's, not the tenant's. */
 	unsetenv("NOTIFY_SOCKET");
+	/* Tenant code runs at the level the supervisor was started at (see child.h). */
+	if (nice_boosted)
+		(void)setpriority(PRIO_PROCESS, 0, tenant_nice);
 	/* It must not outlive us: a worker's SIGTERM runs its beforeunload hooks. */
 	prctl(PR_SET_PDEATHSIG, cs->pdeathsig);
 	/* The supervisor died before the line above: nobody would ever signal us. */

@@ -40,5 +40,14 @@ int child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
 
 /* In the child, after fork: only async-signal-safe work and syscalls. Never returns. */
 void child_exec(const struct child_spec *cs) __attribute__((noreturn));
+/*
+ * The supervisor's loop runs BOOST nice levels above its tenants: what it does per
+ * event is short (an accept, a hand-off, a spawn), and while hundreds of workers
+ * start at once (a 500-function reload, a burst of cold starts) the scheduler must
+ * not make every other tenant's new connections wait behind them. Every child
+ * (worker, library check) starts again at the nice level the supervisor was given.
+ * 0, or -1 with errno (not root, or no such level: nothing changed).
+ */
+int child_priority_init(int boost);
 
 #endif

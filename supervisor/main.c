@@ -37,11 +37,15 @@
 #include "host_drain.h"
 #include "identity.h"
 #include "notify.h"
+#include "child.h"
 #include "orch.h"
 #include "router.h"
 #include "pool.h"
 
 /* The signals we handle: blocked from the first instruction, taken on the loop. */
+/* Nice levels the supervisor runs above its workers (child_priority_init). */
+#define SV_NICE_BOOST 5
+
 static const int handled[] = { SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGUSR1, SIGCHLD };
 #define NHANDLED (sizeof(handled) / sizeof(handled[0]))
 static struct event *status_ev;
@@ -234,6 +238,9 @@ main(int argc, char **argv)
 	}
 	log_info("start", "pid=%d config=%s cgroups=%s worker=%s functions=%zu", (int)getpid(),
 	    log_qv(sv.conf_path), cg_describe(), log_qv(sv.worker_path), conf->nfunctions);
+	/* The control plane ahead of its tenants (child.h); without root it stays level. */
+	if (geteuid() == 0 && child_priority_init(SV_NICE_BOOST) < 0)
+		log_warn("priority_unchanged", "err=%s", log_qv(strerror(errno)));
 	if (orch_init() < 0) {
 		log_error("fatal", "msg=\"out of memory\"");
 		goto out;

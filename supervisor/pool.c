@@ -30,16 +30,26 @@ static struct name_index totals_ix = NAME_INDEX_INIT;  /* name -> its fn_totals 
 static TAILQ_HEAD(, pool) fill_queue = TAILQ_HEAD_INITIALIZER(fill_queue);
 static struct event_base *pool_base;
 static struct event *pump_ev;
+static TAILQ_HEAD(, pool) retire_queue = TAILQ_HEAD_INITIALIZER(retire_queue);
+static struct event *retire_ev;
+
+/* Workers told to drain per RETIRE_PACE_US by a retirement (pool_retire): a
+ * retiring worker wakes, runs its beforeunload hooks and exits, and 500 doing that at
+ * once took both cores from the workers that serve. */
+#define RETIRE_BURST   8
+#define RETIRE_PACE_US 4000
 
 static void spawn_later_cb(evutil_socket_t fd, short what, void *arg);
 static void pump_cb(evutil_socket_t fd, short what, void *arg);
+static void retire_cb(evutil_socket_t fd, short what, void *arg);
 
 int
 pool_init(struct event_base *base)
 {
 	pool_base = base;
 	pump_ev = evtimer_new(base, pump_cb, NULL);
-	return pump_ev != NULL ? 0 : -1;
+	retire_ev = evtimer_new(base, retire_cb, NULL);
+	return pump_ev != NULL && retire_ev != NULL ? 0 : -1;
 }
 
 void
@@ -48,6 +58,9 @@ pool_shutdown(void)
 	if (pump_ev != NULL)
 		event_free(pump_ev);
 	pump_ev = NULL;
+	if (retire_ev != NULL)
+		event_free(retire_ev);
+	retire_ev = NULL;
 }
 
 struct fn_totals *
@@ -461,20 +474,58 @@ pool_worker_gone(struct worker *w, bool crashed_before_ready)
 	return failed_now;
 }
 
+static void
+retire_unqueue(struct pool *p)
+{
+	if (p->p_retire_queued) {
+		TAILQ_REMOVE(&retire_queue, p, p_retire_entry);
+		p->p_retire_queued = false;
+	}
+}
+
 void
 pool_retire(struct pool *p, uint32_t reason, bool fast)
 {
+	static const struct timeval now = { 0, 0 };
 	struct worker *w, *tmp;
 
 	p->p_retiring = true;
 	unqueue(p);
 	evtimer_del(p->p_spawn_ev);
-	TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp) {
-		if (fast)
+	if (fast) {
+		retire_unqueue(p);
+		TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp)
 			worker_terminate(w, reason);
-		else
-			worker_retire(w, reason);
+		return;
 	}
+	p->p_retire_reason = reason;
+	if (!p->p_retire_queued) {
+		TAILQ_INSERT_TAIL(&retire_queue, p, p_retire_entry);
+		p->p_retire_queued = true;
+	}
+	if (retire_ev != NULL && !evtimer_pending(retire_ev, NULL))
+		evtimer_add(retire_ev, &now);
+}
+
+/* Tells the queued retiring pools' workers, whole pools, about RETIRE_BURST a turn. */
+static void
+retire_cb(evutil_socket_t fd, short what, void *arg)
+{
+	static const struct timeval pace = { 0, RETIRE_PACE_US };
+	unsigned told = 0;
+	struct pool *p;
+
+	while (told < RETIRE_BURST && (p = TAILQ_FIRST(&retire_queue)) != NULL) {
+		struct worker *w, *tmp;
+
+		retire_unqueue(p);
+		TAILQ_FOREACH_SAFE(w, &p->p_workers, w_entry, tmp) {
+			worker_retire(w, p->p_retire_reason);
+			told++;
+		}
+	}
+	if (!TAILQ_EMPTY(&retire_queue))
+		evtimer_add(retire_ev, &pace);
 }
 
 void
@@ -483,6 +534,7 @@ pool_free(struct pool *p)
 	bool other;
 
 	unqueue(p);
+	retire_unqueue(p);
 	if (p->p_waiting)
 		TAILQ_REMOVE(&pools_waiting, p, p_wait_entry);
 	TAILQ_REMOVE(&pools, p, p_entry);

@@ -48,12 +48,15 @@ struct pool {
 	TAILQ_ENTRY(pool) p_entry;
 	TAILQ_ENTRY(pool) p_fn_entry;   /* in p_totals->t_pools: its function's pools */
 	TAILQ_ENTRY(pool) p_fill_entry; /* in the spawner's queue while p_fill_queued */
+	TAILQ_ENTRY(pool) p_retire_entry; /* its workers still to be told (p_retire_queued) */
 	const struct fn_conf *p_conf;   /* owned by p_owner, the generation's config */
 	struct sv_conf *p_owner;
 	uint32_t p_gen;
 	bool p_retiring;            /* leaving: drain, never respawn */
 	bool p_failed;              /* workers crash at start: stop spinning */
 	bool p_fill_queued;
+	bool p_retire_queued;       /* retiring: its workers are told a few pools a turn */
+	uint32_t p_retire_reason;
 	bool p_cgroup;              /* its function cgroup exists (made with the first worker) */
 	bool p_durable_due;         /* durable tasks are due: at least one worker (durable_watch.c) */
 	struct worker_list p_workers; /* live ones, and reaped ones until the orchestrator frees them */
@@ -90,7 +93,13 @@ struct fn_totals *pool_function(const char *name);
 /* Asks the spawner to bring P to its size (ready or starting workers); with backoff
  * after crashes. Never forks inside this call. */
 void pool_fill(struct pool *p);
-/* Retires every worker of P (FAST: terminates them); P is freed once empty. */
+/*
+ * Retires P: it takes nothing new and never respawns from now on; its workers are
+ * told to drain from the next loop turn on, a few every few ms (RETIRE_BURST per
+ * RETIRE_PACE_US; FAST: all terminated now). A 500-function reload retires 500 pools at its switch-over: told
+ * in one callback, they held every other tenant's connections ~70 ms. P is freed
+ * once empty.
+ */
 void pool_retire(struct pool *p, uint32_t reason, bool fast);
 /* P has no worker left: frees it (its held connections must be gone: dispatch). */
 void pool_free(struct pool *p);
