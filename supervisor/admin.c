@@ -241,7 +241,7 @@ collect(size_t *n)
 		view_add_pool(v, p);
 	}
 	for (size_t i = 0; i < cnt; i++) {
-		struct fn_totals *t = pool_totals(fv[i].name);
+		struct fn_totals *t = pool_function(fv[i].name);
 
 		if (t == NULL)
 			continue;

@@ -18,7 +18,6 @@
 #include <unistd.h>
 
 #include "../common/log.h"
-#include "identity.h"
 
 struct job {
 	char *path;
@@ -40,11 +39,6 @@ load_main(void *arg)
 	ssize_t n;
 
 	j->conf = config_load(j->path, j->err, sizeof(j->err));
-	/* New dynamic uids are recorded here too: the record is written and fsynced. */
-	if (j->conf != NULL && identity_apply(j->conf, j->err, sizeof(j->err)) < 0) {
-		config_free(j->conf);
-		j->conf = NULL;
-	}
 	/* A pointer is far below PIPE_BUF: the write is whole or fails whole. */
 	do
 		n = write(pipefd[1], &j, sizeof(j));

@@ -17,8 +17,9 @@
 
 #include "config.h"
 
-/* CONF (now the callee's; config_load, then identity_apply, have run on it) or
- * NULL with ERR (one line). Runs on the loop. */
+/* CONF (now the callee's) or NULL with ERR (one line). Runs on the loop. New
+ * dynamic uids are not recorded yet: that is for the loop once the reload is taken
+ * (identity.h: a refused reload never writes). */
 typedef void (*conf_loaded_fn)(struct sv_conf *conf, const char *err, void *arg);
 
 int conf_loader_init(struct event_base *base);

@@ -162,6 +162,17 @@ arm_expiry(void)
 }
 
 /* The ready worker with the fewest open connections, or NULL. */
+/* A worker whose queue was full (a failed batch) gets another chance each round:
+ * an accept round, a tick serving waiters, a ready worker taking the held ones. */
+static void
+new_round(struct pool *p)
+{
+	struct worker *w;
+
+	TAILQ_FOREACH(w, &p->p_workers, w_entry)
+		w->w_full = false;
+}
+
 static struct worker *
 pick(struct pool *p)
 {
@@ -416,14 +427,12 @@ admit(struct pool *p, int fd, uint64_t since, bool fresh, struct dispatch_carry 
 int
 dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms, struct dispatch_carry *cy)
 {
-	struct worker *w;
 	enum placed r;
 
 	/* A routed connection comes alone, outside an accept round: its workers get
 	 * another chance, as a round gives them. */
 	if (p != NULL && cy != NULL)
-		TAILQ_FOREACH(w, &p->p_workers, w_entry)
-			w->w_full = false;
+		new_round(p);
 	r = admit(p, fd, since_ms, true, cy);
 	/* A per_request worker's batch of one went at once; nothing else is batched for
 	 * a routed connection, but the accept loop's own batches are flushed by it. */
@@ -479,6 +488,7 @@ dispatch_flush_pending(struct pool *p)
 	unsigned n = take_pending(p, held), i;
 	uint64_t now = clock_ms();
 
+	new_round(p);
 	/* In order, through the gate: past the cap the rest wait again, in order. */
 	for (i = 0; i < n; i++)
 		if (admit(p, held[i].fd, held[i].since_ms, false, held[i].carry) == SENT)
@@ -514,7 +524,10 @@ admit_head(struct pool *p, unsigned max, uint64_t now)
 	struct held_conn held[POOL_PENDING_MAX];
 	unsigned n, i, sent = 0, room;
 
-	if (p->p_retiring || p->p_npending == 0 || pick(p) == NULL)
+	if (p->p_retiring || p->p_npending == 0)
+		return 0;
+	new_round(p);
+	if (pick(p) == NULL)
 		return 0;       /* the ready worker's event (dispatch_flush_pending) serves them */
 	if ((room = admission_room(p, max)) == 0)
 		return 0;
@@ -528,11 +541,14 @@ admit_head(struct pool *p, unsigned max, uint64_t now)
 			}
 			continue;
 		}
-		/* Fits: the array held all N a moment ago and has not been freed. */
-		if (held[i].admit)
-			pool_hold_admit(p, held[i].fd, held[i].since_ms);
-		else
-			pool_hold(p, held[i].fd, held[i].since_ms);
+		/* Held again in order; if a failed batch re-placed connections of this round
+		 * into the array meanwhile, it may be full: refused then, never dropped. */
+		if ((held[i].admit ? pool_hold_admit(p, held[i].fd, held[i].since_ms) :
+		    pool_hold(p, held[i].fd, held[i].since_ms)) < 0) {
+			free(held[i].carry);
+			admission_refuse(p, held[i].fd);
+			continue;
+		}
 		p->p_pending[p->p_npending - 1].carry = held[i].carry;
 	}
 	pool_hold_done(p);
@@ -621,13 +637,10 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
 	struct listener *l = arg;
 	struct pool *p = pool_current(l->l_fn, sv.ready_gen);
-	struct worker *w;
 	unsigned refused = 0;
 
-	/* A worker whose queue was full gets another chance each round. */
 	if (p != NULL)
-		TAILQ_FOREACH(w, &p->p_workers, w_entry)
-			w->w_full = false;
+		new_round(p);
 
 	for (int i = 0; i < ACCEPT_BURST; i++) {
 		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);

@@ -36,7 +36,8 @@ struct id_table {
 	 * opens and userdb queries, and 500 of them stalled a reload by ~50 ms. */
 	uint32_t *acct;
 	size_t nacct;
-	bool acct_read;
+	bool acct_read;              /* the snapshot is there */
+	bool acct_tried;             /* it was attempted (once per table) */
 };
 
 static struct id_entry *
@@ -84,8 +85,12 @@ add(struct id_table *t, const char *name, uint32_t uid, bool recorded)
 	ne->uid = uid;
 	snprintf(ne->uidkey, sizeof(ne->uidkey), "%u", uid);
 	ne->recorded = recorded;
-	if (name_index_add(&t->by_name, ne->name, ne, NULL) < 0 ||
-	    name_index_add(&t->by_uid, ne->uidkey, ne, NULL) < 0) {
+	/* (Both keys are new: callers looked them up first.) */
+	if (name_index_add(&t->by_name, ne->name, ne, NULL) != 0) {
+		free(ne);
+		return -1;
+	}
+	if (name_index_add(&t->by_uid, ne->uidkey, ne, NULL) != 0) {
 		name_index_del(&t->by_name, ne->name);
 		free(ne);
 		return -1;
@@ -142,7 +147,7 @@ acct_read(struct id_table *t)
 	size_t cap = 0, n = 0;
 	int ok = 0;
 
-	t->acct_read = true;
+	t->acct_read = t->acct_tried = true;
 	setpwent();
 	while (ok == 0 && (pw = getpwent()) != NULL)
 		ok = acct_push(t, &cap, (uint32_t)pw->pw_uid);
@@ -177,7 +182,7 @@ account_taken(struct id_table *t, uint32_t id, bool exact, const char **name)
 	struct group *gr;
 
 	*name = NULL;
-	if (!t->acct_read)
+	if (!t->acct_tried)
 		acct_read(t);
 	if (t->acct_read && bsearch(&id, t->acct, t->nacct, sizeof(id), cmp_u32) != NULL)
 		exact = true;   /* taken: ask once more for its name */

@@ -675,14 +675,12 @@ reload_gate(char *err, size_t errlen)
 	return 0;
 }
 
-/* CONF (loaded, ours; RECORDED: identity_apply ran) becomes the reload: 0, or -1
- * with ERR (CONF freed). */
+/* CONF (loaded, ours) becomes the reload: 0, or -1 with ERR (CONF freed). Its new
+ * dynamic uids are recorded here, once its cgroups check passed. */
 static int
-reload_with(struct sv_conf *conf, bool recorded, orch_plan_fn seen, void *arg, char *err,
-    size_t errlen)
+reload_with(struct sv_conf *conf, orch_plan_fn seen, void *arg, char *err, size_t errlen)
 {
-	if (cg_check_conf(conf, err, errlen) < 0 ||
-	    (!recorded && identity_apply(conf, err, errlen) < 0) ||
+	if (cg_check_conf(conf, err, errlen) < 0 || identity_apply(conf, err, errlen) < 0 ||
 	    dispatch_listen(conf, err, errlen) < 0 || router_listen(conf, err, errlen) < 0 ||
 	    begin(conf, seen, arg, err, errlen) < 0)
 		goto fail;
@@ -716,7 +714,7 @@ orch_reload(orch_plan_fn seen, void *arg, char *err, size_t errlen)
 		notify_ready();
 		return -1;
 	}
-	return reload_with(conf, false, seen, arg, err, errlen);
+	return reload_with(conf, seen, arg, err, errlen);
 }
 
 static void
@@ -735,7 +733,7 @@ file_loaded(struct sv_conf *conf, const char *why, void *arg)
 		log_error("reload_failed", "msg=%s", log_qv(err));
 		notify_ready();
 	} else {
-		reload_with(conf, true, NULL, NULL, err, sizeof(err));
+		reload_with(conf, NULL, NULL, err, sizeof(err));
 	}
 	if (rl.state == RL_IDLE)
 		schedule_requeue();
@@ -755,10 +753,6 @@ orch_reload_file(void)
 
 		log_warn("conf_loader_failed", "err=%s", log_qv(strerror(errno)));
 		conf = config_load(sv.conf_path, buf, sizeof(buf));
-		if (conf != NULL && identity_apply(conf, buf, sizeof(buf)) < 0) {
-			config_free(conf);
-			conf = NULL;
-		}
 		file_loaded(conf, buf, NULL);
 	}
 }
