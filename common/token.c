@@ -2,6 +2,7 @@
  * token.c - reading and comparing the admin bearer token (see token.h).
  */
 #include "token.h"
+#include "secret_file.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -45,52 +46,12 @@ token_read(const char *path, char out[TOKEN_MAX + 1], char *err, size_t errlen)
 	/* Room for the longest token, its CRLF, and one byte to notice a longer one. */
 	char buf[TOKEN_MAX + 3];
 	const char *why;
-	struct stat st;
-	ssize_t got;
-	size_t len = 0;
-	int fd, rc = -1;
+	size_t len;
+	int rc = -1;
 
 	memset(out, 0, TOKEN_MAX + 1);
-	if ((fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK)) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+	if (secret_file_read(path, "the token", buf, sizeof(buf), &len, err, errlen) < 0)
 		return -1;
-	}
-	/* fstat of what we opened: no window between the check and the read. */
-	if (fstat(fd, &st) < 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		goto out;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		snprintf(err, errlen, "%s: not a regular file", path);
-		goto out;
-	}
-	if (st.st_uid != 0 && st.st_uid != geteuid()) {
-		snprintf(err, errlen, "%s: owned by uid %u: must be owned by root or uid %u",
-		    path, (unsigned)st.st_uid, (unsigned)geteuid());
-		goto out;
-	}
-	if (st.st_mode & 077) {
-		snprintf(err, errlen, "%s: permissions %04o are too open: the token must not "
-		    "be accessible by group or others (chmod 600)", path,
-		    (unsigned)(st.st_mode & 07777));
-		goto out;
-	}
-	while (len < sizeof(buf)) {
-		got = read(fd, buf + len, sizeof(buf) - len);
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got < 0) {
-			snprintf(err, errlen, "%s: %s", path, strerror(errno));
-			goto out;
-		}
-		if (got == 0)
-			break;
-		len += (size_t)got;
-	}
-	if (len > 0 && buf[len - 1] == '\n')
-		len--;
-	if (len > 0 && buf[len - 1] == '\r')
-		len--;
 	if (len > TOKEN_MAX) {
 		snprintf(err, errlen, "%s: the token is longer than %d characters", path,
 		    TOKEN_MAX);
@@ -105,7 +66,6 @@ token_read(const char *path, char out[TOKEN_MAX + 1], char *err, size_t errlen)
 out:
 	/* The token stays in OUT only. */
 	explicit_bzero(buf, sizeof(buf));
-	close(fd);
 	return rc;
 }
 

@@ -632,6 +632,40 @@ expire_cb(evutil_socket_t fd, short what, void *arg)
 		evtimer_add(expire_ev, &tick);
 }
 
+int
+dispatch_accept(int lfd, const char *addr, struct event *ev, struct event *pause_ev,
+    unsigned *pauses)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (fd >= 0) {
+			if (*pauses) {
+				log_info("accept_resumed", "addr=%s pauses=%u", log_qv(addr), *pauses);
+				*pauses = 0;
+			}
+			return fd;
+		}
+		if (errno == EINTR || errno == ECONNABORTED)
+			continue;
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			/* Out of fds: stop accepting for a moment instead of spinning. */
+			struct timeval tv = { 0, 100000 };
+
+			/* One line per episode, not ten a second. */
+			if ((*pauses)++ == 0)
+				log_warn("accept_paused", "addr=%s err=%s retry_ms=100",
+				    log_qv(addr), log_qv(strerror(errno)));
+			event_del(ev);
+			evtimer_add(pause_ev, &tv);
+		} else if (errno != EAGAIN) {
+			log_warn("accept_failed", "addr=%s err=%s", log_qv(addr),
+			    log_qv(strerror(errno)));
+		}
+		return -1;
+	}
+}
+
 static void
 accept_cb(evutil_socket_t lfd, short what, void *arg)
 {
@@ -643,30 +677,10 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 		new_round(p);
 
 	for (int i = 0; i < ACCEPT_BURST; i++) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = dispatch_accept(lfd, l->l_addr, l->l_ev, l->l_pause_ev, &l->l_pauses);
 
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* Out of fds: stop accepting for a moment instead of spinning. */
-				struct timeval tv = { 0, 100000 };
-				/* One line per episode, not ten a second. */
-				if (l->l_pauses++ == 0)
-					log_warn("accept_paused", "addr=%s err=%s retry_ms=100",
-					    log_qv(l->l_addr), log_qv(strerror(errno)));
-				event_del(l->l_ev);
-				evtimer_add(l->l_pause_ev, &tv);
-			} else if (errno != EAGAIN) {
-				log_warn("accept_failed", "addr=%s err=%s", log_qv(l->l_addr),
-				    log_qv(strerror(errno)));
-			}
+		if (fd < 0)
 			break;
-		}
-		if (l->l_pauses) {
-			log_info("accept_resumed", "addr=%s pauses=%u", log_qv(l->l_addr), l->l_pauses);
-			l->l_pauses = 0;
-		}
 		if (dispatch_to_pool(p, fd, clock_ms(), NULL) < 0 && ++refused == REFUSED_BURST) {
 			struct timeval tv = { 0, REFUSED_PAUSE_US };
 

@@ -52,6 +52,14 @@ void dispatch_close_all(void);
  * refused (503, closed): a caller accepting a burst ends it after a few.
  */
 int dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms, struct dispatch_carry *cy);
+/*
+ * The next connection on listening socket LFD (ADDR, for the log), non-blocking and
+ * close-on-exec, or -1: the accept burst ends (none waiting; or out of fds, and then
+ * EV is paused for 100 ms through PAUSE_EV, logged once per episode in *PAUSES).
+ * Shared by the functions' own listeners and the router's.
+ */
+int dispatch_accept(int lfd, const char *addr, struct event *ev, struct event *pause_ev,
+    unsigned *pauses);
 /* Sends the batches of the round and closes our copies of what was sent. */
 void dispatch_round_end(struct pool *p);
 /* Hands P's held connections to its ready workers. */

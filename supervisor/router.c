@@ -404,29 +404,10 @@ accept_cb(evutil_socket_t lfd, short what, void *arg)
 	struct rlistener *l = arg;
 
 	for (int i = 0; i < ACCEPT_BURST; i++) {
-		int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd = dispatch_accept(lfd, l->l_addr, l->l_ev, l->l_pause_ev, &l->l_pauses);
 
-		if (fd < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				struct timeval tv = { 0, 100000 };
-
-				if (l->l_pauses++ == 0)
-					log_warn("accept_paused", "addr=%s err=%s retry_ms=100",
-					    log_qv(l->l_addr), log_qv(strerror(errno)));
-				event_del(l->l_ev);
-				evtimer_add(l->l_pause_ev, &tv);
-			} else if (errno != EAGAIN) {
-				log_warn("accept_failed", "addr=%s err=%s", log_qv(l->l_addr),
-				    log_qv(strerror(errno)));
-			}
+		if (fd < 0)
 			break;
-		}
-		if (l->l_pauses) {
-			log_info("accept_resumed", "addr=%s pauses=%u", log_qv(l->l_addr), l->l_pauses);
-			l->l_pauses = 0;
-		}
 		conn_start(l, fd, NULL, 0);
 	}
 }
