@@ -763,7 +763,7 @@ durable_seccomp(struct loader *ld, json_t *fn, const struct fn_conf *fc)
 	static const char *const needs[] = { "openat", "pread64", "pwrite64", "fsync",
 		"fdatasync", "fcntl", "ftruncate", "mmap", "munmap", "fstat", "newfstatat",
 		"lseek", "unlink", "getrandom", NULL };
-	/* PostgreSQL: libpq's socket to the server, and our poll() on it */
+	/* PostgreSQL: libpq's socket to the server, and the store thread's wait on it */
 	static const char *const pg_needs[] = { "socket", "connect", "poll", "sendto",
 		"recvfrom", "getsockopt", "setsockopt", "getsockname", NULL };
 	bool pg = fc->durable.backend == DURABLE_POSTGRESQL;

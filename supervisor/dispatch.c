@@ -707,27 +707,36 @@ resume_cb(evutil_socket_t fd, short what, void *arg)
 static int
 open_listener(struct listener *l, const char *addr, char *err, size_t errlen)
 {
+	return (l->l_fd = dispatch_open_listener(addr, &l->l_na, &l->l_id, err, errlen)) < 0 ?
+	    -1 : 0;
+}
+
+int
+dispatch_open_listener(const char *addr, struct net_addr *na, struct net_unix_id *uid,
+    char *err, size_t errlen)
+{
 	static const struct net_listen_opts opts = {
 		.backlog = LISTEN_BACKLOG, .nodelay = true, .defer_accept_s = DEFER_ACCEPT_S,
 	};
 	const char *why;
 	char msg[256];
+	int fd;
 
-	if (net_parse(addr, &l->l_na, &why) < 0) {
+	if (net_parse(addr, na, &why) < 0) {
 		snprintf(err, errlen, "listen %s: %s", addr, why);
 		return -1;
 	}
-	if ((l->l_fd = net_listen(&l->l_na, &opts, msg, sizeof(msg))) < 0) {
+	if ((fd = net_listen(na, &opts, msg, sizeof(msg))) < 0) {
 		snprintf(err, errlen, "listen %s: %s", addr, msg);
 		return -1;
 	}
-	if (l->l_na.kind == NET_UNIX && net_unix_id(l->l_na.path, &l->l_id) < 0) {
+	if (na->kind == NET_UNIX && net_unix_id(na->path, uid) < 0) {
 		snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
-		close(l->l_fd);
-		unlink(l->l_na.path);
+		close(fd);
+		unlink(na->path);
 		return -1;
 	}
-	return 0;
+	return fd;
 }
 
 static void

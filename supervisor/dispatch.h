@@ -11,6 +11,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "../common/net.h"
+
 struct event_base;
 struct pool;
 struct sv_conf;
@@ -60,6 +62,13 @@ int dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms, struct dispatch_
  */
 int dispatch_accept(int lfd, const char *addr, struct event *ev, struct event *pause_ev,
     unsigned *pauses);
+/*
+ * Opens a listening socket for ADDR (parsed into NA; a unix socket file's identity
+ * into UID, so that only ours is removed at close), with the options every listener
+ * of the supervisor uses. The fd, or -1 with ERR ("listen ADDR: why").
+ */
+int dispatch_open_listener(const char *addr, struct net_addr *na, struct net_unix_id *uid,
+    char *err, size_t errlen);
 /* Sends the batches of the round and closes our copies of what was sent. */
 void dispatch_round_end(struct pool *p);
 /* Hands P's held connections to its ready workers. */

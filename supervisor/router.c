@@ -43,8 +43,6 @@
 #include "state.h"
 
 #define ACCEPT_BURST   64
-#define LISTEN_BACKLOG 4096
-#define DEFER_ACCEPT_S 1
 #define LINGER_MS      1000     /* after a refusal: read and discard, then close */
 #define HEAD_CAP       WIRE_CARRY_MAX /* a listener's max_header_bytes is below it */
 #define MOVES_PER_ROUND 64
@@ -477,26 +475,8 @@ copy_routes(struct route_table *dst, const struct route_table *src)
 static int
 open_listener(struct rlistener *l, const char *addr, char *err, size_t errlen)
 {
-	static const struct net_listen_opts opts = {
-		.backlog = LISTEN_BACKLOG, .nodelay = true, .defer_accept_s = DEFER_ACCEPT_S,
-	};
-	const char *why;
-	char msg[256];
-
-	if (net_parse(addr, &l->l_na, &why) < 0) {
-		snprintf(err, errlen, "listen %s: %s", addr, why);
+	if ((l->l_fd = dispatch_open_listener(addr, &l->l_na, &l->l_uid, err, errlen)) < 0)
 		return -1;
-	}
-	if ((l->l_fd = net_listen(&l->l_na, &opts, msg, sizeof(msg))) < 0) {
-		snprintf(err, errlen, "listen %s: %s", addr, msg);
-		return -1;
-	}
-	if (l->l_na.kind == NET_UNIX && net_unix_id(l->l_na.path, &l->l_uid) < 0) {
-		snprintf(err, errlen, "listen %s: %s", addr, strerror(errno));
-		close(l->l_fd);
-		unlink(l->l_na.path);
-		return -1;
-	}
 	l->l_salen = sizeof(l->l_sa);
 	if (getsockname(l->l_fd, (struct sockaddr *)&l->l_sa, &l->l_salen) < 0)
 		l->l_salen = 0;
