@@ -32,7 +32,10 @@
 #      the slowest and the median probe under way between the SIGHUP and the moment
 #      every worker is ready and the retired ones are gone (a loop that blocks shows
 #      here: the slowest probe is the longest stall), the probes that failed, and
-#      that time itself; plus the start-up of the 500 (launch to `ready`).
+#      that time itself; plus the start-up of the 500 (launch to `ready`), the
+#      probe's slowest answer while /status and /metrics are fetched back to back
+#      (reload500_{status,metrics}_probe_max_ms, against reload500_idle_probe_max_ms)
+#      and how long one /status takes to answer (reload500_status_ms).
 #      After them: what timing a request into the latency histogram costs
 #      (scripts/hist_cost.c, CPU ns) and its share of a keep-alive hello request;
 #   8. WebSocket echo (examples/ws_echo.so): messages per second with one python
@@ -723,12 +726,32 @@ if want reload500; then
 		fig "reload500_probe_errors_$what" count "$perr" - - "=0" "$(meets "$perr" '<=' 0)"
 		fig "reload500_settled_ms_$what" ms "$((b - a))" - - - -
 	done
+	# The loop's stall under the admin pages: the probe's slowest answer while one
+	# client fetches /status (then /metrics) 20 times back to back, and in as long a
+	# window with no admin request (the baseline). A page rendered on the loop shows
+	# here; one rendered on admin_render's thread does not.
+	for ep in idle status metrics; do
+		a=$(date +%s%3N)
+		if [ "$ep" = idle ]; then
+			sleep 1
+		else
+			for i in $(seq 20); do
+				curl -s -o /dev/null --unix-socket "$r5admin" "http://edgevisor/$ep"
+			done
+		fi
+		c=$(date +%s%3N)
+		sleep 0.2	# the probe under way at C finishes
+		pmax=$(awk -v a="$a" -v c="$c" '$1 <= c && $1 + $2 >= a { print $2 }' "$r5/probe" |
+		    sort -g | tail -n1 | awk '{ printf "%.1f\n", $1 }')
+		echo "  probe on f000 while polling $ep for $((c - a)) ms: slowest $pmax ms"
+		fig "reload500_${ep}_probe_max_ms" ms "${pmax:--}" - - - -
+	done
 	stop_pid "$probe_pid"
-	# What one /status costs the loop at this size (it is rendered there), median of 5.
+	# How long one /status takes to answer at this size, median of 5.
 	for i in 1 2 3 4 5; do
 		curl -s -o /dev/null -w '%{time_total}\n' --unix-socket "$r5admin" http://edgevisor/status
 	done | sort -g | awk 'NR == 3 { printf "%.1f\n", $1 * 1000 }' >"$r5/status_ms"
-	echo "  one /status of $n500 functions: $(cat "$r5/status_ms") ms (rendered on the loop)"
+	echo "  one /status of $n500 functions: $(cat "$r5/status_ms") ms to answer"
 	fig reload500_status_ms ms "$(cat "$r5/status_ms")" - - - -
 	stop_pid "$r5pid"
 fi

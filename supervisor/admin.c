@@ -1,11 +1,13 @@
 /*
- * admin.c - the operator's endpoint: /status as JSON (jansson), /metrics
- * as Prometheus text, /health, and POST /reload, /drain/<fn>, /stop; plus the
- * read-only metrics listener (/metrics and /health only). Who may call what is
- * admin_auth.c's. evhttp serves both on the supervisor's own loop and owns their
- * listening sockets. Every handler reads only memory, the workers' scoreboards and
- * a few cgroup files, and answers at once, so the admin never blocks the loop that
- * hands connections to workers.
+ * admin.c - the operator's endpoint: GET /status (JSON), /metrics (Prometheus
+ * text), /health, and POST /reload, /drain/<fn>, /stop; plus the read-only metrics
+ * listener (/metrics and /health only). Who may call what is admin_auth.c's. evhttp
+ * serves both on the supervisor's own loop and owns their listening sockets.
+ * /status and /metrics read a file or two per worker and build a large page: on
+ * the loop they only take a snapshot (admin_snap.c, memory only); the page is
+ * rendered on a thread (admin_render.c, admin_job.c) and sent when it is done. The
+ * other handlers read only memory and answer at once, so the admin never blocks
+ * the loop that hands connections to workers.
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -27,10 +29,9 @@
 #include "../common/net.h"
 #include "admin.h"
 #include "admin_auth.h"
-#include "cgroup.h"
-#include "durable_watch.h"
-#include "limits.h"
-#include "pool.h"
+#include "admin_job.h"
+#include "admin_render.h"
+#include "admin_snap.h"
 #include "reload.h"
 #include "state.h"
 
@@ -53,451 +54,7 @@ static char metrics_addr[512];
 /* request_cb's argument: which listener a request came in on. */
 static const char on_admin = 'a', on_metrics = 'm';
 
-/* One function as the admin shows it: config plus totals of every generation. */
-struct fn_view {
-	const char *name;
-	const struct fn_conf *conf;
-	bool current;               /* in the config being served */
-	uint32_t gen;               /* generation of its newest pool that is not leaving */
-	bool failed;
-	uint64_t requests, started, completed, failed_tasks, lost, pending, crashes;
-	uint64_t unloads[WIRE_REASON_MAX];
-	unsigned nstate[WS_MAX];
-	unsigned nworkers;
-	/* On-demand sizing: connections waiting for a worker, cold starts, resizes. */
-	uint64_t queued, cold_starts, cold_ms_sum, scale_ups, scale_downs;
-	uint64_t cold_hist[TOTALS_COLD_BUCKETS + 1];
-	/* Request and task durations: gone workers' (totals) plus live boards. */
-	struct hist req_hist, task_hist;
-	/* Admission: in flight now, waiting at the gate, waits and overload 503s. */
-	uint64_t in_flight, admit_queued, queue_waits, queue_ms_sum, rejected_overload;
-	uint64_t queue_hist[TOTALS_COLD_BUCKETS + 1];
-};
-
-/* One live worker as the admin shows it. */
-struct worker_view {
-	uint64_t uptime_ms;
-	uint64_t mem_current;
-	uint64_t mem_peak;          /* 0 = unknown (no cgroup) */
-	const char *mem_source;     /* "cgroup" or "rss" */
-	uint64_t pids;              /* tasks in its cgroup, 0 = unknown (no pids controller) */
-	uint64_t cpu_ms;
-	uint64_t requests, conns;
-	uint64_t started, completed, failed, pending;
-	bool has_oldest;
-	char oldest_name[BOARD_TASK_NAME + 1];
-	uint64_t oldest_age_ms;
-	uint32_t reason;            /* enum wire_reason, NONE if it is not leaving */
-};
-
 static void request_cb(struct evhttp_request *req, void *arg);
-
-/* ---- snapshot ---------------------------------------------------------------- */
-
-static void
-worker_view(const struct worker *w, uint64_t now, struct worker_view *v)
-{
-	const struct board *b = w->w_board;
-	struct cg_stats cs;
-
-	memset(v, 0, sizeof(*v));
-	v->uptime_ms = now - w->w_spawned_ms;
-	v->reason = w->w_reason;
-	if (b == NULL)
-		return;
-	v->requests = BOARD_LOAD(&b->requests);
-	v->conns = worker_load(w);
-	v->started = BOARD_LOAD(&b->tasks_started);
-	v->completed = BOARD_LOAD(&b->tasks_completed);
-	v->failed = BOARD_LOAD(&b->tasks_failed);
-	v->pending = BOARD_LOAD(&b->tasks_pending);
-	/* Measured now, from /proc: never the tenant-writable board's figures. */
-	{
-		uint64_t cpu_ms, rss_kb;
-
-		if (proc_usage(w->w_pid, &cpu_ms, &rss_kb) == 0) {
-			v->cpu_ms = cpu_ms;
-			v->mem_current = rss_kb * 1024;
-		}
-	}
-	v->mem_source = "rss";
-	if (w->w_cgroup[0] && cg_worker_stats(w->w_conf->name, w->w_id, &cs) == 0) {
-		/* The cgroup also counts the tenant's children and page cache: what the cap sees. */
-		v->mem_current = cs.memory_current;
-		v->mem_peak = cs.memory_peak;
-		v->pids = cs.pids_current;
-		v->mem_source = "cgroup";
-		if (cs.cpu_usage_us / 1000 > v->cpu_ms)
-			v->cpu_ms = cs.cpu_usage_us / 1000;
-	}
-	if (v->reason == WIRE_REASON_NONE)
-		v->reason = BOARD_LOAD(&b->unload_reason);
-	if (v->pending == 0)
-		return;
-	/* Stop at the last pending task: the table can be large and mostly empty. */
-	for (uint32_t i = 0, seen = 0; i < w->w_board_slots && seen < v->pending; i++) {
-		const struct board_task *t = &b->tasks[i];
-		uint64_t started;
-
-		if (BOARD_LOAD(&t->id) == 0)
-			continue;
-		seen++;
-		started = BOARD_LOAD(&t->started_ms);
-		if (v->has_oldest && now - started <= v->oldest_age_ms)
-			continue;
-		v->has_oldest = true;
-		v->oldest_age_ms = started <= now ? now - started : 0;
-		/* The worker may reuse the slot meanwhile: a bounded copy, shown as is. */
-		board_copy_name(v->oldest_name, t);
-	}
-}
-
-static struct fn_view *
-view_find(struct fn_view *fv, size_t n, const char *name)
-{
-	for (size_t i = 0; i < n; i++)
-		if (strcmp(fv[i].name, name) == 0)
-			return &fv[i];
-	return NULL;
-}
-
-/* P's workers and state, added to its function's view V. */
-static void
-view_add_pool(struct fn_view *v, const struct pool *p)
-{
-	const struct worker *w;
-
-	if (!p->p_retiring && p->p_failed)
-		v->failed = true;
-	if (!p->p_retiring && p->p_gen > v->gen)
-		v->gen = p->p_gen;
-	v->queued += p->p_npending;
-	v->admit_queued += p->p_nadmit;
-	v->in_flight += pool_in_flight(p);
-	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
-		const struct board *b = w->w_board;
-
-		v->nworkers++;
-		v->nstate[w->w_state < WS_MAX ? w->w_state : WS_CRASHED]++;
-		if (b == NULL)
-			continue;
-		v->requests += BOARD_LOAD(&b->requests);
-		v->started += BOARD_LOAD(&b->tasks_started);
-		v->completed += BOARD_LOAD(&b->tasks_completed);
-		v->failed_tasks += BOARD_LOAD(&b->tasks_failed);
-		v->pending += BOARD_LOAD(&b->tasks_pending);
-		hist_add(&v->req_hist, &b->req_hist);
-		hist_add(&v->task_hist, &b->task_hist);
-	}
-}
-
-/*
- * Every function of the running config, then any that only a draining generation
- * still has. Totals are fn_totals (workers that are gone) plus the scoreboards of
- * the live workers, so they grow as requests are served, not when workers exit.
- * Returns a calloc'ed array (the caller frees it) and its length in *N, or NULL.
- */
-static struct fn_view *
-collect(size_t *n)
-{
-	struct fn_view *fv, *v;
-	struct fn_conf *fc;
-	struct pool *p;
-	size_t max = 0, cnt = 0, ncur;
-
-	if (sv.conf != NULL)
-		max = sv.conf->nfunctions;
-	TAILQ_FOREACH(p, &pools, p_entry)
-		max++;
-	if ((fv = calloc(max ? max : 1, sizeof(*fv))) == NULL)
-		return NULL;
-	if (sv.conf != NULL) {
-		TAILQ_FOREACH(fc, &sv.conf->functions, entry) {
-			fv[cnt].name = fc->name;
-			fv[cnt].conf = fc;
-			fv[cnt].current = true;
-			cnt++;
-		}
-	}
-	/* Each function's own pools through its record (no scan of every pool per
-	 * function: /metrics is scraped on the loop), then the pools of functions only
-	 * a draining generation still has (few: searched among themselves). */
-	for (size_t i = 0; i < cnt; i++) {
-		struct fn_totals *t = pool_function(fv[i].name);
-
-		if (t != NULL)
-			TAILQ_FOREACH(p, &t->t_pools, p_fn_entry)
-				view_add_pool(&fv[i], p);
-	}
-	ncur = cnt;
-	TAILQ_FOREACH(p, &pools, p_entry) {
-		if (sv.conf != NULL && config_find(sv.conf, p->p_conf->name) != NULL)
-			continue;
-		if ((v = view_find(fv + ncur, cnt - ncur, p->p_conf->name)) == NULL) {
-			v = &fv[cnt++];
-			v->name = p->p_conf->name;
-			v->conf = p->p_conf;
-		}
-		view_add_pool(v, p);
-	}
-	for (size_t i = 0; i < cnt; i++) {
-		struct fn_totals *t = pool_function(fv[i].name);
-
-		if (t == NULL)
-			continue;
-		fv[i].requests += t->requests;
-		fv[i].started += t->tasks_started;
-		fv[i].completed += t->tasks_completed;
-		fv[i].failed_tasks += t->tasks_failed;
-		fv[i].lost = t->tasks_lost;
-		fv[i].crashes = t->crashes;
-		memcpy(fv[i].unloads, t->unloads, sizeof(fv[i].unloads));
-		fv[i].cold_starts = t->cold_starts;
-		fv[i].cold_ms_sum = t->cold_ms_sum;
-		fv[i].scale_ups = t->scale_ups;
-		fv[i].scale_downs = t->scale_downs;
-		memcpy(fv[i].cold_hist, t->cold_hist, sizeof(fv[i].cold_hist));
-		hist_add(&fv[i].req_hist, &t->req_hist);
-		hist_add(&fv[i].task_hist, &t->task_hist);
-		fv[i].queue_waits = t->queue_waits;
-		fv[i].queue_ms_sum = t->queue_ms_sum;
-		fv[i].rejected_overload = t->rejected_overload;
-		memcpy(fv[i].queue_hist, t->queue_hist, sizeof(fv[i].queue_hist));
-	}
-	*n = cnt;
-	return fv;
-}
-
-/* ---- GET /status -------------------------------------------------------------- */
-
-static json_t *
-limits_json(const struct fn_limits *l)
-{
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,"
-	    "s:I,s:I,s:I,s:I,s:I}",
-	    "memory_mb", (json_int_t)l->memory_mb,
-	    "function_memory_mb", (json_int_t)l->function_memory_mb,
-	    "cpu_percent", (json_int_t)l->cpu_percent,
-	    "function_cpu_percent", (json_int_t)l->function_cpu_percent,
-	    "cpu_time_ms", (json_int_t)l->cpu_time_ms,
-	    "wall_clock_ms", (json_int_t)l->wall_clock_ms,
-	    "request_timeout_ms", (json_int_t)l->request_timeout_ms,
-	    "idle_timeout_ms", (json_int_t)l->idle_timeout_ms,
-	    "idle_worker_ms", (json_int_t)l->idle_worker_ms,
-	    "max_requests", (json_int_t)l->max_requests,
-	    "drain_timeout_ms", (json_int_t)l->drain_timeout_ms,
-	    "beforeunload_grace_ms", (json_int_t)l->beforeunload_grace_ms,
-	    "max_header_bytes", (json_int_t)l->max_header_bytes,
-	    "max_body_bytes", (json_int_t)l->max_body_bytes,
-	    "soft_limit_percent", (json_int_t)l->soft_limit_percent,
-	    "max_pending_tasks", (json_int_t)l->max_pending_tasks,
-	    "task_threads", (json_int_t)l->task_threads,
-	    "nofile", (json_int_t)l->nofile,
-	    "max_connections", (json_int_t)l->max_connections,
-	    "max_pids", (json_int_t)l->max_pids,
-	    "function_max_pids", (json_int_t)l->function_max_pids);
-}
-
-/* cold (no live worker), warming (starting, none ready), ready, failed. */
-static const char *
-function_state(const struct fn_view *v)
-{
-	if (v->failed)
-		return "failed";
-	if (v->nstate[WS_READY])
-		return "ready";
-	if (v->nstate[WS_STARTING])
-		return "warming";
-	return "cold";
-}
-
-static json_t *
-scaling_json(const struct fn_view *v)
-{
-	json_t *hist = json_object();
-	char le[16];
-
-	for (unsigned i = 0; hist != NULL && i <= TOTALS_COLD_BUCKETS; i++) {
-		if (i < TOTALS_COLD_BUCKETS)
-			snprintf(le, sizeof(le), "%u", totals_cold_bounds[i]);
-		else
-			snprintf(le, sizeof(le), "+Inf");
-		json_object_set_new(hist, le, json_integer((json_int_t)v->cold_hist[i]));
-	}
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
-	    "min_workers", (json_int_t)v->conf->min_workers,
-	    "max_workers", (json_int_t)v->conf->max_workers,
-	    "queued", (json_int_t)v->queued,
-	    "cold_starts", (json_int_t)v->cold_starts,
-	    "scale_ups", (json_int_t)v->scale_ups,
-	    "scale_downs", (json_int_t)v->scale_downs,
-	    "cold_start_ms_buckets", hist);
-}
-
-/* {"count", "sum_ms", "p50_ms", "p99_ms"}: the quantiles estimated from H's buckets
- * (hist_quantile), null while it is empty. */
-static json_t *
-latency_json(const struct hist *h)
-{
-	double p50 = hist_quantile(h, 0.5), p99 = hist_quantile(h, 0.99);
-
-	return json_pack("{s:I,s:f,s:o,s:o}",
-	    "count", (json_int_t)hist_count(h),
-	    "sum_ms", h->sum_us / 1000.0,
-	    "p50_ms", p50 < 0 ? json_null() : json_real(p50 / 1000.0),
-	    "p99_ms", p99 < 0 ? json_null() : json_real(p99 / 1000.0));
-}
-
-/*
- * The function's durable tasks per kind, from durable_watch.c's last read of its
- * journal (at most a second old); null when the function has no "durable".
- */
-static json_t *
-durable_json(const struct fn_view *v)
-{
-	struct durable_count c[DW_KINDS_MAX];
-	int64_t due, now = clock_wall_ms();
-	size_t n;
-	json_t *kinds;
-
-	if (v->conf->durable.backend == DURABLE_OFF)
-		return json_null();
-	n = durable_watch_counts(v->name, c, DW_KINDS_MAX, &due);
-	kinds = json_object();
-	for (size_t i = 0; i < n; i++)
-		json_object_set_new(kinds, c[i].kind, json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:f}",
-		    "pending", (json_int_t)c[i].pending, "retrying", (json_int_t)c[i].retrying,
-		    "running", (json_int_t)c[i].running, "dead", (json_int_t)c[i].dead,
-		    "enqueued", (json_int_t)c[i].enqueued, "succeeded", (json_int_t)c[i].succeeded,
-		    "retried", (json_int_t)c[i].retried, "failed", (json_int_t)c[i].failed,
-		    "oldest_age_s", c[i].oldest_ms > 0 ? (now - c[i].oldest_ms) / 1000.0 : 0.0));
-	return json_pack("{s:s,s:I,s:o}", "backend",
-	    v->conf->durable.backend == DURABLE_POSTGRESQL ? "postgresql" : "local",
-	    "next_due_ms", (json_int_t)due,
-	    "kinds", kinds);
-}
-
-/* Buckets (ms) of a histogram kept with the cold-start bounds, as a JSON object. */
-static json_t *
-ms_buckets_json(const uint64_t *hist)
-{
-	json_t *o = json_object();
-	char le[16];
-
-	for (unsigned i = 0; o != NULL && i <= TOTALS_COLD_BUCKETS; i++) {
-		if (i < TOTALS_COLD_BUCKETS)
-			snprintf(le, sizeof(le), "%u", totals_cold_bounds[i]);
-		else
-			snprintf(le, sizeof(le), "+Inf");
-		json_object_set_new(o, le, json_integer((json_int_t)hist[i]));
-	}
-	return o;
-}
-
-static json_t *
-admission_json(const struct fn_view *v)
-{
-	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
-	    "max_concurrency", (json_int_t)v->conf->max_concurrency,
-	    "max_queued", (json_int_t)v->conf->max_queued,
-	    "queue_timeout_ms", (json_int_t)v->conf->queue_timeout_ms,
-	    "in_flight", (json_int_t)v->in_flight,
-	    "queued", (json_int_t)v->admit_queued,
-	    "queue_waits", (json_int_t)v->queue_waits,
-	    "rejected_overload", (json_int_t)v->rejected_overload,
-	    "queue_wait_ms_buckets", ms_buckets_json(v->queue_hist));
-}
-
-static json_t *
-function_json(const struct fn_view *v)
-{
-	json_t *fn, *unloads, *states, *listen;
-
-	unloads = json_object();
-	for (int r = WIRE_REASON_NONE + 1; r < WIRE_REASON_MAX; r++)
-		json_object_set_new(unloads, wire_reason_name(r), json_integer((json_int_t)v->unloads[r]));
-	states = json_object();
-	for (int s = 0; s < WS_MAX; s++)
-		if (v->nstate[s])
-			json_object_set_new(states, wstate_name(s), json_integer(v->nstate[s]));
-	listen = json_array();
-	for (size_t i = 0; i < v->conf->nlisten; i++)
-		json_array_append_new(listen, json_string(v->conf->listen[i]));
-	fn = json_pack("{s:s,s:s,s:s,s:o,s:I,s:b,s:b,s:I,s:o,s:o}",
-	    "name", v->name,
-	    "policy", config_policy_name(v->conf->policy),
-	    "library", v->conf->library,
-	    "listen", listen,
-	    "workers", (json_int_t)v->conf->workers,
-	    "current", v->current,
-	    "failed", v->failed,
-	    "live_workers", (json_int_t)v->nworkers,
-	    "states", states,
-	    "limits", limits_json(&v->conf->limits));
-	if (fn == NULL)
-		return NULL;
-	json_object_set_new(fn, "state", json_string(function_state(v)));
-	json_object_set_new(fn, "generation", json_integer((json_int_t)v->gen));
-	json_object_set_new(fn, "scaling", scaling_json(v));
-	json_object_set_new(fn, "latency", latency_json(&v->req_hist));
-	json_object_set_new(fn, "task_latency", latency_json(&v->task_hist));
-	json_object_set_new(fn, "durable", durable_json(v));
-	json_object_set_new(fn, "admission", admission_json(v));
-	json_object_set_new(fn, "totals", json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
-	    "requests", (json_int_t)v->requests,
-	    "tasks_started", (json_int_t)v->started,
-	    "tasks_completed", (json_int_t)v->completed,
-	    "tasks_failed", (json_int_t)v->failed_tasks,
-	    "tasks_lost", (json_int_t)v->lost,
-	    "tasks_pending", (json_int_t)v->pending,
-	    "crashes", (json_int_t)v->crashes,
-	    "unloads", unloads));
-	return fn;
-}
-
-static json_t *
-worker_json(const struct worker *w, uint64_t now)
-{
-	struct worker_view v;
-	json_t *o, *oldest;
-
-	worker_view(w, now, &v);
-	if (v.has_oldest)
-		oldest = json_pack("{s:s,s:I}", "name", v.oldest_name,
-		    "age_ms", (json_int_t)v.oldest_age_ms);
-	else
-		oldest = json_null();
-	o = json_pack("{s:s,s:I,s:I,s:s,s:I,s:I,s:s?,s:I,s:o,s:s?,s:o,s:I,s:I,s:I}",
-	    "function", w->w_conf->name,
-	    "id", (json_int_t)w->w_id,
-	    "pid", (json_int_t)w->w_pid,
-	    "state", wstate_name(w->w_state),
-	    "generation", (json_int_t)w->w_gen,
-	    "uptime_ms", (json_int_t)v.uptime_ms,
-	    "cgroup", w->w_cgroup[0] ? w->w_cgroup : NULL,
-	    "memory_current", (json_int_t)v.mem_current,
-	    "memory_peak", v.mem_peak ? json_integer((json_int_t)v.mem_peak) : json_null(),
-	    "memory_source", v.mem_source,
-	    "pids", v.pids ? json_integer((json_int_t)v.pids) : json_null(),
-	    "cpu_ms", (json_int_t)v.cpu_ms,
-	    "requests", (json_int_t)v.requests,
-	    "connections", (json_int_t)v.conns);
-	if (o == NULL) {
-		json_decref(oldest);
-		return NULL;
-	}
-	json_object_set_new(o, "max_requests", json_integer((json_int_t)w->w_max_requests));
-	json_object_set_new(o, "tasks", json_pack("{s:I,s:I,s:I,s:I,s:o}",
-	    "started", (json_int_t)v.started,
-	    "completed", (json_int_t)v.completed,
-	    "failed", (json_int_t)v.failed,
-	    "pending", (json_int_t)v.pending,
-	    "oldest_pending", oldest));
-	json_object_set_new(o, "seccomp_denied", json_integer(w->w_board == NULL ? 0 : (json_int_t)BOARD_LOAD(&w->w_board->seccomp_denied)));
-	json_object_set_new(o, "last_unload_reason", v.reason != WIRE_REASON_NONE ?
-	    json_string(wire_reason_name(v.reason)) : json_null());
-	return o;
-}
 
 /* What /health says: starting (no generation ready yet), serving, draining (a host
  * drain's window: still serving, the balancer should move away), stopping. */
@@ -511,346 +68,40 @@ health_state(void)
 	return sv.ready_gen == 0 ? "starting" : "serving";
 }
 
-static json_t *
-status_json(void)
+/* ---- GET /status, GET /metrics: rendered off the loop (admin_job.h) ------------- */
+
+static void *
+take_snapshot(void *arg)
 {
-	uint64_t now = clock_ms();
-	struct fn_view *fv;
-	struct pool *p;
-	json_t *root, *fns, *workers;
-	size_t n = 0;
-
-	if ((fv = collect(&n)) == NULL)
-		return NULL;
-	fns = json_array();
-	for (size_t i = 0; i < n; i++)
-		json_array_append_new(fns, function_json(&fv[i]));
-	free(fv);
-	workers = json_array();
-	TAILQ_FOREACH(p, &pools, p_entry) {
-		struct worker *w;
-		TAILQ_FOREACH(w, &p->p_workers, w_entry)
-			json_array_append_new(workers, worker_json(w, now));
-	}
-	root = json_pack("{s:{s:I,s:I,s:I,s:I,s:s,s:s,s:s?,s:s?,s:b,s:I,s:o},s:o,s:o}",
-	    "supervisor",
-	    "pid", (json_int_t)getpid(),
-	    "uptime_ms", (json_int_t)(now - sv.started_ms),
-	    "generation", (json_int_t)sv.gen,
-	    "ready_generation", (json_int_t)sv.ready_gen,
-	    "config", sv.conf_path,
-	    "cgroups", cg_describe(),
-	    "admin", admin_addr[0] ? admin_addr : NULL,
-	    "metrics", metrics_addr[0] ? metrics_addr : NULL,
-	    "stopping", sv.stopping,
-	    "workers", (json_int_t)pools_live_workers(),
-	    "reload", json_pack("{s:I,s:s?}", "failed_generation", (json_int_t)sv.failed_gen,
-	        "failed_why", sv.failed_gen ? sv.failed_why : NULL),
-	    "functions", fns,
-	    "workers", workers);
-	/* What /health answers, and a host drain's window still to run. */
-	if (root != NULL) {
-		json_t *svo = json_object_get(root, "supervisor");
-
-		json_object_set_new(svo, "health", json_string(health_state()));
-		json_object_set_new(svo, "health_drain_left_ms", json_integer(
-		    sv.host_draining && sv.host_drain_end_ms > now ?
-		    (json_int_t)(sv.host_drain_end_ms - now) : 0));
-	}
-	return root;
-}
-
-/* ---- GET /metrics ------------------------------------------------------------- */
-
-/* A label value escaped as the exposition format wants: \\, \" and \n. */
-static const char *
-lesc(const char *s, char *buf, size_t len)
-{
-	size_t o = 0;
-
-	for (; *s != '\0' && o + 3 < len; s++) {
-		if (*s == '\\' || *s == '"') {
-			buf[o++] = '\\';
-			buf[o++] = *s;
-		} else if (*s == '\n') {
-			buf[o++] = '\\';
-			buf[o++] = 'n';
-		} else
-			buf[o++] = *s;
-	}
-	buf[o] = '\0';
-	return buf;
+	return admin_snap_take(admin_addr, metrics_addr, health_state());
 }
 
 static void
-family(struct evbuffer *out, const char *name, const char *type, const char *help)
+drop_snapshot(void *snap)
 {
-	evbuffer_add_printf(out, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
+	admin_snap_free(snap);
 }
 
-/* One per-function sample of family NAME for each function, from the field at OFF. */
-static void
-fn_samples(struct evbuffer *out, const struct fn_view *fv, size_t n, const char *name,
-    const char *type, const char *help, size_t off)
+static int
+render_status(void *snap, struct evbuffer *out)
 {
-	char e[128];
-
-	family(out, name, type, help);
-	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "%s{function=\"%s\"} %llu\n", name,
-		    lesc(fv[i].name, e, sizeof(e)),
-		    (unsigned long long)*(const uint64_t *)((const char *)&fv[i] + off));
+	return admin_render_status(snap, out);
 }
 
-/* A Prometheus histogram family NAME (seconds) from the struct hist at OFF of each view. */
-static void
-duration_family(struct evbuffer *out, const struct fn_view *fv, size_t n, const char *name,
-    const char *help, size_t off)
+static int
+render_metrics(void *snap, struct evbuffer *out)
 {
-	char e[128];
-
-	family(out, name, "histogram", help);
-	for (size_t i = 0; i < n; i++) {
-		const struct hist *h = (const struct hist *)((const char *)&fv[i] + off);
-		uint64_t cum = 0;
-
-		lesc(fv[i].name, e, sizeof(e));
-		for (unsigned b = 0; b <= HIST_BOUNDS; b++) {
-			cum += h->buckets[b];
-			if (b < HIST_BOUNDS)
-				evbuffer_add_printf(out, "%s_bucket{function=\"%s\",le=\"%g\"} %llu\n",
-				    name, e, hist_bounds_us[b] / 1e6, (unsigned long long)cum);
-			else
-				evbuffer_add_printf(out, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
-				    name, e, (unsigned long long)cum);
-		}
-		evbuffer_add_printf(out, "%s_sum{function=\"%s\"} %.6f\n", name, e, h->sum_us / 1e6);
-		evbuffer_add_printf(out, "%s_count{function=\"%s\"} %llu\n", name, e,
-		    (unsigned long long)cum);
-	}
+	return admin_render_metrics(snap, out);
 }
 
-/* Durable tasks per function and kind (durable_watch.c's last read of the journals). */
-static void
-durable_metrics(struct evbuffer *out, const struct fn_view *fv, size_t n)
-{
-	static const struct {
-		const char *name, *type, *help;
-	} df[] = {
-		{ "edgevisor_durable_tasks", "gauge",
-		    "Durable tasks in the journal now, by state (pending, retrying, running, dead)." },
-		{ "edgevisor_durable_enqueued_total", "counter", "Durable tasks recorded." },
-		{ "edgevisor_durable_succeeded_total", "counter", "Durable tasks that succeeded." },
-		{ "edgevisor_durable_retried_total", "counter",
-		    "Durable attempts that failed and were retried (or cut by a crash)." },
-		{ "edgevisor_durable_dead_total", "counter", "Durable tasks that went dead." },
-		{ "edgevisor_durable_oldest_age_seconds", "gauge",
-		    "Age of the oldest pending or running durable task (0 when none)." },
-	};
-	struct durable_count *c = calloc(DW_KINDS_MAX, sizeof(*c));
-	int64_t now = clock_wall_ms(), due;
-	char e[128];
-
-	if (c == NULL)
-		return;
-	for (size_t f = 0; f < sizeof(df) / sizeof(df[0]); f++) {
-		family(out, df[f].name, df[f].type, df[f].help);
-		for (size_t i = 0; i < n; i++) {
-			size_t k = fv[i].conf->durable.backend == DURABLE_OFF ? 0 :
-			    durable_watch_counts(fv[i].name, c, DW_KINDS_MAX, &due);
-
-			lesc(fv[i].name, e, sizeof(e));
-			for (size_t j = 0; j < k; j++) {
-				const struct durable_count *d = &c[j];
-				const char *kind = d->kind;   /* [A-Za-z0-9_.:-]: nothing to escape */
-
-				switch (f) {
-				case 0:
-					evbuffer_add_printf(out, "%s{function=\"%s\",kind=\"%s\",state=\"pending\"} %llu\n"
-					    "%s{function=\"%s\",kind=\"%s\",state=\"retrying\"} %llu\n"
-					    "%s{function=\"%s\",kind=\"%s\",state=\"running\"} %llu\n"
-					    "%s{function=\"%s\",kind=\"%s\",state=\"dead\"} %llu\n",
-					    df[f].name, e, kind, (unsigned long long)d->pending,
-					    df[f].name, e, kind, (unsigned long long)d->retrying,
-					    df[f].name, e, kind, (unsigned long long)d->running,
-					    df[f].name, e, kind, (unsigned long long)d->dead);
-					break;
-				case 5:
-					evbuffer_add_printf(out, "%s{function=\"%s\",kind=\"%s\"} %.3f\n",
-					    df[f].name, e, kind,
-					    d->oldest_ms > 0 ? (now - d->oldest_ms) / 1000.0 : 0.0);
-					break;
-				default:
-					evbuffer_add_printf(out, "%s{function=\"%s\",kind=\"%s\"} %llu\n",
-					    df[f].name, e, kind, (unsigned long long)(f == 1 ? d->enqueued :
-					    f == 2 ? d->succeeded : f == 3 ? d->retried : d->failed));
-				}
-			}
-		}
-	}
-	free(c);
-}
-
-static void
-metrics_text(struct evbuffer *out)
-{
-	uint64_t now = clock_ms();
-	struct fn_view *fv;
-	struct pool *p;
-	struct worker *w;
-	char e[128];
-	size_t n = 0;
-
-	if ((fv = collect(&n)) == NULL)
-		return;
-	family(out, "edgevisor_uptime_seconds", "gauge", "Seconds since the supervisor started.");
-	evbuffer_add_printf(out, "edgevisor_uptime_seconds %.3f\n", (now - sv.started_ms) / 1000.0);
-	family(out, "edgevisor_generation", "gauge", "Config generation (1 at start, +1 per reload).");
-	evbuffer_add_printf(out, "edgevisor_generation %u\n", sv.gen);
-
-	fn_samples(out, fv, n, "edgevisor_requests_total", "counter",
-	    "Requests answered by the function's workers.", offsetof(struct fn_view, requests));
-	fn_samples(out, fv, n, "edgevisor_tasks_started_total", "counter",
-	    "Background tasks started.", offsetof(struct fn_view, started));
-	fn_samples(out, fv, n, "edgevisor_tasks_completed_total", "counter",
-	    "Background tasks that completed.", offsetof(struct fn_view, completed));
-	fn_samples(out, fv, n, "edgevisor_tasks_failed_total", "counter",
-	    "Background tasks that failed, timed out or were cut by shutdown.",
-	    offsetof(struct fn_view, failed_tasks));
-	fn_samples(out, fv, n, "edgevisor_tasks_lost_total", "counter",
-	    "Background tasks still pending when their worker died or was killed.",
-	    offsetof(struct fn_view, lost));
-	fn_samples(out, fv, n, "edgevisor_tasks_pending", "gauge",
-	    "Background tasks pending now.", offsetof(struct fn_view, pending));
-	fn_samples(out, fv, n, "edgevisor_worker_crashes_total", "counter",
-	    "Workers that died without being asked to.", offsetof(struct fn_view, crashes));
-
-	family(out, "edgevisor_unloads_total", "counter",
-	    "Workers that left, by beforeunload reason.");
-	for (size_t i = 0; i < n; i++)
-		for (int r = WIRE_REASON_NONE + 1; r < WIRE_REASON_MAX; r++)
-			evbuffer_add_printf(out, "edgevisor_unloads_total{function=\"%s\",reason=\"%s\"} %llu\n",
-			    lesc(fv[i].name, e, sizeof(e)), wire_reason_name(r),
-			    (unsigned long long)fv[i].unloads[r]);
-	family(out, "edgevisor_workers", "gauge", "Live workers by state.");
-	for (size_t i = 0; i < n; i++)
-		for (int s = 0; s < WS_MAX; s++)
-			if (s != WS_EXITED && s != WS_CRASHED)
-				evbuffer_add_printf(out, "edgevisor_workers{function=\"%s\",state=\"%s\"} %u\n",
-				    lesc(fv[i].name, e, sizeof(e)), wstate_name(s), fv[i].nstate[s]);
-	fn_samples(out, fv, n, "edgevisor_queued_connections", "gauge",
-	    "Connections waiting in the supervisor for a worker of the function.",
-	    offsetof(struct fn_view, queued));
-	fn_samples(out, fv, n, "edgevisor_scale_ups_total", "counter",
-	    "Workers started above min_workers for load.", offsetof(struct fn_view, scale_ups));
-	fn_samples(out, fv, n, "edgevisor_scale_downs_total", "counter",
-	    "Workers retired for idleness above min_workers.",
-	    offsetof(struct fn_view, scale_downs));
-	family(out, "edgevisor_cold_start_seconds", "histogram",
-	    "Accepted to handed over, for connections that waited for a worker to start.");
-	for (size_t i = 0; i < n; i++) {
-		uint64_t cum = 0;
-
-		lesc(fv[i].name, e, sizeof(e));
-		for (unsigned b = 0; b <= TOTALS_COLD_BUCKETS; b++) {
-			cum += fv[i].cold_hist[b];
-			if (b < TOTALS_COLD_BUCKETS)
-				evbuffer_add_printf(out, "edgevisor_cold_start_seconds_bucket{function=\"%s\",le=\"%g\"} %llu\n",
-				    e, totals_cold_bounds[b] / 1000.0, (unsigned long long)cum);
-			else
-				evbuffer_add_printf(out, "edgevisor_cold_start_seconds_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
-				    e, (unsigned long long)cum);
-		}
-		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_sum{function=\"%s\"} %.3f\n",
-		    e, fv[i].cold_ms_sum / 1000.0);
-		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_count{function=\"%s\"} %llu\n",
-		    e, (unsigned long long)fv[i].cold_starts);
-	}
-	duration_family(out, fv, n, "edgevisor_request_duration_seconds",
-	    "Request complete to answer queued (a stream: to its end), measured by the worker.",
-	    offsetof(struct fn_view, req_hist));
-	duration_family(out, fv, n, "edgevisor_task_duration_seconds",
-	    "Background task started to ended (completed, failed or timed out), measured by the worker.",
-	    offsetof(struct fn_view, task_hist));
-	family(out, "edgevisor_max_workers", "gauge",
-	    "The function's max_workers: the most workers its pool may run at once.");
-	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "edgevisor_max_workers{function=\"%s\"} %u\n",
-		    lesc(fv[i].name, e, sizeof(e)), (unsigned)fv[i].conf->max_workers);
-	family(out, "edgevisor_worker_memory_limit_bytes", "gauge",
-	    "The function's memory_mb cap per worker, in bytes (0 = none).");
-	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "edgevisor_worker_memory_limit_bytes{function=\"%s\"} %llu\n",
-		    lesc(fv[i].name, e, sizeof(e)),
-		    (unsigned long long)fv[i].conf->limits.memory_mb * 1024 * 1024);
-	durable_metrics(out, fv, n);
-	fn_samples(out, fv, n, "edgevisor_overload_rejections_total", "counter",
-	    "Connections answered 503 by the admission gate (queue full or queue_timeout_ms).",
-	    offsetof(struct fn_view, rejected_overload));
-	fn_samples(out, fv, n, "edgevisor_in_flight_connections", "gauge",
-	    "Connections handed to the function's workers and not yet closed.",
-	    offsetof(struct fn_view, in_flight));
-	family(out, "edgevisor_queue_wait_seconds", "histogram",
-	    "Accepted to handed over, for connections that waited at the admission gate.");
-	for (size_t i = 0; i < n; i++) {
-		uint64_t cum = 0;
-
-		lesc(fv[i].name, e, sizeof(e));
-		for (unsigned b = 0; b <= TOTALS_COLD_BUCKETS; b++) {
-			cum += fv[i].queue_hist[b];
-			if (b < TOTALS_COLD_BUCKETS)
-				evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_bucket{function=\"%s\",le=\"%g\"} %llu\n",
-				    e, totals_cold_bounds[b] / 1000.0, (unsigned long long)cum);
-			else
-				evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
-				    e, (unsigned long long)cum);
-		}
-		evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_sum{function=\"%s\"} %.3f\n",
-		    e, fv[i].queue_ms_sum / 1000.0);
-		evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_count{function=\"%s\"} %llu\n",
-		    e, (unsigned long long)fv[i].queue_waits);
-	}
-	family(out, "edgevisor_function_failed", "gauge",
-	    "1 when the function's workers keep dying before ready (not respawned until reload).");
-	for (size_t i = 0; i < n; i++)
-		evbuffer_add_printf(out, "edgevisor_function_failed{function=\"%s\"} %d\n",
-		    lesc(fv[i].name, e, sizeof(e)), fv[i].failed ? 1 : 0);
-	free(fv);
-
-	/* Per worker: one walk per family keeps each family's samples together. */
-	static const struct {
-		const char *name, *type, *help;
-	} wf[] = {
-		{ "edgevisor_worker_memory_bytes", "gauge", "Worker memory (cgroup usage, else RSS)." },
-		{ "edgevisor_worker_cpu_seconds_total", "counter", "Worker CPU time." },
-		{ "edgevisor_worker_connections", "gauge", "Connections open in the worker." },
-		{ "edgevisor_worker_requests_total", "counter", "Requests the worker answered." },
-		{ "edgevisor_worker_tasks_pending", "gauge", "Background tasks pending in the worker." },
-		{ "edgevisor_worker_oldest_task_age_seconds", "gauge",
-		    "Age of the worker's oldest pending task (0 when none)." },
-	};
-	for (size_t f = 0; f < sizeof(wf) / sizeof(wf[0]); f++) {
-		family(out, wf[f].name, wf[f].type, wf[f].help);
-		TAILQ_FOREACH(p, &pools, p_entry) {
-			TAILQ_FOREACH(w, &p->p_workers, w_entry) {
-				struct worker_view v;
-				double val = 0;
-
-				worker_view(w, now, &v);
-				switch (f) {
-				case 0: val = (double)v.mem_current; break;
-				case 1: val = v.cpu_ms / 1000.0; break;
-				case 2: val = (double)v.conns; break;
-				case 3: val = (double)v.requests; break;
-				case 4: val = (double)v.pending; break;
-				case 5: val = v.has_oldest ? v.oldest_age_ms / 1000.0 : 0; break;
-				}
-				evbuffer_add_printf(out, "%s{function=\"%s\",worker=\"%u\"} %.17g\n",
-				    wf[f].name, lesc(p->p_conf->name, e, sizeof(e)), w->w_id, val);
-			}
-		}
-	}
-}
+static const struct admin_page status_page = {
+	.path = "/status", .content_type = "application/json",
+	.take = take_snapshot, .render = render_status, .drop = drop_snapshot,
+};
+static const struct admin_page metrics_page = {
+	.path = "/metrics", .content_type = "text/plain; version=0.0.4; charset=utf-8",
+	.take = take_snapshot, .render = render_metrics, .drop = drop_snapshot,
+};
 
 /* ---- requests ------------------------------------------------------------------ */
 
@@ -1063,24 +314,13 @@ request_cb(struct evhttp_request *req, void *arg)
 		allow = "GET, HEAD";
 	} else if (strcmp(path, "/status") == 0) {
 		if (get) {
-			json_t *st = status_json();
-			if (st == NULL)
-				reply_error(req, 500, "Internal Server Error", "out of memory");
-			else
-				reply_json(req, 200, "OK", st);
+			admin_job_serve(&status_page, req);
 			return;
 		}
 		allow = "GET, HEAD";
 	} else if (strcmp(path, "/metrics") == 0) {
 		if (get) {
-			struct evbuffer *b = evbuffer_new();
-			if (b == NULL) {
-				evhttp_send_error(req, 500, NULL);
-				return;
-			}
-			metrics_text(b);
-			reply(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", b);
-			evbuffer_free(b);
+			admin_job_serve(&metrics_page, req);
 			return;
 		}
 		allow = "GET, HEAD";
@@ -1362,6 +602,10 @@ admin_start(const struct sv_conf *conf, char *err, size_t errlen)
 {
 	/* The token first: a listener that opens below must never serve without it. */
 	admin_auth_set_token(conf->admin_token);
+	if (admin_job_init(sv.base) < 0) {
+		snprintf(err, errlen, "admin: cannot set up the page renderer: %s", strerror(errno));
+		return -1;
+	}
 	if (conf->admin == NULL)
 		admin_close();
 	else if (admin_open(conf->admin, err, errlen) < 0)
@@ -1376,6 +620,9 @@ admin_start(const struct sv_conf *conf, char *err, size_t errlen)
 void
 admin_stop(void)
 {
+	/* First: the render threads end before what they read (durable_watch.c, the
+	 * cgroup state) is shut down, and no waiter outlives its evhttp. */
+	admin_job_shutdown();
 	admin_close();
 	metrics_close();
 	admin_auth_set_token(NULL);
