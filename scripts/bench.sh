@@ -673,8 +673,8 @@ if want reload500; then
 	pids+=("$probe_pid")
 	sleep 0.5	# the probe's own baseline before the first reload
 	# settled500: every worker of /status ready, and exactly one per function. Checked
-	# once the window is over: a 500-function /status is rendered on the supervisor's
-	# loop (reload500_status_ms), and polling it during the window would time that.
+	# once the window is over: a 500-function /status costs the loop its snapshot
+	# (reload500_status_probe_max_ms) and polling it would add that to the window.
 	settled500() {
 		[ "$(status "$r5admin" "sum(w['state'] == 'ready' for w in d['workers']) == len(d['workers']) == $n500")" = True ]
 	}

@@ -89,6 +89,15 @@ def supervisor_has_no_leak_over_reloads():
         check(code == 200 and json.loads(body)["functions"], "/status: %d %r" % (code, body[:200]))
         code, body = admin_get(sv, "/metrics")
         check(code == 200 and b"edgevisor" in body, "/metrics: %d" % code)
+        # Clients that leave before their page is rendered (admin_job.c): the
+        # request waits, its answer goes nowhere, and nothing of it is left.
+        for i in range(10):
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            s.connect(sv.admin[len("unix:"):])
+            s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % (b"/status" if i % 2 else b"/metrics"))
+            s.close()
+        code, body = admin_get(sv, "/status")
+        check(code == 200, "/status after clients that left: %d" % code)
         mport = int(maddr.rsplit(":", 1)[1])
         for path, want in (("/metrics", 200), ("/health", 200), ("/status", 404)):
             r = h.request(mport, path, timeout=30)
