@@ -155,7 +155,7 @@ UNIT_DEPS_test_lifecycle = supervisor/lifecycle.c supervisor/evq.c supervisor/cg
 UNIT_DEPS_test_reload = supervisor/reload.c $(CONF_DEPS)
 UNIT_DEPS_test_top_model = ctl/top_model.c ctl/top_text.c ctl/units.c
 UNIT_DEPS_test_admission = supervisor/admission.c
-UNIT_DEPS_test_admin_job = supervisor/admin_job.c
+UNIT_DEPS_test_admin_job = supervisor/admin_job.c supervisor/admin_reply.c supervisor/loop_thread.c
 UNIT_DEPS_test_check  = supervisor/check.c supervisor/child.c supervisor/cgroup.c supervisor/cgroup_fs.c \
 	$(CONF_DEPS)
 

@@ -31,6 +31,7 @@
 #include "admin_auth.h"
 #include "admin_job.h"
 #include "admin_render.h"
+#include "admin_reply.h"
 #include "admin_snap.h"
 #include "reload.h"
 #include "state.h"
@@ -105,45 +106,6 @@ static const struct admin_page metrics_page = {
 
 /* ---- requests ------------------------------------------------------------------ */
 
-static void
-reply(struct evhttp_request *req, int code, const char *reason, const char *type,
-    struct evbuffer *body)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	evhttp_add_header(h, "Content-Type", type);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, code, reason, body);
-}
-
-/* Replies with OBJ as JSON (stolen). */
-static void
-reply_json(struct evhttp_request *req, int code, const char *reason, json_t *obj)
-{
-	struct evbuffer *b = evbuffer_new();
-	char *s = obj ? json_dumps(obj, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
-
-	json_decref(obj);
-	if (b == NULL || s == NULL) {
-		free(s);
-		if (b)
-			evbuffer_free(b);
-		evhttp_send_error(req, 500, "cannot build the reply");
-		return;
-	}
-	evbuffer_add(b, s, strlen(s));
-	evbuffer_add(b, "\n", 1);
-	free(s);
-	reply(req, code, reason, "application/json", b);
-	evbuffer_free(b);
-}
-
-static void
-reply_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
-{
-	reply_json(req, code, reason, json_pack("{s:s}", "error", msg));
-}
-
 /* What the endpoint asks the orchestrator for (admin_set_ops); NULL until set. */
 static const struct admin_ops *ops;
 static enum host_drain_result (*host_drain)(uint32_t ms, const char *via);
@@ -204,22 +166,22 @@ do_reload(struct evhttp_request *req)
 	int r;
 
 	if (sv.stopping || sv.host_draining) {
-		reply_error(req, 409, "Conflict", sv.stopping ? "the supervisor is stopping" :
+		admin_reply_error(req, 409, "Conflict", sv.stopping ? "the supervisor is stopping" :
 		    "the host is draining");
 		return;
 	}
 	r = ops->reload(plan_seen, &answer, err, sizeof(err));
 	if (r < 0) {
-		reply_error(req, 409, "Conflict", err);
+		admin_reply_error(req, 409, "Conflict", err);
 		return;
 	}
 	if (r > 0) {
-		reply_json(req, 202, "Accepted", json_pack("{s:s,s:I}", "result", "queued",
+		admin_reply_json(req, 202, "Accepted", json_pack("{s:s,s:I}", "result", "queued",
 		    "generation", (json_int_t)sv.gen + 1));
 		return;
 	}
 	/* Begun: what it changes is known now; whether it lands, /status and the log say. */
-	reply_json(req, 202, "Accepted", answer);
+	admin_reply_json(req, 202, "Accepted", answer);
 }
 
 static void
@@ -232,12 +194,12 @@ do_drain(struct evhttp_request *req, const char *enc)
 		return;
 	}
 	if (sv.stopping || sv.host_draining)
-		reply_error(req, 409, "Conflict", sv.stopping ? "the supervisor is stopping" :
+		admin_reply_error(req, 409, "Conflict", sv.stopping ? "the supervisor is stopping" :
 		    "the host is draining");
 	else if (*name == '\0' || ops->drain(name) < 0)
-		reply_error(req, 404, "Not Found", "no such function");
+		admin_reply_error(req, 404, "Not Found", "no such function");
 	else
-		reply_json(req, 202, "Accepted", json_pack("{s:s,s:s}", "result", "draining",
+		admin_reply_json(req, 202, "Accepted", json_pack("{s:s,s:s}", "result", "draining",
 		    "function", name));
 	free(name);
 }
@@ -249,7 +211,7 @@ do_stop(struct evhttp_request *req)
 
 	evhttp_request_set_on_complete_cb(req, stop_sent_cb, NULL);
 	event_base_once(sv.base, -1, EV_TIMEOUT, stop_cb, NULL, &tv);
-	reply_json(req, 202, "Accepted", json_pack("{s:s}", "result", "stopping"));
+	admin_reply_json(req, 202, "Accepted", json_pack("{s:s}", "result", "stopping"));
 }
 
 /*
@@ -263,7 +225,7 @@ do_host_drain(struct evhttp_request *req)
 	uint64_t now = clock_ms();
 	enum host_drain_result r = host_drain(ms, "admin");
 
-	reply_json(req, 202, "Accepted", json_pack("{s:s,s:b,s:I,s:I,s:I}",
+	admin_reply_json(req, 202, "Accepted", json_pack("{s:s,s:b,s:I,s:I,s:I}",
 	    "result", sv.host_draining ? "draining" : "stopping",
 	    "already", r != HD_BEGUN,
 	    "health_drain_ms", (json_int_t)ms,
@@ -280,7 +242,7 @@ do_health(struct evhttp_request *req)
 	const char *state = health_state();
 	bool up = strcmp(state, "serving") == 0;
 
-	reply_json(req, up ? 200 : 503, up ? "OK" : "Service Unavailable",
+	admin_reply_json(req, up ? 200 : 503, up ? "OK" : "Service Unavailable",
 	    json_pack("{s:s,s:I}", "status", state, "generation", (json_int_t)sv.ready_gen));
 }
 
@@ -299,7 +261,7 @@ request_cb(struct evhttp_request *req, void *arg)
 	/* Decided before routing, so a route added later is private by default. */
 	if (!admin_auth_public(path)) {
 		if (arg == &on_metrics) {
-			reply_error(req, 404, "Not Found", "no such endpoint on the metrics "
+			admin_reply_error(req, 404, "Not Found", "no such endpoint on the metrics "
 			    "listener (GET /metrics, GET /health)");
 			return;
 		}
@@ -343,10 +305,10 @@ request_cb(struct evhttp_request *req, void *arg)
 	}
 	if (allow != NULL) {
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", allow);
-		reply_error(req, 405, "Method Not Allowed", "method not allowed");
+		admin_reply_error(req, 405, "Method Not Allowed", "method not allowed");
 		return;
 	}
-	reply_error(req, 404, "Not Found",
+	admin_reply_error(req, 404, "Not Found",
 	    "no such endpoint (GET /status, GET /metrics, GET /health, POST /reload, "
 	    "POST /drain, POST /drain/NAME, POST /stop)");
 }

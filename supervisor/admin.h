@@ -7,9 +7,11 @@
  *   POST /drain/<name>    replace every worker of one function
  *   POST /drain           host drain: /health 503 for health_drain_ms, then stop
  *   POST /stop            graceful stop now
- * edgevisorctl (ctl/main.c) is its client. Over TCP only /metrics and /health are
- * open; the rest needs the admin_token_file's bearer token (admin_auth.h). The
- * "metrics" listener serves /metrics and /health and nothing else.
+ * /status and /metrics are rendered off the loop (admin_job.h), the rest is
+ * answered on it at once. edgevisorctl (ctl/main.c) is its client. Over TCP only
+ * /metrics and /health are open; the rest needs the admin_token_file's bearer token
+ * (admin_auth.h). The "metrics" listener serves /metrics and /health and nothing
+ * else.
  */
 #ifndef SV_ADMIN_H
 #define SV_ADMIN_H

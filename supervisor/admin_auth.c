@@ -4,6 +4,7 @@
  * token.
  */
 #include "admin_auth.h"
+#include "admin_reply.h"
 
 #include <stdint.h>
 #include <string.h>
@@ -95,21 +96,9 @@ static void
 deny(struct evhttp_request *req, int code, const char *reason, const char *www,
     const char *msg)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *b = evbuffer_new();
-
 	if (www != NULL)
-		evhttp_add_header(h, "WWW-Authenticate", www);
-	evhttp_add_header(h, "Content-Type", "application/json");
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	if (b == NULL) {
-		evhttp_send_reply(req, code, reason, NULL);
-		return;
-	}
-	/* MSG is one of ours, without quotes or backslashes: no JSON escaping needed. */
-	evbuffer_add_printf(b, "{\n  \"error\": \"%s\"\n}\n", msg);
-	evhttp_send_reply(req, code, reason, b);
-	evbuffer_free(b);
+		evhttp_add_header(evhttp_request_get_output_headers(req), "WWW-Authenticate", www);
+	admin_reply_error(req, code, reason, msg);
 }
 
 bool

@@ -4,9 +4,9 @@
  * Ownership: a job belongs to the loop until its thread is created, then to the
  * thread (which renders, frees the snapshot and writes the job's address to the
  * pipe), then to the loop again, which joins the thread, answers the job's waiters
- * and frees it. The thread touches only the job's snapshot and output buffer, never
- * a request or a waiter. Like conf_loader.c, one thread per job, created with every
- * signal blocked (the main thread has them blocked too).
+ * and frees it (loop_thread.h, as conf_loader.c does). The thread touches only the
+ * job's snapshot and output buffer, never a request or a waiter. One thread per
+ * job, created with every signal blocked.
  *
  * A waiter is one request waiting for a page. Its connection's close callback is
  * ours while it waits (an admin connection carries one request at a time: evhttp
@@ -14,23 +14,20 @@
  */
 #include "admin_job.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
-#include <signal.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
 #include <event2/event.h>
 #include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 
 #include "../common/clock.h"
 #include "../common/list.h"
 #include "../common/log.h"
+#include "admin_reply.h"
+#include "loop_thread.h"
 
 #define ADMIN_JOB_PAGES 4   /* distinct pages served (two today) */
 
@@ -71,35 +68,9 @@ struct body {
 };
 
 static struct slot slots[ADMIN_JOB_PAGES];
-static int pipefd[2] = { -1, -1 };
-static struct event *done_ev;
+static struct loop_pipe done = LOOP_PIPE_INIT;
 
 /* ---- answers ------------------------------------------------------------------- */
-
-static void
-send_page(struct evhttp_request *req, int code, const char *reason, const char *type,
-    struct evbuffer *b)
-{
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-
-	evhttp_add_header(h, "Content-Type", type);
-	evhttp_add_header(h, "Cache-Control", "no-store");
-	evhttp_send_reply(req, code, reason, b);
-}
-
-/* {"error": MSG}, as the admin's other errors are written. MSG is one of ours,
- * without quotes or backslashes. */
-static void
-send_error(struct evhttp_request *req, int code, const char *reason, const char *msg)
-{
-	struct evbuffer *b = evbuffer_new();
-
-	if (b != NULL)
-		evbuffer_add_printf(b, "{\n  \"error\": \"%s\"\n}\n", msg);
-	send_page(req, code, reason, "application/json", b);
-	if (b != NULL)
-		evbuffer_free(b);
-}
 
 static void
 body_unref(const void *data, size_t len, void *arg)
@@ -168,9 +139,9 @@ job_answer(struct job *j)
 		    (len == 0 || evbuffer_add_reference(b, data, len, body_unref, body) == 0)) {
 			if (len > 0)
 				body->refs++;
-			send_page(w->req, 200, "OK", page->content_type, b);
+			admin_reply(w->req, 200, "OK", page->content_type, b);
 		} else
-			send_error(w->req, 500, "Internal Server Error", "cannot build the reply");
+			admin_reply_error(w->req, 500, "Internal Server Error", "cannot build the reply");
 		if (b != NULL)
 			evbuffer_free(b);
 		free(w);
@@ -194,18 +165,12 @@ job_main(void *arg)
 {
 	struct job *j = arg;
 	uint64_t t0 = clock_us();
-	ssize_t n;
 
 	j->rc = j->slot->page->render(j->snap, j->out);
 	j->slot->page->drop(j->snap);
 	j->snap = NULL;
 	j->render_us = clock_us() - t0;
-	/* A pointer is far below PIPE_BUF: the write is whole or fails whole. */
-	do
-		n = write(pipefd[1], &j, sizeof(j));
-	while (n < 0 && errno == EINTR);
-	if (n != (ssize_t)sizeof(j))
-		log_error("admin_job_failed", "err=%s", log_qv(strerror(errno)));
+	loop_thread_done(&done, j, "admin_job_failed");
 	return NULL;
 }
 
@@ -217,7 +182,6 @@ job_start(struct slot *s)
 	const struct admin_page *page = s->page;
 	struct waiter *w;
 	struct job *j;
-	sigset_t all, old;
 	uint64_t t0;
 	int rc;
 
@@ -226,7 +190,7 @@ job_start(struct slot *s)
 
 		TAILQ_FOREACH_SAFE(w, &s->next, entry, tmp) {
 			waiter_unlink(w);
-			send_error(w->req, 500, "Internal Server Error", "out of memory");
+			admin_reply_error(w->req, 500, "Internal Server Error", "out of memory");
 			free(w);
 		}
 		return;
@@ -244,11 +208,7 @@ job_start(struct slot *s)
 		job_answer(j);
 		return;
 	}
-	sigfillset(&all);
-	pthread_sigmask(SIG_SETMASK, &all, &old);
-	rc = pthread_create(&j->thread, NULL, job_main, j);
-	pthread_sigmask(SIG_SETMASK, &old, NULL);
-	if (rc != 0) {
+	if ((rc = loop_thread_start(&j->thread, job_main, j)) != 0) {
 		log_warn("admin_job_failed", "path=%s err=%s", page->path, log_qv(strerror(rc)));
 		job_answer(j);
 		return;
@@ -261,7 +221,7 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct job *j;
 
-	while (read(fd, &j, sizeof(j)) == (ssize_t)sizeof(j)) {
+	while ((j = loop_pipe_read(&done)) != NULL) {
 		struct slot *s = j->slot;
 
 		if (s < slots || s >= slots + ADMIN_JOB_PAGES || s->running != j)
@@ -278,19 +238,11 @@ done_cb(evutil_socket_t fd, short what, void *arg)
 int
 admin_job_init(struct event_base *base)
 {
-	if (done_ev != NULL)
+	if (done.ev != NULL)
 		return 0;
 	for (size_t i = 0; i < ADMIN_JOB_PAGES; i++)
 		TAILQ_INIT(&slots[i].next);
-	if (pipe2(pipefd, O_CLOEXEC) < 0)
-		return -1;
-	if (fcntl(pipefd[0], F_SETFL, O_NONBLOCK) < 0 ||
-	    (done_ev = event_new(base, pipefd[0], EV_READ | EV_PERSIST, done_cb, NULL)) == NULL ||
-	    event_add(done_ev, NULL) < 0) {
-		admin_job_shutdown();
-		return -1;
-	}
-	return 0;
+	return loop_pipe_open(&done, base, done_cb);
 }
 
 /* Drops W unanswered: a request still on its connection is freed with it (the
@@ -328,14 +280,7 @@ admin_job_shutdown(void)
 			waiter_drop(w);
 		s->page = NULL;
 	}
-	if (done_ev != NULL)
-		event_free(done_ev);
-	done_ev = NULL;
-	for (int i = 0; i < 2; i++) {
-		if (pipefd[i] >= 0)
-			close(pipefd[i]);
-		pipefd[i] = -1;
-	}
+	loop_pipe_close(&done);
 }
 
 static struct slot *
@@ -355,21 +300,21 @@ slot_for(const struct admin_page *page)
 void
 admin_job_serve(const struct admin_page *page, struct evhttp_request *req)
 {
-	struct slot *s = done_ev != NULL ? slot_for(page) : NULL;
+	struct slot *s = done.ev != NULL ? slot_for(page) : NULL;
 	struct waiter *w;
 
 	if (s == NULL) {
-		send_error(req, 500, "Internal Server Error", "no render for this page");
+		admin_reply_error(req, 500, "Internal Server Error", "no render for this page");
 		return;
 	}
 	if (s->nwaiting >= ADMIN_JOB_WAITERS) {
 		/* A flood: bounded, and told when to come back. */
 		evhttp_add_header(evhttp_request_get_output_headers(req), "Retry-After", "1");
-		send_error(req, 503, "Service Unavailable", "too many requests for this page at once");
+		admin_reply_error(req, 503, "Service Unavailable", "too many requests for this page at once");
 		return;
 	}
 	if ((w = calloc(1, sizeof(*w))) == NULL) {
-		send_error(req, 500, "Internal Server Error", "out of memory");
+		admin_reply_error(req, 500, "Internal Server Error", "out of memory");
 		return;
 	}
 	w->req = req;

@@ -96,19 +96,28 @@ function_state(const struct snap_fn *v)
 	return "cold";
 }
 
+/* Buckets (ms) of a histogram kept with the cold-start bounds, as a JSON object. */
 static json_t *
-scaling_json(const struct snap_fn *v)
+ms_buckets_json(const uint64_t *hist)
 {
-	json_t *hist = json_object();
+	json_t *o = json_object();
 	char le[16];
 
-	for (unsigned i = 0; hist != NULL && i <= TOTALS_COLD_BUCKETS; i++) {
+	for (unsigned i = 0; o != NULL && i <= TOTALS_COLD_BUCKETS; i++) {
 		if (i < TOTALS_COLD_BUCKETS)
 			snprintf(le, sizeof(le), "%u", totals_cold_bounds[i]);
 		else
 			snprintf(le, sizeof(le), "+Inf");
-		json_object_set_new(hist, le, json_integer((json_int_t)v->cold_hist[i]));
+		json_object_set_new(o, le, json_integer((json_int_t)hist[i]));
 	}
+	return o;
+}
+
+static json_t *
+scaling_json(const struct snap_fn *v)
+{
+	json_t *hist = ms_buckets_json(v->cold_hist);
+
 	return json_pack("{s:I,s:I,s:I,s:I,s:I,s:I,s:o}",
 	    "min_workers", (json_int_t)v->min_workers,
 	    "max_workers", (json_int_t)v->max_workers,
@@ -160,23 +169,6 @@ durable_json(const struct snap_fn *v)
 	    v->durable_backend == DURABLE_POSTGRESQL ? "postgresql" : "local",
 	    "next_due_ms", (json_int_t)due,
 	    "kinds", kinds);
-}
-
-/* Buckets (ms) of a histogram kept with the cold-start bounds, as a JSON object. */
-static json_t *
-ms_buckets_json(const uint64_t *hist)
-{
-	json_t *o = json_object();
-	char le[16];
-
-	for (unsigned i = 0; o != NULL && i <= TOTALS_COLD_BUCKETS; i++) {
-		if (i < TOTALS_COLD_BUCKETS)
-			snprintf(le, sizeof(le), "%u", totals_cold_bounds[i]);
-		else
-			snprintf(le, sizeof(le), "+Inf");
-		json_object_set_new(o, le, json_integer((json_int_t)hist[i]));
-	}
-	return o;
 }
 
 static json_t *
@@ -413,6 +405,37 @@ duration_family(struct evbuffer *out, const struct snap_fn *fv, size_t n, const 
 	}
 }
 
+/* A Prometheus histogram family NAME (seconds) kept in ms with the cold-start bounds:
+ * each view's buckets at HIST_OFF, its sum (ms) at SUM_OFF, its count at COUNT_OFF. */
+static void
+ms_histogram(struct evbuffer *out, const struct snap_fn *fv, size_t n, const char *name,
+    const char *help, size_t hist_off, size_t sum_off, size_t count_off)
+{
+	char e[128];
+
+	family(out, name, "histogram", help);
+	for (size_t i = 0; i < n; i++) {
+		const char *v = (const char *)&fv[i];
+		const uint64_t *hist = (const uint64_t *)(v + hist_off);
+		uint64_t cum = 0;
+
+		lesc(fv[i].name, e, sizeof(e));
+		for (unsigned b = 0; b <= TOTALS_COLD_BUCKETS; b++) {
+			cum += hist[b];
+			if (b < TOTALS_COLD_BUCKETS)
+				evbuffer_add_printf(out, "%s_bucket{function=\"%s\",le=\"%g\"} %llu\n",
+				    name, e, totals_cold_bounds[b] / 1000.0, (unsigned long long)cum);
+			else
+				evbuffer_add_printf(out, "%s_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
+				    name, e, (unsigned long long)cum);
+		}
+		evbuffer_add_printf(out, "%s_sum{function=\"%s\"} %.3f\n", name, e,
+		    *(const uint64_t *)(v + sum_off) / 1000.0);
+		evbuffer_add_printf(out, "%s_count{function=\"%s\"} %llu\n", name, e,
+		    (unsigned long long)*(const uint64_t *)(v + count_off));
+	}
+}
+
 /* Durable tasks per function and kind (durable_watch.c's last read of the journals). */
 static void
 durable_metrics(struct evbuffer *out, const struct snap_fn *fv, size_t n)
@@ -525,26 +548,10 @@ admin_render_metrics(struct admin_snap *s, struct evbuffer *out)
 	fn_samples(out, fv, n, "edgevisor_scale_downs_total", "counter",
 	    "Workers retired for idleness above min_workers.",
 	    offsetof(struct snap_fn, scale_downs));
-	family(out, "edgevisor_cold_start_seconds", "histogram",
-	    "Accepted to handed over, for connections that waited for a worker to start.");
-	for (size_t i = 0; i < n; i++) {
-		uint64_t cum = 0;
-
-		lesc(fv[i].name, e, sizeof(e));
-		for (unsigned b = 0; b <= TOTALS_COLD_BUCKETS; b++) {
-			cum += fv[i].cold_hist[b];
-			if (b < TOTALS_COLD_BUCKETS)
-				evbuffer_add_printf(out, "edgevisor_cold_start_seconds_bucket{function=\"%s\",le=\"%g\"} %llu\n",
-				    e, totals_cold_bounds[b] / 1000.0, (unsigned long long)cum);
-			else
-				evbuffer_add_printf(out, "edgevisor_cold_start_seconds_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
-				    e, (unsigned long long)cum);
-		}
-		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_sum{function=\"%s\"} %.3f\n",
-		    e, fv[i].cold_ms_sum / 1000.0);
-		evbuffer_add_printf(out, "edgevisor_cold_start_seconds_count{function=\"%s\"} %llu\n",
-		    e, (unsigned long long)fv[i].cold_starts);
-	}
+	ms_histogram(out, fv, n, "edgevisor_cold_start_seconds",
+	    "Accepted to handed over, for connections that waited for a worker to start.",
+	    offsetof(struct snap_fn, cold_hist), offsetof(struct snap_fn, cold_ms_sum),
+	    offsetof(struct snap_fn, cold_starts));
 	duration_family(out, fv, n, "edgevisor_request_duration_seconds",
 	    "Request complete to answer queued (a stream: to its end), measured by the worker.",
 	    offsetof(struct snap_fn, req_hist));
@@ -569,26 +576,10 @@ admin_render_metrics(struct admin_snap *s, struct evbuffer *out)
 	fn_samples(out, fv, n, "edgevisor_in_flight_connections", "gauge",
 	    "Connections handed to the function's workers and not yet closed.",
 	    offsetof(struct snap_fn, in_flight));
-	family(out, "edgevisor_queue_wait_seconds", "histogram",
-	    "Accepted to handed over, for connections that waited at the admission gate.");
-	for (size_t i = 0; i < n; i++) {
-		uint64_t cum = 0;
-
-		lesc(fv[i].name, e, sizeof(e));
-		for (unsigned b = 0; b <= TOTALS_COLD_BUCKETS; b++) {
-			cum += fv[i].queue_hist[b];
-			if (b < TOTALS_COLD_BUCKETS)
-				evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_bucket{function=\"%s\",le=\"%g\"} %llu\n",
-				    e, totals_cold_bounds[b] / 1000.0, (unsigned long long)cum);
-			else
-				evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_bucket{function=\"%s\",le=\"+Inf\"} %llu\n",
-				    e, (unsigned long long)cum);
-		}
-		evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_sum{function=\"%s\"} %.3f\n",
-		    e, fv[i].queue_ms_sum / 1000.0);
-		evbuffer_add_printf(out, "edgevisor_queue_wait_seconds_count{function=\"%s\"} %llu\n",
-		    e, (unsigned long long)fv[i].queue_waits);
-	}
+	ms_histogram(out, fv, n, "edgevisor_queue_wait_seconds",
+	    "Accepted to handed over, for connections that waited at the admission gate.",
+	    offsetof(struct snap_fn, queue_hist), offsetof(struct snap_fn, queue_ms_sum),
+	    offsetof(struct snap_fn, queue_waits));
 	family(out, "edgevisor_function_failed", "gauge",
 	    "1 when the function's workers keep dying before ready (not respawned until reload).");
 	for (size_t i = 0; i < n; i++)

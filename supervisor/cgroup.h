@@ -64,6 +64,8 @@ int cg_worker_attach(const char *fn, uint32_t id, pid_t pid);
  * itself to kill its strays with. 0, or -1 with errno (ENOENT: cgroups are off).
  */
 int cg_worker_procs(const char *fn, uint32_t id, char *buf, size_t len);
+/* The worker's memory, CPU and task counts. Thread-safe (stack buffers, the state
+ * cg_init fixed): admin_render.c calls it off the loop. */
 int cg_worker_stats(const char *fn, uint32_t id, struct cg_stats *out);
 /* Kills every process left in the worker's cgroup (a tenant's stray children). */
 int cg_worker_kill(const char *fn, uint32_t id);

@@ -13,7 +13,8 @@ struct event_base;
 
 void limits_start(struct event_base *base);
 void limits_stop(void);
-/* PID's CPU time (utime + stime, ms) and RSS (KiB) from /proc/PID/stat. 0 or -1. */
+/* PID's CPU time (utime + stime, ms) and RSS (KiB) from /proc/PID/stat. 0 or -1.
+ * Thread-safe once limits_start ran (admin_render.c calls it off the loop). */
 int proc_usage(pid_t pid, uint64_t *cpu_ms, uint64_t *rss_kb);
 
 #endif

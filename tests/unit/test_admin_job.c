@@ -325,6 +325,19 @@ out:
 	client_close(&c);
 }
 
+/* A's request is being rendered (held on the gate), B's waits for the next. */
+static int
+one_rendering_one_waiting(struct client *a, struct client *b)
+{
+	int one = 1;
+
+	if (client_send(a) < 0 || !pump_until(started_is, &one, 5000) || client_send(b) < 0)
+		return -1;
+	for (int i = 0; i < 20; i++)
+		event_base_loop(base, EVLOOP_ONCE);
+	return 0;
+}
+
 /* The evhttp freed under a waiting request (libevent frees it with its connection):
  * the render ends, nothing is answered, nothing is touched after it is freed. */
 static void
@@ -334,11 +347,7 @@ case_evhttp_freed_while_rendering(void)
 	int one = 1;
 
 	reset_counts();
-	UNIT_CHECK(client_send(&a) == 0);
-	UNIT_CHECK(pump_until(started_is, &one, 5000));
-	UNIT_CHECK(client_send(&b) == 0);
-	for (int i = 0; i < 20; i++)
-		event_base_loop(base, EVLOOP_ONCE);
+	UNIT_CHECK(one_rendering_one_waiting(&a, &b) == 0);
 	evhttp_free(http);
 	http = NULL;
 	/* Both connections are closed, unanswered. */
@@ -361,14 +370,9 @@ static void
 case_shutdown_while_rendering(void)
 {
 	struct client a = { .fd = -1 }, b = { .fd = -1 };
-	int one = 1;
 
 	reset_counts();
-	UNIT_CHECK(client_send(&a) == 0);
-	UNIT_CHECK(pump_until(started_is, &one, 5000));
-	UNIT_CHECK(client_send(&b) == 0);
-	for (int i = 0; i < 20; i++)
-		event_base_loop(base, EVLOOP_ONCE);
+	UNIT_CHECK(one_rendering_one_waiting(&a, &b) == 0);
 	/* The thread may finish before the shutdown joins it: either way. */
 	open_gate(1);
 	admin_job_shutdown();
