@@ -124,7 +124,7 @@ job_answer(struct job *j)
 
 	if (j->rc == 0 && (body = calloc(1, sizeof(*body))) != NULL) {
 		len = evbuffer_get_length(j->out);
-		data = evbuffer_pullup(j->out, -1);
+		data = evbuffer_pullup(j->out, -1);   /* one block already: job_main */
 		body->buf = j->out;
 		/* One reference for this loop: no answer frees it before the last is made. */
 		body->refs = 1;
@@ -167,6 +167,9 @@ job_main(void *arg)
 	uint64_t t0 = clock_us();
 
 	j->rc = j->slot->page->render(j->snap, j->out);
+	/* One block, made here: a megabyte copied on the loop would stall it. */
+	if (j->rc == 0 && evbuffer_get_length(j->out) > 0 && evbuffer_pullup(j->out, -1) == NULL)
+		j->rc = -1;
 	j->slot->page->drop(j->snap);
 	j->snap = NULL;
 	j->render_us = clock_us() - t0;
