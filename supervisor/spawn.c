@@ -1,8 +1,9 @@
 /*
- * spawn.c - the start of one worker (child_spawn, then exec): its channels (the control socketpair with
- * the config record queued first, the status pipe, the scoreboard memfd), its
- * cgroup, and the child's setup before exec, which is child.c's (shared with the
- * library check), so a worker and a check cannot drift apart.
+ * spawn.c - the start of one worker (child_spawn, then exec): its channels (the
+ * control socketpair with the config record queued first, the status pipe, the
+ * scoreboard memfd), its cgroup, and the child's setup before exec, which is
+ * child.c's (shared with the library check), so a worker and a check cannot drift
+ * apart.
  */
 #include <errno.h>
 #include <fcntl.h>
