@@ -43,6 +43,8 @@ STORE_OBJ   = $(call obj,worker/durable_store.c worker/durable_local.c worker/du
 BINS = $(BUILD)/edgevisor $(BUILD)/edgevisor-worker $(BUILD)/edgevisorctl
 # The fetch bench's baseline (4 blocking threads with libcurl easy): scripts/bench.sh.
 BENCH_BINS = $(BUILD)/scripts/fetch_threads $(BUILD)/scripts/hist_cost
+# fork against clone(CLONE_VM | CLONE_VFORK) at the supervisor's size (bench.sh, reload500).
+BENCH_BINS += $(BUILD)/scripts/spawn_cost
 # The PostgreSQL store driven directly (test_durable_pg.py, the bench's durable phase).
 BENCH_BINS += $(BUILD)/tests/durable_pg_drive
 EXAMPLES = $(patsubst examples/%.c,$(BUILD)/examples/%.so,$(EX_SRC))
@@ -122,6 +124,11 @@ $(BUILD)/scripts/fetch_threads: scripts/fetch_threads.c
 $(BUILD)/scripts/hist_cost: scripts/hist_cost.c common/hist.c common/hist.h common/clock.h
 	@mkdir -p $(dir $@)
 	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ scripts/hist_cost.c common/hist.c
+
+# What starting a child costs the starting thread, fork against vfork-style (bench.sh).
+$(BUILD)/scripts/spawn_cost: scripts/spawn_cost.c common/clock.h
+	@mkdir -p $(dir $@)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -o $@ scripts/spawn_cost.c
 
 $(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/obj/worker/durable_pg.o \
 		$(BUILD)/obj/worker/durable_store.o $(BUILD)/obj/worker/durable_local.o \

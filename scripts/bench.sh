@@ -32,8 +32,10 @@
 #      the slowest and the median probe under way between the SIGHUP and the moment
 #      every worker is ready and the retired ones are gone (a loop that blocks shows
 #      here: the slowest probe is the longest stall), the probes that failed, and
-#      that time itself; plus the start-up of the 500 (launch to `ready`), the
-#      probe's slowest answer while /status and /metrics are fetched back to back
+#      that time itself; plus the start-up of the 500 (launch to `ready`), what
+#      one spawn costs the starting thread at the supervisor's size then, fork
+#      against clone(CLONE_VM | CLONE_VFORK) (scripts/spawn_cost.c), the probe's
+#      slowest answer while /status and /metrics are fetched back to back
 #      (reload500_{status,metrics}_probe_max_ms, against reload500_idle_probe_max_ms)
 #      and how long one /status takes to answer (reload500_status_ms).
 #      After them: what timing a request into the latency histogram costs
@@ -666,6 +668,15 @@ if want reload500; then
 	r_ms=$(log_ms "$r5log" ready "gen=1")
 	echo "  start-up: launch -> $n500 ready $((r_ms - t0)) ms; supervisor holds $(ls "/proc/$r5pid/fd" | wc -l) fds"
 	fig reload500_start_ready ms "$((r_ms - t0))" - - - -
+	# What one spawn costs the loop at this size: fork (as before child_spawn) against
+	# clone(CLONE_VM | CLONE_VFORK), by scripts/spawn_cost.c in a process of the
+	# supervisor's shape now (its fds, mappings and anonymous RSS), median of 200.
+	[ -x "$build/scripts/spawn_cost" ] || die "$build/scripts/spawn_cost is not built"
+	sc_shape="$(ls "/proc/$r5pid/fd" | wc -l) $(wc -l <"/proc/$r5pid/maps") $(awk '/^RssAnon:/ { print $2 }' "/proc/$r5pid/status")"
+	read -r sc_fork sc_vfork <<<"$("$build/scripts/spawn_cost" $sc_shape 200)" || die "spawn_cost failed"
+	echo "  one spawn at the supervisor's size (fds maps RssAnon-KiB: $sc_shape): fork $sc_fork us, clone(CLONE_VM|CLONE_VFORK) $sc_vfork us"
+	fig spawn_fork_us us "$sc_fork" - - - -
+	fig spawn_vfork_us us "$sc_vfork" - - - -
 	read -r -a r5ports <<<"$(cat "$r5/ports")"
 	wait_http "http://127.0.0.1:${r5ports[0]}/" "edgevisor f000" || exit 1
 	setsid python3 "$r5/probe.py" "${r5ports[0]}" "$r5/probe" </dev/null >/dev/null 2>&1 &

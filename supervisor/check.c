@@ -2,7 +2,7 @@
  * check.c - the library check as a child process driven by events (check.h).
  *
  * One check is: a config record (WIRE_CFG_CHECK_ONLY) queued on a socketpair, a
- * pipe for the child's stdout and stderr, fork, child_exec (child.c, as for a
+ * pipe for the child's stdout and stderr, child_spawn (child.c, as for a
  * worker), then three events on the caller's base: the pipe (the verdict), the
  * child's exit (a pidfd; main.c's SIGCHLD loop may reap it first and tell us
  * through lib_check_on_exit) and the timeout. The callback fires once the exit
@@ -385,7 +385,7 @@ lib_check_start(struct event_base *base, const struct fn_conf *fc,
 			cfg.cgroup_procs[0] = '\0';
 		}
 	}
-	/* The config is queued before fork: the first message the check reads. */
+	/* The config is queued before the child starts: the first message the check reads. */
 	if (pipe2(pp, O_CLOEXEC) < 0 || fcntl(pp[0], F_SETFL, O_NONBLOCK) < 0 ||
 	    socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) < 0 ||
 	    wire_send_config(sp[0], &cfg) < 0)
@@ -396,10 +396,8 @@ lib_check_start(struct event_base *base, const struct fn_conf *fc,
 		.pdeathsig = SIGKILL, .own_pgroup = true, .subreaper = true,
 		.path = worker_path, .argv = argv,
 	};
-	if ((pid = fork()) < 0)
+	if ((pid = child_spawn(&cs)) < 0)
 		goto fail;
-	if (pid == 0)
-		child_exec(&cs);
 	/* Parent: its ends are the child's now; ours is the pipe's read end. */
 	(void)setpgid(pid, pid);
 	c->c_pid = pid;

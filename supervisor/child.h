@@ -1,6 +1,6 @@
 /*
  * child.h - what every process that runs tenant code (a worker, a library check)
- * becomes between fork and exec: its cgroup, only its own descriptors on fixed
+ * becomes between its start (child_spawn) and exec: its cgroup, only its own descriptors on fixed
  * numbers, rlimits, the tenant's uid/gid, no_new_privs and the parent-death
  * signal. One function, so a worker and a check cannot drift apart.
  */
@@ -32,14 +32,20 @@ struct child_spec {
 	                              * fd 4; else as one line on stdout */
 	const char *path;            /* what to exec */
 	char *const *argv;
+	char **envp;                 /* child_spawn's own, during the call */
 };
 
 /* FC's settings for worker ID as the wire record (no max_requests jitter, no cgroup
  * path: the caller adds what is its own). 0, or -1 (ENAMETOOLONG). */
 int child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg);
 
-/* In the child, after fork: only async-signal-safe work and syscalls. Never returns. */
-void child_exec(const struct child_spec *cs) __attribute__((noreturn));
+/*
+ * Starts CS's child: clone(CLONE_VM | CLONE_VFORK), so the caller's thread waits
+ * only for the child's set-up (no copy of the supervisor's page tables, as fork
+ * made), then the child execs. Loop thread only. Returns the pid, or -1 with errno
+ * (nothing started). The child's failures before exec are reported as CS says.
+ */
+pid_t child_spawn(struct child_spec *cs);
 /*
  * The supervisor's loop runs BOOST nice levels above its tenants: what it does per
  * event is short (an accept, a hand-off, a spawn), and while hundreds of workers

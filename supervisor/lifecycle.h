@@ -58,6 +58,8 @@ enum wevent {
 
 struct worker {
 	TAILQ_ENTRY(worker) w_entry;
+	TAILQ_ENTRY(worker) w_slot_entry; /* pool.c's start slots, while w_slot */
+	bool w_slot;                /* holds one of pool.c's start slots */
 	struct pool *w_pool;        /* its pool (the orchestrator's to use, not ours) */
 	const struct fn_conf *w_conf; /* its function's config (kept current by pool.c) */
 	struct fn_totals *w_totals; /* its function's totals (outlive the worker) */

@@ -5,6 +5,7 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -19,9 +20,21 @@
 
 /* Crashes before ready in a row after which the function is marked failed. */
 #define POOL_FAIL_STREAK 8
-/* Forks per loop turn: each costs the loop a fork of the supervisor (~0.1-0.3 ms),
- * so a reload of 500 functions lets accepts run between every few of them. */
-#define SPAWN_BURST 4
+/* Spawns per loop turn: one, so accepts run between any two. A spawn waits for the
+ * child's set-up up to its exec (child_spawn), ~0.1 ms, but milliseconds when the
+ * child waits for a CPU; four a turn held every tenant's accepts up to ~17 ms. */
+#define SPAWN_BURST 1
+/*
+ * Start slots: at most START_SLOTS_PER_CPU x the CPUs we may run on of workers
+ * starting at once. A worker holds its slot until it is ready or gone, or for
+ * START_SLOT_MS at most (an init that sleeps is not taking a CPU). A reload that
+ * starts 500 workers then queues them here instead of making 60 exec'ing,
+ * initialising workers share two cores with the tenants that serve (and with this
+ * loop's own children). A spawn a held connection waits for takes no slot's turn:
+ * a cold start is never queued behind a reload.
+ */
+#define START_SLOTS_PER_CPU 2
+#define START_SLOT_MS       50
 
 struct pool_list pools = TAILQ_HEAD_INITIALIZER(pools);
 struct pool_list pools_waiting = TAILQ_HEAD_INITIALIZER(pools_waiting);
@@ -32,6 +45,8 @@ static struct event_base *pool_base;
 static struct event *pump_ev;
 static TAILQ_HEAD(, pool) retire_queue = TAILQ_HEAD_INITIALIZER(retire_queue);
 static struct event *retire_ev;
+static TAILQ_HEAD(, worker) slots = TAILQ_HEAD_INITIALIZER(slots);  /* oldest first */
+static unsigned nslots, slots_max;
 
 /* Workers told to drain per RETIRE_PACE_US by a retirement (pool_retire): a
  * retiring worker wakes, runs its beforeunload hooks and exits, and 500 doing that at
@@ -43,10 +58,25 @@ static void spawn_later_cb(evutil_socket_t fd, short what, void *arg);
 static void pump_cb(evutil_socket_t fd, short what, void *arg);
 static void retire_cb(evutil_socket_t fd, short what, void *arg);
 
+/* START_SLOTS_PER_CPU x the CPUs of our affinity mask (a container's, a cpuset's). */
+static unsigned
+start_slots(void)
+{
+	cpu_set_t set;
+	long n = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		n = CPU_COUNT(&set);
+	if (n <= 0)
+		n = sysconf(_SC_NPROCESSORS_ONLN);
+	return (unsigned)(n > 0 ? n : 1) * START_SLOTS_PER_CPU;
+}
+
 int
 pool_init(struct event_base *base)
 {
 	pool_base = base;
+	slots_max = start_slots();
 	pump_ev = evtimer_new(base, pump_cb, NULL);
 	retire_ev = evtimer_new(base, retire_cb, NULL);
 	return pump_ev != NULL && retire_ev != NULL ? 0 : -1;
@@ -176,6 +206,41 @@ cgroup_down(struct pool *p)
 	cg_function_remove(p->p_conf->name);
 }
 
+static void
+slot_release(struct worker *w)
+{
+	if (!w->w_slot)
+		return;
+	TAILQ_REMOVE(&slots, w, w_slot_entry);
+	w->w_slot = false;
+	nslots--;
+}
+
+/* Frees the slots held longer than START_SLOT_MS; returns when the oldest left
+ * expires (ms from NOW), or 0 when none is held. */
+static uint64_t
+slots_expire(uint64_t now)
+{
+	struct worker *w;
+
+	while ((w = TAILQ_FIRST(&slots)) != NULL) {
+		if (now - w->w_spawned_ms < START_SLOT_MS)
+			return w->w_spawned_ms + START_SLOT_MS - now;
+		slot_release(w);
+	}
+	return 0;
+}
+
+/* A slot freed: the spawner may go on (on a later loop turn, never inside this). */
+static void
+kick(void)
+{
+	static const struct timeval now = { 0, 0 };
+
+	if (!TAILQ_EMPTY(&fill_queue) && pump_ev != NULL)
+		evtimer_add(pump_ev, &now);
+}
+
 /* Starts one worker in P; returns it or NULL. */
 static struct worker *
 pool_spawn(struct pool *p)
@@ -198,6 +263,9 @@ pool_spawn(struct pool *p)
 		return NULL;
 	}
 	TAILQ_INSERT_TAIL(&p->p_workers, w, w_entry);
+	TAILQ_INSERT_TAIL(&slots, w, w_slot_entry);
+	w->w_slot = true;
+	nslots++;
 	return w;
 }
 
@@ -374,12 +442,30 @@ pool_fill(struct pool *p)
 {
 	static const struct timeval now = { 0, 0 };
 
-	if (p->p_retiring || p->p_failed || p->p_fill_queued)
+	if (p->p_retiring || p->p_failed)
 		return;
+	if (p->p_fill_queued) {
+		/* Connections wait for it now: ahead of the pools that only fill up. */
+		if (p->p_npending > 0 && TAILQ_FIRST(&fill_queue) != p) {
+			TAILQ_REMOVE(&fill_queue, p, p_fill_entry);
+			TAILQ_INSERT_HEAD(&fill_queue, p, p_fill_entry);
+			if (!evtimer_pending(pump_ev, NULL) || nslots >= slots_max)
+				evtimer_add(pump_ev, &now);
+		}
+		return;
+	}
 	if (pool_capacity(p) >= pool_want(p))
 		return;
-	TAILQ_INSERT_TAIL(&fill_queue, p, p_fill_entry);
+	if (p->p_npending > 0)
+		TAILQ_INSERT_HEAD(&fill_queue, p, p_fill_entry);
+	else
+		TAILQ_INSERT_TAIL(&fill_queue, p, p_fill_entry);
 	p->p_fill_queued = true;
+	if (p->p_npending > 0 && nslots >= slots_max) {
+		/* The pump may be waiting for a slot to expire: not this one. */
+		evtimer_add(pump_ev, &now);
+		return;
+	}
 	/* A zero timer, not event_active: it runs after the loop has polled I/O. */
 	if (!evtimer_pending(pump_ev, NULL))
 		evtimer_add(pump_ev, &now);
@@ -428,9 +514,21 @@ pump_cb(evutil_socket_t fd, short what, void *arg)
 	unsigned budget = SPAWN_BURST;
 	struct pool *p;
 
-	while (budget > 0 && (p = TAILQ_FIRST(&fill_queue)) != NULL) {
-		bool done = fill_one(p, now);
+	uint64_t wait = slots_expire(now);
 
+	while (budget > 0 && (p = TAILQ_FIRST(&fill_queue)) != NULL) {
+		bool done;
+
+		/* Held connections first (pool_fill put them ahead), past the cap. */
+		if (nslots >= slots_max && p->p_npending == 0) {
+			/* Full: a worker getting ready or gone kicks us; else the oldest
+			 * slot's expiry does. */
+			struct timeval tv = { .tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000 };
+
+			evtimer_add(pump_ev, &tv);
+			return;
+		}
+		done = fill_one(p, now);
 		budget--;
 		if (done)
 			unqueue(p);
@@ -449,6 +547,10 @@ void
 pool_worker_ready(struct worker *w)
 {
 	w->w_pool->p_crash_streak = 0;
+	if (w->w_slot) {
+		slot_release(w);
+		kick();
+	}
 }
 
 bool
@@ -458,6 +560,10 @@ pool_worker_gone(struct worker *w, bool crashed_before_ready)
 	bool failed_now = false;
 
 	TAILQ_REMOVE(&p->p_workers, w, w_entry);
+	if (w->w_slot) {
+		slot_release(w);
+		kick();
+	}
 	free(w);
 	if (TAILQ_EMPTY(&p->p_workers))
 		cgroup_down(p);

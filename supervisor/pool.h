@@ -3,8 +3,9 @@
  * every live pool.
  *
  * pool.c owns struct pool and the pool list: creating pools, keeping them at size
- * through a paced spawner (a few forks per loop turn, so starting 500 workers never
- * holds the loop), respawn backoff after crashes, and the function totals that
+ * through a paced spawner (one spawn per loop turn, and at most a few workers
+ * starting at once: start slots, so starting 500 workers never holds the loop nor
+ * takes the CPUs from the tenants that serve), respawn backoff after crashes, and the function totals that
  * outlive workers and generations. It starts and retires workers (spawn.c,
  * lifecycle.c) and never calls up: the orchestrator tells it what happened.
  */

@@ -1,8 +1,9 @@
 /*
- * spawn.c - fork + exec of one worker: its channels (the control socketpair with
- * the config record queued first, the status pipe, the scoreboard memfd), its
- * cgroup, and the child's setup before exec, which is child.c's (shared with the
- * library check), so a worker and a check cannot drift apart.
+ * spawn.c - the start of one worker (child_spawn, then exec): its channels (the
+ * control socketpair with the config record queued first, the status pipe, the
+ * scoreboard memfd), its cgroup, and the child's setup before exec, which is
+ * child.c's (shared with the library check), so a worker and a check cannot drift
+ * apart.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -87,7 +88,7 @@ spawn_worker(struct worker *w)
 		    log_qv(strerror(errno)));
 		w->w_cgroup[0] = '\0';
 	}
-	/* Queued before fork: the config is the first message the worker reads. */
+	/* Queued before the child starts: the config is the first message the worker reads. */
 	if (build_config(w, &cfg) < 0 || wire_send_config(sp[0], &cfg) < 0)
 		goto fail;
 	cs = (struct child_spec){
@@ -96,11 +97,9 @@ spawn_worker(struct worker *w)
 		.pdeathsig = SIGTERM, .status_errors = true,
 		.path = spawn_worker_path, .argv = argv,
 	};
-	pid = fork();
+	pid = child_spawn(&cs);
 	if (pid < 0)
 		goto fail;
-	if (pid == 0)
-		child_exec(&cs);
 
 	/* Parent: the child's ends and the board fd are its own now. */
 	close(sp[1]);
