@@ -53,8 +53,6 @@ measure(struct admin_snap *s)
 
 /* ---- GET /status -------------------------------------------------------------- */
 
-/* ---- GET /status -------------------------------------------------------------- */
-
 static json_t *
 limits_json(const struct fn_limits *l)
 {

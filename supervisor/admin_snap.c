@@ -176,9 +176,9 @@ take_worker(struct snap_worker *v, const struct worker *w, uint64_t now)
 	v->uptime_ms = now - w->w_spawned_ms;
 	v->max_requests = w->w_max_requests;
 	v->reason = w->w_reason;
-	v->mem_source = "rss";
 	if (b == NULL)
-		return;
+		return;          /* memory_source stays null: nothing was measured */
+	v->mem_source = "rss";
 	v->has_board = true;
 	v->requests = BOARD_LOAD(&b->requests);
 	v->conns = worker_load(w);

@@ -399,6 +399,7 @@ lib_check_start(struct event_base *base, const struct fn_conf *fc,
 	if ((pid = child_spawn(&cs)) < 0)
 		goto fail;
 	/* Parent: its ends are the child's now; ours is the pipe's read end. */
+	/* A forked child may not have made its group yet (a clone'd one has exec'd). */
 	(void)setpgid(pid, pid);
 	c->c_pid = pid;
 	c->c_out = pp[0];

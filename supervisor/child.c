@@ -1,9 +1,9 @@
 /*
  * child.c - a tenant's process (child.h): the config record it is told, how it is
- * started (clone with CLONE_VM | CLONE_VFORK, not fork) and what it becomes between
- * that and exec. Everything it must not have or must have is settled there, before
- * exec gives it a fresh address space: nothing of the supervisor's memory reaches
- * tenant code.
+ * started (clone with CLONE_VM | CLONE_VFORK; fork if its cgroup caps CPU) and what
+ * it becomes between that and exec. Everything it must not have or must have is
+ * settled there, before exec gives it a fresh address space: nothing of the
+ * supervisor's memory reaches tenant code.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -168,8 +168,9 @@ durable_dir(const struct fn_conf *fc)
 /*
  * Runs in the child, on its own stack, in the supervisor's memory (CLONE_VM) while
  * the supervisor's thread waits (CLONE_VFORK) until execve has replaced that memory
- * or the child is gone: syscalls and async-signal-safe work only, nothing that
- * allocates, locks or writes a global. Every signal is blocked on entry
+ * or the child is gone (or in a forked copy, child_may_throttle): syscalls and
+ * async-signal-safe work only, nothing that allocates, locks or writes a global.
+ * Every signal is blocked on entry
  * (child_spawn) until the handlers it inherited are reset. Never returns.
  */
 static int __attribute__((noreturn))
@@ -287,6 +288,20 @@ child_env(void)
 	return env;
 }
 
+/*
+ * A child that joins a CPU-capped cgroup before exec runs the rest of its set-up
+ * under that cap: once the tenant's workers have used their quota, it is throttled
+ * for up to the cap's period (100 ms), and with CLONE_VFORK the loop would wait
+ * that long. Such a child is forked (the fork's cost, ~1 ms at 500 functions, is
+ * the loop's; the throttle is the child's alone).
+ */
+static bool
+child_may_throttle(const struct child_spec *cs)
+{
+	return cs->attach != NULL &&
+	    (cs->fc->limits.cpu_percent != 0 || cs->fc->limits.function_cpu_percent != 0);
+}
+
 pid_t
 child_spawn(struct child_spec *cs)
 {
@@ -308,11 +323,17 @@ child_spawn(struct child_spec *cs)
 	 * child before it has reset them: it would run in our memory. */
 	sigfillset(&all);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
-	/* fork would copy the supervisor's page tables (1000 workers' scoreboards are
-	 * as many mappings), ~0.5-1 ms a spawn on the loop; this costs the child's own
-	 * set-up above, up to its exec. */
-	pid = clone(child_exec, (char *)child_stack + CHILD_STACK_SIZE,
-	    CLONE_VM | CLONE_VFORK | SIGCHLD, cs);
+	if (child_may_throttle(cs)) {
+		pid = fork();
+		if (pid == 0)
+			child_exec(cs);
+	} else {
+		/* fork would copy the supervisor's page tables (1000 workers' scoreboards
+		 * are as many mappings), ~0.5-1 ms a spawn on the loop; this costs the
+		 * child's own set-up above, up to its exec. */
+		pid = clone(child_exec, (char *)child_stack + CHILD_STACK_SIZE,
+		    CLONE_VM | CLONE_VFORK | SIGCHLD, cs);
+	}
 	saved = errno;
 	pthread_sigmask(SIG_SETMASK, &old, NULL);
 	free(cs->envp);

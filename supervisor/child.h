@@ -42,7 +42,8 @@ int child_config(const struct fn_conf *fc, uint32_t id, struct wire_config *cfg)
 /*
  * Starts CS's child: clone(CLONE_VM | CLONE_VFORK), so the caller's thread waits
  * only for the child's set-up (no copy of the supervisor's page tables, as fork
- * made), then the child execs. Loop thread only. Returns the pid, or -1 with errno
+ * made), then the child execs; fork when the child joins a CPU-capped cgroup before
+ * exec (its set-up may be throttled there). Loop thread only. Returns the pid, or -1 with errno
  * (nothing started). The child's failures before exec are reported as CS says.
  */
 pid_t child_spawn(struct child_spec *cs);

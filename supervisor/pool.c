@@ -437,6 +437,17 @@ unqueue(struct pool *p)
 	p->p_fill_queued = false;
 }
 
+/*
+ * Connections wait for a worker of P: a cold start, which goes ahead of the pools
+ * that only fill up and past the start slots. Those held by the admission gate wait
+ * for room in workers P has, not for a start.
+ */
+static bool
+pool_cold(const struct pool *p)
+{
+	return p->p_npending > p->p_nadmit;
+}
+
 void
 pool_fill(struct pool *p)
 {
@@ -445,10 +456,12 @@ pool_fill(struct pool *p)
 	if (p->p_retiring || p->p_failed)
 		return;
 	if (p->p_fill_queued) {
-		/* Connections wait for it now: ahead of the pools that only fill up. */
-		if (p->p_npending > 0 && TAILQ_FIRST(&fill_queue) != p) {
-			TAILQ_REMOVE(&fill_queue, p, p_fill_entry);
-			TAILQ_INSERT_HEAD(&fill_queue, p, p_fill_entry);
+		if (pool_cold(p)) {
+			if (TAILQ_FIRST(&fill_queue) != p) {
+				TAILQ_REMOVE(&fill_queue, p, p_fill_entry);
+				TAILQ_INSERT_HEAD(&fill_queue, p, p_fill_entry);
+			}
+			/* Even at the head: the pump may be waiting for a slot to expire. */
 			if (!evtimer_pending(pump_ev, NULL) || nslots >= slots_max)
 				evtimer_add(pump_ev, &now);
 		}
@@ -456,12 +469,12 @@ pool_fill(struct pool *p)
 	}
 	if (pool_capacity(p) >= pool_want(p))
 		return;
-	if (p->p_npending > 0)
+	if (pool_cold(p))
 		TAILQ_INSERT_HEAD(&fill_queue, p, p_fill_entry);
 	else
 		TAILQ_INSERT_TAIL(&fill_queue, p, p_fill_entry);
 	p->p_fill_queued = true;
-	if (p->p_npending > 0 && nslots >= slots_max) {
+	if (pool_cold(p) && nslots >= slots_max) {
 		/* The pump may be waiting for a slot to expire: not this one. */
 		evtimer_add(pump_ev, &now);
 		return;
@@ -513,14 +526,14 @@ pump_cb(evutil_socket_t fd, short what, void *arg)
 	uint64_t now = clock_ms();
 	unsigned budget = SPAWN_BURST;
 	struct pool *p;
-
+	/* Slots past their time are freed first; WAIT: until the oldest one's is up. */
 	uint64_t wait = slots_expire(now);
 
 	while (budget > 0 && (p = TAILQ_FIRST(&fill_queue)) != NULL) {
 		bool done;
 
 		/* Held connections first (pool_fill put them ahead), past the cap. */
-		if (nslots >= slots_max && p->p_npending == 0) {
+		if (nslots >= slots_max && !pool_cold(p)) {
 			/* Full: a worker getting ready or gone kicks us; else the oldest
 			 * slot's expiry does. */
 			struct timeval tv = { .tv_sec = wait / 1000, .tv_usec = (wait % 1000) * 1000 };
