@@ -461,7 +461,8 @@ listener_free(struct rlistener *l)
 	free(l);
 }
 
-/* A copy of SRC's routes: the config that holds them may be freed first. */
+/* A copy of SRC's routes (the config that holds them may be freed first), indexed
+ * for the match every routed request costs. */
 static int
 copy_routes(struct route_table *dst, const struct route_table *src)
 {
@@ -469,7 +470,7 @@ copy_routes(struct route_table *dst, const struct route_table *src)
 	for (size_t i = 0; i < src->n; i++)
 		if (route_add(dst, &src->r[i]) < 0)
 			return -1;
-	return 0;
+	return route_table_index(dst);
 }
 
 static int
