@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -485,22 +486,43 @@ open_listener(struct rlistener *l, const char *addr, char *err, size_t errlen)
 }
 
 /*
- * FD, given back by a worker, is a connection this listener accepted: a stream
- * socket whose own address is the listener's (its port, and its IP unless the
+ * Whether FD is a connected (not listening) stream socket. For a TCP listener one
+ * call: TCP_INFO exists only on a TCP socket (a UDP or Unix socket refuses the
+ * level), and its first byte, all we ask the kernel to copy, is the state. Every
+ * move pays this, so it is one syscall rather than SO_TYPE + SO_ACCEPTCONN.
+ */
+static bool
+connected_stream(const struct rlistener *l, int fd)
+{
+	int type = 0, listening = 1;
+	socklen_t tl = sizeof(type), al = sizeof(listening);
+
+	if (l->l_sa.ss_family == AF_INET || l->l_sa.ss_family == AF_INET6) {
+		unsigned char state = TCP_LISTEN;
+		socklen_t sl = sizeof(state);
+
+		return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &state, &sl) == 0 && sl == 1 &&
+		    state != TCP_LISTEN;
+	}
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM &&
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &al) == 0 && listening == 0;
+}
+
+/*
+ * FD, given back by a worker, is a connection this listener accepted: a connected
+ * stream socket whose own address is the listener's (its port, and its IP unless the
  * listener took any). A tenant's worker cannot pass off a socket of its own making
- * (a socketpair, its own outbound connection) as a client of another function.
+ * (a socketpair, a UDP socket on the port, its own outbound connection) as a client
+ * of another function: nothing else can have the listener's address as its own.
  */
 static bool
 accepted_here(const struct rlistener *l, int fd)
 {
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof(sa);
-	int type = 0, listening = 1;
-	socklen_t tl = sizeof(type), al = sizeof(listening);
 
-	if (l->l_salen == 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-	    type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &al) < 0 ||
-	    listening != 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	if (l->l_salen == 0 || !connected_stream(l, fd) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
 	    sa.ss_family != l->l_sa.ss_family)
 		return false;
 	if (sa.ss_family == AF_INET) {
