@@ -731,10 +731,13 @@ router_take_moves(struct worker *w)
 			continue;
 		}
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		/* EOF or an error: the worker is gone; SIGCHLD does the rest. */
+			return;
+		/* EOF or an error: the worker is gone; SIGCHLD does the rest. Its (persistent)
+		 * event would only fire again until then. */
+		if (w->w_ctl_ev != NULL)
+			event_del(w->w_ctl_ev);
 		return;
 	}
-	if (w->w_ctl_ev != NULL)
-		event_add(w->w_ctl_ev, NULL);
+	/* MOVES_PER_ROUND taken: the rest next turn (the event is persistent), after
+	 * whatever else is ready. */
 }
