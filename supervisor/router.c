@@ -687,47 +687,60 @@ router_close_all(void)
 		listener_free(l);
 }
 
+/* One record W gave back: RES as wire_recv_msgs says; FD is ours. */
+static void
+take_move(struct worker *w, const union wire_msg *m, int fd, int res)
+{
+	struct rlistener *l;
+
+	if (res < 0) {
+		log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, log_qv(strerror(EPROTO)));
+		return;
+	}
+	if (m->h.type != WIRE_CTL_MOVE) {
+		/* A worker sends nothing else: refused like a malformed hand-off. */
+		if (fd >= 0)
+			close(fd);
+		log_warn("move_bad", "fn=%s wid=%u pid=%d type=%u", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, m->h.type);
+		return;
+	}
+	/* The listener it came from, with the routes in force now; one that closed
+	 * since has nobody to route for. */
+	if ((l = find_id(m->carry.listener)) == NULL) {
+		close(fd);
+		return;
+	}
+	if (!accepted_here(l, fd)) {
+		log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, log_qv("not a connection of that listener"));
+		close(fd);
+		return;
+	}
+	conn_start(l, fd, m->carry.bytes, m->carry.nbytes);
+}
+
 void
 router_take_moves(struct worker *w)
 {
-	static union wire_msg m;
-	struct rlistener *l;
-	int fd;
+	/* A carry is 64 KiB: static, and each batch is handled before the next read. */
+	static union wire_msg m[WIRE_RECV_BATCH];
+	int fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH];
 
-	for (int i = 0; i < MOVES_PER_ROUND; i++) {
-		unsigned nfds = 1;
+	for (int round = 0; round < MOVES_PER_ROUND / WIRE_RECV_BATCH; round++) {
 		int r;
 
 		if (w->w_ctl < 0)
 			return;
-		r = wire_recv_msg(w->w_ctl, &m, &fd, &nfds);
-		if (r == 1 && m.h.type == WIRE_CTL_MOVE) {
-			/* The listener it came from, with the routes in force now; one that
-			 * closed since has nobody to route for. */
-			if ((l = find_id(m.carry.listener)) == NULL) {
-				close(fd);
-				continue;
-			}
-			if (!accepted_here(l, fd)) {
-				log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name,
-				    w->w_id, (int)w->w_pid, log_qv("not a connection of that listener"));
-				close(fd);
-				continue;
-			}
-			conn_start(l, fd, m.carry.bytes, m.carry.nbytes);
-			continue;
-		}
-		if (r == 1) {
-			/* A worker sends nothing else: refused like a malformed hand-off. */
-			if (nfds > 0)
-				close(fd);
-			log_warn("move_bad", "fn=%s wid=%u pid=%d type=%u", w->w_conf->name, w->w_id,
-			    (int)w->w_pid, m.h.type);
-			continue;
-		}
-		if (r < 0 && errno == EPROTO) {
-			log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
-			    (int)w->w_pid, log_qv(strerror(errno)));
+		r = wire_recv_msgs(w->w_ctl, m, fds, res, WIRE_RECV_BATCH);
+		if (r > 0) {
+			for (int i = 0; i < r; i++)
+				take_move(w, &m[i], fds[i], res[i]);
+			/* Fewer than asked for: nothing was left (a last EOF shows next turn,
+			 * the socket stays readable). */
+			if (r < WIRE_RECV_BATCH)
+				return;
 			continue;
 		}
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
