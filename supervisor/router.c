@@ -206,55 +206,68 @@ sticky_spec(struct dispatch_carry *cy, const struct rlistener *l, const struct r
 	cy->sticky = WIRE_STICKY | (h->host == NULL ? WIRE_STICKY_NOHOST : 0);
 }
 
-/* The head is whole in BUF: to its function, or refused. */
-static void
-decide(struct rconn *c, const char *buf, const struct head *h)
+/*
+ * The head H is whole: FD (of listener L, with the N bytes CARRIED already read
+ * from it) goes to its function. Returns 0 (FD is dispatch's now), the status to
+ * refuse it with (and *WHY), or -1: out of memory. FD stays the caller's unless 0.
+ */
+static int
+route_to(const struct rlistener *l, int fd, const char *carried, uint32_t n,
+    const struct head *h, const char **why)
 {
-	const struct rlistener *l = c->c_l;
 	struct route_hit hit;
 	struct dispatch_carry *cy;
 	char fn[ROUTE_FN_LEN];
 	struct pool *p;
-	int fd;
 
 	if (h->nhost > 1) {
-		refuse(c, 400, "duplicate_host");
-		return;
+		*why = "duplicate_host";
+		return 400;
 	}
 	if (h->nhost == 0 && l->l_routes.has_host) {
-		refuse(c, 400, "no_host");
-		return;
+		*why = "no_host";
+		return 400;
 	}
 	if (route_match(&l->l_routes, h->host, h->host_len, h->path, h->path_len, &hit) < 0 ||
 	    hit.fnlen >= sizeof(fn)) {
-		refuse(c, 404, "no_route");
-		return;
+		*why = "no_route";
+		return 404;
 	}
 	memcpy(fn, hit.fn, hit.fnlen);
 	fn[hit.fnlen] = '\0';
 	/* The route of the config in force names it; a function the reload removed
 	 * (or a Supabase name nobody has) is a 404, never another function. */
 	if ((p = pool_current(fn, sv.ready_gen)) == NULL) {
-		refuse(c, 404, "no_function");
-		return;
+		*why = "no_function";
+		return 404;
 	}
-	if ((cy = malloc(sizeof(*cy) + c->c_n)) == NULL) {
-		conn_free(c);
-		return;
-	}
+	if ((cy = malloc(sizeof(*cy) + n)) == NULL)
+		return -1;
 	cy->listener = l->l_id;
 	cy->strip = (uint32_t)hit.strip;
 	cy->epoch = routes_epoch;
 	sticky_spec(cy, l, &hit, h, fn);
-	cy->nbytes = c->c_n;
-	if (c->c_n > 0)
-		memcpy(cy->bytes, c->c_buf, c->c_n);
-	(void)buf;
-	fd = c->c_fd;
-	c->c_fd = -1;
-	conn_free(c);
+	cy->nbytes = n;
+	if (n > 0)
+		memcpy(cy->bytes, carried, n);
 	/* FD and CY are dispatch's now. */
 	dispatch_to_pool(p, fd, clock_ms(), cy);
+	return 0;
+}
+
+/* The head is whole (in BUF, or C's buffer): to its function, or refused. */
+static void
+decide(struct rconn *c, const struct head *h)
+{
+	const char *why = NULL;
+	int r = route_to(c->c_l, c->c_fd, c->c_buf, c->c_n, h, &why);
+
+	if (r == 0)
+		c->c_fd = -1;   /* dispatched */
+	if (r > 0)
+		refuse(c, r, why);
+	else
+		conn_free(c);
 }
 
 /*
@@ -273,7 +286,7 @@ conn_try(struct rconn *c)
 		memcpy(peekbuf, c->c_buf, n);
 		/* What a worker gave back often holds the whole next head: no peek then. */
 		if (head_parse(peekbuf, n, &h) == HEAD_DONE) {
-			decide(c, peekbuf, &h);
+			decide(c, &h);
 			return;
 		}
 	}
@@ -293,7 +306,7 @@ conn_try(struct rconn *c)
 		n += (size_t)got;
 	r = head_parse(peekbuf, n, &h);
 	if (r == HEAD_DONE) {
-		decide(c, peekbuf, &h);
+		decide(c, &h);
 		return;
 	}
 	if (r == HEAD_BAD) {
@@ -692,6 +705,8 @@ static void
 take_move(struct worker *w, const union wire_msg *m, int fd, int res)
 {
 	struct rlistener *l;
+	struct head h;
+	const char *why;
 
 	if (res < 0) {
 		log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
@@ -718,6 +733,12 @@ take_move(struct worker *w, const union wire_msg *m, int fd, int res)
 		close(fd);
 		return;
 	}
+	/* Usually the bytes hold the whole next head (the worker gave it back because it
+	 * read it): routed from them at once, with nothing allocated for the wait. A
+	 * refusal, or a head still to come, takes the way of a new connection. */
+	if (head_parse(m->carry.bytes, m->carry.nbytes, &h) == HEAD_DONE &&
+	    route_to(l, fd, m->carry.bytes, m->carry.nbytes, &h, &why) == 0)
+		return;
 	conn_start(l, fd, m->carry.bytes, m->carry.nbytes);
 }
 
