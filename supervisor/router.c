@@ -756,8 +756,10 @@ router_take_moves(struct worker *w)
 			return;
 		r = wire_recv_msgs(w->w_ctl, m, fds, res, WIRE_RECV_BATCH);
 		if (r > 0) {
+			dispatch_carry_batch_begin();
 			for (int i = 0; i < r; i++)
 				take_move(w, &m[i], fds[i], res[i]);
+			dispatch_carry_batch_end();
 			/* Fewer than asked for: nothing was left (a last EOF shows next turn,
 			 * the socket stays readable). */
 			if (r < WIRE_RECV_BATCH)
