@@ -255,7 +255,7 @@ route_to(const struct rlistener *l, int fd, const char *carried, uint32_t n,
 	return 0;
 }
 
-/* The head is whole (in BUF, or C's buffer): to its function, or refused. */
+/* C's head H is whole: to its function (with what C carried), or refused. */
 static void
 decide(struct rconn *c, const struct head *h)
 {
