@@ -18,6 +18,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "name_index.h"
+
 #define ROUTE_HOST_LEN 256
 #define ROUTE_PATH_LEN 256
 #define ROUTE_FN_LEN   64
@@ -38,12 +40,21 @@ struct route {
 	/* Where the config defined it, for errors naming both places of a clash. */
 	int line, col;
 	char where[ROUTE_WHERE_LEN];
+	/* Set by route_table_index (cleared by route_add): the next route with the same
+	 * path (its index + 1, 0 for none), and whether any other route's prefix lies
+	 * strictly under this one's (for any Host). */
+	uint32_t same_next;
+	bool below;
 };
 
 struct route_table {
 	struct route *r;
 	size_t n, cap;
 	bool has_host;                 /* some route names a Host: requests must carry one */
+	/* route_table_index: path -> the first route with it (index + 1). Without it
+	 * route_match scans every route. */
+	bool indexed;
+	struct name_index by_path;
 };
 
 struct route_hit {
@@ -58,8 +69,15 @@ struct route_hit {
  * or -1 with a static reason in *WHY (a Host pattern or path the table cannot take).
  */
 int route_set(struct route *r, const char *host, const char *path, const char **why);
-/* Appends a copy of R. 0, or -1 (ENOMEM). */
+/* Appends a copy of R (the table loses its index). 0, or -1 (ENOMEM). */
 int route_add(struct route_table *t, const struct route *r);
+/*
+ * Indexes T by path, once its routes are all added, so route_match looks up only
+ * the prefixes of the request's path (one per segment) instead of scanning every
+ * route, and route_sticky answers at once for a route nothing lies under. Same
+ * answers as without it. 0, or -1 (ENOMEM: T stays usable, unindexed).
+ */
+int route_table_index(struct route_table *t);
 /*
  * A duplicate: two routes that match exactly the same requests, so one can never be
  * chosen (the only way one route shadows another under most-specific-wins). Returns

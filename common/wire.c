@@ -106,8 +106,42 @@ msg_ok(const union wire_msg *m, size_t n, unsigned got)
 	}
 }
 
-/* One message into BUF (CAP bytes): checked by msg_ok, which also bounds the type to
- * what a CAP that small can hold. */
+/*
+ * The N bytes MH received into BUF (CAP bytes): at most *NFDS of its fds into FDS,
+ * checked by msg_ok, which also bounds the type to what a CAP that small can hold.
+ * 1, or -1 (EPROTO) with every fd it brought closed.
+ */
+static int
+take_msg(struct msghdr *mh, size_t n, void *buf, size_t cap, int *fds, unsigned *nfds)
+{
+	struct cmsghdr *cm;
+	unsigned got = 0, max = *nfds;
+
+	*nfds = 0;
+	/* Take every descriptor first, so a bad message never leaks one. */
+	for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *in = (int *)CMSG_DATA(cm);
+		for (unsigned i = 0; i < k; i++) {
+			if (got < max)
+				fds[got++] = in[i];
+			else
+				close(in[i]);
+		}
+	}
+	if ((mh->msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || !msg_ok(buf, n, got) ||
+	    (n > sizeof(struct wire_ctl) && cap == sizeof(struct wire_ctl))) {
+		close_fds(fds, got);
+		errno = EPROTO;
+		return -1;
+	}
+	*nfds = got;
+	return 1;
+}
+
+/* One message into BUF (CAP bytes), as take_msg checks it. */
 static int
 recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 {
@@ -120,39 +154,59 @@ recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 		.msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
 	};
-	struct cmsghdr *cm;
-	unsigned got = 0, max = *nfds;
 	ssize_t n;
 
-	*nfds = 0;
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -1;
-	if (n == 0)
-		return 0;
-	/* Take every descriptor first, so a bad message never leaks one. */
-	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *in = (int *)CMSG_DATA(cm);
-		for (unsigned i = 0; i < k; i++) {
-			if (got < max)
-				fds[got++] = in[i];
-			else
-				close(in[i]);
-		}
+	if (n <= 0) {
+		*nfds = 0;
+		return n < 0 ? -1 : 0;
 	}
-	if ((mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || !msg_ok(buf, (size_t)n, got) ||
-	    ((size_t)n > sizeof(struct wire_ctl) && cap == sizeof(struct wire_ctl))) {
-		close_fds(fds, got);
-		errno = EPROTO;
+	return take_msg(&mh, (size_t)n, buf, cap, fds, nfds);
+}
+
+int
+wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
+{
+	union cbuf {
+		char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
+		struct cmsghdr align;
+	} cbuf[WIRE_RECV_BATCH];
+	struct iovec iov[WIRE_RECV_BATCH];
+	struct mmsghdr mm[WIRE_RECV_BATCH];
+	int got;
+
+	if (n == 0 || n > WIRE_RECV_BATCH) {
+		errno = EINVAL;
 		return -1;
 	}
-	*nfds = got;
-	return 1;
+	for (unsigned i = 0; i < n; i++) {
+		iov[i] = (struct iovec){ .iov_base = &m[i], .iov_len = sizeof(m[i]) };
+		mm[i].msg_hdr = (struct msghdr){
+			.msg_iov = &iov[i], .msg_iovlen = 1,
+			.msg_control = cbuf[i].buf, .msg_controllen = sizeof(cbuf[i].buf),
+		};
+		mm[i].msg_len = 0;
+	}
+	do
+		got = recvmmsg(sock, mm, n, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
+	while (got < 0 && errno == EINTR);
+	if (got <= 0)
+		return got;
+	for (int i = 0; i < got; i++) {
+		unsigned one = 1;
+
+		/* A zero-length record is the peer's EOF (recvmmsg counts it as one): the
+		 * ones before it are answered now, the EOF by the next call. */
+		if (mm[i].msg_len == 0)
+			return i;
+		fds[i] = -1;
+		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]), &fds[i], &one);
+		if (res[i] < 0)
+			fds[i] = -1;
+	}
+	return got;
 }
 
 int

@@ -274,6 +274,16 @@ int wire_send_carry(int sock, const struct wire_carry *c, int fd);
 int wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds);
 
 /*
+ * Up to N (<= WIRE_RECV_BATCH) messages in one call (recvmmsg), each checked as
+ * wire_recv_msg checks one with at most one fd: RES[i] 1 with its fd in FDS[i] (-1
+ * for none), or -1 (EPROTO, its fds closed). Returns how many (fewer than N: none
+ * was left), 0 at EOF, -1 with errno (EAGAIN: nothing to read). One syscall for
+ * every record a worker queued since the last read, none to learn that it is empty.
+ */
+#define WIRE_RECV_BATCH 8
+int wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n);
+
+/*
  * Sends the config record (no descriptors). Returns 0, or -1 with errno (EINVAL
  * when CFG would not pass wire_config_check: the sender is checked like the peer).
  */

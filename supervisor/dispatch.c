@@ -217,6 +217,9 @@ static enum placed assign_at(struct pool *p, int fd, uint64_t since, struct disp
  */
 static int sent_fds[ACCEPT_BURST + POOL_PENDING_MAX];
 static unsigned nsent;
+/* Between dispatch_carry_batch_begin and _end: routed connections' copies wait for
+ * the batch's end too (a worker's moves come in one read, their fds mostly a run). */
+static bool carry_batch;
 
 static void
 close_sent(void)
@@ -321,7 +324,13 @@ send_carry(struct worker *w, int fd, struct dispatch_carry *cy)
 	memcpy(wc.bytes, cy->bytes, cy->nbytes);
 	if (wire_send_carry(w->w_ctl, &wc, fd) == 0) {
 		free(cy);
-		close(fd);
+		if (!carry_batch)
+			close(fd);
+		else {
+			if (nsent == sizeof(sent_fds) / sizeof(sent_fds[0]))
+				close_sent();
+			sent_fds[nsent++] = fd;
+		}
 		return 0;
 	}
 	saved = errno;
@@ -436,9 +445,22 @@ dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms, struct dispatch_carr
 	r = admit(p, fd, since_ms, true, cy);
 	/* A per_request worker's batch of one went at once; nothing else is batched for
 	 * a routed connection, but the accept loop's own batches are flushed by it. */
-	if (cy != NULL)
+	if (cy != NULL && !carry_batch)
 		close_sent();
 	return r == REJECTED ? -1 : 0;
+}
+
+void
+dispatch_carry_batch_begin(void)
+{
+	carry_batch = true;
+}
+
+void
+dispatch_carry_batch_end(void)
+{
+	carry_batch = false;
+	close_sent();
 }
 
 /* Flushes every batch; a failed one moves its fds to others, so go until none is left

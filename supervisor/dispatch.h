@@ -71,6 +71,11 @@ int dispatch_open_listener(const char *addr, struct net_addr *na, struct net_uni
     char *err, size_t errlen);
 /* Sends the batches of the round and closes our copies of what was sent. */
 void dispatch_round_end(struct pool *p);
+/* Around a run of routed connections (a worker's moves read at once): our copies of
+ * those sent are closed together at the end (close_range over a run of numbers),
+ * not one close each. */
+void dispatch_carry_batch_begin(void);
+void dispatch_carry_batch_end(void);
 /* Hands P's held connections to its ready workers. */
 void dispatch_flush_pending(struct pool *p);
 /* FROM is leaving: its held connections go to TO (held there, or served at once). */

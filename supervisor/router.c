@@ -23,6 +23,7 @@
 #include <strings.h>
 #include <arpa/inet.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stddef.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -205,55 +206,68 @@ sticky_spec(struct dispatch_carry *cy, const struct rlistener *l, const struct r
 	cy->sticky = WIRE_STICKY | (h->host == NULL ? WIRE_STICKY_NOHOST : 0);
 }
 
-/* The head is whole in BUF: to its function, or refused. */
-static void
-decide(struct rconn *c, const char *buf, const struct head *h)
+/*
+ * The head H is whole: FD (of listener L, with the N bytes CARRIED already read
+ * from it) goes to its function. Returns 0 (FD is dispatch's now), the status to
+ * refuse it with (and *WHY), or -1: out of memory. FD stays the caller's unless 0.
+ */
+static int
+route_to(const struct rlistener *l, int fd, const char *carried, uint32_t n,
+    const struct head *h, const char **why)
 {
-	const struct rlistener *l = c->c_l;
 	struct route_hit hit;
 	struct dispatch_carry *cy;
 	char fn[ROUTE_FN_LEN];
 	struct pool *p;
-	int fd;
 
 	if (h->nhost > 1) {
-		refuse(c, 400, "duplicate_host");
-		return;
+		*why = "duplicate_host";
+		return 400;
 	}
 	if (h->nhost == 0 && l->l_routes.has_host) {
-		refuse(c, 400, "no_host");
-		return;
+		*why = "no_host";
+		return 400;
 	}
 	if (route_match(&l->l_routes, h->host, h->host_len, h->path, h->path_len, &hit) < 0 ||
 	    hit.fnlen >= sizeof(fn)) {
-		refuse(c, 404, "no_route");
-		return;
+		*why = "no_route";
+		return 404;
 	}
 	memcpy(fn, hit.fn, hit.fnlen);
 	fn[hit.fnlen] = '\0';
 	/* The route of the config in force names it; a function the reload removed
 	 * (or a Supabase name nobody has) is a 404, never another function. */
 	if ((p = pool_current(fn, sv.ready_gen)) == NULL) {
-		refuse(c, 404, "no_function");
-		return;
+		*why = "no_function";
+		return 404;
 	}
-	if ((cy = malloc(sizeof(*cy) + c->c_n)) == NULL) {
-		conn_free(c);
-		return;
-	}
+	if ((cy = malloc(sizeof(*cy) + n)) == NULL)
+		return -1;
 	cy->listener = l->l_id;
 	cy->strip = (uint32_t)hit.strip;
 	cy->epoch = routes_epoch;
 	sticky_spec(cy, l, &hit, h, fn);
-	cy->nbytes = c->c_n;
-	if (c->c_n > 0)
-		memcpy(cy->bytes, c->c_buf, c->c_n);
-	(void)buf;
-	fd = c->c_fd;
-	c->c_fd = -1;
-	conn_free(c);
+	cy->nbytes = n;
+	if (n > 0)
+		memcpy(cy->bytes, carried, n);
 	/* FD and CY are dispatch's now. */
 	dispatch_to_pool(p, fd, clock_ms(), cy);
+	return 0;
+}
+
+/* C's head H is whole: to its function (with what C carried), or refused. */
+static void
+decide(struct rconn *c, const struct head *h)
+{
+	const char *why = NULL;
+	int r = route_to(c->c_l, c->c_fd, c->c_buf, c->c_n, h, &why);
+
+	if (r == 0)
+		c->c_fd = -1;   /* dispatched */
+	if (r > 0)
+		refuse(c, r, why);
+	else
+		conn_free(c);
 }
 
 /*
@@ -272,7 +286,7 @@ conn_try(struct rconn *c)
 		memcpy(peekbuf, c->c_buf, n);
 		/* What a worker gave back often holds the whole next head: no peek then. */
 		if (head_parse(peekbuf, n, &h) == HEAD_DONE) {
-			decide(c, peekbuf, &h);
+			decide(c, &h);
 			return;
 		}
 	}
@@ -292,7 +306,7 @@ conn_try(struct rconn *c)
 		n += (size_t)got;
 	r = head_parse(peekbuf, n, &h);
 	if (r == HEAD_DONE) {
-		decide(c, peekbuf, &h);
+		decide(c, &h);
 		return;
 	}
 	if (r == HEAD_BAD) {
@@ -461,7 +475,8 @@ listener_free(struct rlistener *l)
 	free(l);
 }
 
-/* A copy of SRC's routes: the config that holds them may be freed first. */
+/* A copy of SRC's routes (the config that holds them may be freed first), indexed
+ * for the match every routed request costs. */
 static int
 copy_routes(struct route_table *dst, const struct route_table *src)
 {
@@ -469,7 +484,7 @@ copy_routes(struct route_table *dst, const struct route_table *src)
 	for (size_t i = 0; i < src->n; i++)
 		if (route_add(dst, &src->r[i]) < 0)
 			return -1;
-	return 0;
+	return route_table_index(dst);
 }
 
 static int
@@ -484,22 +499,43 @@ open_listener(struct rlistener *l, const char *addr, char *err, size_t errlen)
 }
 
 /*
- * FD, given back by a worker, is a connection this listener accepted: a stream
- * socket whose own address is the listener's (its port, and its IP unless the
+ * Whether FD is a connected (not listening) stream socket. For a TCP listener one
+ * call: TCP_INFO exists only on a TCP socket (a UDP or Unix socket refuses the
+ * level), and its first byte, all we ask the kernel to copy, is the state. Every
+ * move pays this, so it is one syscall rather than SO_TYPE + SO_ACCEPTCONN.
+ */
+static bool
+connected_stream(const struct rlistener *l, int fd)
+{
+	int type = 0, listening = 1;
+	socklen_t tl = sizeof(type), al = sizeof(listening);
+
+	if (l->l_sa.ss_family == AF_INET || l->l_sa.ss_family == AF_INET6) {
+		unsigned char state = TCP_LISTEN;
+		socklen_t sl = sizeof(state);
+
+		return getsockopt(fd, IPPROTO_TCP, TCP_INFO, &state, &sl) == 0 && sl == 1 &&
+		    state != TCP_LISTEN;
+	}
+	return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) == 0 && type == SOCK_STREAM &&
+	    getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &al) == 0 && listening == 0;
+}
+
+/*
+ * FD, given back by a worker, is a connection this listener accepted: a connected
+ * stream socket whose own address is the listener's (its port, and its IP unless the
  * listener took any). A tenant's worker cannot pass off a socket of its own making
- * (a socketpair, its own outbound connection) as a client of another function.
+ * (a socketpair, a UDP socket on the port, its own outbound connection) as a client
+ * of another function: nothing else can have the listener's address as its own.
  */
 static bool
 accepted_here(const struct rlistener *l, int fd)
 {
 	struct sockaddr_storage sa;
 	socklen_t len = sizeof(sa);
-	int type = 0, listening = 1;
-	socklen_t tl = sizeof(type), al = sizeof(listening);
 
-	if (l->l_salen == 0 || getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &tl) < 0 ||
-	    type != SOCK_STREAM || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &al) < 0 ||
-	    listening != 0 || getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
+	if (l->l_salen == 0 || !connected_stream(l, fd) ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0 ||
 	    sa.ss_family != l->l_sa.ss_family)
 		return false;
 	if (sa.ss_family == AF_INET) {
@@ -664,54 +700,80 @@ router_close_all(void)
 		listener_free(l);
 }
 
+/* One record W gave back: RES as wire_recv_msgs says; FD is ours. */
+static void
+take_move(struct worker *w, const union wire_msg *m, int fd, int res)
+{
+	struct rlistener *l;
+	struct head h;
+	const char *why;
+
+	if (res < 0) {
+		log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, log_qv(strerror(EPROTO)));
+		return;
+	}
+	if (m->h.type != WIRE_CTL_MOVE) {
+		/* A worker sends nothing else: refused like a malformed hand-off. */
+		if (fd >= 0)
+			close(fd);
+		log_warn("move_bad", "fn=%s wid=%u pid=%d type=%u", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, m->h.type);
+		return;
+	}
+	/* The listener it came from, with the routes in force now; one that closed
+	 * since has nobody to route for. */
+	if ((l = find_id(m->carry.listener)) == NULL) {
+		close(fd);
+		return;
+	}
+	if (!accepted_here(l, fd)) {
+		log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, log_qv("not a connection of that listener"));
+		close(fd);
+		return;
+	}
+	/* Usually the bytes hold the whole next head (the worker gave it back because it
+	 * read it): routed from them at once, with nothing allocated for the wait. A
+	 * refusal, or a head still to come, takes the way of a new connection. */
+	if (head_parse(m->carry.bytes, m->carry.nbytes, &h) == HEAD_DONE &&
+	    route_to(l, fd, m->carry.bytes, m->carry.nbytes, &h, &why) == 0)
+		return;
+	conn_start(l, fd, m->carry.bytes, m->carry.nbytes);
+}
+
 void
 router_take_moves(struct worker *w)
 {
-	static union wire_msg m;
-	struct rlistener *l;
-	int fd;
+	/* A carry is 64 KiB: static, and each batch is handled before the next read. */
+	static union wire_msg m[WIRE_RECV_BATCH];
+	int fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH];
 
-	for (int i = 0; i < MOVES_PER_ROUND; i++) {
-		unsigned nfds = 1;
+	for (int round = 0; round < MOVES_PER_ROUND / WIRE_RECV_BATCH; round++) {
 		int r;
 
 		if (w->w_ctl < 0)
 			return;
-		r = wire_recv_msg(w->w_ctl, &m, &fd, &nfds);
-		if (r == 1 && m.h.type == WIRE_CTL_MOVE) {
-			/* The listener it came from, with the routes in force now; one that
-			 * closed since has nobody to route for. */
-			if ((l = find_id(m.carry.listener)) == NULL) {
-				close(fd);
-				continue;
-			}
-			if (!accepted_here(l, fd)) {
-				log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name,
-				    w->w_id, (int)w->w_pid, log_qv("not a connection of that listener"));
-				close(fd);
-				continue;
-			}
-			conn_start(l, fd, m.carry.bytes, m.carry.nbytes);
-			continue;
-		}
-		if (r == 1) {
-			/* A worker sends nothing else: refused like a malformed hand-off. */
-			if (nfds > 0)
-				close(fd);
-			log_warn("move_bad", "fn=%s wid=%u pid=%d type=%u", w->w_conf->name, w->w_id,
-			    (int)w->w_pid, m.h.type);
-			continue;
-		}
-		if (r < 0 && errno == EPROTO) {
-			log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
-			    (int)w->w_pid, log_qv(strerror(errno)));
+		r = wire_recv_msgs(w->w_ctl, m, fds, res, WIRE_RECV_BATCH);
+		if (r > 0) {
+			dispatch_carry_batch_begin();
+			for (int i = 0; i < r; i++)
+				take_move(w, &m[i], fds[i], res[i]);
+			dispatch_carry_batch_end();
+			/* Fewer than asked for: nothing was left (a last EOF shows next turn,
+			 * the socket stays readable). */
+			if (r < WIRE_RECV_BATCH)
+				return;
 			continue;
 		}
 		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			break;
-		/* EOF or an error: the worker is gone; SIGCHLD does the rest. */
+			return;
+		/* EOF or an error: the worker is gone; SIGCHLD does the rest. Its (persistent)
+		 * event would only fire again until then. */
+		if (w->w_ctl_ev != NULL)
+			event_del(w->w_ctl_ev);
 		return;
 	}
-	if (w->w_ctl_ev != NULL)
-		event_add(w->w_ctl_ev, NULL);
+	/* MOVES_PER_ROUND taken: the rest next turn (the event is persistent), after
+	 * whatever else is ready. */
 }

@@ -113,7 +113,7 @@ spawn_worker(struct worker *w)
 	if (w->w_status_ev == NULL || event_add(w->w_status_ev, NULL) < 0)
 		log_error("status_event_failed", "fn=%s wid=%u pid=%d", fc->name, w->w_id, (int)pid);
 	/* Moves (routed connections given back) are read by the orchestrator's router. */
-	w->w_ctl_ev = event_new(spawn_base, w->w_ctl, EV_READ, ctl_cb, w);
+	w->w_ctl_ev = event_new(spawn_base, w->w_ctl, EV_READ | EV_PERSIST, ctl_cb, w);
 	if (w->w_ctl_ev == NULL || event_add(w->w_ctl_ev, NULL) < 0)
 		log_error("ctl_event_failed", "fn=%s wid=%u pid=%d", fc->name, w->w_id, (int)pid);
 	log_info("worker_state", "fn=%s wid=%u gen=%u pid=%d from=none to=starting reason=spawned pending=0",
@@ -139,7 +139,9 @@ fail:
 }
 
 /* The worker's end of the control socket is readable: it gives connections back (or
- * is gone). One-shot: the router re-arms it once it has read them. */
+ * is gone). Persistent: the router reads them in this same loop turn (evq), so it
+ * fires again only for more; re-arming a one-shot event cost two epoll_ctl per turn
+ * on the path of every moved connection. The router deletes it at EOF. */
 static void
 ctl_cb(evutil_socket_t fd, short what, void *arg)
 {

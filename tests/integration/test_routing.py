@@ -301,6 +301,13 @@ def a_worker_cannot_pass_off_its_own_socket_as_a_client():
         ev = sv.wait_event("move_bad", fn="forger", timeout=10)
         check("not a connection" in ev.get("err", ""), "move_bad %r" % ev)
         check(ask(port, "/forger/check") == (200, ""), "the forged socket was answered")
+        # A UDP socket on the listener's very address and port, and the worker's own
+        # TCP connection to the listener: neither is a connection the listener accepted.
+        for n, kind in ((2, "udp"), (3, "tcp")):
+            check(ask(port, "/forger/forge_%s?%d" % (kind, port)) == (200, "sent\n"),
+                  "forge a %s socket" % kind)
+            ev = sv.wait_event("move_bad", fn="forger", timeout=10, count=n)
+            check("not a connection" in ev.get("err", ""), "move_bad (%s) %r" % (kind, ev))
         check(not [e for e in sv.events("http_request") if "forged" in e.get("path", "")],
               "a worker took the forged request")
         check(ask(port, "/a/after") == (200, "alpha /a/after\n"), "routing after it")

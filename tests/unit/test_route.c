@@ -2,6 +2,8 @@
  * test_route.c - the shared listener's route table (common/route.c): normalising,
  * duplicate detection, and most-specific-wins matching by Host and path prefix.
  */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "route.h"
@@ -23,14 +25,48 @@ add(struct route_table *t, enum route_kind kind, const char *host, const char *p
 	return route_add(t, &r);
 }
 
-/* Matches HOST/PATH and says which function (and strip) it got: "" for no route. */
+/* An indexed copy of T (route_table_index): it must answer as T's scan does. */
+static struct route_table *
+indexed(const struct route_table *t)
+{
+	static struct route_table ix;
+
+	route_table_free(&ix);
+	for (size_t i = 0; i < t->n; i++)
+		if (route_add(&ix, &t->r[i]) < 0)
+			abort();
+	if (route_table_index(&ix) < 0 || !ix.indexed)
+		abort();
+	return &ix;
+}
+
+/* Whether the scan of T and the index of IX chose the same route, in the same way. */
+static bool
+same_hit(const struct route_table *t, const struct route_hit *a, int ra,
+    const struct route_table *ix, const struct route_hit *b, int rb)
+{
+	if (ra != rb)
+		return false;
+	return ra < 0 || (a->route - t->r == b->route - ix->r && a->strip == b->strip &&
+	    a->fnlen == b->fnlen && memcmp(a->fn, b->fn, a->fnlen) == 0);
+}
+
+static unsigned index_mismatches;
+
+/* Matches HOST/PATH and says which function (and strip) it got: "" for no route.
+ * An indexed copy of T is matched too; any difference is counted (checked below). */
 static const char *
 match(const struct route_table *t, const char *host, const char *path, size_t *strip)
 {
 	static char fn[ROUTE_FN_LEN];
-	struct route_hit hit;
+	struct route_hit hit, ihit;
+	const struct route_table *ix = indexed(t);
+	size_t hl = host ? strlen(host) : 0, pl = strlen(path);
+	int r = route_match(t, host, hl, path, pl, &hit);
 
-	if (route_match(t, host, host ? strlen(host) : 0, path, strlen(path), &hit) < 0)
+	if (!same_hit(t, &hit, r, ix, &ihit, route_match(ix, host, hl, path, pl, &ihit)))
+		index_mismatches++;
+	if (r < 0)
 		return "";
 	memcpy(fn, hit.fn, hit.fnlen);
 	fn[hit.fnlen] = '\0';
@@ -141,11 +177,18 @@ out:
 static bool
 sticky(const struct route_table *t, const char *host, const char *path)
 {
-	struct route_hit hit;
+	struct route_hit hit, ihit;
+	const struct route_table *ix = indexed(t);
+	size_t hl = host ? strlen(host) : 0;
+	bool s;
 
-	if (route_match(t, host, host ? strlen(host) : 0, path, strlen(path), &hit) < 0)
+	if (route_match(t, host, hl, path, strlen(path), &hit) < 0)
 		return false;
-	return route_sticky(t, &hit, host, host ? strlen(host) : 0);
+	s = route_sticky(t, &hit, host, hl);
+	if (route_match(ix, host, hl, path, strlen(path), &ihit) < 0 ||
+	    route_sticky(ix, &ihit, host, hl) != s)
+		index_mismatches++;
+	return s;
 }
 
 static void
@@ -190,6 +233,51 @@ out:
 	;
 }
 
+/*
+ * The index answers as the scan does: a table mixing Hosts, nested prefixes, a root,
+ * a Supabase prefix and 300 flat routes, matched with every Host and path below
+ * (each by match() and sticky(), which compare both ways), plus every difference
+ * the cases above met.
+ */
+static void
+case_index_same(void)
+{
+	static const char *hosts[] = { NULL, "a.com", "A.COM:8080", "x.a.com", "b.com", "[::1]:80", "" };
+	static const char *paths[] = {
+		"", "/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/a//b", "/f000", "/f000/x", "/f299",
+		"/f2990", "/functions/v1", "/functions/v1/", "/functions/v1/h0/x", "/functions/v1/special",
+		"*", "x", "/b", "/b/x/y",
+	};
+	struct route_table t = { 0 };
+	char path[16], fn[8];
+
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "", "/", "root", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "", "/a", "a", true) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "a.com", "/a", "a_host", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "*.a.com", "/a/b", "ab_sfx", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "b.com", "/", "b_root", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "", "/b/x", "bx", false) == 0);
+	UNIT_CHECK(add(&t, ROUTE_SUPABASE, "", "/functions/v1", "", true) == 0);
+	UNIT_CHECK(add(&t, ROUTE_PREFIX, "a.com", "/functions/v1/special", "s", false) == 0);
+	for (int i = 0; i < 300; i++) {
+		snprintf(path, sizeof(path), "/f%03d", i);
+		snprintf(fn, sizeof(fn), "h%d", i % 2);
+		UNIT_CHECK(add(&t, ROUTE_PREFIX, "", path, fn, false) == 0);
+	}
+	for (size_t h = 0; h < sizeof(hosts) / sizeof(hosts[0]); h++)
+		for (size_t p = 0; p < sizeof(paths) / sizeof(paths[0]); p++) {
+			(void)match(&t, hosts[h], paths[p], NULL);
+			(void)sticky(&t, hosts[h], paths[p]);
+		}
+	UNIT_CHECK(strcmp(match(&t, NULL, "/f123/x", NULL), "h1") == 0);
+	UNIT_CHECK(strcmp(match(&t, "a.com", "/a/b", NULL), "a_host") == 0);
+	UNIT_CHECK(strcmp(match(&t, "x.a.com", "/a/b", NULL), "ab_sfx") == 0);
+	UNIT_CHECK(index_mismatches == 0);
+out:
+	route_table_free(&t);
+	route_table_free(indexed(&t));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -202,5 +290,6 @@ main(int argc, char **argv)
 	unit_run("duplicates_found", case_duplicates);
 	unit_run("bad_patterns", case_bad_patterns);
 	unit_run("sticky_routes", case_sticky);
+	unit_run("index_answers_as_scan", case_index_same);
 	return unit_exit();
 }

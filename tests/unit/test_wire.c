@@ -689,6 +689,73 @@ out:
 	close_all(p, 2);
 }
 
+/*
+ * wire_recv_msgs: every queued record in one call, each checked as wire_recv_msg
+ * checks it (a malformed one refused alone, its fds closed), fewer than asked for
+ * when the queue ran dry, EAGAIN when empty, 0 at EOF.
+ */
+static void
+case_recv_batch(void)
+{
+	static struct wire_carry c;
+	static union wire_msg m[WIRE_RECV_BATCH];
+	struct wire_ctl two = { .version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 2 };
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 };
+	int fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH], before, r;
+
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		fds[i] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	errno = 0;
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
+	memset(&c, 0, sizeof(c));
+	c.version = WIRE_VERSION;
+	c.type = WIRE_CTL_MOVE;
+	for (int i = 0; i < 3; i++) {
+		c.listener = (uint32_t)i + 1;
+		c.nbytes = (uint32_t)i;
+		c.size = (uint32_t)(WIRE_CARRY_HEAD + (size_t)i);
+		memset(c.bytes, 'a' + i, (size_t)i);
+		UNIT_CHECK(wire_send_carry(sp[0], &c, p[i % 2]) == 0);
+		if (i == 1)     /* between them, a CONN of two fds: one fd at most here */
+			UNIT_CHECK(wire_send_ctl(sp[0], &two, p, 2) == 0);
+	}
+	before = unit_fd_count();
+	r = wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 4, "got %d", r);
+	UNIT_CHECK(res[0] == 1 && res[1] == 1 && res[2] == -1 && fds[2] == -1 && res[3] == 1);
+	UNIT_CHECK(m[0].carry.listener == 1 && m[0].carry.nbytes == 0 && same_object(fds[0], p[0]));
+	UNIT_CHECK(m[1].carry.listener == 2 && m[1].carry.nbytes == 1 && m[1].carry.bytes[0] == 'b' &&
+	    same_object(fds[1], p[1]));
+	UNIT_CHECK(m[3].carry.listener == 3 && m[3].carry.nbytes == 2 &&
+	    memcmp(m[3].carry.bytes, "cc", 2) == 0 && same_object(fds[3], p[0]));
+	/* The refused one's fds are closed: only the three taken are new. */
+	UNIT_CHECK(unit_fd_count() == before + 3);
+	close_all(fds, WIRE_RECV_BATCH);
+	/* More than a batch: a full one, then the rest. */
+	c.nbytes = 0;
+	c.size = WIRE_CARRY_HEAD;
+	for (int i = 0; i < WIRE_RECV_BATCH + 1; i++)
+		UNIT_CHECK(wire_send_carry(sp[0], &c, p[0]) == 0);
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == WIRE_RECV_BATCH);
+	close_all(fds, WIRE_RECV_BATCH);
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1);
+	close_all(fds, 1);
+	/* A record, then the peer's EOF: the record first, the EOF next. */
+	UNIT_CHECK(wire_send_carry(sp[0], &c, p[1]) == 0);
+	close_all(sp, 1);
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1);
+	close_all(fds, 1);
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 0);
+	errno = 0;
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH + 1) == -1 && errno == EINVAL);
+out:
+	close_all(fds, WIRE_RECV_BATCH);
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -712,6 +779,7 @@ main(int argc, char **argv)
 	unit_run("reason_names", case_reason_names);
 	unit_run("carry_round_trip", case_carry);
 	unit_run("carry_refused", case_carry_bad);
+	unit_run("recv_batch", case_recv_batch);
 	unit_run("board_shared", case_board);
 	unit_run("board_map_checks", case_board_bad);
 	after = unit_fd_count();
