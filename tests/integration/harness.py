@@ -656,6 +656,26 @@ def read_status_line(f):
     return int(parts[1]), hdrs
 
 
+def read_to_eof(s):
+    """Everything socket S sends until it closes."""
+    data = b""
+    while True:
+        d = s.recv(65536)
+        if not d:
+            return data
+        data += d
+
+
+def status_line(port, path="/", timeout=15, ip="127.0.0.1"):
+    """One Connection: close GET on a fresh connection: its status line."""
+    s = socket.create_connection((ip, port), timeout=timeout)
+    try:
+        s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path).encode())
+        return read_to_eof(s).split(b"\r\n", 1)[0].decode(errors="replace")
+    finally:
+        s.close()
+
+
 def raw_exchange(port, data, nresp=1, method="GET", timeout=5):
     """Sends DATA in one write on a fresh socket and reads NRESP responses."""
     s = connect(port, timeout)

@@ -142,12 +142,7 @@ class Host:
         s = socket.create_connection((self.ip, self.port), timeout=5)
         try:
             s.sendall(b"GET /?ms=1 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-            data = b""
-            while True:
-                d = s.recv(4096)
-                if not d:
-                    break
-                data += d
+            data = h.read_to_eof(s)
         finally:
             s.close()
         return data.split(b"\r\n\r\n", 1)[-1].decode(errors="replace")

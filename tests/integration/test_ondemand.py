@@ -20,22 +20,6 @@ def live_workers(sv):
     return [p for p in h.children(sv.pid) if h.alive(p) and p not in h.zombies(sv.pid)]
 
 
-def get(port, path="/"):
-    """One Connection: close request; the status line."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=15)
-    try:
-        s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n" % path).encode())
-        data = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-        return data.split(b"\r\n", 1)[0].decode(errors="replace")
-    finally:
-        s.close()
-
-
 @test
 def scale_to_zero_cold_start_and_back():
     fn = h.function("zero", library="hello")
@@ -53,7 +37,7 @@ def scale_to_zero_cold_start_and_back():
             st = fn_status(status(sv), "zero")
             check(st["state"] == "cold" and st["scaling"]["min_workers"] == 0, "status %r" % st)
 
-            check(get(sv.port()) == "HTTP/1.1 200 OK", "first request")
+            check(h.status_line(sv.port()) == "HTTP/1.1 200 OK", "first request")
             pids = live_workers(sv)
             check(len(pids) == 1, "workers after the first request: %r" % pids)
             check(all(os.path.exists(d) for d in fn_dirs), "no function cgroup with a worker")
@@ -71,7 +55,7 @@ def scale_to_zero_cold_start_and_back():
             st = fn_status(status(sv), "zero")
             check(st["state"] == "cold" and st["scaling"]["scale_downs"] == 1, "status %r" % st)
             # And it comes back.
-            check(get(sv.port()) == "HTTP/1.1 200 OK", "request after scaling to zero")
+            check(h.status_line(sv.port()) == "HTTP/1.1 200 OK", "request after scaling to zero")
             check(fn_status(status(sv), "zero")["scaling"]["cold_starts"] == 2, "second cold start")
     finally:
         remove_cgroups(parent)
@@ -83,7 +67,7 @@ def pending_task_keeps_an_idle_worker():
     del fn["workers"]
     fn.update(min_workers=0, max_workers=1, scale_idle_ms=300)
     with h.Supervisor([fn], name="ondemand-task") as sv:
-        check(get(sv.port(), "/?ms=2000") == "HTTP/1.1 200 OK", "request with a 2 s task")
+        check(h.status_line(sv.port(), "/?ms=2000") == "HTTP/1.1 200 OK", "request with a 2 s task")
         down = sv.wait_event("scale_down", fn="bgz", timeout=15)
         # Retired only once its task was done: the drain started with nothing pending.
         leave = sv.wait_event("worker_state", fn="bgz", to="draining")
@@ -106,7 +90,7 @@ def burst_on_a_cold_function_stays_within_max_workers():
 
         def one():
             try:
-                r = get(sv.port())
+                r = h.status_line(sv.port())
             except OSError as e:
                 r = repr(e)
             with lock:
@@ -160,7 +144,7 @@ def a_thousand_functions_at_zero():
         check(rss < (256 if h.ASAN else 64) * 1024,
               "supervisor RSS %d KiB with 1,000 functions" % rss)
         for fn in fns[:50]:
-            check(get(fn["port"]) == "HTTP/1.1 200 OK", "%s did not answer" % fn["name"])
+            check(h.status_line(fn["port"]) == "HTTP/1.1 200 OK", "%s did not answer" % fn["name"])
         sv.send(signal.SIGHUP)
         done = sv.wait_event("reload_done", gen="2", timeout=30)
         check(done["kept"] == str(n), "reload of 1,000 unchanged: %r" % done)

@@ -7,7 +7,6 @@ supervisor and workers; the figures come from its worker_state log lines."""
 import datetime
 import os
 import signal
-import socket
 
 import harness as h
 from harness import check, test
@@ -21,21 +20,6 @@ def ts_ms(rec):
     """A log record's wall-clock time in ms."""
     t = datetime.datetime.strptime(rec["ts"], "%Y-%m-%dT%H:%M:%S.%fZ")
     return t.replace(tzinfo=datetime.timezone.utc).timestamp() * 1000
-
-
-def get(port):
-    s = socket.create_connection(("127.0.0.1", port), timeout=20)
-    try:
-        s.sendall(b"GET / HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
-        data = b""
-        while True:
-            d = s.recv(4096)
-            if not d:
-                break
-            data += d
-        return data.split(b"\r\n", 1)[0].decode(errors="replace")
-    finally:
-        s.close()
 
 
 @test
@@ -58,7 +42,7 @@ def slots_pace_a_mass_start_and_a_cold_start_goes_first():
         sv.send(signal.SIGHUP)
         h.wait_until(lambda: sv._check_running() or slow_spawns(), 20, "the first spawn")
         before = len(slow_spawns())
-        status = get(sv.port("cold"))
+        status = h.status_line(sv.port("cold"), timeout=20)
         sv.wait_event("reload_done", timeout=60)
 
         spawns = slow_spawns()
