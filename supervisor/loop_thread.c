@@ -56,7 +56,10 @@ loop_thread_done(struct loop_pipe *p, void *job, const char *ev)
 {
 	ssize_t n;
 
-	/* A pointer is far below PIPE_BUF: the write is whole or fails whole. */
+	/* A pointer is far below PIPE_BUF: the write is whole or fails whole. The
+	 * write end blocks and never fills (each user has one job in flight); it can
+	 * only fail once the loop has closed the pipe at exit, and the loop frees the
+	 * job itself then (it joins the thread first). */
 	do
 		n = write(p->fd[1], &job, sizeof(job));
 	while (n < 0 && errno == EINTR);
