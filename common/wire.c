@@ -166,8 +166,14 @@ recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 	return take_msg(&mh, (size_t)n, buf, cap, fds, nfds);
 }
 
-int
-wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
+/*
+ * Up to N records in one recvmmsg, record i's fds (at most PER) into FDS[i * PER ..],
+ * their count into NFDS[i] when NFDS is not NULL (else each takes one at most, -1
+ * for none). As wire_recv_msgs returns.
+ */
+static int
+recv_batch(int sock, union wire_msg *m, int *fds, unsigned per, unsigned *nfds, int *res,
+    unsigned n)
 {
 	union cbuf {
 		char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
@@ -195,18 +201,36 @@ wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
 	if (got <= 0)
 		return got;
 	for (int i = 0; i < got; i++) {
-		unsigned one = 1;
+		unsigned k = per;
 
 		/* A zero-length record is the peer's EOF (recvmmsg counts it as one): the
 		 * ones before it are answered now, the EOF by the next call. */
 		if (mm[i].msg_len == 0)
 			return i;
-		fds[i] = -1;
-		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]), &fds[i], &one);
-		if (res[i] < 0)
-			fds[i] = -1;
+		fds[(size_t)i * per] = -1;
+		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]),
+		    &fds[(size_t)i * per], &k);
+		if (res[i] < 0) {
+			fds[(size_t)i * per] = -1;
+			k = 0;
+		}
+		if (nfds != NULL)
+			nfds[i] = k;
 	}
 	return got;
+}
+
+int
+wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
+{
+	return recv_batch(sock, m, fds, 1, NULL, res, n);
+}
+
+int
+wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned *nfds,
+    int *res, unsigned n)
+{
+	return recv_batch(sock, m, &fds[0][0], WIRE_MAX_FDS, nfds, res, n);
 }
 
 int

@@ -284,6 +284,14 @@ int wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds);
 int wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n);
 
 /*
+ * As wire_recv_msgs, for the worker's side: record i may bring up to WIRE_MAX_FDS
+ * fds (a CONN batch), into FDS[i], their count into NFDS[i] (0 when RES[i] is -1).
+ * One syscall for every record the supervisor queued, none to learn it is empty.
+ */
+int wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned *nfds,
+    int *res, unsigned n);
+
+/*
  * Sends the config record (no descriptors). Returns 0, or -1 with errno (EINVAL
  * when CFG would not pass wire_config_check: the sender is checked like the peer).
  */
