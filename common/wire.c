@@ -292,6 +292,60 @@ wire_send_carry(int sock, const struct wire_carry *c, int fd)
 	return 0;
 }
 
+int
+wire_send_carries(int sock, const struct wire_carry *const *c, const int *fds, unsigned n)
+{
+	union cbuf {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cbuf[WIRE_RECV_BATCH];
+	struct iovec iov[WIRE_RECV_BATCH];
+	struct mmsghdr mm[WIRE_RECV_BATCH];
+	int sent;
+
+	if (n == 0 || n > WIRE_RECV_BATCH) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = WIRE_CARRY_HEAD + (c[i]->nbytes <= WIRE_CARRY_MAX ? c[i]->nbytes : 0);
+		struct cmsghdr *cm;
+
+		/* The first bad one ends the batch: the ones before it still go. */
+		if (!msg_ok((const union wire_msg *)c[i], len, 1)) {
+			if (i == 0) {
+				errno = EINVAL;
+				return -1;
+			}
+			n = i;
+			break;
+		}
+		iov[i] = (struct iovec){ .iov_base = (void *)c[i], .iov_len = len };
+		memset(&cbuf[i], 0, sizeof(cbuf[i]));
+		mm[i].msg_hdr = (struct msghdr){
+			.msg_iov = &iov[i], .msg_iovlen = 1,
+			.msg_control = cbuf[i].buf, .msg_controllen = sizeof(cbuf[i].buf),
+		};
+		mm[i].msg_len = 0;
+		cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fds[i], sizeof(int));
+	}
+	do
+		sent = sendmmsg(sock, mm, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0)
+		return -1;
+	/* A record is sent whole or not at all on a SOCK_SEQPACKET socket; a short one
+	 * ends the count there, as the peer would refuse it. */
+	for (int i = 0; i < sent; i++)
+		if (mm[i].msg_len != iov[i].iov_len)
+			return i;
+	return sent;
+}
+
 /* Sends one fixed-size record whole (a socket: SOCK; else a pipe). 0 or -1; a
  * short write, which a record must never be, is EPROTO. */
 static int

@@ -812,6 +812,60 @@ out:
 	close_all(p, 2);
 }
 
+/*
+ * wire_send_carries: several moves in one sendmmsg, each received whole with its fd
+ * in order; a bad first one is EINVAL (nothing sent), a bad later one ends the batch.
+ */
+static void
+case_send_carries(void)
+{
+	static struct wire_carry c[3];
+	static union wire_msg m[WIRE_RECV_BATCH];
+	const struct wire_carry *q[3] = { &c[0], &c[1], &c[2] };
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH];
+	int sfds[3];
+	int r;
+
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		fds[i] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	for (int i = 0; i < 3; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].version = WIRE_VERSION;
+		c[i].type = WIRE_CTL_MOVE;
+		c[i].listener = (uint32_t)i + 1;
+		c[i].nbytes = (uint32_t)i + 1;
+		c[i].size = (uint32_t)(WIRE_CARRY_HEAD + (size_t)i + 1);
+		memset(c[i].bytes, 'x' + i, (size_t)i + 1);
+		sfds[i] = p[i % 2];
+	}
+	r = wire_send_carries(sp[0], q, sfds, 3);
+	UNIT_CHECKF(r == 3, "sent %d", r);
+	r = wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 3, "got %d", r);
+	for (int i = 0; i < 3; i++)
+		UNIT_CHECK(res[i] == 1 && m[i].carry.listener == (uint32_t)i + 1 &&
+		    m[i].carry.nbytes == (uint32_t)i + 1 && m[i].carry.bytes[i] == 'x' + i &&
+		    same_object(fds[i], p[i % 2]));
+	close_all(fds, WIRE_RECV_BATCH);
+	/* A bad size second: the first goes alone. */
+	c[1].size++;
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 3) == 1);
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1 &&
+	    m[0].carry.listener == 1);
+	close_all(fds, WIRE_RECV_BATCH);
+	errno = 0;
+	UNIT_CHECK(wire_send_carries(sp[0], &q[1], &sfds[1], 2) == -1 && errno == EINVAL);
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 0) == -1 && errno == EINVAL);
+	errno = 0;
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
+out:
+	close_all(fds, WIRE_RECV_BATCH);
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -837,6 +891,7 @@ main(int argc, char **argv)
 	unit_run("carry_refused", case_carry_bad);
 	unit_run("recv_batch", case_recv_batch);
 	unit_run("recv_batch_fds", case_recv_batch_fds);
+	unit_run("send_carries", case_send_carries);
 	unit_run("board_shared", case_board);
 	unit_run("board_map_checks", case_board_bad);
 	after = unit_fd_count();
