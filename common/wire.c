@@ -166,8 +166,14 @@ recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 	return take_msg(&mh, (size_t)n, buf, cap, fds, nfds);
 }
 
-int
-wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
+/*
+ * Up to N records in one recvmmsg, record i's fds (at most PER) into FDS[i * PER ..],
+ * their count into NFDS[i] when NFDS is not NULL (else each takes one at most, -1
+ * for none). As wire_recv_msgs returns.
+ */
+static int
+recv_batch(int sock, union wire_msg *m, int *fds, unsigned per, unsigned *nfds, int *res,
+    unsigned n)
 {
 	union cbuf {
 		char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
@@ -195,18 +201,36 @@ wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
 	if (got <= 0)
 		return got;
 	for (int i = 0; i < got; i++) {
-		unsigned one = 1;
+		unsigned k = per;
 
 		/* A zero-length record is the peer's EOF (recvmmsg counts it as one): the
 		 * ones before it are answered now, the EOF by the next call. */
 		if (mm[i].msg_len == 0)
 			return i;
-		fds[i] = -1;
-		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]), &fds[i], &one);
-		if (res[i] < 0)
-			fds[i] = -1;
+		fds[(size_t)i * per] = -1;
+		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]),
+		    &fds[(size_t)i * per], &k);
+		if (res[i] < 0) {
+			fds[(size_t)i * per] = -1;
+			k = 0;
+		}
+		if (nfds != NULL)
+			nfds[i] = k;
 	}
 	return got;
+}
+
+int
+wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
+{
+	return recv_batch(sock, m, fds, 1, NULL, res, n);
+}
+
+int
+wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned *nfds,
+    int *res, unsigned n)
+{
+	return recv_batch(sock, m, &fds[0][0], WIRE_MAX_FDS, nfds, res, n);
 }
 
 int
@@ -266,6 +290,60 @@ wire_send_carry(int sock, const struct wire_carry *c, int fd)
 		return -1;
 	}
 	return 0;
+}
+
+int
+wire_send_carries(int sock, const struct wire_carry *const *c, const int *fds, unsigned n)
+{
+	union cbuf {
+		char buf[CMSG_SPACE(sizeof(int))];
+		struct cmsghdr align;
+	} cbuf[WIRE_RECV_BATCH];
+	struct iovec iov[WIRE_RECV_BATCH];
+	struct mmsghdr mm[WIRE_RECV_BATCH];
+	int sent;
+
+	if (n == 0 || n > WIRE_RECV_BATCH) {
+		errno = EINVAL;
+		return -1;
+	}
+	for (unsigned i = 0; i < n; i++) {
+		size_t len = WIRE_CARRY_HEAD + (c[i]->nbytes <= WIRE_CARRY_MAX ? c[i]->nbytes : 0);
+		struct cmsghdr *cm;
+
+		/* The first bad one ends the batch: the ones before it still go. */
+		if (!msg_ok((const union wire_msg *)c[i], len, 1)) {
+			if (i == 0) {
+				errno = EINVAL;
+				return -1;
+			}
+			n = i;
+			break;
+		}
+		iov[i] = (struct iovec){ .iov_base = (void *)c[i], .iov_len = len };
+		memset(&cbuf[i], 0, sizeof(cbuf[i]));
+		mm[i].msg_hdr = (struct msghdr){
+			.msg_iov = &iov[i], .msg_iovlen = 1,
+			.msg_control = cbuf[i].buf, .msg_controllen = sizeof(cbuf[i].buf),
+		};
+		mm[i].msg_len = 0;
+		cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &fds[i], sizeof(int));
+	}
+	do
+		sent = sendmmsg(sock, mm, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (sent < 0 && errno == EINTR);
+	if (sent < 0)
+		return -1;
+	/* A record is sent whole or not at all on a SOCK_SEQPACKET socket; a short one
+	 * ends the count there, as the peer would refuse it. */
+	for (int i = 0; i < sent; i++)
+		if (mm[i].msg_len != iov[i].iov_len)
+			return i;
+	return sent;
 }
 
 /* Sends one fixed-size record whole (a socket: SOCK; else a pipe). 0 or -1; a

@@ -264,6 +264,15 @@ int wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds);
 int wire_send_carry(int sock, const struct wire_carry *c, int fd);
 
 /*
+ * Sends the N (<= WIRE_RECV_BATCH) carries C[i], each with FDS[i], in one sendmmsg,
+ * each checked as wire_send_carry checks one (the first bad one ends the batch).
+ * The fds stay the caller's. Returns how many went, in order (fewer than N: the
+ * rest did not go, e.g. the queue filled), or -1 with errno when none did.
+ */
+int wire_send_carries(int sock, const struct wire_carry *const *c, const int *fds,
+    unsigned n);
+
+/*
  * Receives one message of any type but the config, like wire_recv_ctl: CONN and
  * RETIRE as there, ROUTES with no fd; ROUTED and MOVE with exactly one fd, size
  * agreeing with the bytes received, nbytes <= WIRE_CARRY_MAX, flags 0, strip <=
@@ -282,6 +291,14 @@ int wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds);
  */
 #define WIRE_RECV_BATCH 8
 int wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n);
+
+/*
+ * As wire_recv_msgs, for the worker's side: record i may bring up to WIRE_MAX_FDS
+ * fds (a CONN batch), into FDS[i], their count into NFDS[i] (0 when RES[i] is -1).
+ * One syscall for every record the supervisor queued, none to learn it is empty.
+ */
+int wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned *nfds,
+    int *res, unsigned n);
 
 /*
  * Sends the config record (no descriptors). Returns 0, or -1 with errno (EINVAL

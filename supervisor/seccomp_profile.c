@@ -56,8 +56,8 @@ static const struct {
  * refused one of these would leave a worker that cannot run, or not even leave
  * the SIGSYS handler that answers a denial. */
 static const char *const needed[] = {
-	"read", "write", "close", "recvmsg", "sendmsg", "epoll_wait", "epoll_pwait",
-	"epoll_ctl", "futex", "mmap", "munmap", "brk", "rt_sigreturn",
+	"read", "write", "close", "recvmsg", "recvmmsg", "sendmsg", "sendmmsg", "epoll_wait",
+	"epoll_pwait", "epoll_ctl", "futex", "mmap", "munmap", "brk", "rt_sigreturn",
 	"rt_sigprocmask", "exit", "exit_group", NULL
 };
 

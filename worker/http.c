@@ -195,6 +195,16 @@ static const struct hp_ops conn_hp_ops = { conn_head_cb, conn_body_cb };
 static struct conn_list conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct conn_list free_conns = TAILQ_HEAD_INITIALIZER(free_conns);
 static unsigned nconns, nfree;
+/*
+ * Moves given back this loop turn, sent together at its end (one sendmmsg, one
+ * wakeup of the supervisor for them all): the carries, and their fds, still ours
+ * until sent. They count as connections (http_conn_count), so a retiring worker
+ * does not report drained with one unsent.
+ */
+static struct wire_carry move_q[WIRE_RECV_BATCH];
+static int move_fd[WIRE_RECV_BATCH];
+static unsigned nmoves;
+static struct event move_ev;
 static const struct timeval *tv_request, *tv_idle, *tv_linger;
 /* While retiring, an idle keep-alive connection waits this long, not idle_timeout. */
 static const struct timeval *tv_retire_idle;
@@ -500,7 +510,9 @@ conn_close(struct conn *c, bool linger)
 	if (c->c_held)
 		conn_peer(c);
 	log_debug("http_close", "peer=%s requests=%u", conn_peer(c), c->c_nreq);
-	close(c->c_fd);
+	/* A moved connection's fd is the move queue's now (conn_move). */
+	if (c->c_fd >= 0)
+		close(c->c_fd);
 	c->c_fd = -1;
 	TAILQ_REMOVE(&conns, c, c_entry);
 	nconns--;
@@ -1016,15 +1028,48 @@ conn_process(struct conn *c)
 		c->c_closing = true;
 }
 
+/* Sends the queued moves (move_q) and closes our copies of their fds. */
+static void
+moves_flush(void)
+{
+	const struct wire_carry *q[WIRE_RECV_BATCH];
+	unsigned n = nmoves;
+	int sent;
+
+	if (n == 0)
+		return;
+	for (unsigned i = 0; i < n; i++)
+		q[i] = &move_q[i];
+	sent = wire_send_carries(WIRE_CTL_FD, q, move_fd, n);
+	if ((unsigned)(sent < 0 ? 0 : sent) < n)
+		/* The supervisor cannot take them now: their clients see a close, never a
+		 * request answered by the wrong function. */
+		log_warn("http_move_failed", "conns=%u err=%s", n - (unsigned)(sent < 0 ? 0 : sent),
+		    log_qv(sent < 0 ? strerror(errno) : "queue full"));
+	for (unsigned i = 0; i < n; i++)
+		close(move_fd[i]);
+	nmoves = 0;
+	if (wk.retiring && !quiet_close)
+		worker_check_drained();
+}
+
+static void
+moves_flush_cb(evutil_socket_t fd, short what, void *arg)
+{
+	moves_flush();
+}
+
 /*
  * Every earlier response is written: the routed connection goes back to the
  * supervisor with the bytes read and not parsed (the next head, pipelined data),
- * which routes them on (supervisor/router.c). Its fd here is closed like any other.
+ * which routes them on (supervisor/router.c). Queued: the loop turn's moves go
+ * together once its callbacks have run (moves_flush_cb, made active here); the
+ * connection is closed here but its fd, the queue's, after the send.
  */
 static void
 conn_move(struct conn *c)
 {
-	static struct wire_carry wc;
+	struct wire_carry *wc;
 	size_t n = c->c_in.b_len - c->c_parsed;
 
 	if (n > WIRE_CARRY_MAX) {
@@ -1032,23 +1077,23 @@ conn_move(struct conn *c)
 		conn_close(c, true);
 		return;
 	}
-	wc.version = WIRE_VERSION;
-	wc.type = WIRE_CTL_MOVE;
-	wc.listener = c->c_lid;
-	wc.strip = 0;
-	wc.flags = 0;
-	wc.nbytes = (uint32_t)n;
-	wc.size = (uint32_t)(WIRE_CARRY_HEAD + n);
-	memcpy(wc.bytes, c->c_in.b_data + c->c_parsed, n);
-	if (wire_send_carry(WIRE_CTL_FD, &wc, c->c_fd) < 0) {
-		/* The supervisor cannot take it now: the client sees a close, never a
-		 * request answered by the wrong function. */
-		log_warn("http_move_failed", "peer=%s err=%s", conn_peer(c), log_qv(strerror(errno)));
-		conn_close(c, false);
-		return;
-	}
+	if (nmoves == WIRE_RECV_BATCH)
+		moves_flush();
+	wc = &move_q[nmoves];
+	wc->version = WIRE_VERSION;
+	wc->type = WIRE_CTL_MOVE;
+	wc->listener = c->c_lid;
+	wc->strip = 0;
+	wc->flags = 0;
+	wc->nbytes = (uint32_t)n;
+	wc->size = (uint32_t)(WIRE_CARRY_HEAD + n);
+	memcpy(wc->bytes, c->c_in.b_data + c->c_parsed, n);
 	log_debug("http_moved", "peer=%s bytes=%zu requests=%u", conn_peer(c), n, c->c_nreq);
+	move_fd[nmoves] = c->c_fd;
+	if (nmoves++ == 0)
+		event_active(&move_ev, EV_TIMEOUT, 1);
 	c->c_parsed = c->c_in.b_len;
+	c->c_fd = -1;
 	conn_close(c, false);
 }
 
@@ -1304,6 +1349,8 @@ http_init(struct edge_ctx *ctx)
 {
 	struct timeval tv;
 
+	event_assign(&move_ev, ctx->base, -1, 0, moves_flush_cb, NULL);
+
 	if (ctx->conf.request_timeout_ms > 0) {
 		tv.tv_sec = ctx->conf.request_timeout_ms / 1000;
 		tv.tv_usec = (suseconds_t)(ctx->conf.request_timeout_ms % 1000) * 1000;
@@ -1443,7 +1490,7 @@ http_retire(void)
 unsigned
 http_conn_count(void)
 {
-	return nconns;
+	return nconns + nmoves;
 }
 
 void
@@ -1454,6 +1501,12 @@ http_shutdown(void)
 	quiet_close = true;
 	while ((c = TAILQ_FIRST(&conns)) != NULL)
 		conn_close(c, false);
+	/* Queued moves go as the connections do: closed. */
+	for (unsigned i = 0; i < nmoves; i++)
+		close(move_fd[i]);
+	nmoves = 0;
+	if (event_initialized(&move_ev))
+		event_del(&move_ev);
 	quiet_close = false;
 	while ((c = TAILQ_FIRST(&free_conns)) != NULL) {
 		TAILQ_REMOVE(&free_conns, c, c_entry);

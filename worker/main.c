@@ -298,53 +298,68 @@ handoff_lost(const struct wire_ctl *msg)
 	}
 }
 
+/* One control record, RES as wire_recv_batch says; its NFDS fds in FDS are ours. */
+static void
+ctl_take(union wire_msg *m, int *fds, unsigned nfds, int res)
+{
+	if (res < 0) {
+		/* A routed hand-off lost counts as one connection, like a CONN of one. */
+		if (m->h.version == WIRE_VERSION && m->h.type == WIRE_CTL_ROUTED) {
+			struct wire_ctl one = {
+				.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 1,
+			};
+			handoff_lost(&one);
+		} else
+			handoff_lost(&m->ctl);
+		return;
+	}
+	if (m->h.type == WIRE_CTL_CONN) {
+		/* The fds are ours now; http_adopt owns (or closes) each. */
+		for (unsigned i = 0; i < nfds; i++)
+			http_adopt(fds[i]);
+	} else if (m->h.type == WIRE_CTL_ROUTED) {
+		http_adopt_routed(fds[0], &m->carry);
+	} else if (m->h.type == WIRE_CTL_RETIRE) {
+		retire(m->ctl.arg, m->ctl.deadline_ms);
+	} else if (m->h.type == WIRE_CTL_ROUTES) {
+		http_routes_epoch(m->ctl.arg);
+	} else {
+		/* MOVE goes the other way only: checked, and its fd closed. */
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		log_error("ctl_bad_message", "msg=\"dropped a malformed control message\"");
+	}
+}
+
 static void
 ctl_cb(evutil_socket_t fd, short what, void *arg)
 {
-	/* A carry is 64 KiB: one static message, handled before the next is read. */
-	static union wire_msg m;
-	int fds[WIRE_MAX_FDS];
+	/* A carry is 64 KiB: static (untouched pages cost nothing), each batch handled
+	 * before the next is read. */
+	static union wire_msg m[WIRE_RECV_BATCH];
+	static int fds[WIRE_RECV_BATCH][WIRE_MAX_FDS];
+	unsigned nfds[WIRE_RECV_BATCH];
+	int res[WIRE_RECV_BATCH];
 
-	for (int round = 0; round < 64; round++) {
-		unsigned nfds = WIRE_MAX_FDS;
-		int r = wire_recv_msg(fd, &m, fds, &nfds);
+	/* All that is queued in one recvmmsg (a routed connection a record): fewer than
+	 * asked for means the queue is dry, so no read only to hear EAGAIN. */
+	for (int round = 0; round < 64 / WIRE_RECV_BATCH; round++) {
+		int r = wire_recv_batch(fd, m, fds, nfds, res, WIRE_RECV_BATCH);
 
-		if (r == 1) {
-			if (m.h.type == WIRE_CTL_CONN) {
-				/* The fds are ours now; http_adopt owns (or closes) each. */
-				for (unsigned i = 0; i < nfds; i++)
-					http_adopt(fds[i]);
-			} else if (m.h.type == WIRE_CTL_ROUTED) {
-				http_adopt_routed(fds[0], &m.carry);
-			} else if (m.h.type == WIRE_CTL_RETIRE) {
-				retire(m.ctl.arg, m.ctl.deadline_ms);
-			} else if (m.h.type == WIRE_CTL_ROUTES) {
-				http_routes_epoch(m.ctl.arg);
-			} else {
-				/* MOVE goes the other way only: checked, and its fd closed. */
-				for (unsigned i = 0; i < nfds; i++)
-					close(fds[i]);
-				log_error("ctl_bad_message", "msg=\"dropped a malformed control message\"");
-			}
+		if (r > 0) {
+			for (int i = 0; i < r; i++)
+				ctl_take(&m[i], fds[i], nfds[i], res[i]);
+			if (r < WIRE_RECV_BATCH)
+				return;
 			continue;
 		}
-		if (r < 0 && errno == EAGAIN)
+		if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
 			return;
-		if (r < 0 && errno == EPROTO) {
-			/* A routed hand-off lost counts as one connection, like a CONN of one. */
-			if (m.h.version == WIRE_VERSION && m.h.type == WIRE_CTL_ROUTED) {
-				struct wire_ctl one = {
-					.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 1,
-				};
-				handoff_lost(&one);
-			} else
-				handoff_lost(&m.ctl);
-			continue;
-		}
 		/* EOF: the supervisor is gone; behave as if told to terminate. */
 		log_warn("ctl_closed", "err=%s", log_qv(r < 0 ? strerror(errno) : "eof"));
 		terminate(WIRE_REASON_TERMINATION);
 	}
+	/* 64 taken: the rest next turn (the event is persistent), after the sockets. */
 }
 
 static void

@@ -2,8 +2,9 @@
 route names (path prefix, the Supabase form, exact and *.suffix Host), the supervisor
 itself answers 404 / 400 / 408 / 431 without a worker, a slow head delays nobody, one
 keep-alive connection moves between functions (in turn and pipelined) with every
-response in order, a worker killed while a moved connection is in its hands closes
-that connection and nothing else, and a reload that drops a route answers 404 for it.
+response in order, many connections moving at once each reach their function, a
+worker killed while a moved connection is in its hands closes that connection and
+nothing else, and a reload that drops a route answers 404 for it.
 Real supervisor, workers and sockets."""
 
 import json
@@ -234,6 +235,26 @@ def keepalive_requests_of_one_route_stay_and_others_still_move():
                   "pipelined %d %s (Host %s): %d %r, want %r" % (i, path, host, resp.status,
                                                                 resp.body, body))
         s.close()
+
+
+@test
+def many_connections_moving_at_once_each_reach_their_function():
+    # A worker sends the moves of one loop turn together: 32 connections that all
+    # change function at once each get their own answer, in turn and back again.
+    with Routed("route-many") as r:
+        socks = [h.connect(r.port, 10) for _ in range(32)]
+        files = [s.makefile("rb") for s in socks]
+        for rnd in range(10):
+            for path, body in (("/a/%d-%d", "alpha /a/%d-%d"), ("/b/%d-%d", "beta /%d-%d")):
+                for i, s in enumerate(socks):
+                    s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % (path % (rnd, i))).encode())
+                for i, f in enumerate(files):
+                    resp = h.read_response(f)
+                    check(resp.status == 200 and resp.body == (body % (rnd, i) + "\n").encode(),
+                          "round %d conn %d: %d %r, want %r" % (rnd, i, resp.status, resp.body,
+                                                              body % (rnd, i)))
+        for s in socks:
+            s.close()
 
 
 @test

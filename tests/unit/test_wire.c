@@ -756,6 +756,116 @@ out:
 	close_all(p, 2);
 }
 
+/*
+ * wire_recv_batch (the worker's side): a CONN of several fds, a carry and a refused
+ * record in one call, each record's fds its own; EAGAIN when empty, 0 at EOF.
+ */
+static void
+case_recv_batch_fds(void)
+{
+	static struct wire_carry c;
+	static union wire_msg m[WIRE_RECV_BATCH];
+	static int fds[WIRE_RECV_BATCH][WIRE_MAX_FDS];
+	struct wire_ctl three = { .version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 3 };
+	struct wire_ctl bad = { .version = WIRE_VERSION + 1, .type = WIRE_CTL_CONN, .nfds = 1 };
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, sent[3];
+	unsigned nfds[WIRE_RECV_BATCH];
+	int res[WIRE_RECV_BATCH], before, r;
+
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		for (int j = 0; j < WIRE_MAX_FDS; j++)
+			fds[i][j] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	errno = 0;
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
+	sent[0] = p[0], sent[1] = p[1], sent[2] = p[0];
+	UNIT_CHECK(wire_send_ctl(sp[0], &three, sent, 3) == 0);
+	UNIT_CHECK(wire_send_ctl(sp[0], &bad, p, 1) == 0);
+	memset(&c, 0, sizeof(c));
+	c.version = WIRE_VERSION;
+	c.type = WIRE_CTL_ROUTED;
+	c.listener = 7;
+	c.nbytes = 2;
+	c.size = (uint32_t)(WIRE_CARRY_HEAD + 2);
+	memcpy(c.bytes, "GE", 2);
+	UNIT_CHECK(wire_send_carry(sp[0], &c, p[1]) == 0);
+	before = unit_fd_count();
+	r = wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 3, "got %d", r);
+	UNIT_CHECK(res[0] == 1 && nfds[0] == 3 && m[0].h.type == WIRE_CTL_CONN);
+	UNIT_CHECK(same_object(fds[0][0], p[0]) && same_object(fds[0][1], p[1]) &&
+	    same_object(fds[0][2], p[0]));
+	UNIT_CHECK(res[1] == -1 && nfds[1] == 0 && fds[1][0] == -1);
+	UNIT_CHECK(res[2] == 1 && nfds[2] == 1 && m[2].carry.listener == 7 &&
+	    memcmp(m[2].carry.bytes, "GE", 2) == 0 && same_object(fds[2][0], p[1]));
+	/* The refused one's fd is closed: only the four taken are new. */
+	UNIT_CHECK(unit_fd_count() == before + 4);
+	close_all(fds[0], 3);
+	close_all(fds[2], 1);
+	close_all(sp, 1);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 0);
+out:
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		close_all(fds[i], WIRE_MAX_FDS);
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
+/*
+ * wire_send_carries: several moves in one sendmmsg, each received whole with its fd
+ * in order; a bad first one is EINVAL (nothing sent), a bad later one ends the batch.
+ */
+static void
+case_send_carries(void)
+{
+	static struct wire_carry c[3];
+	static union wire_msg m[WIRE_RECV_BATCH];
+	const struct wire_carry *q[3] = { &c[0], &c[1], &c[2] };
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH];
+	int sfds[3];
+	int r;
+
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		fds[i] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	for (int i = 0; i < 3; i++) {
+		memset(&c[i], 0, sizeof(c[i]));
+		c[i].version = WIRE_VERSION;
+		c[i].type = WIRE_CTL_MOVE;
+		c[i].listener = (uint32_t)i + 1;
+		c[i].nbytes = (uint32_t)i + 1;
+		c[i].size = (uint32_t)(WIRE_CARRY_HEAD + (size_t)i + 1);
+		memset(c[i].bytes, 'x' + i, (size_t)i + 1);
+		sfds[i] = p[i % 2];
+	}
+	r = wire_send_carries(sp[0], q, sfds, 3);
+	UNIT_CHECKF(r == 3, "sent %d", r);
+	r = wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 3, "got %d", r);
+	for (int i = 0; i < 3; i++)
+		UNIT_CHECK(res[i] == 1 && m[i].carry.listener == (uint32_t)i + 1 &&
+		    m[i].carry.nbytes == (uint32_t)i + 1 && m[i].carry.bytes[i] == 'x' + i &&
+		    same_object(fds[i], p[i % 2]));
+	close_all(fds, WIRE_RECV_BATCH);
+	/* A bad size second: the first goes alone. */
+	c[1].size++;
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 3) == 1);
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1 &&
+	    m[0].carry.listener == 1);
+	close_all(fds, WIRE_RECV_BATCH);
+	errno = 0;
+	UNIT_CHECK(wire_send_carries(sp[0], &q[1], &sfds[1], 2) == -1 && errno == EINVAL);
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 0) == -1 && errno == EINVAL);
+	errno = 0;
+	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
+out:
+	close_all(fds, WIRE_RECV_BATCH);
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -780,6 +890,8 @@ main(int argc, char **argv)
 	unit_run("carry_round_trip", case_carry);
 	unit_run("carry_refused", case_carry_bad);
 	unit_run("recv_batch", case_recv_batch);
+	unit_run("recv_batch_fds", case_recv_batch_fds);
+	unit_run("send_carries", case_send_carries);
 	unit_run("board_shared", case_board);
 	unit_run("board_map_checks", case_board_bad);
 	after = unit_fd_count();
