@@ -257,39 +257,11 @@ wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds)
 int
 wire_send_carry(int sock, const struct wire_carry *c, int fd)
 {
-	union {
-		char buf[CMSG_SPACE(sizeof(int))];
-		struct cmsghdr align;
-	} cbuf;
-	size_t len = WIRE_CARRY_HEAD + (c->nbytes <= WIRE_CARRY_MAX ? c->nbytes : 0);
-	struct iovec iov = { .iov_base = (void *)c, .iov_len = len };
-	struct msghdr mh = {
-		.msg_iov = &iov, .msg_iovlen = 1,
-		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
-	};
-	struct cmsghdr *cm;
-	ssize_t n;
+	int r = wire_send_carries(sock, &c, &fd, 1);
 
-	if (!msg_ok((const union wire_msg *)c, len, 1)) {
-		errno = EINVAL;
-		return -1;
-	}
-	memset(&cbuf, 0, sizeof(cbuf));
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN(sizeof(int));
-	memcpy(CMSG_DATA(cm), &fd, sizeof(int));
-	do
-		n = sendmsg(sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return -1;
-	if ((size_t)n != len) {
-		errno = EPROTO;
-		return -1;
-	}
-	return 0;
+	if (r == 0)
+		errno = EPROTO;         /* sent short: the peer would refuse it */
+	return r == 1 ? 0 : -1;
 }
 
 int

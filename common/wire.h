@@ -259,13 +259,14 @@ int wire_send_ctl(int sock, const struct wire_ctl *msg, const int *fds, unsigned
  */
 int wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds);
 
-/* Sends C (ROUTED or MOVE, checked like its receiver checks it) with FD. The fd
- * stays the caller's. Returns 0, or -1 with errno (EAGAIN: queue full; EINVAL). */
+/* Sends C (ROUTED or MOVE, checked like its receiver checks it) with FD: the batch
+ * below with one. The fd stays the caller's. Returns 0, or -1 with errno (EAGAIN:
+ * queue full; EINVAL; EPROTO: sent short). */
 int wire_send_carry(int sock, const struct wire_carry *c, int fd);
 
 /*
  * Sends the N (<= WIRE_RECV_BATCH) carries C[i], each with FDS[i], in one sendmmsg,
- * each checked as wire_send_carry checks one (the first bad one ends the batch).
+ * each checked as its receiver checks it (the first bad one ends the batch).
  * The fds stay the caller's. Returns how many went, in order (fewer than N: the
  * rest did not go, e.g. the queue filled), or -1 with errno when none did.
  */
