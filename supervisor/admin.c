@@ -41,6 +41,14 @@
 #define ADMIN_MAX_BODY    4096
 /* A client that sends nothing for this long is dropped. */
 #define ADMIN_TIMEOUT_S   10
+/*
+ * Room for a burst of clients while the loop is busy for a moment (health checks of
+ * several load balancers, a scraper, a script polling /status): at 64, a burst of
+ * 160 short clients on a 2-core host sometimes found the backlog full, and a unix
+ * socket's non-blocking connect then fails with EAGAIN at once. The kernel caps it
+ * at net.core.somaxconn.
+ */
+#define ADMIN_BACKLOG     1024
 
 static struct evhttp *admin_http;
 static struct evhttp_bound_socket *admin_bound;
@@ -370,7 +378,7 @@ admin_listen(const char *addr, const struct net_addr *a, struct net_unix_id *id,
     char *err, size_t errlen)
 {
 	static const struct net_listen_opts opts = {
-		.backlog = 64, .loopback_only = true, .unix_mode = 0600,
+		.backlog = ADMIN_BACKLOG, .loopback_only = true, .unix_mode = 0600,
 	};
 	char msg[256];
 	int fd;
@@ -506,7 +514,7 @@ fail:
 static int
 metrics_open(const char *addr, char *err, size_t errlen)
 {
-	static const struct net_listen_opts opts = { .backlog = 64 };
+	static const struct net_listen_opts opts = { .backlog = ADMIN_BACKLOG };
 	struct evhttp_bound_socket *bs;
 	struct evhttp *http;
 	struct net_addr a;
