@@ -48,7 +48,7 @@ _Static_assert(sizeof(((struct dispatch_carry *)0)->host) == WIRE_ROUTE_LEN &&
  * past its bound would otherwise take the supervisor's whole core from the others.
  * Paced, its excess waits in its listener's backlog for a moment, then hears 503.
  */
-#define REFUSED_BURST 8
+#define REFUSED_BURST 4
 #define REFUSED_PAUSE_US 1000
 
 struct listener {

@@ -234,25 +234,20 @@ def close_latency(port, duration=1):
 class BLatency(tt.Latency):
     """test_tenants' neighbour judgement (best of 1-second runs, baseline the worse of
     before and after, a skip when others used half a core), with B probed on fresh
-    connections and its p99 judged through the flood.
+    connections and its p99 judged through the flood: within 2x, p75 and p99.
 
-    Within 2x, or within SLACK_S of its baseline: on a quiet machine B's unloaded p99
-    is ~0.2 ms, and one accept round of A's 503s (read, write, close, a dozen at a
-    time) is about that long, so the flood measured 0.35-0.52 ms (2.1-2.6x) there.
-    The ratio alone is not met at that scale; a loop that held B for a millisecond
-    still fails here."""
+    What keeps it there: a flooded listener is refused in bursts of 4 connections
+    with a 1 ms pause between them (supervisor/dispatch.c, REFUSED_BURST), on a loop
+    whose timers are precise. On libevent's coarse clock the pause was the kernel's
+    4 ms tick, and with bursts of 8 B's p99 measured 2.1-2.6x its ~0.2 ms baseline."""
     P99_STEPS = ("A flooded",)
-    SLACK_S = 0.0005
 
     def over(self, what, base):
         v = self.seen[what]
         out = []
-        if v[0] > max(2 * base[0], base[0] + self.SLACK_S):
-            out.append("p75 %.2f ms > 2x %.2f (+%.1f ms)" % (v[0] * 1e3, base[0] * 1e3,
-                                                            self.SLACK_S * 1e3))
-        if v[1] > max(2 * base[1], base[1] + self.SLACK_S):
-            out.append("p99 %.2f ms > 2x %.2f (+%.1f ms)" % (v[1] * 1e3, base[1] * 1e3,
-                                                            self.SLACK_S * 1e3))
+        for name, seen, b in (("p75", v[0], base[0]), ("p99", v[1], base[1])):
+            if seen > 2 * b:
+                out.append("%s %.2f ms > 2x %.2f" % (name, seen * 1e3, b * 1e3))
         return ", ".join(out)
 
     def _measure(self):
@@ -276,7 +271,7 @@ class BLatency(tt.Latency):
 def flooded_tenant_does_not_slow_another():
     """A (cap 4, 8 may wait 200 ms) flooded by wrk with Connection: close at 32
     connections; B (hello) probed on fresh connections: B's p99 within 2x of its
-    unloaded p99 (or +0.5 ms, see BLatency), nothing errors for B, A's excess hears 503 + Retry-After."""
+    unloaded p99 (see BLatency), nothing errors for B, A's excess hears 503 + Retry-After."""
     a = gate_fn("a", workers=1, max_concurrency=4, max_queued=8, queue_timeout_ms=200)
     b = h.function("b", library="hello", workers=1)
     with h.Supervisor([a, b], name="adm-fair") as sv:
