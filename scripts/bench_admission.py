@@ -18,6 +18,9 @@ format ("name unit ours nginx ratio target met min max nmin nmax"), or, with
                             (target <= 2).
   admission_a_503_per_s     A's refusals per second during the flood (503 +
                             Retry-After: its excess).
+  admission_shared_*        the same two, with A and B behind one shared listener
+                            (routes /a and /b): A's connections are accepted and
+                            peeked before they are refused, in B's accept queue.
 
 One supervisor, loopback only, cgroups off; every process it starts is stopped.
 env: ROUNDS (default 5), DURATION (seconds per wrk run, default 4).
@@ -109,6 +112,25 @@ def a_refused(sock):
     return next(f for f in st["functions"] if f["name"] == "a")["admission"]["rejected_overload"]
 
 
+def flood_round(sock, fport, fpath, pport, ppath):
+    """B probed at PPORT+PPATH alone, then while A is flooded at FPORT+FPATH past its
+    bound: (B alone, B flooded, A's refusals per second)."""
+    b0 = wrk(pport, 4, path=ppath, latency=True)
+    flood = subprocess.Popen(["wrk", "-t1", "-c32", "-d%ds" % (DURATION + 2), "-H",
+                              "Connection: close", "http://127.0.0.1:%d%s?ms=20" % (fport, fpath)],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    # The flood past A's bound before B is measured.
+    n0, end = a_refused(sock), time.monotonic() + 10
+    while a_refused(sock) == n0 and time.monotonic() < end:
+        time.sleep(0.01)
+    b1 = wrk(pport, 4, path=ppath, latency=True)
+    out = flood.communicate(timeout=DURATION + 30)[0]
+    m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    if b0[2] or b0[3] or b1[2] or b1[3]:
+        raise SystemExit("bench_admission: B's wrk had errors: %r %r" % (b0, b1))
+    return b0, b1, (int(m.group(1)) if m else 0) / (DURATION + 2)
+
+
 def median(xs):
     xs = sorted(xs)
     n = len(xs)
@@ -119,7 +141,7 @@ def main():
     hello = os.path.join(BUILD, "examples", "hello.so")
     gate = os.path.join(BUILD, "tests", "functions", "gate.so")
     d = tempfile.mkdtemp(prefix="ev-bench-adm-")
-    pp, pc, pa, pb = free_ports(4)
+    pp, pc, pa, pb, ps = free_ports(5)
 
     def fn(name, lib, port, **kw):
         f = {"name": name, "library": lib, "listen": ["127.0.0.1:%d" % port], "workers": 1}
@@ -129,7 +151,9 @@ def main():
     conf = {"cgroups": "off", "log_level": "warn", "admin": "unix:" + sock, "functions": [
         fn("plain", hello, pp), fn("capped", hello, pc, max_concurrency=100000),
         fn("a", gate, pa, max_concurrency=4, max_queued=8, queue_timeout_ms=200),
-        fn("b", hello, pb)]}
+        fn("b", hello, pb)],
+        "listeners": [{"listen": "127.0.0.1:%d" % ps, "routes": [
+            {"path": "/a", "function": "a"}, {"path": "/b", "function": "b"}]}]}
     path = os.path.join(d, "c.json")
     with open(path, "w") as f:
         json.dump(conf, f)
@@ -145,6 +169,7 @@ def main():
         say("== admission: gate overhead (Connection: close hello), B's p99 under A's flood; "
             "%d rounds of %d s" % (ROUNDS, DURATION))
         gate_r, plain, capped, alone, flooded, b_r, refused = [], [], [], [], [], [], []
+        s_alone, s_flooded, s_r, s_refused = [], [], [], []
         for r in range(ROUNDS):
             # DURATION one-second runs of each, interleaved (ABBA...): a load that comes
             # and goes on the machine weighs on both sides alike.
@@ -158,27 +183,21 @@ def main():
             plain.append(got["plain"])
             capped.append(got["capped"])
             gate_r.append(got["capped"] / got["plain"])
-            b0 = wrk(pb, 4, latency=True)
-            flood = subprocess.Popen(["wrk", "-t1", "-c32", "-d%ds" % (DURATION + 2), "-H",
-                                      "Connection: close", "http://127.0.0.1:%d/?ms=20" % pa],
-                                     stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-            # The flood past A's bound before B is measured.
-            n0, end = a_refused(sock), time.monotonic() + 10
-            while a_refused(sock) == n0 and time.monotonic() < end:
-                time.sleep(0.01)
-            b1 = wrk(pb, 4, latency=True)
-            out = flood.communicate(timeout=DURATION + 30)[0]
-            m = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-            refused.append((int(m.group(1)) if m else 0) / (DURATION + 2))
-            if b0[2] or b0[3] or b1[2] or b1[3]:
-                raise SystemExit("bench_admission: B's wrk had errors: %r %r" % (b0, b1))
+            b0, b1, ref = flood_round(sock, pa, "/", pb, "/")
             alone.append(b0[1])
             flooded.append(b1[1])
             b_r.append(b1[1] / b0[1])
+            refused.append(ref)
+            b0, b1, ref = flood_round(sock, ps, "/a/", ps, "/b/")
+            s_alone.append(b0[1])
+            s_flooded.append(b1[1])
+            s_r.append(b1[1] / b0[1])
+            s_refused.append(ref)
             say("  round %d: hello close %.0f req/s, capped %.0f (%.3f); B p99 alone %.2f ms, "
-                "A flooded %.2f ms (%.2f); A refused %.0f/s" % (
-                    r + 1, got["plain"], got["capped"], gate_r[-1], b0[1], b1[1], b_r[-1],
-                    refused[-1]))
+                "A flooded %.2f ms (%.2f); A refused %.0f/s; shared listener: B %.2f -> "
+                "%.2f ms (%.2f), A refused %.0f/s" % (
+                    r + 1, got["plain"], got["capped"], gate_r[-1], alone[-1], flooded[-1],
+                    b_r[-1], refused[-1], s_alone[-1], s_flooded[-1], s_r[-1], s_refused[-1]))
     finally:
         if sv.poll() is None:
             sv.send_signal(signal.SIGTERM)
@@ -199,6 +218,12 @@ def main():
     fig("admission_b_p99_flooded_ms", "ms", "%.2f" % median(flooded), "%.2f" % br, "<=2",
         "yes" if br <= 2 else "no", "%.2f" % min(flooded), "%.2f" % max(flooded))
     fig("admission_a_503_per_s", "1/s", "%.0f" % median(refused))
+    sr = round(median(s_r), 2)
+    fig("admission_shared_b_p99_alone_ms", "ms", "%.2f" % median(s_alone),
+        lo="%.2f" % min(s_alone), hi="%.2f" % max(s_alone))
+    fig("admission_shared_b_p99_flooded_ms", "ms", "%.2f" % median(s_flooded), "%.2f" % sr,
+        "<=2", "yes" if sr <= 2 else "no", "%.2f" % min(s_flooded), "%.2f" % max(s_flooded))
+    fig("admission_shared_a_503_per_s", "1/s", "%.0f" % median(s_refused))
     for name, unit, v, ratio, tgt, met, lo, hi in figs:
         if ALONE:
             line = "bench name=%s value=%s unit=%s" % (name, v, unit)

@@ -50,17 +50,23 @@ admission_room(const struct pool *p, unsigned max)
  * the answer rather than a reset that may destroy it in the client's buffer.
  */
 void
-admission_refuse(struct pool *p, int fd)
+admission_answer(int fd)
 {
-	struct fn_totals *t = p->p_totals;
 	char buf[4096];
-	uint64_t now;
 
 	for (int i = 0; i < 4 && recv(fd, buf, sizeof(buf), MSG_DONTWAIT) > 0; i++)
 		;
 	(void)!send(fd, overload_response, sizeof(overload_response) - 1,
 	    MSG_DONTWAIT | MSG_NOSIGNAL);
 	close(fd);
+}
+
+void
+admission_refused(struct pool *p)
+{
+	struct fn_totals *t = p->p_totals;
+	uint64_t now;
+
 	t->rejected_overload++;
 	/* One line a second per function at most: a flood must not become a log flood. */
 	now = clock_ms();
@@ -73,6 +79,13 @@ admission_refuse(struct pool *p, int fd)
 		t->overload_log_ms = now;
 		t->overload_logged = t->rejected_overload;
 	}
+}
+
+void
+admission_refuse(struct pool *p, int fd)
+{
+	admission_refused(p);
+	admission_answer(fd);
 }
 
 void

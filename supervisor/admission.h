@@ -28,7 +28,11 @@ enum admission_verdict {
 enum admission_verdict admission_check(const struct pool *p, bool fresh);
 /* How many of P's waiters may go to a worker now, at most MAX. */
 unsigned admission_room(const struct pool *p, unsigned max);
+/* Counts one refusal of P's (and logs it, once a second at most). */
+void admission_refused(struct pool *p);
 /* Answers FD 503 + Retry-After without blocking and closes it (the fd is ours). */
+void admission_answer(int fd);
+/* Both at once: P's connection FD refused now. */
 void admission_refuse(struct pool *p, int fd);
 /* P's waiters past queue_timeout_ms at NOW are refused; the rest keep their order. */
 void admission_expire(struct pool *p, uint64_t now);

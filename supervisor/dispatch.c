@@ -50,6 +50,15 @@ _Static_assert(sizeof(((struct dispatch_carry *)0)->host) == WIRE_ROUTE_LEN &&
  */
 #define REFUSED_BURST 4
 #define REFUSED_PAUSE_US 1000
+/*
+ * A shared listener cannot pause for one tenant: each connection is accepted and
+ * peeked before its function is known. Past REFUSED_BURST a window, a function's
+ * refusals wait here instead and are answered REFUSED_BURST a window, oldest first:
+ * a flooding client that waits for its answer before it reconnects (wrk, a retry
+ * loop) is slowed to that pace, and the loop stays free for the others. Bounded:
+ * when it is full a refusal is answered at once, never dropped.
+ */
+#define REFUSE_QUEUE_MAX 256
 
 struct listener {
 	TAILQ_ENTRY(listener) l_entry;
@@ -78,6 +87,63 @@ static const char busy_response[] =
 static void accept_cb(evutil_socket_t fd, short what, void *arg);
 static void resume_cb(evutil_socket_t fd, short what, void *arg);
 
+/* Refusals waiting for their answer (a ring, oldest at refuse_head); the fds are ours. */
+static int refuse_q[REFUSE_QUEUE_MAX];
+static unsigned refuse_head, refuse_n;
+static struct event *refuse_ev;
+
+static void
+arm_refuse(void)
+{
+	static const struct timeval tick = { 0, REFUSED_PAUSE_US };
+
+	if (refuse_ev != NULL && !evtimer_pending(refuse_ev, NULL))
+		evtimer_add(refuse_ev, &tick);
+}
+
+/* Answers up to MAX queued refusals, oldest first. */
+static void
+refuse_drain(unsigned max)
+{
+	while (refuse_n > 0 && max-- > 0) {
+		admission_answer(refuse_q[refuse_head]);
+		refuse_head = (refuse_head + 1) % REFUSE_QUEUE_MAX;
+		refuse_n--;
+	}
+}
+
+static void
+refuse_cb(evutil_socket_t fd, short what, void *arg)
+{
+	refuse_drain(REFUSED_BURST);
+	if (refuse_n > 0)
+		arm_refuse();
+}
+
+/* P refuses FD (ours): counted now; answered now, or past P's burst in its window
+ * (or behind others waiting) paced from the queue. */
+static void
+refuse(struct pool *p, int fd)
+{
+	uint64_t now = clock_us();
+
+	admission_refused(p);
+	if (now - p->p_refuse_win_us >= REFUSED_PAUSE_US) {
+		p->p_refuse_win_us = now;
+		p->p_refuse_n = 0;
+	}
+	/* While refusals wait, a new one waits behind them: under a flood the queue never
+	 * empties, and the tick's REFUSED_BURST is the whole pace. */
+	if ((p->p_refuse_n < REFUSED_BURST && refuse_n == 0) || refuse_n == REFUSE_QUEUE_MAX ||
+	    refuse_ev == NULL) {
+		p->p_refuse_n++;
+		admission_answer(fd);
+		return;
+	}
+	refuse_q[(refuse_head + refuse_n++) % REFUSE_QUEUE_MAX] = fd;
+	arm_refuse();
+}
+
 /* The pool cannot take this connection: tell the client, never leave it hanging. */
 static void
 reject_carry(int fd, struct dispatch_carry *cy)
@@ -96,6 +162,7 @@ dispatch_init(struct event_base *base)
 	dispatch_base = base;
 	expire_ev = evtimer_new(base, expire_cb, NULL);
 	admit_ev = evtimer_new(base, admit_cb, NULL);
+	refuse_ev = evtimer_new(base, refuse_cb, NULL);
 }
 
 static void
@@ -429,7 +496,7 @@ admit(struct pool *p, int fd, uint64_t since, bool fresh, struct dispatch_carry 
 		break;
 	}
 	free(cy);
-	admission_refuse(p, fd);
+	refuse(p, fd);
 	return REJECTED;
 }
 
@@ -878,6 +945,12 @@ dispatch_close_all(void)
 	if (admit_ev != NULL) {
 		event_free(admit_ev);
 		admit_ev = NULL;
+	}
+	/* Refusals still owed their answer get it now. */
+	refuse_drain(REFUSE_QUEUE_MAX);
+	if (refuse_ev != NULL) {
+		event_free(refuse_ev);
+		refuse_ev = NULL;
 	}
 	struct listener *l;
 

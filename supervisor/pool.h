@@ -71,6 +71,8 @@ struct pool {
 	unsigned p_nadmit;          /* of those, held by the admission gate (dispatch.c) */
 	TAILQ_ENTRY(pool) p_wait_entry; /* in pools_waiting while p_waiting */
 	bool p_waiting;
+	uint64_t p_refuse_win_us;   /* refusal pacing (dispatch.c): the current window's start */
+	unsigned p_refuse_n;        /* and the refusals answered at once in it */
 };
 TAILQ_HEAD(pool_list, pool);
 

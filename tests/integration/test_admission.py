@@ -212,12 +212,12 @@ def queues_are_per_function():
         check(max_overlap([(g["begin"], g["end"]) for g in ra]) == 1, "A above its cap")
 
 
-def close_latency(port, duration=1):
+def close_latency(port, duration=1, path="/"):
     """(p75, p99) of wrk --latency with Connection: close against PORT, in seconds: each
     request is a fresh connection through the supervisor's accept and gate. A clean
     run is required (nothing errors)."""
     cmd = ["wrk", "-t1", "-c4", "-d%ds" % duration, "--latency", "-H", "Connection: close",
-           "http://127.0.0.1:%d/" % port]
+           "http://127.0.0.1:%d%s" % (port, path)]
     p = subprocess.run(cmd, capture_output=True, timeout=duration + 30)
     text = p.stdout.decode(errors="replace")
     w = h.parse_wrk(text)
@@ -242,6 +242,10 @@ class BLatency(tt.Latency):
     4 ms tick, and with bursts of 8 B's p99 measured 2.1-2.6x its ~0.2 ms baseline."""
     P99_STEPS = ("A flooded",)
 
+    def __init__(self, port, sid, path="/"):
+        self.path = path            # before the baseline the parent measures
+        super().__init__(port, sid)
+
     def over(self, what, base):
         v = self.seen[what]
         out = []
@@ -251,14 +255,14 @@ class BLatency(tt.Latency):
         return ", ".join(out)
 
     def _measure(self):
-        runs = [close_latency(self.port) for _ in range(3)]
+        runs = [close_latency(self.port, path=self.path) for _ in range(3)]
         return min(r[0] for r in runs), min(r[1] for r in runs)
 
     class _Sampler(tt.Latency._Sampler):
         def _run(self):
             while not self._stop.is_set() or len(self.runs) < self.min_runs:
                 try:
-                    self.runs.append(close_latency(self.lat.port))
+                    self.runs.append(close_latency(self.lat.port, path=self.lat.path))
                 except Exception as e:      # reported by __exit__
                     self.errors.append(e)
                     return
@@ -267,52 +271,76 @@ class BLatency(tt.Latency):
         return self._Sampler(self, what, self.MIN_RUNS if min_runs is None else min_runs)
 
 
+def flood_and_probe(sv, pa, a_path, pb, b_path):
+    """Floods A at PA+A_PATH past its cap (wrk, Connection: close, 32 connections) while
+    B at PB+B_PATH is probed on fresh connections; judges B like BLatency says, and that
+    A's excess heard 503 + Retry-After and B was never refused."""
+    lat = BLatency(pb, sv.pid, b_path)
+    flood = subprocess.Popen(h.wrk_cmd(pa, threads=1, conns=32, duration=5,
+                                       path=a_path + "?ms=20", headers=("Connection: close",)),
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    try:
+        h.wait_until(lambda: admission(sv, "a")["rejected_overload"] > 0, 10,
+                     "A's flood past its bound")
+        with lat.sampling("A flooded"):
+            # A's excess, seen by a client of ours: 503 with Retry-After.
+            def refused():
+                st, hdrs, _ = finish(send_get(pa, a_path + "?ms=20"))
+                return st == 503 and hdrs.get("retry-after") == "1"
+            h.wait_until(refused, 5, "a 503 with Retry-After from flooded A",
+                         interval=0.01)
+            flood.wait(30)
+    finally:
+        if flood.poll() is None:
+            flood.kill()
+        out = flood.communicate()[0].decode(errors="replace")
+    w = h.parse_wrk(out)
+    check(w["requests"] > 0 and w["non2xx"] > 0, "A's flood saw no 503: %s" % out)
+    st = admission(sv, "a")
+    check(st["rejected_overload"] > 0 and st["queue_waits"] > 0, "A's admission %r" % st)
+    check(admission(sv, "b")["rejected_overload"] == 0, "B refused for overload")
+    lat.finish()
+    base, after, seen = lat.base, lat.after, lat.seen["A flooded"]
+    print("#   B p75/p99 unloaded %.2f/%.2f ms (before %.2f/%.2f, after %.2f/%.2f), "
+          "during A's flood %.2f/%.2f ms (others used %.2f cores); A: %d requests, %d "
+          "non-2xx" % (max(base[0], after[0]) * 1e3, max(base[1], after[1]) * 1e3,
+                       base[0] * 1e3, base[1] * 1e3, after[0] * 1e3, after[1] * 1e3,
+                       seen[0] * 1e3, seen[1] * 1e3, lat.others["A flooded"],
+                       w["requests"], w["non2xx"]))
+    if h.ASAN:
+        h.skip("an ASan build: B's latency is reported here, judged by make test")
+    _, busy = lat.verdict()
+    if busy:
+        h.skip("latency not judged, other work used >= 0.5 cores: " + busy)
+
+
 @test
 def flooded_tenant_does_not_slow_another():
     """A (cap 4, 8 may wait 200 ms) flooded by wrk with Connection: close at 32
-    connections; B (hello) probed on fresh connections: B's p99 within 2x of its
-    unloaded p99 (see BLatency), nothing errors for B, A's excess hears 503 + Retry-After."""
+    connections on its own port; B (hello) probed on fresh connections on its own: B's
+    p99 within 2x of its unloaded p99 (see BLatency), nothing errors for B, A's excess
+    hears 503 + Retry-After."""
     a = gate_fn("a", workers=1, max_concurrency=4, max_queued=8, queue_timeout_ms=200)
     b = h.function("b", library="hello", workers=1)
     with h.Supervisor([a, b], name="adm-fair") as sv:
-        pa, pb = sv.port("a"), sv.port("b")
-        lat = BLatency(pb, sv.pid)
-        flood = subprocess.Popen(h.wrk_cmd(pa, threads=1, conns=32, duration=5,
-                                           path="/?ms=20", headers=("Connection: close",)),
-                                 stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-        try:
-            h.wait_until(lambda: admission(sv, "a")["rejected_overload"] > 0, 10,
-                         "A's flood past its bound")
-            with lat.sampling("A flooded"):
-                # A's excess, seen by a client of ours: 503 with Retry-After.
-                def refused():
-                    st, hdrs, _ = finish(send_get(pa, "/?ms=20"))
-                    return st == 503 and hdrs.get("retry-after") == "1"
-                h.wait_until(refused, 5, "a 503 with Retry-After from flooded A",
-                             interval=0.01)
-                flood.wait(30)
-        finally:
-            if flood.poll() is None:
-                flood.kill()
-            out = flood.communicate()[0].decode(errors="replace")
-        w = h.parse_wrk(out)
-        check(w["requests"] > 0 and w["non2xx"] > 0, "A's flood saw no 503: %s" % out)
-        st = admission(sv, "a")
-        check(st["rejected_overload"] > 0 and st["queue_waits"] > 0, "A's admission %r" % st)
-        check(admission(sv, "b")["rejected_overload"] == 0, "B refused for overload")
-        lat.finish()
-        base, after, seen = lat.base, lat.after, lat.seen["A flooded"]
-        print("#   B p75/p99 unloaded %.2f/%.2f ms (before %.2f/%.2f, after %.2f/%.2f), "
-              "during A's flood %.2f/%.2f ms (others used %.2f cores); A: %d requests, %d "
-              "non-2xx" % (max(base[0], after[0]) * 1e3, max(base[1], after[1]) * 1e3,
-                           base[0] * 1e3, base[1] * 1e3, after[0] * 1e3, after[1] * 1e3,
-                           seen[0] * 1e3, seen[1] * 1e3, lat.others["A flooded"],
-                           w["requests"], w["non2xx"]))
-        if h.ASAN:
-            h.skip("an ASan build: B's latency is reported here, judged by make test")
-        _, busy = lat.verdict()
-        if busy:
-            h.skip("latency not judged, other work used >= 0.5 cores: " + busy)
+        flood_and_probe(sv, sv.port("a"), "/", sv.port("b"), "/")
+
+
+@test
+def flooded_tenant_on_a_shared_listener_does_not_slow_another():
+    """The same, with A and B behind one shared listener (/a and /b): every connection
+    of A's flood is accepted, peeked and routed before it is refused, in the one
+    accept queue B's connections wait in too."""
+    a = gate_fn("a", workers=1, max_concurrency=4, max_queued=8, queue_timeout_ms=200)
+    b = h.function("b", library="hello", workers=1)
+    del a["listen"]
+    del b["listen"]
+    port = h.free_port()
+    routes = [{"listen": "127.0.0.1:%d" % port,
+               "routes": [{"path": "/a", "function": "a"}, {"path": "/b", "function": "b"}]}]
+    with h.Supervisor([a, b], name="adm-shared", listeners=routes) as sv:
+        sv.wait_event("ready")
+        flood_and_probe(sv, port, "/a/", port, "/b/")
 
 
 CASES = {
