@@ -92,13 +92,14 @@ static int refuse_q[REFUSE_QUEUE_MAX];
 static unsigned refuse_head, refuse_n;
 static struct event *refuse_ev;
 
+/* Arms timer EV (if it exists and is not armed yet) to fire in US microseconds. */
 static void
-arm_refuse(void)
+arm_once(struct event *ev, long us)
 {
-	static const struct timeval tick = { 0, REFUSED_PAUSE_US };
+	struct timeval tick = { 0, us };
 
-	if (refuse_ev != NULL && !evtimer_pending(refuse_ev, NULL))
-		evtimer_add(refuse_ev, &tick);
+	if (ev != NULL && !evtimer_pending(ev, NULL))
+		evtimer_add(ev, &tick);
 }
 
 /* Answers up to MAX queued refusals, oldest first. */
@@ -117,7 +118,7 @@ refuse_cb(evutil_socket_t fd, short what, void *arg)
 {
 	refuse_drain(REFUSED_BURST);
 	if (refuse_n > 0)
-		arm_refuse();
+		arm_once(refuse_ev, REFUSED_PAUSE_US);
 }
 
 /* P refuses FD (ours): counted now; answered now, or past P's burst in its window
@@ -141,7 +142,7 @@ refuse(struct pool *p, int fd)
 		return;
 	}
 	refuse_q[(refuse_head + refuse_n++) % REFUSE_QUEUE_MAX] = fd;
-	arm_refuse();
+	arm_once(refuse_ev, REFUSED_PAUSE_US);
 }
 
 /* The pool cannot take this connection: tell the client, never leave it hanging. */
@@ -168,10 +169,7 @@ dispatch_init(struct event_base *base)
 static void
 arm_admit(void)
 {
-	static const struct timeval tick = { 0, ADMIT_TICK_US };
-
-	if (admit_ev != NULL && !evtimer_pending(admit_ev, NULL))
-		evtimer_add(admit_ev, &tick);
+	arm_once(admit_ev, ADMIT_TICK_US);
 }
 
 /* P has (or may have) admission waiters: the tick serves it. */
