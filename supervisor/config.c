@@ -934,7 +934,8 @@ load_sizing(struct loader *ld, json_t *fn, struct fn_conf *fc)
 /*
  * Admission (dispatch.c's gate): at most max_concurrency connections in flight
  * across the function's workers (0 = no cap); above it up to max_queued wait in the
- * supervisor, each for at most queue_timeout_ms, and the rest hear 503 at once. The
+ * supervisor, each for at most queue_timeout_ms, and the rest hear 503 (paced under
+ * a flood, dispatch.c). The
  * queue shares the held-connection array of cold starts, so it is bounded by it.
  */
 static int

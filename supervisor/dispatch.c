@@ -10,7 +10,8 @@
  * Admission: dispatch_to_pool() is the one way a new connection reaches a pool, and
  * it asks admission.c first. With max_concurrency set, a connection past the cap
  * waits in the pool's held array (the cold-start queue, in order) or hears 503 +
- * Retry-After at once when max_queued already wait. In flight comes from the
+ * Retry-After when max_queued already wait: at once, or under a flood at the
+ * refusal pace (refuse(), REFUSE_QUEUE_MAX). In flight comes from the
  * scoreboards (no message per request), so a freed slot is seen by looking at them
  * every ADMIT_TICK_US while anyone waits; each tick serves the waiting functions
  * round-robin, ADMIT_QUANTUM each per round.
@@ -56,7 +57,11 @@ _Static_assert(sizeof(((struct dispatch_carry *)0)->host) == WIRE_ROUTE_LEN &&
  * refusals wait here instead and are answered REFUSED_BURST a window, oldest first:
  * a flooding client that waits for its answer before it reconnects (wrk, a retry
  * loop) is slowed to that pace, and the loop stays free for the others. Bounded:
- * when it is full a refusal is answered at once, never dropped.
+ * when it is full a refusal is answered at once, never dropped. One queue for all
+ * functions, in order: while a flood's refusals wait, another function's wait
+ * behind them (at most REFUSE_QUEUE_MAX / REFUSED_BURST ms). Refusals of waiters
+ * past their deadline (admission_expire) are answered at once: max_queued bounds
+ * them.
  */
 #define REFUSE_QUEUE_MAX 256
 
@@ -473,7 +478,7 @@ assign(struct pool *p, int fd)
 /*
  * The admission gate (admission.c decides) in front of assign_at; FRESH as there.
  * FD and CY (a routed connection's extras, or NULL) are placed: sent, held or
- * refused (closed and freed).
+ * refused (CY freed; FD answered and closed, now or from the refusal queue).
  */
 static enum placed
 admit(struct pool *p, int fd, uint64_t since, bool fresh, struct dispatch_carry *cy)

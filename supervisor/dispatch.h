@@ -51,7 +51,8 @@ void dispatch_close_all(void);
  * least-loaded ready worker, or held for a starting one. FD and CY are dispatch's
  * from here. Direct hand-offs are batched: the caller ends its round with
  * dispatch_round_end(P); a routed one goes alone, at once. 0, or -1 when FD was
- * refused (503, closed): a caller accepting a burst ends it after a few.
+ * refused (503: answered and closed, or queued to be, either way no longer the
+ * caller's): a caller accepting a burst ends it after a few.
  */
 int dispatch_to_pool(struct pool *p, int fd, uint64_t since_ms, struct dispatch_carry *cy);
 /*

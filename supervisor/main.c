@@ -232,7 +232,7 @@ main(int argc, char **argv)
 	sv.started_ms = clock_ms();
 	sv.base = new_base();
 	if (sv.base == NULL) {
-		log_error("fatal", "msg=\"event_base_new failed\"");
+		log_error("fatal", "msg=\"event_base_new_with_config failed\"");
 		config_free(conf);
 		return 2;
 	}

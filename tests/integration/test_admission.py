@@ -236,10 +236,14 @@ class BLatency(tt.Latency):
     before and after, a skip when others used half a core), with B probed on fresh
     connections and its p99 judged through the flood: within 2x, p75 and p99.
 
-    What keeps it there: a flooded listener is refused in bursts of 4 connections
-    with a 1 ms pause between them (supervisor/dispatch.c, REFUSED_BURST), on a loop
-    whose timers are precise. On libevent's coarse clock the pause was the kernel's
-    4 ms tick, and with bursts of 8 B's p99 measured 2.1-2.6x its ~0.2 ms baseline."""
+    What keeps it there: a flooded function's own listener is refused in bursts of 4
+    connections with a 1 ms pause between them (supervisor/dispatch.c,
+    REFUSED_BURST), on a loop whose timers are precise; on a shared listener, which
+    cannot pause for one tenant, the refusals past 4 a millisecond wait in a bounded
+    queue answered 4 a millisecond, which slows a flooder that waits for its answer.
+    On libevent's coarse clock the pause was the kernel's 4 ms tick, and with bursts
+    of 8 B's p99 measured 2.1-2.6x its ~0.2 ms baseline; on the shared listener
+    without the queue, 2.7-8.9x."""
     P99_STEPS = ("A flooded",)
 
     def __init__(self, port, sid, path="/"):
