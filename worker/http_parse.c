@@ -419,6 +419,11 @@ hp_execute(struct hp *h, char *base, size_t *off, size_t len)
 		http_parser_pause(&h->hp_parser, 0);
 		return HP_DONE;
 	}
+	/* What the library took before its error is framing it read past: a bad byte
+	 * there came first, and is the answer (a control character early in a chunk
+	 * extension, then a line too long, is 400, not 431). */
+	if (h->hp_status == 0)
+		(void)hp_check_crlf(h, base, h->hp_scan, *off);
 	if (h->hp_status == 0) {
 		if (e == HPE_HEADER_OVERFLOW)
 			hp_fail(h, 431, "header_overflow");
