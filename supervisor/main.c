@@ -149,7 +149,6 @@ raise_nofile(void)
 	}
 }
 
-
 /*
  * The loop's timers are milliseconds (the admission tick, a flooded listener's
  * pause): on libevent's default coarse clock they would fire on the kernel's tick,
