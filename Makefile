@@ -137,16 +137,18 @@ $(BUILD)/tests/durable_pg_drive: $(BUILD)/obj/tests/durable_pg_drive.o $(BUILD)/
 	$(CC) $(SAN) -o $@ $^ -lsqlite3 -lhttp_parser -ldl -lpthread
 
 # Functions leave edge_* undefined: the worker provides them at dlopen time.
+# -MMD: a function built against a header it includes besides edgevisor.h (a test
+# function speaking the wire format by hand) is rebuilt when that header changes.
 $(BUILD)/examples/%.so: examples/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread $(EX_LIBS)
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -fPIC -shared -o $@ $< -lpthread $(EX_LIBS)
 
 # The upload example hashes with nettle (?hash=1).
 $(BUILD)/examples/upload.so: EX_LIBS = -lnettle
 
 $(BUILD)/tests/functions/%.so: tests/functions/%.c worker/edgevisor.h
 	@mkdir -p $(dir $@)
-	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -fPIC -shared -o $@ $< -lpthread
+	$(CC) $(CPPFLAGS) $(WARN) $(CFLAGS) $(SAN) -MMD -MP -fPIC -shared -o $@ $< -lpthread
 
 # A unit test links common/ plus the sources named in UNIT_DEPS_<test>.
 # The config's own dependencies: the cgroup_parent check, dynamic uids, seccomp names.
@@ -193,4 +195,4 @@ format:
 clean:
 	rm -rf build build-asan
 
--include $(shell find $(BUILD)/obj -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD)/obj $(BUILD)/examples $(BUILD)/tests/functions -name '*.d' 2>/dev/null)
