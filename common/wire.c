@@ -79,10 +79,51 @@ close_fds(int *fds, unsigned n)
 		close(fds[i]);
 }
 
+static size_t
+carry_align(size_t off)
+{
+	return (off + WIRE_CARRY_ALIGN - 1) & ~(size_t)(WIRE_CARRY_ALIGN - 1);
+}
+
+/*
+ * The carry at OFF of the N-byte record REC, whose first is of TYPE: whole and
+ * sane, MOVE's ROUTED-only fields empty. *NEXT: where the one after it starts, N
+ * when it is the last (then it must end the record exactly).
+ */
+static bool
+carry_ok(const char *rec, size_t n, size_t off, uint16_t type, size_t *next)
+{
+	const struct wire_carry *c = (const void *)(rec + off);
+	size_t end;
+
+	if (n - off < WIRE_CARRY_HEAD || c->version != WIRE_VERSION || c->type != type ||
+	    c->nbytes > WIRE_CARRY_MAX || c->size != WIRE_CARRY_HEAD + c->nbytes ||
+	    c->size > n - off || (c->flags & ~WIRE_CARRY_MORE) != 0 ||
+	    c->strip > WIRE_STRIP_MAX || (c->sticky & ~WIRE_STICKY_FLAGS) != 0 ||
+	    memchr(c->host, '\0', sizeof(c->host)) == NULL ||
+	    memchr(c->prefix, '\0', sizeof(c->prefix)) == NULL ||
+	    (type == WIRE_CTL_MOVE && (c->strip != 0 || c->sticky != 0 ||
+	    c->host[0] != '\0' || c->prefix[0] != '\0')))
+		return false;
+	end = off + c->size;
+	if (c->flags & WIRE_CARRY_MORE) {
+		/* Another follows: it needs room for at least its head. */
+		end = carry_align(end);
+		if (end >= n)
+			return false;
+	} else if (end != n)
+		return false;
+	*next = end;
+	return true;
+}
+
 /* The checks on a message of N bytes with GOT fds, whatever its type. */
 static bool
 msg_ok(const union wire_msg *m, size_t n, unsigned got)
 {
+	size_t off = 0;
+	unsigned k = 0;
+
 	if (n < sizeof(m->h) || m->h.version != WIRE_VERSION)
 		return false;
 	switch (m->h.type) {
@@ -93,17 +134,24 @@ msg_ok(const union wire_msg *m, size_t n, unsigned got)
 		    (m->h.type == WIRE_CTL_CONN || got == 0);
 	case WIRE_CTL_ROUTED:
 	case WIRE_CTL_MOVE:
-		return n >= WIRE_CARRY_HEAD && got == 1 && m->carry.nbytes <= WIRE_CARRY_MAX &&
-		    m->carry.size == n && n == WIRE_CARRY_HEAD + m->carry.nbytes &&
-		    m->carry.flags == 0 && m->carry.strip <= WIRE_STRIP_MAX &&
-		    (m->carry.sticky & ~WIRE_STICKY_FLAGS) == 0 &&
-		    memchr(m->carry.host, '\0', sizeof(m->carry.host)) != NULL &&
-		    memchr(m->carry.prefix, '\0', sizeof(m->carry.prefix)) != NULL &&
-		    (m->h.type == WIRE_CTL_ROUTED || (m->carry.strip == 0 &&
-		    m->carry.sticky == 0 && m->carry.host[0] == '\0' && m->carry.prefix[0] == '\0'));
+		/* A packed record: every carry checked, one fd each. */
+		do {
+			if (k == WIRE_PACK_MAX || !carry_ok((const char *)m, n, off, m->h.type, &off))
+				return false;
+			k++;
+		} while (off < n);
+		return got == k;
 	default:
 		return false;
 	}
+}
+
+const struct wire_carry *
+wire_carry_next(const struct wire_carry *c)
+{
+	if ((c->flags & WIRE_CARRY_MORE) == 0)
+		return NULL;
+	return (const void *)((const char *)c + carry_align(c->size));
 }
 
 /*
@@ -166,14 +214,9 @@ recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 	return take_msg(&mh, (size_t)n, buf, cap, fds, nfds);
 }
 
-/*
- * Up to N records in one recvmmsg, record i's fds (at most PER) into FDS[i * PER ..],
- * their count into NFDS[i] when NFDS is not NULL (else each takes one at most, -1
- * for none). As wire_recv_msgs returns.
- */
-static int
-recv_batch(int sock, union wire_msg *m, int *fds, unsigned per, unsigned *nfds, int *res,
-    unsigned n)
+int
+wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned *nfds,
+    int *res, unsigned n)
 {
 	union cbuf {
 		char buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
@@ -201,36 +244,17 @@ recv_batch(int sock, union wire_msg *m, int *fds, unsigned per, unsigned *nfds, 
 	if (got <= 0)
 		return got;
 	for (int i = 0; i < got; i++) {
-		unsigned k = per;
-
 		/* A zero-length record is the peer's EOF (recvmmsg counts it as one): the
 		 * ones before it are answered now, the EOF by the next call. */
 		if (mm[i].msg_len == 0)
 			return i;
-		fds[(size_t)i * per] = -1;
-		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]),
-		    &fds[(size_t)i * per], &k);
-		if (res[i] < 0) {
-			fds[(size_t)i * per] = -1;
-			k = 0;
-		}
-		if (nfds != NULL)
-			nfds[i] = k;
+		nfds[i] = WIRE_MAX_FDS;
+		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]), fds[i],
+		    &nfds[i]);
+		if (res[i] < 0)
+			fds[i][0] = -1;         /* closed: nothing of it is the caller's */
 	}
 	return got;
-}
-
-int
-wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n)
-{
-	return recv_batch(sock, m, fds, 1, NULL, res, n);
-}
-
-int
-wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned *nfds,
-    int *res, unsigned n)
-{
-	return recv_batch(sock, m, &fds[0][0], WIRE_MAX_FDS, nfds, res, n);
 }
 
 int
@@ -267,55 +291,93 @@ wire_send_carry(int sock, const struct wire_carry *c, int fd)
 int
 wire_send_carries(int sock, const struct wire_carry *const *c, const int *fds, unsigned n)
 {
+	/* Each carry goes as three pieces around its flags word (the caller's record
+	 * stays as it is) and, but for a record's last, the padding to the next. */
+	enum { PIECES = 4, MAXN = WIRE_RECV_BATCH * WIRE_PACK_MAX };
+	static const char pad[WIRE_CARRY_ALIGN];
+	static const uint32_t more = WIRE_CARRY_MORE, last = 0;
 	union cbuf {
-		char buf[CMSG_SPACE(sizeof(int))];
+		char buf[CMSG_SPACE(sizeof(int) * WIRE_PACK_MAX)];
 		struct cmsghdr align;
 	} cbuf[WIRE_RECV_BATCH];
-	struct iovec iov[WIRE_RECV_BATCH];
+	struct iovec iov[MAXN * PIECES];
 	struct mmsghdr mm[WIRE_RECV_BATCH];
+	unsigned count[WIRE_RECV_BATCH], nrec = 0, niov = 0, i = 0, done = 0;
+	size_t len[WIRE_RECV_BATCH];
+	const size_t fl = offsetof(struct wire_carry, flags);
 	int sent;
 
-	if (n == 0 || n > WIRE_RECV_BATCH) {
+	if (n == 0 || n > MAXN) {
 		errno = EINVAL;
 		return -1;
 	}
-	for (unsigned i = 0; i < n; i++) {
-		size_t len = WIRE_CARRY_HEAD + (c[i]->nbytes <= WIRE_CARRY_MAX ? c[i]->nbytes : 0);
+	while (i < n && nrec < WIRE_RECV_BATCH) {
+		unsigned first = i, k;
+		size_t total = 0, one;
 		struct cmsghdr *cm;
 
-		/* The first bad one ends the batch: the ones before it still go. */
-		if (!msg_ok((const union wire_msg *)c[i], len, 1)) {
-			if (i == 0) {
-				errno = EINVAL;
-				return -1;
+		/* As many as fit one record, each checked as its receiver checks it alone;
+		 * the first bad one ends the batch, the ones before it still go. */
+		for (; i < n && i - first < WIRE_PACK_MAX; i++) {
+			one = WIRE_CARRY_HEAD + (c[i]->nbytes <= WIRE_CARRY_MAX ? c[i]->nbytes : 0);
+			if (!msg_ok((const union wire_msg *)c[i], one, 1) ||
+			    c[i]->type != c[0]->type) {
+				n = i;
+				break;
 			}
-			n = i;
-			break;
+			if (i > first && carry_align(total) + one > sizeof(struct wire_carry))
+				break;
+			total = (i > first ? carry_align(total) : 0) + one;
 		}
-		iov[i] = (struct iovec){ .iov_base = (void *)c[i], .iov_len = len };
-		memset(&cbuf[i], 0, sizeof(cbuf[i]));
-		mm[i].msg_hdr = (struct msghdr){
-			.msg_iov = &iov[i], .msg_iovlen = 1,
-			.msg_control = cbuf[i].buf, .msg_controllen = sizeof(cbuf[i].buf),
+		if (i == first)
+			break;
+		k = i - first;
+		len[nrec] = total;
+		count[nrec] = k;
+		mm[nrec].msg_hdr = (struct msghdr){
+			.msg_iov = &iov[niov],
+			.msg_control = cbuf[nrec].buf, .msg_controllen = CMSG_SPACE(sizeof(int) * k),
 		};
-		mm[i].msg_len = 0;
-		cm = CMSG_FIRSTHDR(&mm[i].msg_hdr);
+		mm[nrec].msg_len = 0;
+		for (unsigned j = first; j < i; j++) {
+			size_t sz = WIRE_CARRY_HEAD + c[j]->nbytes;
+
+			iov[niov++] = (struct iovec){ .iov_base = (void *)c[j], .iov_len = fl };
+			iov[niov++] = (struct iovec){
+				.iov_base = (void *)(j + 1 < i ? &more : &last), .iov_len = sizeof(uint32_t),
+			};
+			iov[niov++] = (struct iovec){
+				.iov_base = (char *)c[j] + fl + sizeof(uint32_t),
+				.iov_len = sz - fl - sizeof(uint32_t),
+			};
+			if (j + 1 < i && carry_align(sz) != sz)
+				iov[niov++] = (struct iovec){
+					.iov_base = (void *)pad, .iov_len = carry_align(sz) - sz,
+				};
+		}
+		mm[nrec].msg_hdr.msg_iovlen = (size_t)(&iov[niov] - mm[nrec].msg_hdr.msg_iov);
+		memset(&cbuf[nrec], 0, sizeof(cbuf[nrec]));
+		cm = CMSG_FIRSTHDR(&mm[nrec].msg_hdr);
 		cm->cmsg_level = SOL_SOCKET;
 		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int));
-		memcpy(CMSG_DATA(cm), &fds[i], sizeof(int));
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * k);
+		memcpy(CMSG_DATA(cm), &fds[first], sizeof(int) * k);
+		nrec++;
+	}
+	if (nrec == 0) {
+		errno = EINVAL;
+		return -1;
 	}
 	do
-		sent = sendmmsg(sock, mm, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		sent = sendmmsg(sock, mm, nrec, MSG_NOSIGNAL | MSG_DONTWAIT);
 	while (sent < 0 && errno == EINTR);
 	if (sent < 0)
 		return -1;
 	/* A record is sent whole or not at all on a SOCK_SEQPACKET socket; a short one
 	 * ends the count there, as the peer would refuse it. */
-	for (int i = 0; i < sent; i++)
-		if (mm[i].msg_len != iov[i].iov_len)
-			return i;
-	return sent;
+	for (int r = 0; r < sent && mm[r].msg_len == len[r]; r++)
+		done += count[r];
+	return (int)done;
 }
 
 /* Sends one fixed-size record whole (a socket: SOCK; else a pipe). 0 or -1; a

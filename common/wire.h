@@ -9,10 +9,11 @@
  *                   told: function, library, limits, policy), queued before fork so
  *                   it is there when the worker starts. Every later message is one
  *                   struct wire_ctl plus, for WIRE_CTL_CONN, up to WIRE_MAX_FDS
- *                   accepted sockets in one SCM_RIGHTS control message, or one
- *                   struct wire_carry with one socket (WIRE_CTL_ROUTED). The
- *                   worker sends one way only: WIRE_CTL_MOVE, a routed
- *                   connection it gives back (next request for another route).
+ *                   accepted sockets in one SCM_RIGHTS control message, or up to
+ *                   WIRE_PACK_MAX struct wire_carry with a socket each
+ *                   (WIRE_CTL_ROUTED). The worker sends one way only:
+ *                   WIRE_CTL_MOVE, routed connections it gives back (next
+ *                   request for another route), packed the same way.
  *   WIRE_STATUS_FD  pipe, worker -> supervisor. Fixed-size struct wire_status
  *                   records; sizeof <= PIPE_BUF so every write is atomic.
  *   WIRE_BOARD_FD   memfd holding the worker's scoreboard (see board.h).
@@ -25,10 +26,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#define WIRE_VERSION 3   /* 2: the worker is configured by a wire_config record, not argv;
+#define WIRE_VERSION 4   /* 2: the worker is configured by a wire_config record, not argv;
                           * 3: it carries the fetch and WebSocket caps and the
                           *    durable-task settings; routed connections travel with
-                          *    their unread bytes (wire_carry) both ways */
+                          *    their unread bytes (wire_carry) both ways;
+                          * 4: one record may hold several carries (WIRE_CARRY_MORE) */
 
 #define WIRE_CTL_FD    3
 #define WIRE_STATUS_FD 4
@@ -52,8 +54,8 @@ enum wire_ctl_type {
 	WIRE_CTL_CONN = 1,   /* fds attached: accepted client sockets */
 	WIRE_CTL_RETIRE = 2, /* stop taking work, drain, report DRAINED; arg = reason */
 	WIRE_CTL_CONFIG = 3, /* struct wire_config: the first message, and only then */
-	WIRE_CTL_ROUTED = 4, /* struct wire_carry + 1 fd: a connection from a shared listener */
-	WIRE_CTL_MOVE = 5,   /* worker -> supervisor, struct wire_carry + 1 fd: given back */
+	WIRE_CTL_ROUTED = 4, /* wire_carry + 1 fd, packed: connections from a shared listener */
+	WIRE_CTL_MOVE = 5,   /* worker -> supervisor, wire_carry + 1 fd, packed: given back */
 	WIRE_CTL_ROUTES = 6, /* the shared listeners' routes changed; arg = their new epoch */
 };
 
@@ -177,6 +179,13 @@ struct wire_ctl {
  * worker read and did not consume (the next request's head, pipelined data), STRIP 0.
  * Sent as WIRE_CARRY_HEAD + nbytes bytes; size says the same.
  *
+ * PACKED: one record holds up to WIRE_PACK_MAX carries of one type, each but the
+ * last flagged WIRE_CARRY_MORE, the next starting at the first WIRE_CARRY_ALIGN
+ * boundary after it (wire_carry_next), the record's fds one per carry in order,
+ * and the whole no longer than sizeof(struct wire_carry). Every move pays a record's
+ * cost (an skb, the fd list, a wakeup) - the larger part of the cost of passing an
+ * fd - so a loop turn's moves share one.
+ *
  * STICKY (ROUTED only): the route that chose this worker takes every later request
  * on the connection whose Host is HOST (lower case, no port; WIRE_STICKY_NOHOST: no
  * Host at all) and whose path lies under PREFIX, as long as the routes' EPOCH is the
@@ -189,6 +198,9 @@ struct wire_ctl {
 #define WIRE_STICKY        0x1u
 #define WIRE_STICKY_NOHOST 0x2u
 #define WIRE_STICKY_FLAGS  (WIRE_STICKY | WIRE_STICKY_NOHOST)
+#define WIRE_CARRY_MORE    0x1u   /* flags: another carry follows in this record */
+#define WIRE_CARRY_ALIGN   8u
+#define WIRE_PACK_MAX      8u
 struct wire_carry {
 	uint16_t version;
 	uint16_t type;         /* WIRE_CTL_ROUTED or WIRE_CTL_MOVE */
@@ -196,7 +208,7 @@ struct wire_carry {
 	uint32_t listener;     /* the shared listener's id (ROUTED), echoed back (MOVE) */
 	uint32_t strip;        /* ROUTED: path bytes the function does not see */
 	uint32_t nbytes;       /* <= WIRE_CARRY_MAX */
-	uint32_t flags;        /* 0 */
+	uint32_t flags;        /* WIRE_CARRY_MORE or 0 */
 	uint32_t epoch;        /* ROUTED: the routes' epoch when this was decided */
 	uint32_t sticky;       /* ROUTED: WIRE_STICKY_* (0 for MOVE) */
 	char host[WIRE_ROUTE_LEN];   /* NUL-terminated; "" unless sticky */
@@ -265,39 +277,41 @@ int wire_recv_ctl(int sock, struct wire_ctl *msg, int *fds, unsigned *nfds);
 int wire_send_carry(int sock, const struct wire_carry *c, int fd);
 
 /*
- * Sends the N (<= WIRE_RECV_BATCH) carries C[i], each with FDS[i], in one sendmmsg,
- * each checked as its receiver checks it (the first bad one ends the batch).
- * The fds stay the caller's. Returns how many went, in order (fewer than N: the
- * rest did not go, e.g. the queue filled), or -1 with errno when none did.
+ * Sends the N (<= WIRE_RECV_BATCH * WIRE_PACK_MAX) carries C[i], each with FDS[i],
+ * packed: as few records as the size bound allows, in one sendmmsg, each carry
+ * checked as its receiver checks it (the first bad one ends the batch; all must be
+ * of one type). The carries' flags must be 0: the records get WIRE_CARRY_MORE as
+ * they are sent, C is not written. The fds stay the caller's. Returns how many went,
+ * in order (fewer than N: the rest did not go, e.g. the queue filled), or -1 with
+ * errno when none did.
  */
 int wire_send_carries(int sock, const struct wire_carry *const *c, const int *fds,
     unsigned n);
 
 /*
  * Receives one message of any type but the config, like wire_recv_ctl: CONN and
- * RETIRE as there, ROUTES with no fd; ROUTED and MOVE with exactly one fd, size
- * agreeing with the bytes received, nbytes <= WIRE_CARRY_MAX, flags 0, strip <=
+ * RETIRE as there, ROUTES with no fd; ROUTED and MOVE a packed record of carries,
+ * one fd each, every carry's size agreeing with the bytes received, nbytes <=
+ * WIRE_CARRY_MAX, flags WIRE_CARRY_MORE on all but the last, strip <=
  * WIRE_STRIP_MAX, host and prefix terminated, known sticky flags (MOVE: strip,
- * sticky 0 and empty strings).
- * Anything else is EPROTO with every received fd closed. At most *NFDS fds.
+ * sticky 0 and empty strings), all of the record's type. Anything else is EPROTO
+ * with every received fd closed. At most *NFDS fds.
  */
 int wire_recv_msg(int sock, union wire_msg *m, int *fds, unsigned *nfds);
 
-/*
- * Up to N (<= WIRE_RECV_BATCH) messages in one call (recvmmsg), each checked as
- * wire_recv_msg checks one with at most one fd: RES[i] 1 with its fd in FDS[i] (-1
- * for none), or -1 (EPROTO, its fds closed). Returns how many (fewer than N: none
- * was left), 0 at EOF, -1 with errno (EAGAIN: nothing to read). One syscall for
- * every record a worker queued since the last read, none to learn that it is empty.
- */
-#define WIRE_RECV_BATCH 8
-int wire_recv_msgs(int sock, union wire_msg *m, int *fds, int *res, unsigned n);
+/* The carry after C in a record wire_recv_msg or wire_recv_batch accepted, or NULL
+ * when C is its last. */
+const struct wire_carry *wire_carry_next(const struct wire_carry *c);
 
 /*
- * As wire_recv_msgs, for the worker's side: record i may bring up to WIRE_MAX_FDS
- * fds (a CONN batch), into FDS[i], their count into NFDS[i] (0 when RES[i] is -1).
- * One syscall for every record the supervisor queued, none to learn it is empty.
+ * Up to N (<= WIRE_RECV_BATCH) records in one call (recvmmsg), each checked as
+ * wire_recv_msg checks one: RES[i] 1 with its NFDS[i] fds in FDS[i] (a CONN batch,
+ * or a carry's each), or -1 (EPROTO, its fds closed, NFDS[i] 0). Returns how many
+ * (fewer than N: none was left), 0 at EOF, -1 with errno (EAGAIN: nothing to read).
+ * One syscall for every record the peer queued since the last read, none to learn
+ * that it is empty.
  */
+#define WIRE_RECV_BATCH 8
 int wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned *nfds,
     int *res, unsigned n);
 

@@ -46,7 +46,9 @@
 #define ACCEPT_BURST   64
 #define LINGER_MS      1000     /* after a refusal: read and discard, then close */
 #define HEAD_CAP       WIRE_CARRY_MAX /* a listener's max_header_bytes is below it */
-#define MOVES_PER_ROUND 64
+/* Records of moves one worker's event takes before the loop turns (each up to
+ * WIRE_PACK_MAX moves). */
+#define RECORDS_PER_ROUND 64
 
 struct rconn;
 
@@ -700,30 +702,17 @@ router_close_all(void)
 		listener_free(l);
 }
 
-/* One record W gave back: RES as wire_recv_msgs says; FD is ours. */
+/* One connection W gave back, C its carry (checked by wire_recv_batch); FD is ours. */
 static void
-take_move(struct worker *w, const union wire_msg *m, int fd, int res)
+take_move(struct worker *w, const struct wire_carry *c, int fd)
 {
 	struct rlistener *l;
 	struct head h;
 	const char *why;
 
-	if (res < 0) {
-		log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
-		    (int)w->w_pid, log_qv(strerror(EPROTO)));
-		return;
-	}
-	if (m->h.type != WIRE_CTL_MOVE) {
-		/* A worker sends nothing else: refused like a malformed hand-off. */
-		if (fd >= 0)
-			close(fd);
-		log_warn("move_bad", "fn=%s wid=%u pid=%d type=%u", w->w_conf->name, w->w_id,
-		    (int)w->w_pid, m->h.type);
-		return;
-	}
 	/* The listener it came from, with the routes in force now; one that closed
 	 * since has nobody to route for. */
-	if ((l = find_id(m->carry.listener)) == NULL) {
+	if ((l = find_id(c->listener)) == NULL) {
 		close(fd);
 		return;
 	}
@@ -736,29 +725,56 @@ take_move(struct worker *w, const union wire_msg *m, int fd, int res)
 	/* Usually the bytes hold the whole next head (the worker gave it back because it
 	 * read it): routed from them at once, with nothing allocated for the wait. A
 	 * refusal, or a head still to come, takes the way of a new connection. */
-	if (head_parse(m->carry.bytes, m->carry.nbytes, &h) == HEAD_DONE &&
-	    route_to(l, fd, m->carry.bytes, m->carry.nbytes, &h, &why) == 0)
+	if (head_parse(c->bytes, c->nbytes, &h) == HEAD_DONE &&
+	    route_to(l, fd, c->bytes, c->nbytes, &h, &why) == 0)
 		return;
-	conn_start(l, fd, m->carry.bytes, m->carry.nbytes);
+	conn_start(l, fd, c->bytes, c->nbytes);
+}
+
+/* One record W sent, RES as wire_recv_batch says; its NFDS fds are ours. */
+static void
+take_record(struct worker *w, const union wire_msg *m, int *fds, unsigned nfds, int res)
+{
+	const struct wire_carry *c = &m->carry;
+
+	if (res < 0) {
+		log_warn("move_bad", "fn=%s wid=%u pid=%d err=%s", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, log_qv(strerror(EPROTO)));
+		return;
+	}
+	if (m->h.type != WIRE_CTL_MOVE) {
+		/* A worker sends nothing else: refused like a malformed hand-off. */
+		for (unsigned i = 0; i < nfds; i++)
+			close(fds[i]);
+		log_warn("move_bad", "fn=%s wid=%u pid=%d type=%u", w->w_conf->name, w->w_id,
+		    (int)w->w_pid, m->h.type);
+		return;
+	}
+	/* A packed record: one fd per carry, in order (wire_recv_batch checked that). */
+	for (unsigned i = 0; i < nfds && c != NULL; i++, c = wire_carry_next(c))
+		take_move(w, c, fds[i]);
 }
 
 void
 router_take_moves(struct worker *w)
 {
-	/* A carry is 64 KiB: static, and each batch is handled before the next read. */
+	/* A record is up to 64 KiB: static, and each batch is handled before the next
+	 * read. */
 	static union wire_msg m[WIRE_RECV_BATCH];
-	int fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH];
+	static int fds[WIRE_RECV_BATCH][WIRE_MAX_FDS];
+	unsigned nfds[WIRE_RECV_BATCH];
+	int res[WIRE_RECV_BATCH];
 
-	for (int round = 0; round < MOVES_PER_ROUND / WIRE_RECV_BATCH; round++) {
+	for (int round = 0; round < RECORDS_PER_ROUND / WIRE_RECV_BATCH; round++) {
 		int r;
 
 		if (w->w_ctl < 0)
 			return;
-		r = wire_recv_msgs(w->w_ctl, m, fds, res, WIRE_RECV_BATCH);
+		r = wire_recv_batch(w->w_ctl, m, fds, nfds, res, WIRE_RECV_BATCH);
 		if (r > 0) {
 			dispatch_carry_batch_begin();
 			for (int i = 0; i < r; i++)
-				take_move(w, &m[i], fds[i], res[i]);
+				take_record(w, &m[i], fds[i], nfds[i], res[i]);
 			dispatch_carry_batch_end();
 			/* Fewer than asked for: nothing was left (a last EOF shows next turn,
 			 * the socket stays readable). */
@@ -774,6 +790,6 @@ router_take_moves(struct worker *w)
 			event_del(w->w_ctl_ev);
 		return;
 	}
-	/* MOVES_PER_ROUND taken: the rest next turn (the event is persistent), after
+	/* RECORDS_PER_ROUND taken: the rest next turn (the event is persistent), after
 	 * whatever else is ready. */
 }

@@ -201,8 +201,9 @@ static unsigned nconns, nfree;
  * until sent. They count as connections (http_conn_count), so a retiring worker
  * does not report drained with one unsent.
  */
-static struct wire_carry move_q[WIRE_RECV_BATCH];
-static int move_fd[WIRE_RECV_BATCH];
+/* A loop turn's moves: one packed record (wire_send_carries) when they fit it. */
+static struct wire_carry move_q[WIRE_PACK_MAX];
+static int move_fd[WIRE_PACK_MAX];
 static unsigned nmoves;
 static struct event move_ev;
 static const struct timeval *tv_request, *tv_idle, *tv_linger;
@@ -1032,7 +1033,7 @@ conn_process(struct conn *c)
 static void
 moves_flush(void)
 {
-	const struct wire_carry *q[WIRE_RECV_BATCH];
+	const struct wire_carry *q[WIRE_PACK_MAX];
 	unsigned n = nmoves;
 	int sent;
 
@@ -1077,7 +1078,7 @@ conn_move(struct conn *c)
 		conn_close(c, true);
 		return;
 	}
-	if (nmoves == WIRE_RECV_BATCH)
+	if (nmoves == WIRE_PACK_MAX)
 		moves_flush();
 	wc = &move_q[nmoves];
 	wc->version = WIRE_VERSION;

@@ -318,7 +318,11 @@ ctl_take(union wire_msg *m, int *fds, unsigned nfds, int res)
 		for (unsigned i = 0; i < nfds; i++)
 			http_adopt(fds[i]);
 	} else if (m->h.type == WIRE_CTL_ROUTED) {
-		http_adopt_routed(fds[0], &m->carry);
+		/* A packed record: one fd per carry, in order (checked on receipt). */
+		const struct wire_carry *c = &m->carry;
+
+		for (unsigned i = 0; i < nfds && c != NULL; i++, c = wire_carry_next(c))
+			http_adopt_routed(fds[i], c);
 	} else if (m->h.type == WIRE_CTL_RETIRE) {
 		retire(m->ctl.arg, m->ctl.deadline_ms);
 	} else if (m->h.type == WIRE_CTL_ROUTES) {

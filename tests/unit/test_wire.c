@@ -635,7 +635,7 @@ case_carry_bad(void)
 
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
-	for (k = 0; k < 8; k++) {
+	for (k = 0; k < 9; k++) {
 		unsigned nfd = 1;
 		size_t len;
 
@@ -647,12 +647,13 @@ case_carry_bad(void)
 		switch (k) {
 		case 0: c.size++; break;                          /* size disagrees */
 		case 1: c.type = WIRE_CTL_MOVE; c.strip = 1; break; /* MOVE strips nothing */
-		case 2: c.flags = 1; break;                       /* unknown flag */
+		case 2: c.flags = 2; break;                       /* unknown flag */
 		case 3: nfd = 0; break;                           /* no socket */
 		case 4: nfd = 2; break;                           /* two sockets */
 		case 5: c.strip = WIRE_STRIP_MAX + 1; break;
 		case 6: c.type = WIRE_CTL_MOVE; c.sticky = WIRE_STICKY; break; /* MOVE keeps nothing */
 		case 7: memset(c.host, 'x', sizeof(c.host)); break; /* unterminated */
+		case 8: c.flags = WIRE_CARRY_MORE; break;         /* "more" and nothing after */
 		}
 		len = WIRE_CARRY_HEAD + 4;
 		/* The sender refuses what the receiver would. */
@@ -690,7 +691,7 @@ out:
 }
 
 /*
- * wire_recv_msgs: every queued record in one call, each checked as wire_recv_msg
+ * wire_recv_batch: every queued record in one call, each checked as wire_recv_msg
  * checks it (a malformed one refused alone, its fds closed), fewer than asked for
  * when the queue ran dry, EAGAIN when empty, 0 at EOF.
  */
@@ -699,16 +700,20 @@ case_recv_batch(void)
 {
 	static struct wire_carry c;
 	static union wire_msg m[WIRE_RECV_BATCH];
+	static int fds[WIRE_RECV_BATCH][WIRE_MAX_FDS];
 	struct wire_ctl two = { .version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 2 };
+	struct wire_ctl bad = { .version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 3 };
 	int sp[2] = { -1, -1 }, p[2] = { -1, -1 };
-	int fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH], before, r;
+	unsigned nfds[WIRE_RECV_BATCH];
+	int res[WIRE_RECV_BATCH], before, r;
 
 	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		fds[i] = -1;
+		for (int j = 0; j < WIRE_MAX_FDS; j++)
+			fds[i][j] = -1;
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
 	errno = 0;
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
 	memset(&c, 0, sizeof(c));
 	c.version = WIRE_VERSION;
 	c.type = WIRE_CTL_MOVE;
@@ -718,40 +723,48 @@ case_recv_batch(void)
 		c.size = (uint32_t)(WIRE_CARRY_HEAD + (size_t)i);
 		memset(c.bytes, 'a' + i, (size_t)i);
 		UNIT_CHECK(wire_send_carry(sp[0], &c, p[i % 2]) == 0);
-		if (i == 1)     /* between them, a CONN of two fds: one fd at most here */
+		if (i == 1) {   /* between them, a CONN of two fds and one claiming three */
 			UNIT_CHECK(wire_send_ctl(sp[0], &two, p, 2) == 0);
+			UNIT_CHECK(send(sp[0], &bad, sizeof(bad), 0) == (ssize_t)sizeof(bad));
+		}
 	}
 	before = unit_fd_count();
-	r = wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH);
-	UNIT_CHECKF(r == 4, "got %d", r);
-	UNIT_CHECK(res[0] == 1 && res[1] == 1 && res[2] == -1 && fds[2] == -1 && res[3] == 1);
-	UNIT_CHECK(m[0].carry.listener == 1 && m[0].carry.nbytes == 0 && same_object(fds[0], p[0]));
+	r = wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 5, "got %d", r);
+	UNIT_CHECK(res[0] == 1 && res[1] == 1 && res[2] == 1 && res[3] == -1 && res[4] == 1);
+	UNIT_CHECK(nfds[0] == 1 && nfds[1] == 1 && nfds[2] == 2 && nfds[3] == 0 && nfds[4] == 1);
+	UNIT_CHECK(m[0].carry.listener == 1 && m[0].carry.nbytes == 0 && same_object(fds[0][0], p[0]));
 	UNIT_CHECK(m[1].carry.listener == 2 && m[1].carry.nbytes == 1 && m[1].carry.bytes[0] == 'b' &&
-	    same_object(fds[1], p[1]));
-	UNIT_CHECK(m[3].carry.listener == 3 && m[3].carry.nbytes == 2 &&
-	    memcmp(m[3].carry.bytes, "cc", 2) == 0 && same_object(fds[3], p[0]));
-	/* The refused one's fds are closed: only the three taken are new. */
-	UNIT_CHECK(unit_fd_count() == before + 3);
-	close_all(fds, WIRE_RECV_BATCH);
+	    same_object(fds[1][0], p[1]));
+	UNIT_CHECK(m[4].carry.listener == 3 && m[4].carry.nbytes == 2 &&
+	    memcmp(m[4].carry.bytes, "cc", 2) == 0 && same_object(fds[4][0], p[0]));
+	UNIT_CHECK(wire_carry_next(&m[4].carry) == NULL);
+	/* The refused one's fds are closed: only the five taken are new. */
+	UNIT_CHECK(unit_fd_count() == before + 5);
+	for (int i = 0; i < r; i++)
+		close_all(fds[i], nfds[i]);
 	/* More than a batch: a full one, then the rest. */
 	c.nbytes = 0;
 	c.size = WIRE_CARRY_HEAD;
 	for (int i = 0; i < WIRE_RECV_BATCH + 1; i++)
 		UNIT_CHECK(wire_send_carry(sp[0], &c, p[0]) == 0);
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == WIRE_RECV_BATCH);
-	close_all(fds, WIRE_RECV_BATCH);
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1);
-	close_all(fds, 1);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == WIRE_RECV_BATCH);
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		close_all(fds[i], nfds[i]);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1);
+	close_all(fds[0], 1);
 	/* A record, then the peer's EOF: the record first, the EOF next. */
 	UNIT_CHECK(wire_send_carry(sp[0], &c, p[1]) == 0);
 	close_all(sp, 1);
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1);
-	close_all(fds, 1);
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 0);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1);
+	close_all(fds[0], 1);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 0);
 	errno = 0;
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH + 1) == -1 && errno == EINVAL);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH + 1) == -1 &&
+	    errno == EINVAL);
 out:
-	close_all(fds, WIRE_RECV_BATCH);
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		close_all(fds[i], WIRE_MAX_FDS);
 	close_all(sp, 2);
 	close_all(p, 2);
 }
@@ -812,56 +825,218 @@ out:
 	close_all(p, 2);
 }
 
+/* The carries of record I (RES and NFDS as wire_recv_batch gave them): how many,
+ * each checked against C[FIRST + k] and its fd against SFDS[FIRST + k]. */
+static unsigned
+packed_ok(const union wire_msg *m, const int *fds, unsigned nfds,
+    const struct wire_carry *c, const int *sfds, unsigned first)
+{
+	const struct wire_carry *x = &m->carry;
+	unsigned k = 0;
+
+	for (; x != NULL; x = wire_carry_next(x), k++) {
+		const struct wire_carry *want = &c[first + k];
+
+		if (k >= nfds || x->listener != want->listener || x->nbytes != want->nbytes ||
+		    memcmp(x->bytes, want->bytes, x->nbytes) != 0 || x->type != want->type ||
+		    !same_object(fds[k], sfds[first + k]))
+			return 0;
+	}
+	return k == nfds ? k : 0;
+}
+
 /*
- * wire_send_carries: several moves in one sendmmsg, each received whole with its fd
- * in order; a bad first one is EINVAL (nothing sent), a bad later one ends the batch.
+ * wire_send_carries: a batch goes packed, as few records as the size bound and
+ * WIRE_PACK_MAX allow, each carry received whole with its fd in order; the
+ * caller's carries are not written; a bad first one is EINVAL (nothing sent), a bad
+ * later one ends the batch.
  */
 static void
 case_send_carries(void)
 {
-	static struct wire_carry c[3];
+	enum { N = WIRE_PACK_MAX + 3 };
+	static struct wire_carry c[N];
 	static union wire_msg m[WIRE_RECV_BATCH];
-	const struct wire_carry *q[3] = { &c[0], &c[1], &c[2] };
-	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, fds[WIRE_RECV_BATCH], res[WIRE_RECV_BATCH];
-	int sfds[3];
-	int r;
+	static int fds[WIRE_RECV_BATCH][WIRE_MAX_FDS];
+	const struct wire_carry *q[N];
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, sfds[N], res[WIRE_RECV_BATCH], r;
+	unsigned nfds[WIRE_RECV_BATCH];
 
 	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		fds[i] = -1;
+		for (int j = 0; j < WIRE_MAX_FDS; j++)
+			fds[i][j] = -1;
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < N; i++) {
 		memset(&c[i], 0, sizeof(c[i]));
 		c[i].version = WIRE_VERSION;
 		c[i].type = WIRE_CTL_MOVE;
 		c[i].listener = (uint32_t)i + 1;
+		/* Odd lengths: every carry but a record's last is padded. */
 		c[i].nbytes = (uint32_t)i + 1;
 		c[i].size = (uint32_t)(WIRE_CARRY_HEAD + (size_t)i + 1);
-		memset(c[i].bytes, 'x' + i, (size_t)i + 1);
+		memset(c[i].bytes, 'a' + i, (size_t)i + 1);
 		sfds[i] = p[i % 2];
+		q[i] = &c[i];
 	}
+	/* Three: one record. */
 	r = wire_send_carries(sp[0], q, sfds, 3);
 	UNIT_CHECKF(r == 3, "sent %d", r);
-	r = wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH);
-	UNIT_CHECKF(r == 3, "got %d", r);
-	for (int i = 0; i < 3; i++)
-		UNIT_CHECK(res[i] == 1 && m[i].carry.listener == (uint32_t)i + 1 &&
-		    m[i].carry.nbytes == (uint32_t)i + 1 && m[i].carry.bytes[i] == 'x' + i &&
-		    same_object(fds[i], p[i % 2]));
-	close_all(fds, WIRE_RECV_BATCH);
+	r = wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 1 && res[0] == 1 && nfds[0] == 3, "got %d records", r);
+	UNIT_CHECK(packed_ok(&m[0], fds[0], nfds[0], c, sfds, 0) == 3);
+	UNIT_CHECK(c[0].flags == 0 && c[1].flags == 0);
+	close_all(fds[0], WIRE_MAX_FDS);
+	/* More than a record holds: WIRE_PACK_MAX, then the rest. */
+	r = wire_send_carries(sp[0], q, sfds, N);
+	UNIT_CHECKF(r == N, "sent %d", r);
+	r = wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 2 && res[0] == 1 && res[1] == 1, "got %d records", r);
+	UNIT_CHECK(packed_ok(&m[0], fds[0], nfds[0], c, sfds, 0) == WIRE_PACK_MAX);
+	UNIT_CHECK(packed_ok(&m[1], fds[1], nfds[1], c, sfds, WIRE_PACK_MAX) == 3);
+	close_all(fds[0], WIRE_MAX_FDS);
+	close_all(fds[1], WIRE_MAX_FDS);
+	/* Past the size bound: two large carries take a record each. */
+	c[0].nbytes = c[1].nbytes = WIRE_CARRY_MAX / 2 + 1;
+	c[0].size = c[1].size = WIRE_CARRY_HEAD + WIRE_CARRY_MAX / 2 + 1;
+	memset(c[0].bytes, 'y', c[0].nbytes);
+	memset(c[1].bytes, 'z', c[1].nbytes);
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 3) == 3);
+	r = wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 2, "got %d records", r);
+	UNIT_CHECK(packed_ok(&m[0], fds[0], nfds[0], c, sfds, 0) == 1);
+	UNIT_CHECK(packed_ok(&m[1], fds[1], nfds[1], c, sfds, 1) == 2);
+	close_all(fds[0], WIRE_MAX_FDS);
+	close_all(fds[1], WIRE_MAX_FDS);
+	c[0].nbytes = 1, c[1].nbytes = 2;
+	c[0].size = WIRE_CARRY_HEAD + 1, c[1].size = WIRE_CARRY_HEAD + 2;
 	/* A bad size second: the first goes alone. */
 	c[1].size++;
 	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 3) == 1);
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1 &&
-	    m[0].carry.listener == 1);
-	close_all(fds, WIRE_RECV_BATCH);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 1 && res[0] == 1 &&
+	    nfds[0] == 1 && m[0].carry.listener == 1 && wire_carry_next(&m[0].carry) == NULL);
+	close_all(fds[0], WIRE_MAX_FDS);
+	c[1].size--;
+	/* Two types in one batch: the second type ends it. */
+	c[1].type = WIRE_CTL_ROUTED;
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 3) == 1);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 1 && nfds[0] == 1);
+	close_all(fds[0], WIRE_MAX_FDS);
+	c[1].type = WIRE_CTL_MOVE;
 	errno = 0;
-	UNIT_CHECK(wire_send_carries(sp[0], &q[1], &sfds[1], 2) == -1 && errno == EINVAL);
+	c[0].flags = WIRE_CARRY_MORE;   /* the caller's flags must be 0 */
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 2) == -1 && errno == EINVAL);
+	c[0].flags = 0;
 	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 0) == -1 && errno == EINVAL);
+	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, WIRE_RECV_BATCH * WIRE_PACK_MAX + 1) == -1 &&
+	    errno == EINVAL);
 	errno = 0;
-	UNIT_CHECK(wire_recv_msgs(sp[1], m, fds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
 out:
-	close_all(fds, WIRE_RECV_BATCH);
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		close_all(fds[i], WIRE_MAX_FDS);
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
+/* Sends raw record BUF (LEN bytes) with NFD copies of FD. */
+static int
+send_raw(int sock, const void *buf, size_t len, int fd, unsigned nfd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * (WIRE_PACK_MAX + 1))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (nfd > 0) {
+		memset(&cb, 0, sizeof(cb));
+		mh.msg_control = cb.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+		for (unsigned i = 0; i < nfd; i++)
+			memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &mh, 0) == (ssize_t)len ? 0 : -1;
+}
+
+/* Packed records that break one rule each: refused whole, every fd closed. */
+static void
+case_packed_bad(void)
+{
+	/* Twice a record: each carry pointer then has its whole struct inside. */
+	static union { struct wire_carry c[2]; char b[2 * sizeof(struct wire_carry)]; } rec;
+	static union wire_msg m;
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, got[WIRE_MAX_FDS];
+	const size_t one = WIRE_CARRY_HEAD + 4, step = (one + WIRE_CARRY_ALIGN - 1) &
+	    ~(size_t)(WIRE_CARRY_ALIGN - 1);
+
+	for (int i = 0; i < WIRE_MAX_FDS; i++)
+		got[i] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	for (int k = 0; k < 7; k++) {
+		unsigned ncarry = 2, nfd = 2, n = WIRE_MAX_FDS;
+		size_t len;
+		int before;
+
+		memset(&rec, 0, sizeof(rec));
+		if (k == 5)
+			ncarry = nfd = WIRE_PACK_MAX + 1;
+		for (unsigned i = 0; i < ncarry; i++) {
+			struct wire_carry *c = (void *)(rec.b + i * step);
+
+			c->version = WIRE_VERSION;
+			c->type = WIRE_CTL_MOVE;
+			c->nbytes = 4;
+			c->size = (uint32_t)one;
+			c->flags = i + 1 < ncarry ? WIRE_CARRY_MORE : 0;
+		}
+		len = step * (ncarry - 1) + one;
+		switch (k) {
+		case 0: nfd = 1; break;                   /* a carry without its fd */
+		case 1: nfd = 3; break;                   /* an fd without its carry */
+		case 2: ((struct wire_carry *)(rec.b + step))->type = WIRE_CTL_ROUTED; break;
+		case 3: len -= 1; break;                  /* the last one cut short */
+		case 4: len += 8; break;                  /* bytes after the last */
+		case 5: break;                            /* one past WIRE_PACK_MAX */
+		case 6: ((struct wire_carry *)(rec.b + step))->strip = 1; break; /* a bad second */
+		}
+		UNIT_CHECK(send_raw(sp[0], rec.b, len, p[0], nfd) == 0);
+		before = unit_fd_count();
+		errno = 0;
+		UNIT_CHECKF(wire_recv_msg(sp[1], &m, got, &n) == -1 && errno == EPROTO && n == 0,
+		    "case %d accepted", k);
+		UNIT_CHECKF(unit_fd_count() == before, "case %d leaked an fd", k);
+	}
+	/* The same record, unbroken, is taken with both fds. */
+	{
+		unsigned n = WIRE_MAX_FDS;
+		size_t len = step + one;
+
+		memset(&rec, 0, sizeof(rec));
+		for (unsigned i = 0; i < 2; i++) {
+			struct wire_carry *c = (void *)(rec.b + i * step);
+
+			c->version = WIRE_VERSION;
+			c->type = WIRE_CTL_MOVE;
+			c->nbytes = 4;
+			c->size = (uint32_t)one;
+			c->flags = i == 0 ? WIRE_CARRY_MORE : 0;
+		}
+		UNIT_CHECK(send_raw(sp[0], rec.b, len, p[0], 2) == 0);
+		UNIT_CHECK(wire_recv_msg(sp[1], &m, got, &n) == 1 && n == 2);
+		UNIT_CHECK(wire_carry_next(&m.carry) != NULL &&
+		    wire_carry_next(wire_carry_next(&m.carry)) == NULL);
+		close_all(got, n);
+	}
+out:
+	close_all(got, WIRE_MAX_FDS);
 	close_all(sp, 2);
 	close_all(p, 2);
 }
@@ -892,6 +1067,7 @@ main(int argc, char **argv)
 	unit_run("recv_batch", case_recv_batch);
 	unit_run("recv_batch_fds", case_recv_batch_fds);
 	unit_run("send_carries", case_send_carries);
+	unit_run("packed_refused", case_packed_bad);
 	unit_run("board_shared", case_board);
 	unit_run("board_map_checks", case_board_bad);
 	after = unit_fd_count();
