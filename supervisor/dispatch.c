@@ -231,7 +231,6 @@ arm_expiry(void)
 		evtimer_add(expire_ev, &tick);
 }
 
-/* The ready worker with the fewest open connections, or NULL. */
 /* A worker whose queue was full (a failed batch) gets another chance each round:
  * an accept round, a tick serving waiters, a ready worker taking the held ones. */
 static void
@@ -243,17 +242,24 @@ new_round(struct pool *p)
 		w->w_full = false;
 }
 
+/*
+ * The ready worker with the fewest open connections, or NULL. In a carry batch, one
+ * the batch already queued connections for takes more while it is within a
+ * record's worth of the fewest: one record and one wakeup for the batch's moves to
+ * a function rather than one per worker (the next batch starts from the least
+ * loaded again).
+ */
 static struct worker *
 pick(struct pool *p)
 {
-	struct worker *w, *best = NULL, *slow = NULL;
-	uint64_t best_load = UINT64_MAX, slow_load = UINT64_MAX, load;
+	struct worker *w, *best = NULL, *slow = NULL, *queued = NULL;
+	uint64_t best_load = UINT64_MAX, slow_load = UINT64_MAX, queued_load = 0, load;
 	uint32_t cap = p->p_conf->limits.max_connections;
 
 	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
 		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full)
 			continue;
-		load = worker_load(w) + w->w_nbatch;
+		load = worker_load(w) + w->w_nbatch + w->w_ncarry;
 		if (load >= cap)
 			continue;
 		/* Stalled (hand-offs unread, nothing moving: limits.c may judge it hung):
@@ -266,12 +272,18 @@ pick(struct pool *p)
 			}
 			continue;
 		}
+		if (w->w_ncarry > 0 && queued == NULL) {
+			queued = w;
+			queued_load = load;
+		}
 		/* On a tie, the one given fewer so far: idle workers share a burst. */
 		if (load < best_load || (load == best_load && w->w_sent < best->w_sent)) {
 			best = w;
 			best_load = load;
 		}
 	}
+	if (queued != NULL && queued_load <= best_load + WIRE_PACK_MAX)
+		return queued;
 	return best != NULL ? best : slow;
 }
 
@@ -371,46 +383,111 @@ can_start(const struct pool *p)
 }
 
 /*
- * A routed connection goes alone, with its bytes (wire_carry): 0 sent (the fd and CY
- * are closed and freed), -1 W cannot take it now (marked like a failed batch).
+ * In a carry batch, the routed connections given to a worker wait in its w_carry
+ * queue for the batch's end and go packed in one record (wire_send_carries): the
+ * record, not the fd, is most of what passing one costs, and the moves one read
+ * brought mostly go to a few workers. Outside a batch (a first request, a waiter
+ * let in) each goes at once.
  */
-static int
-send_carry(struct worker *w, int fd, struct dispatch_carry *cy)
-{
-	static struct wire_carry wc;
-	int saved;
+static struct worker *carry_ws[WIRE_RECV_BATCH * WIRE_PACK_MAX];
+static unsigned ncarry_ws;
 
-	wc.version = WIRE_VERSION;
-	wc.type = WIRE_CTL_ROUTED;
-	wc.listener = cy->listener;
-	wc.strip = cy->strip;
-	wc.epoch = cy->epoch;
-	wc.sticky = cy->sticky;
-	memcpy(wc.host, cy->host, sizeof(wc.host));
-	memcpy(wc.prefix, cy->prefix, sizeof(wc.prefix));
-	wc.nbytes = cy->nbytes;
-	wc.flags = 0;
-	wc.size = (uint32_t)(WIRE_CARRY_HEAD + cy->nbytes);
-	memcpy(wc.bytes, cy->bytes, cy->nbytes);
-	if (wire_send_carry(w->w_ctl, &wc, fd) == 0) {
-		free(cy);
+/*
+ * Sends W's N routed connections FDS, with CYS their bytes (wire_carry): returns
+ * how many went from the first (their CYS freed, fds ours to close at the round's
+ * end or now); W is marked like a failed batch when not all did.
+ */
+static unsigned
+send_carries(struct worker *w, const int *fds, struct dispatch_carry *const *cys, unsigned n)
+{
+	static struct wire_carry wc[WIRE_PACK_MAX];
+	const struct wire_carry *q[WIRE_PACK_MAX];
+	int sent, saved;
+
+	for (unsigned i = 0; i < n; i++) {
+		const struct dispatch_carry *cy = cys[i];
+
+		wc[i].version = WIRE_VERSION;
+		wc[i].type = WIRE_CTL_ROUTED;
+		wc[i].listener = cy->listener;
+		wc[i].strip = cy->strip;
+		wc[i].epoch = cy->epoch;
+		wc[i].sticky = cy->sticky;
+		memcpy(wc[i].host, cy->host, sizeof(wc[i].host));
+		memcpy(wc[i].prefix, cy->prefix, sizeof(wc[i].prefix));
+		wc[i].nbytes = cy->nbytes;
+		wc[i].flags = 0;
+		wc[i].size = (uint32_t)(WIRE_CARRY_HEAD + cy->nbytes);
+		memcpy(wc[i].bytes, cy->bytes, cy->nbytes);
+		q[i] = &wc[i];
+	}
+	sent = wire_send_carries(w->w_ctl, q, fds, n);
+	saved = sent < 0 ? errno : EAGAIN;      /* fewer than all: the queue filled */
+	for (int i = 0; i < sent; i++) {
+		free(cys[i]);
 		if (!carry_batch)
-			close(fd);
+			close(fds[i]);
 		else {
 			if (nsent == sizeof(sent_fds) / sizeof(sent_fds[0]))
 				close_sent();
-			sent_fds[nsent++] = fd;
+			sent_fds[nsent++] = fds[i];
 		}
-		return 0;
 	}
-	saved = errno;
-	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=1 routed=1 err=%s",
-	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, log_qv(strerror(saved)));
+	if (sent < 0)
+		sent = 0;
+	if ((unsigned)sent == n)
+		return n;
+	log_warn("handoff_failed", "fn=%s wid=%u pid=%d fds=%u routed=1 err=%s",
+	    w->w_pool->p_conf->name, w->w_id, (int)w->w_pid, n - (unsigned)sent,
+	    log_qv(strerror(saved)));
 	if (saved == EPIPE || saved == ECONNRESET || saved == ECONNREFUSED)
 		w->w_unreachable = true;
 	else
 		w->w_full = true;
-	return -1;
+	return (unsigned)sent;
+}
+
+/* Sends W's carry queue; what it cannot take goes to another worker (queued again
+ * while the batch lasts), is held, or is refused - it never reached W. */
+static void
+flush_carries(struct worker *w)
+{
+	int fds[WIRE_PACK_MAX];
+	struct dispatch_carry *cys[WIRE_PACK_MAX];
+	unsigned n = w->w_ncarry, sent;
+
+	w->w_ncarry = 0;
+	if (n == 0)
+		return;
+	memcpy(fds, w->w_carry_fd, n * sizeof(int));
+	memcpy(cys, w->w_carry, n * sizeof(cys[0]));
+	sent = send_carries(w, fds, cys, n);
+	w->w_sent -= n - sent;
+	for (unsigned i = sent; i < n; i++)
+		assign_at(w->w_pool, fds[i], clock_ms(), cys[i]);
+}
+
+/*
+ * A routed connection, with its bytes: 0 sent or queued for the batch's end (FD and
+ * CY are the worker's way's now), -1 W cannot take it now (marked like a failed
+ * batch). A per_request worker's goes at once: its retirement follows right behind.
+ */
+static int
+send_carry(struct worker *w, int fd, struct dispatch_carry *cy)
+{
+	if (!carry_batch || w->w_pool->p_conf->policy != POLICY_PER_WORKER)
+		return send_carries(w, &fd, &cy, 1) == 1 ? 0 : -1;
+	if (w->w_ncarry == 0) {
+		if (ncarry_ws == sizeof(carry_ws) / sizeof(carry_ws[0]))
+			flush_carries(carry_ws[--ncarry_ws]);
+		carry_ws[ncarry_ws++] = w;
+	}
+	w->w_carry_fd[w->w_ncarry] = fd;
+	w->w_carry[w->w_ncarry++] = cy;
+	/* A full record goes now; the worker stays listed, its queue empty. */
+	if (w->w_ncarry == WIRE_PACK_MAX)
+		flush_carries(w);
+	return 0;
 }
 
 /*
@@ -529,6 +606,10 @@ dispatch_carry_batch_begin(void)
 void
 dispatch_carry_batch_end(void)
 {
+	/* A failed record's connections may queue on other workers again: until none
+	 * is left (each failure takes a worker out of the round). */
+	while (ncarry_ws > 0)
+		flush_carries(carry_ws[--ncarry_ws]);
 	carry_batch = false;
 	close_sent();
 }

@@ -540,6 +540,11 @@ worker_on_exit(struct worker *w, int status)
 	for (unsigned i = 0; i < w->w_nbatch; i++)
 		close(w->w_batch[i]);
 	w->w_nbatch = 0;
+	for (unsigned i = 0; i < w->w_ncarry; i++) {
+		close(w->w_carry_fd[i]);
+		free(w->w_carry[i]);
+	}
+	w->w_ncarry = 0;
 	if (w->w_ctl >= 0)
 		close(w->w_ctl);
 	if (w->w_status >= 0)

@@ -56,6 +56,8 @@ enum wevent {
 	WE_MAX
 };
 
+struct dispatch_carry;
+
 struct worker {
 	TAILQ_ENTRY(worker) w_entry;
 	TAILQ_ENTRY(worker) w_slot_entry; /* pool.c's start slots, while w_slot */
@@ -86,6 +88,11 @@ struct worker {
 	bool w_dead;                /* reaped: replaying its last records only */
 	unsigned w_nbatch;          /* fds waiting to be sent in one message */
 	int w_batch[WIRE_MAX_FDS];
+	/* Routed connections waiting for the end of a carry batch (dispatch.c), each
+	 * with its bytes: sent together as one packed record. */
+	unsigned w_ncarry;
+	int w_carry_fd[WIRE_PACK_MAX];
+	struct dispatch_carry *w_carry[WIRE_PACK_MAX];
 	char w_cgroup[256];         /* "" when cgroups are off */
 	/* Measured by the supervisor (limits.c), never read back from the scoreboard
 	 * the tenant can write: these are the figures /status and /metrics report. */
