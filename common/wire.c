@@ -146,6 +146,29 @@ msg_ok(const union wire_msg *m, size_t n, unsigned got)
 	}
 }
 
+/*
+ * How many connections a refused record of N bytes meant to carry, for the
+ * receiver's books (not its fds: they are closed): its carries as far as their
+ * heads can be walked, at least one, at most WIRE_PACK_MAX.
+ */
+static unsigned
+carries_meant(const char *rec, size_t n)
+{
+	size_t off = 0;
+	unsigned k = 0;
+
+	while (k < WIRE_PACK_MAX && n - off >= WIRE_CARRY_HEAD) {
+		const struct wire_carry *c = (const void *)(rec + off);
+
+		k++;
+		if ((c->flags & WIRE_CARRY_MORE) == 0 || c->size < WIRE_CARRY_HEAD ||
+		    c->size > n - off || carry_align(off + c->size) >= n)
+			break;
+		off = carry_align(off + c->size);
+	}
+	return k > 0 ? k : 1;
+}
+
 const struct wire_carry *
 wire_carry_next(const struct wire_carry *c)
 {
@@ -251,8 +274,12 @@ wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned 
 		nfds[i] = WIRE_MAX_FDS;
 		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]), fds[i],
 		    &nfds[i]);
-		if (res[i] < 0)
+		if (res[i] < 0) {
 			fds[i][0] = -1;         /* closed: nothing of it is the caller's */
+			if (mm[i].msg_len >= sizeof(m[i].h) && (m[i].h.type == WIRE_CTL_ROUTED ||
+			    m[i].h.type == WIRE_CTL_MOVE))
+				nfds[i] = carries_meant((const char *)&m[i], mm[i].msg_len);
+		}
 	}
 	return got;
 }

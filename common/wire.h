@@ -306,7 +306,9 @@ const struct wire_carry *wire_carry_next(const struct wire_carry *c);
 /*
  * Up to N (<= WIRE_RECV_BATCH) records in one call (recvmmsg), each checked as
  * wire_recv_msg checks one: RES[i] 1 with its NFDS[i] fds in FDS[i] (a CONN batch,
- * or a carry's each), or -1 (EPROTO, its fds closed, NFDS[i] 0). Returns how many
+ * or a carry's each), or -1 (EPROTO, its fds closed; NFDS[i] 0, or for a record of
+ * carries how many connections it meant to bring, at least 1: the receiver's load
+ * books count them as lost). Returns how many
  * (fewer than N: none was left), 0 at EOF, -1 with errno (EAGAIN: nothing to read).
  * One syscall for every record the peer queued since the last read, none to learn
  * that it is empty.

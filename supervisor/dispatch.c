@@ -259,7 +259,7 @@ pick(struct pool *p)
 	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
 		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full)
 			continue;
-		load = worker_load(w) + w->w_nbatch + w->w_ncarry;
+		load = worker_load(w) + w->w_nbatch;
 		if (load >= cap)
 			continue;
 		/* Stalled (hand-offs unread, nothing moving: limits.c may judge it hung):
@@ -389,7 +389,7 @@ can_start(const struct pool *p)
  * brought mostly go to a few workers. Outside a batch (a first request, a waiter
  * let in) each goes at once.
  */
-static struct worker *carry_ws[WIRE_RECV_BATCH * WIRE_PACK_MAX];
+static struct worker *carry_ws[WIRE_RECV_BATCH * WIRE_PACK_MAX]; /* each once (w_listed) */
 static unsigned ncarry_ws;
 
 /*
@@ -464,24 +464,26 @@ flush_carries(struct worker *w)
 	sent = send_carries(w, fds, cys, n);
 	w->w_sent -= n - sent;
 	for (unsigned i = sent; i < n; i++)
-		assign_at(w->w_pool, fds[i], clock_ms(), cys[i]);
+		assign_at(w->w_pool, fds[i], cys[i]->since_ms, cys[i]);
 }
 
 /*
- * A routed connection, with its bytes: 0 sent or queued for the batch's end (FD and
- * CY are the worker's way's now), -1 W cannot take it now (marked like a failed
- * batch). A per_request worker's goes at once: its retirement follows right behind.
+ * A routed connection, with its bytes, placed at SINCE: 0 sent or queued for the
+ * batch's end (FD and CY are the worker's way's now), -1 W cannot take it now
+ * (marked like a failed batch). A per_request worker's goes at once, its retirement
+ * right behind; so does one for a worker the full list has no room for.
  */
 static int
-send_carry(struct worker *w, int fd, struct dispatch_carry *cy)
+send_carry(struct worker *w, int fd, struct dispatch_carry *cy, uint64_t since)
 {
-	if (!carry_batch || w->w_pool->p_conf->policy != POLICY_PER_WORKER)
+	if (!carry_batch || w->w_pool->p_conf->policy != POLICY_PER_WORKER ||
+	    (!w->w_listed && ncarry_ws == sizeof(carry_ws) / sizeof(carry_ws[0])))
 		return send_carries(w, &fd, &cy, 1) == 1 ? 0 : -1;
-	if (w->w_ncarry == 0) {
-		if (ncarry_ws == sizeof(carry_ws) / sizeof(carry_ws[0]))
-			flush_carries(carry_ws[--ncarry_ws]);
+	if (!w->w_listed) {
+		w->w_listed = true;
 		carry_ws[ncarry_ws++] = w;
 	}
+	cy->since_ms = since;
 	w->w_carry_fd[w->w_ncarry] = fd;
 	w->w_carry[w->w_ncarry++] = cy;
 	/* A full record goes now; the worker stays listed, its queue empty. */
@@ -519,13 +521,16 @@ again:
 		reject_carry(fd, cy);
 		return REJECTED;
 	}
+	/* Counted before it goes: a queue that fills sends (and may fail) inside. */
+	w->w_sent++;
 	if (cy != NULL) {
-		/* Alone, now: a worker that cannot take it is skipped like a failed batch. */
-		if (send_carry(w, fd, cy) < 0)
+		/* A worker that cannot take it is skipped like a failed batch. */
+		if (send_carry(w, fd, cy, since) < 0) {
+			w->w_sent--;
 			goto again;
+		}
 	} else
 		w->w_batch[w->w_nbatch++] = fd;
-	w->w_sent++;
 	if (p->p_conf->policy != POLICY_PER_WORKER) {
 		/* One connection per worker: it retires after it, a fresh one takes its place
 		 * (started by the orchestrator, not here on the accept path). A hand-off that
@@ -608,8 +613,12 @@ dispatch_carry_batch_end(void)
 {
 	/* A failed record's connections may queue on other workers again: until none
 	 * is left (each failure takes a worker out of the round). */
-	while (ncarry_ws > 0)
-		flush_carries(carry_ws[--ncarry_ws]);
+	while (ncarry_ws > 0) {
+		struct worker *w = carry_ws[--ncarry_ws];
+
+		w->w_listed = false;
+		flush_carries(w);
+	}
 	carry_batch = false;
 	close_sent();
 }

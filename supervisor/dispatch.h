@@ -28,6 +28,7 @@ struct dispatch_carry {
 	uint32_t epoch, sticky;      /* as in struct wire_carry */
 	char host[256], prefix[256]; /* WIRE_ROUTE_LEN */
 	uint32_t nbytes;             /* <= WIRE_CARRY_MAX */
+	uint64_t since_ms;           /* dispatch.c's, while queued: when it was placed */
 	char bytes[];
 };
 

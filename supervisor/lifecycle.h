@@ -91,6 +91,7 @@ struct worker {
 	/* Routed connections waiting for the end of a carry batch (dispatch.c), each
 	 * with its bytes: sent together as one packed record. */
 	unsigned w_ncarry;
+	bool w_listed;              /* in dispatch.c's list of workers to flush */
 	int w_carry_fd[WIRE_PACK_MAX];
 	struct dispatch_carry *w_carry[WIRE_PACK_MAX];
 	char w_cgroup[256];         /* "" when cgroups are off */

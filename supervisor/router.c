@@ -46,9 +46,7 @@
 #define ACCEPT_BURST   64
 #define LINGER_MS      1000     /* after a refusal: read and discard, then close */
 #define HEAD_CAP       WIRE_CARRY_MAX /* a listener's max_header_bytes is below it */
-/* Records of moves one worker's event takes before the loop turns (each up to
- * WIRE_PACK_MAX moves). */
-#define RECORDS_PER_ROUND 64
+#define MOVES_PER_ROUND 64  /* one worker's event, before the loop turns */
 
 struct rconn;
 
@@ -765,7 +763,7 @@ router_take_moves(struct worker *w)
 	unsigned nfds[WIRE_RECV_BATCH];
 	int res[WIRE_RECV_BATCH];
 
-	for (int round = 0; round < RECORDS_PER_ROUND / WIRE_RECV_BATCH; round++) {
+	for (unsigned taken = 0; taken < MOVES_PER_ROUND; ) {
 		int r;
 
 		if (w->w_ctl < 0)
@@ -773,8 +771,10 @@ router_take_moves(struct worker *w)
 		r = wire_recv_batch(w->w_ctl, m, fds, nfds, res, WIRE_RECV_BATCH);
 		if (r > 0) {
 			dispatch_carry_batch_begin();
-			for (int i = 0; i < r; i++)
+			for (int i = 0; i < r; i++) {
 				take_record(w, &m[i], fds[i], nfds[i], res[i]);
+				taken += res[i] > 0 ? nfds[i] : 1;
+			}
 			dispatch_carry_batch_end();
 			/* Fewer than asked for: nothing was left (a last EOF shows next turn,
 			 * the socket stays readable). */
@@ -790,6 +790,6 @@ router_take_moves(struct worker *w)
 			event_del(w->w_ctl_ev);
 		return;
 	}
-	/* RECORDS_PER_ROUND taken: the rest next turn (the event is persistent), after
+	/* MOVES_PER_ROUND taken: the rest next turn (the event is persistent), after
 	 * whatever else is ready. */
 }

@@ -303,12 +303,13 @@ static void
 ctl_take(union wire_msg *m, int *fds, unsigned nfds, int res)
 {
 	if (res < 0) {
-		/* A routed hand-off lost counts as one connection, like a CONN of one. */
+		/* A routed record lost counts its connections (NFDS: as many as it meant to
+		 * bring), like a CONN of that many: the supervisor counted each as ours. */
 		if (m->h.version == WIRE_VERSION && m->h.type == WIRE_CTL_ROUTED) {
-			struct wire_ctl one = {
-				.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = 1,
+			struct wire_ctl lost = {
+				.version = WIRE_VERSION, .type = WIRE_CTL_CONN, .nfds = nfds > 0 ? nfds : 1,
 			};
-			handoff_lost(&one);
+			handoff_lost(&lost);
 		} else
 			handoff_lost(&m->ctl);
 		return;

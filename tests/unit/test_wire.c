@@ -885,7 +885,8 @@ case_send_carries(void)
 	r = wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH);
 	UNIT_CHECKF(r == 1 && res[0] == 1 && nfds[0] == 3, "got %d records", r);
 	UNIT_CHECK(packed_ok(&m[0], fds[0], nfds[0], c, sfds, 0) == 3);
-	UNIT_CHECK(c[0].flags == 0 && c[1].flags == 0);
+	for (int i = 0; i < N; i++)
+		UNIT_CHECKF(c[i].flags == 0, "carry %d written", i);
 	close_all(fds[0], WIRE_MAX_FDS);
 	/* More than a record holds: WIRE_PACK_MAX, then the rest. */
 	r = wire_send_carries(sp[0], q, sfds, N);
@@ -927,9 +928,19 @@ case_send_carries(void)
 	c[0].flags = WIRE_CARRY_MORE;   /* the caller's flags must be 0 */
 	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 2) == -1 && errno == EINVAL);
 	c[0].flags = 0;
+	errno = 0;
 	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, 0) == -1 && errno == EINVAL);
-	UNIT_CHECK(wire_send_carries(sp[0], q, sfds, WIRE_RECV_BATCH * WIRE_PACK_MAX + 1) == -1 &&
-	    errno == EINVAL);
+	/* More than a batch may hold: refused before any is looked at. */
+	{
+		static const struct wire_carry *many[WIRE_RECV_BATCH * WIRE_PACK_MAX + 1];
+		static int mfds[WIRE_RECV_BATCH * WIRE_PACK_MAX + 1];
+
+		for (unsigned i = 0; i < WIRE_RECV_BATCH * WIRE_PACK_MAX + 1; i++)
+			many[i] = &c[0], mfds[i] = p[0];
+		errno = 0;
+		UNIT_CHECK(wire_send_carries(sp[0], many, mfds, WIRE_RECV_BATCH * WIRE_PACK_MAX + 1) ==
+		    -1 && errno == EINVAL);
+	}
 	errno = 0;
 	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
 out:
@@ -980,7 +991,7 @@ case_packed_bad(void)
 		got[i] = -1;
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
-	for (int k = 0; k < 7; k++) {
+	for (int k = 0; k < 8; k++) {
 		unsigned ncarry = 2, nfd = 2, n = WIRE_MAX_FDS;
 		size_t len;
 		int before;
@@ -1006,6 +1017,7 @@ case_packed_bad(void)
 		case 4: len += 8; break;                  /* bytes after the last */
 		case 5: break;                            /* one past WIRE_PACK_MAX */
 		case 6: ((struct wire_carry *)(rec.b + step))->strip = 1; break; /* a bad second */
+		case 7: ((struct wire_carry *)rec.b)->flags = 0; break; /* a first without MORE */
 		}
 		UNIT_CHECK(send_raw(sp[0], rec.b, len, p[0], nfd) == 0);
 		before = unit_fd_count();
@@ -1013,6 +1025,31 @@ case_packed_bad(void)
 		UNIT_CHECKF(wire_recv_msg(sp[1], &m, got, &n) == -1 && errno == EPROTO && n == 0,
 		    "case %d accepted", k);
 		UNIT_CHECKF(unit_fd_count() == before, "case %d leaked an fd", k);
+	}
+	/* Refused in a batch, a record of carries counts the connections it meant to
+	 * bring (the receiver's books), none of its fds left open. */
+	{
+		static union wire_msg mb[WIRE_RECV_BATCH];
+		static int bfds[WIRE_RECV_BATCH][WIRE_MAX_FDS];
+		unsigned bn[WIRE_RECV_BATCH];
+		int bres[WIRE_RECV_BATCH], before;
+
+		memset(&rec, 0, sizeof(rec));
+		for (unsigned i = 0; i < 3; i++) {
+			struct wire_carry *c = (void *)(rec.b + i * step);
+
+			c->version = WIRE_VERSION;
+			c->type = WIRE_CTL_ROUTED;
+			c->nbytes = 4;
+			c->size = (uint32_t)one;
+			c->flags = i + 1 < 3 ? WIRE_CARRY_MORE : 0;
+		}
+		UNIT_CHECK(send_raw(sp[0], rec.b, 2 * step + one, p[0], 2) == 0);   /* one fd short */
+		before = unit_fd_count();
+		UNIT_CHECK(wire_recv_batch(sp[1], mb, bfds, bn, bres, WIRE_RECV_BATCH) == 1);
+		UNIT_CHECKF(bres[0] == -1 && bn[0] == 3 && bfds[0][0] == -1, "res %d meant %u",
+		    bres[0], bn[0]);
+		UNIT_CHECK(unit_fd_count() == before);
 	}
 	/* The same record, unbroken, is taken with both fds. */
 	{
