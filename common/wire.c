@@ -212,6 +212,32 @@ take_msg(struct msghdr *mh, size_t n, void *buf, size_t cap, int *fds, unsigned 
 	return 1;
 }
 
+/* Whether MH brought descriptors: a zero-length record with some is a record (and
+ * refused), not the peer's EOF - read as one, its fds would stay open unseen. */
+static bool
+has_fds(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
+		    cm->cmsg_len > CMSG_LEN(0))
+			return true;
+	return false;
+}
+
+/* Closes every descriptor MH brought. */
+static void
+drop_fds(struct msghdr *mh)
+{
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *in = (int *)CMSG_DATA(cm);
+		for (unsigned i = 0; i < k; i++)
+			close(in[i]);
+	}
+}
+
 /* One message into BUF (CAP bytes), as take_msg checks it. */
 static int
 recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
@@ -230,7 +256,7 @@ recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
-	if (n <= 0) {
+	if (n < 0 || (n == 0 && !has_fds(&mh))) {
 		*nfds = 0;
 		return n < 0 ? -1 : 0;
 	}
@@ -268,9 +294,13 @@ wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned 
 		return got;
 	for (int i = 0; i < got; i++) {
 		/* A zero-length record is the peer's EOF (recvmmsg counts it as one): the
-		 * ones before it are answered now, the EOF by the next call. */
-		if (mm[i].msg_len == 0)
+		 * ones before it are answered now, the EOF by the next call; whatever came
+		 * after it is dropped, its fds closed. One with fds is a bad record. */
+		if (mm[i].msg_len == 0 && !has_fds(&mm[i].msg_hdr)) {
+			for (int j = i + 1; j < got; j++)
+				drop_fds(&mm[j].msg_hdr);
 			return i;
+		}
 		nfds[i] = WIRE_MAX_FDS;
 		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]), fds[i],
 		    &nfds[i]);

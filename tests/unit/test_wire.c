@@ -976,6 +976,55 @@ send_raw(int sock, const void *buf, size_t len, int fd, unsigned nfd)
 	return sendmsg(sock, &mh, 0) == (ssize_t)len ? 0 : -1;
 }
 
+/*
+ * A zero-length record that brings descriptors is a bad record, not the peer's EOF:
+ * refused with its fds closed, and the records after it still read (found by
+ * fuzz_wire: read as EOF, its fds stayed open and unseen).
+ */
+static void
+case_empty_with_fds(void)
+{
+	static struct wire_carry c;
+	static union wire_msg m[WIRE_RECV_BATCH];
+	static int fds[WIRE_RECV_BATCH][WIRE_MAX_FDS];
+	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, one[2] = { -1, -1 };
+	unsigned nfds[WIRE_RECV_BATCH], n = 2;
+	int res[WIRE_RECV_BATCH], before, r;
+
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		for (int j = 0; j < WIRE_MAX_FDS; j++)
+			fds[i][j] = -1;
+	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
+	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
+	memset(&c, 0, sizeof(c));
+	c.version = WIRE_VERSION;
+	c.type = WIRE_CTL_MOVE;
+	c.size = WIRE_CARRY_HEAD;
+	UNIT_CHECK(send_raw(sp[0], "", 0, p[0], 2) == 0);
+	UNIT_CHECK(wire_send_carry(sp[0], &c, p[1]) == 0);
+	before = unit_fd_count();
+	r = wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH);
+	UNIT_CHECKF(r == 2, "got %d", r);
+	UNIT_CHECK(res[0] == -1 && nfds[0] == 0 && res[1] == 1 && nfds[1] == 1 &&
+	    same_object(fds[1][0], p[1]));
+	UNIT_CHECK(unit_fd_count() == before + 1);
+	close_all(fds[1], 1);
+	/* The same for the one-record reader. */
+	UNIT_CHECK(send_raw(sp[0], "", 0, p[0], 2) == 0);
+	before = unit_fd_count();
+	errno = 0;
+	UNIT_CHECK(wire_recv_msg(sp[1], &m[0], one, &n) == -1 && errno == EPROTO && n == 0);
+	UNIT_CHECK(unit_fd_count() == before);
+	/* Without fds it still reads as the EOF it may be. */
+	close_all(sp, 1);
+	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 0);
+out:
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		close_all(fds[i], WIRE_MAX_FDS);
+	close_all(sp, 2);
+	close_all(p, 2);
+}
+
 /* Packed records that break one rule each: refused whole, every fd closed. */
 static void
 case_packed_bad(void)
@@ -1105,6 +1154,7 @@ main(int argc, char **argv)
 	unit_run("recv_batch_fds", case_recv_batch_fds);
 	unit_run("send_carries", case_send_carries);
 	unit_run("packed_refused", case_packed_bad);
+	unit_run("empty_record_with_fds_refused", case_empty_with_fds);
 	unit_run("board_shared", case_board);
 	unit_run("board_map_checks", case_board_bad);
 	after = unit_fd_count();
