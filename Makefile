@@ -86,7 +86,8 @@ FUZZ_FLAGS    = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
 FUZZ_HTTP_SRC   = tests/fuzz/fuzz_http.c worker/http.c worker/http_parse.c worker/ws.c $(COMMON_SRC)
 FUZZ_CONFIG_SRC = tests/fuzz/fuzz_config.c supervisor/config.c supervisor/cgroup_path.c supervisor/dsn_file.c \
 		  supervisor/identity.c supervisor/seccomp_profile.c $(COMMON_SRC)
-FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config
+FUZZ_WIRE_SRC   = tests/fuzz/fuzz_wire.c $(COMMON_SRC)
+FUZZ_BINS       = $(BUILD)/fuzz/fuzz_http $(BUILD)/fuzz/fuzz_config $(BUILD)/fuzz/fuzz_wire
 
 fuzz: deps $(FUZZ_BINS)
 	@tests/fuzz/run.sh $(BUILD) $(FUZZ_SECONDS)
@@ -98,6 +99,10 @@ $(BUILD)/fuzz/fuzz_http: $(FUZZ_HTTP_SRC) $(wildcard worker/*.h common/*.h)
 $(BUILD)/fuzz/fuzz_config: $(FUZZ_CONFIG_SRC) $(wildcard supervisor/*.h common/*.h)
 	@mkdir -p $(dir $@)
 	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_CONFIG_SRC) -ljansson -lseccomp -lhttp_parser
+
+$(BUILD)/fuzz/fuzz_wire: $(FUZZ_WIRE_SRC) $(wildcard common/*.h)
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(CPPFLAGS) $(WARN) $(FUZZ_FLAGS) -o $@ $(FUZZ_WIRE_SRC) -lhttp_parser
 
 $(BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)

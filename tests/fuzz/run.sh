@@ -15,14 +15,14 @@ build=${1:-build}
 secs=${2:-60}
 shift 2 2>/dev/null || shift $#
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(http config)
+[ ${#targets[@]} -gt 0 ] || targets=(http config wire)
 case "$build" in
 /*) ;;
 *) build="$top/$build" ;;
 esac
 
 # Inputs per target: the longest we try, and the per-input time limit in seconds.
-declare -A max_len=([http]=20000 [config]=8192)
+declare -A max_len=([http]=20000 [config]=8192 [wire]=8192)
 status=0
 mkdir -p "$build/fuzz/artifacts"
 for t in "${targets[@]}"; do

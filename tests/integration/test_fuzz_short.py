@@ -77,5 +77,10 @@ def fuzz_config_short():
     run("config")
 
 
+@test
+def fuzz_wire_short():
+    run("wire")
+
+
 if __name__ == "__main__":
     h.main()
