@@ -574,8 +574,7 @@ wire_recv_config(int sock, struct wire_config *cfg)
 		.msg_iov = &iov, .msg_iovlen = 1,
 		.msg_control = cbuf.buf, .msg_controllen = sizeof(cbuf.buf),
 	};
-	struct cmsghdr *cm;
-	bool fds = false;
+	bool fds;
 	ssize_t n;
 
 	memset(cfg, 0, sizeof(*cfg));
@@ -584,18 +583,11 @@ wire_recv_config(int sock, struct wire_config *cfg)
 	while (n < 0 && errno == EINTR);
 	if (n < 0)
 		return -1;
-	if (n == 0)
-		return 0;
 	/* A config carries no descriptor: any that came are closed, never kept. */
-	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *in = (int *)CMSG_DATA(cm);
-		for (unsigned i = 0; i < k; i++)
-			close(in[i]);
-		fds = true;
-	}
+	fds = has_fds(&mh);
+	drop_fds(&mh);
+	if (n == 0 && !fds)
+		return 0;
 	if (fds || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||
 	    wire_config_check(cfg, (size_t)n) < 0) {
 		errno = EPROTO;

@@ -27,6 +27,49 @@ close_all(int *fds, unsigned n)
 	}
 }
 
+/* A wire_recv_batch fd array: every slot closed (if open) and marked empty. */
+static void
+close_batch(int (*fds)[WIRE_MAX_FDS])
+{
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		close_all(fds[i], WIRE_MAX_FDS);
+}
+
+/* Sends raw record BUF (LEN bytes) with NFD copies of FD. */
+static int
+send_raw(int sock, const void *buf, size_t len, int fd, unsigned nfd)
+{
+	union {
+		char buf[CMSG_SPACE(sizeof(int) * (WIRE_PACK_MAX + 1))];
+		struct cmsghdr align;
+	} cb;
+	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
+	struct cmsghdr *cm;
+
+	if (nfd > 0) {
+		memset(&cb, 0, sizeof(cb));
+		mh.msg_control = cb.buf;
+		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
+		for (unsigned i = 0; i < nfd; i++)
+			memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
+	}
+	return sendmsg(sock, &mh, 0) == (ssize_t)len ? 0 : -1;
+}
+
+/* Marks every slot of a wire_recv_batch fd array empty, closing nothing. */
+static void
+empty_batch(int (*fds)[WIRE_MAX_FDS])
+{
+	for (int i = 0; i < WIRE_RECV_BATCH; i++)
+		for (int j = 0; j < WIRE_MAX_FDS; j++)
+			fds[i][j] = -1;
+}
+
 static int
 same_object(int a, int b)
 {
@@ -623,13 +666,6 @@ case_carry_bad(void)
 	static struct wire_carry c;
 	static union wire_msg m;
 	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, got[2] = { -1, -1 };
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * 2)];
-		struct cmsghdr align;
-	} cb;
-	struct iovec iov;
-	struct msghdr mh;
-	struct cmsghdr *cm;
 	unsigned n;
 	int before, k;
 
@@ -662,22 +698,7 @@ case_carry_bad(void)
 			UNIT_CHECKF(wire_send_carry(sp[0], &c, p[0]) == -1 && errno == EINVAL,
 			    "case %d sent", k);
 		}
-		iov.iov_base = &c;
-		iov.iov_len = len;
-		memset(&mh, 0, sizeof(mh));
-		mh.msg_iov = &iov;
-		mh.msg_iovlen = 1;
-		if (nfd > 0) {
-			memset(&cb, 0, sizeof(cb));
-			mh.msg_control = cb.buf;
-			mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
-			cm = CMSG_FIRSTHDR(&mh);
-			cm->cmsg_level = SOL_SOCKET;
-			cm->cmsg_type = SCM_RIGHTS;
-			cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
-			memcpy(CMSG_DATA(cm), p, sizeof(int) * nfd);
-		}
-		UNIT_CHECK(sendmsg(sp[0], &mh, 0) == (ssize_t)len);
+		UNIT_CHECK(send_raw(sp[0], &c, len, p[0], nfd) == 0);
 		before = unit_fd_count();
 		n = 2;
 		errno = 0;
@@ -707,9 +728,7 @@ case_recv_batch(void)
 	unsigned nfds[WIRE_RECV_BATCH];
 	int res[WIRE_RECV_BATCH], before, r;
 
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		for (int j = 0; j < WIRE_MAX_FDS; j++)
-			fds[i][j] = -1;
+	empty_batch(fds);
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
 	errno = 0;
@@ -763,8 +782,7 @@ case_recv_batch(void)
 	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH + 1) == -1 &&
 	    errno == EINVAL);
 out:
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		close_all(fds[i], WIRE_MAX_FDS);
+	close_batch(fds);
 	close_all(sp, 2);
 	close_all(p, 2);
 }
@@ -785,9 +803,7 @@ case_recv_batch_fds(void)
 	unsigned nfds[WIRE_RECV_BATCH];
 	int res[WIRE_RECV_BATCH], before, r;
 
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		for (int j = 0; j < WIRE_MAX_FDS; j++)
-			fds[i][j] = -1;
+	empty_batch(fds);
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
 	errno = 0;
@@ -819,8 +835,7 @@ case_recv_batch_fds(void)
 	close_all(sp, 1);
 	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 0);
 out:
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		close_all(fds[i], WIRE_MAX_FDS);
+	close_batch(fds);
 	close_all(sp, 2);
 	close_all(p, 2);
 }
@@ -862,9 +877,7 @@ case_send_carries(void)
 	int sp[2] = { -1, -1 }, p[2] = { -1, -1 }, sfds[N], res[WIRE_RECV_BATCH], r;
 	unsigned nfds[WIRE_RECV_BATCH];
 
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		for (int j = 0; j < WIRE_MAX_FDS; j++)
-			fds[i][j] = -1;
+	empty_batch(fds);
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
 	for (int i = 0; i < N; i++) {
@@ -944,36 +957,9 @@ case_send_carries(void)
 	errno = 0;
 	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == -1 && errno == EAGAIN);
 out:
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		close_all(fds[i], WIRE_MAX_FDS);
+	close_batch(fds);
 	close_all(sp, 2);
 	close_all(p, 2);
-}
-
-/* Sends raw record BUF (LEN bytes) with NFD copies of FD. */
-static int
-send_raw(int sock, const void *buf, size_t len, int fd, unsigned nfd)
-{
-	union {
-		char buf[CMSG_SPACE(sizeof(int) * (WIRE_PACK_MAX + 1))];
-		struct cmsghdr align;
-	} cb;
-	struct iovec iov = { .iov_base = (void *)buf, .iov_len = len };
-	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
-	struct cmsghdr *cm;
-
-	if (nfd > 0) {
-		memset(&cb, 0, sizeof(cb));
-		mh.msg_control = cb.buf;
-		mh.msg_controllen = CMSG_SPACE(sizeof(int) * nfd);
-		cm = CMSG_FIRSTHDR(&mh);
-		cm->cmsg_level = SOL_SOCKET;
-		cm->cmsg_type = SCM_RIGHTS;
-		cm->cmsg_len = CMSG_LEN(sizeof(int) * nfd);
-		for (unsigned i = 0; i < nfd; i++)
-			memcpy(CMSG_DATA(cm) + i * sizeof(int), &fd, sizeof(int));
-	}
-	return sendmsg(sock, &mh, 0) == (ssize_t)len ? 0 : -1;
 }
 
 /*
@@ -991,9 +977,7 @@ case_empty_with_fds(void)
 	unsigned nfds[WIRE_RECV_BATCH], n = 2;
 	int res[WIRE_RECV_BATCH], before, r;
 
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		for (int j = 0; j < WIRE_MAX_FDS; j++)
-			fds[i][j] = -1;
+	empty_batch(fds);
 	UNIT_CHECK(socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0, sp) == 0);
 	UNIT_CHECK(pipe2(p, O_CLOEXEC) == 0);
 	memset(&c, 0, sizeof(c));
@@ -1019,8 +1003,7 @@ case_empty_with_fds(void)
 	close_all(sp, 1);
 	UNIT_CHECK(wire_recv_batch(sp[1], m, fds, nfds, res, WIRE_RECV_BATCH) == 0);
 out:
-	for (int i = 0; i < WIRE_RECV_BATCH; i++)
-		close_all(fds[i], WIRE_MAX_FDS);
+	close_batch(fds);
 	close_all(sp, 2);
 	close_all(p, 2);
 }
