@@ -259,7 +259,9 @@ pick(struct pool *p)
 	TAILQ_FOREACH(w, &p->p_workers, w_entry) {
 		if (w->w_state != WS_READY || w->w_used || w->w_unreachable || w->w_full)
 			continue;
-		load = worker_load(w) + w->w_nbatch;
+		/* w_sent counts a connection from the moment it is queued for W (w_batch,
+		 * w_carry): worker_load already has them. */
+		load = worker_load(w);
 		if (load >= cap)
 			continue;
 		/* Stalled (hand-offs unread, nothing moving: limits.c may judge it hung):
@@ -546,7 +548,7 @@ again:
 		flush(w);
 	/* Loaded past its target: the pool may grow (queued, paced, not here). */
 	if (p->p_conf->max_workers > p->p_conf->min_workers &&
-	    worker_load(w) + w->w_nbatch >= p->p_conf->scale_target)
+	    worker_load(w) >= p->p_conf->scale_target)
 		pool_fill(p);
 	return SENT;
 }
