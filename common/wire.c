@@ -178,6 +178,31 @@ wire_carry_next(const struct wire_carry *c)
 }
 
 /*
+ * Every descriptor MH brought: the first MAX into OUT, the rest closed (MAX 0: all
+ * closed). Returns how many came - a zero-length record that brought some is a
+ * record, not the peer's EOF.
+ */
+static unsigned
+take_fds(struct msghdr *mh, int *out, unsigned max)
+{
+	unsigned seen = 0;
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *in = (int *)CMSG_DATA(cm);
+		for (unsigned i = 0; i < k; i++, seen++) {
+			if (seen < max)
+				out[seen] = in[i];
+			else
+				close(in[i]);
+		}
+	}
+	return seen;
+}
+
+/*
  * The N bytes MH received into BUF (CAP bytes): at most *NFDS of its fds into FDS,
  * checked by msg_ok, which also bounds the type to what a CAP that small can hold.
  * 1, or -1 (EPROTO) with every fd it brought closed.
@@ -185,23 +210,13 @@ wire_carry_next(const struct wire_carry *c)
 static int
 take_msg(struct msghdr *mh, size_t n, void *buf, size_t cap, int *fds, unsigned *nfds)
 {
-	struct cmsghdr *cm;
-	unsigned got = 0, max = *nfds;
+	unsigned max = *nfds, got;
 
 	*nfds = 0;
 	/* Take every descriptor first, so a bad message never leaks one. */
-	for (cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *in = (int *)CMSG_DATA(cm);
-		for (unsigned i = 0; i < k; i++) {
-			if (got < max)
-				fds[got++] = in[i];
-			else
-				close(in[i]);
-		}
-	}
+	got = take_fds(mh, fds, max);
+	if (got > max)
+		got = max;
 	if ((mh->msg_flags & (MSG_CTRUNC | MSG_TRUNC)) || !msg_ok(buf, n, got) ||
 	    (n > sizeof(struct wire_ctl) && cap == sizeof(struct wire_ctl))) {
 		close_fds(fds, got);
@@ -210,32 +225,6 @@ take_msg(struct msghdr *mh, size_t n, void *buf, size_t cap, int *fds, unsigned 
 	}
 	*nfds = got;
 	return 1;
-}
-
-/* Whether MH brought descriptors: a zero-length record with some is a record (and
- * refused), not the peer's EOF - read as one, its fds would stay open unseen. */
-static bool
-has_fds(struct msghdr *mh)
-{
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm))
-		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS &&
-		    cm->cmsg_len > CMSG_LEN(0))
-			return true;
-	return false;
-}
-
-/* Closes every descriptor MH brought. */
-static void
-drop_fds(struct msghdr *mh)
-{
-	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
-		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
-			continue;
-		unsigned k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-		int *in = (int *)CMSG_DATA(cm);
-		for (unsigned i = 0; i < k; i++)
-			close(in[i]);
-	}
 }
 
 /* One message into BUF (CAP bytes), as take_msg checks it. */
@@ -256,9 +245,13 @@ recv_any(int sock, void *buf, size_t cap, int *fds, unsigned *nfds)
 	do
 		n = recvmsg(sock, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
 	while (n < 0 && errno == EINTR);
-	if (n < 0 || (n == 0 && !has_fds(&mh))) {
+	if (n <= 0) {
 		*nfds = 0;
-		return n < 0 ? -1 : 0;
+		/* EOF - unless fds came with it: then a bad record, its fds closed. */
+		if (n < 0 || take_fds(&mh, NULL, 0) == 0)
+			return n < 0 ? -1 : 0;
+		errno = EPROTO;
+		return -1;
 	}
 	return take_msg(&mh, (size_t)n, buf, cap, fds, nfds);
 }
@@ -296,10 +289,16 @@ wire_recv_batch(int sock, union wire_msg *m, int (*fds)[WIRE_MAX_FDS], unsigned 
 		/* A zero-length record is the peer's EOF (recvmmsg counts it as one): the
 		 * ones before it are answered now, the EOF by the next call; whatever came
 		 * after it is dropped, its fds closed. One with fds is a bad record. */
-		if (mm[i].msg_len == 0 && !has_fds(&mm[i].msg_hdr)) {
-			for (int j = i + 1; j < got; j++)
-				drop_fds(&mm[j].msg_hdr);
-			return i;
+		if (mm[i].msg_len == 0) {
+			if (take_fds(&mm[i].msg_hdr, NULL, 0) == 0) {
+				for (int j = i + 1; j < got; j++)
+					take_fds(&mm[j].msg_hdr, NULL, 0);
+				return i;
+			}
+			res[i] = -1;
+			nfds[i] = 0;
+			fds[i][0] = -1;
+			continue;
 		}
 		nfds[i] = WIRE_MAX_FDS;
 		res[i] = take_msg(&mm[i].msg_hdr, mm[i].msg_len, &m[i], sizeof(m[i]), fds[i],
@@ -584,8 +583,7 @@ wire_recv_config(int sock, struct wire_config *cfg)
 	if (n < 0)
 		return -1;
 	/* A config carries no descriptor: any that came are closed, never kept. */
-	fds = has_fds(&mh);
-	drop_fds(&mh);
+	fds = take_fds(&mh, NULL, 0) > 0;
 	if (n == 0 && !fds)
 		return 0;
 	if (fds || (mh.msg_flags & (MSG_CTRUNC | MSG_TRUNC)) ||

@@ -196,12 +196,11 @@ static struct conn_list conns = TAILQ_HEAD_INITIALIZER(conns);
 static struct conn_list free_conns = TAILQ_HEAD_INITIALIZER(free_conns);
 static unsigned nconns, nfree;
 /*
- * Moves given back this loop turn, sent together at its end (one sendmmsg, one
- * wakeup of the supervisor for them all): the carries, and their fds, still ours
- * until sent. They count as connections (http_conn_count), so a retiring worker
- * does not report drained with one unsent.
+ * Moves given back this loop turn, sent together at its end as one packed record
+ * (wire_send_carries; one wakeup of the supervisor for them all): the carries, and
+ * their fds, still ours until sent. They count as connections (http_conn_count), so
+ * a retiring worker does not report drained with one unsent.
  */
-/* A loop turn's moves: one packed record (wire_send_carries) when they fit it. */
 static struct wire_carry move_q[WIRE_PACK_MAX];
 static int move_fd[WIRE_PACK_MAX];
 static unsigned nmoves;
